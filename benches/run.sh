@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs a SQL benchmark with the release `weir` binary, whole-process and cold
+# (each run is a fresh process), and prints the median wall time, rows/s and
+# peak RSS over RUNS runs.
+#
+#   benches/run.sh [BENCH] [ROWS] [RUNS]      e.g. benches/run.sh scan_filter_project 10000000 5
+#
+# Data is generated once into $BENCH_DATA (default benches/data/<ROWS>).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bench="${1:-scan_filter_project}"
+rows="${2:-10000000}"
+runs="${3:-5}"
+data="${BENCH_DATA:-benches/data/$rows}"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+
+if [ ! -f "$data/bids/bids.csv" ]; then
+  mkdir -p "$data/bids"
+  echo "generating $rows bids into $data/bids/bids.csv ..." >&2
+  python3 benches/gen_bids.py "$rows" "$data/bids/bids.csv"
+fi
+cargo build --release -p weir >&2
+weir="${CARGO_TARGET_DIR:-target}/release/weir"
+script="$out/$bench.sql"
+
+results=()
+for i in $(seq 1 "$runs"); do
+  rm -rf "$out/picked"
+  sed -e "s#BENCH_DATA#$PWD/$data#g" -e "s#BENCH_OUT#$out#g" "benches/sql/$bench.sql" > "$script"
+  /usr/bin/time -f "%e %M" -o "$out/time" "$weir" run "$script" > /dev/null
+  read -r secs rss_kb < "$out/time"
+  results+=("$secs $rss_kb")
+  echo "run $i: ${secs}s, peak RSS $((rss_kb / 1024)) MB" >&2
+done
+printf '%s\n' "${results[@]}" | python3 -c "
+import statistics, sys
+rows = int(sys.argv[1])
+runs = [tuple(map(float, line.split())) for line in sys.stdin if line.strip()]
+secs = statistics.median(r[0] for r in runs)
+rss = statistics.median(r[1] for r in runs) / 1024
+print(f'$bench: {rows} rows, median {secs:.2f} s over {len(runs)} runs = {rows / secs / 1e6:.2f}M rows/s, median peak RSS {rss:.0f} MB')
+" "$rows"

@@ -1,0 +1,135 @@
+//! The `filesystem` connector: tables over files in a local directory or an
+//! object store, in csv, json, raw or parquet.
+//!
+//! ```sql
+//! CREATE TABLE bids (...) WITH (
+//!   'connector' = 'filesystem',
+//!   'path' = 'data/bids',          -- a file, a directory, a glob, or s3://, gs://, az://, file://, memory:// URL
+//!   'format' = 'csv',              -- csv | json | raw | parquet, with the format's own options
+//!   'sink.rolling-policy.file-size' = '128MB'
+//! );
+//! ```
+//!
+//! As a source the table is bounded: its files are listed when the job
+//! starts and read as splits ([`source`]). As a sink each subtask writes part
+//! files that appear when complete ([`sink`]).
+
+mod location;
+mod parquet_read;
+pub mod sink;
+pub mod source;
+
+use std::sync::Arc;
+
+use weir_connector::{Connector, ConnectorError, OptionRules, SinkFactory, SourceFactory, TableSpec};
+use weir_format::FormatConfig;
+
+pub use location::Location;
+
+const PATH: &str = "path";
+const FORMAT: &str = "format";
+const ROLLING_FILE_SIZE: &str = "sink.rolling-policy.file-size";
+
+/// Tables over files.
+#[derive(Debug, Default)]
+pub struct FileSystemConnector;
+
+impl FileSystemConnector {
+    fn format(table: &TableSpec) -> Result<FormatConfig, ConnectorError> {
+        let format = table.options.required("filesystem", FORMAT)?;
+        Ok(FormatConfig::from_options(format, table.options.as_map())?)
+    }
+
+    fn location(table: &TableSpec) -> Result<Location, ConnectorError> {
+        Location::parse(table.options.required("filesystem", PATH)?)
+    }
+}
+
+impl Connector for FileSystemConnector {
+    fn name(&self) -> &'static str {
+        "filesystem"
+    }
+
+    fn option_rules(&self, table: &TableSpec) -> Result<OptionRules, ConnectorError> {
+        let mut rules = OptionRules::new([PATH, FORMAT, ROLLING_FILE_SIZE]);
+        if let Some(format) = table.options.get(FORMAT) {
+            let config = FormatConfig::from_options(format, table.options.as_map())?;
+            rules.extend(FormatConfig::option_keys(config.kind()).iter().copied());
+        }
+        Ok(rules)
+    }
+
+    fn validate(&self, table: &TableSpec) -> Result<(), ConnectorError> {
+        self.option_rules(table)?.check(self.name(), &table.options)?;
+        Self::format(table)?;
+        Self::location(table)?;
+        rolling_bytes(table)?;
+        Ok(())
+    }
+
+    fn create_source(&self, table: &TableSpec) -> Result<Arc<dyn SourceFactory>, ConnectorError> {
+        Ok(Arc::new(source::FileSource {
+            location: Self::location(table)?,
+            format: Self::format(table)?,
+            schema: Arc::clone(&table.schema),
+        }))
+    }
+
+    fn create_sink(&self, table: &TableSpec) -> Result<Arc<dyn SinkFactory>, ConnectorError> {
+        let location = Self::location(table)?;
+        if location.glob.is_some() {
+            return Err(ConnectorError::InvalidOption {
+                key: PATH.to_string(),
+                value: location.display,
+                reason: "a sink writes into a directory; remove the glob characters".to_string(),
+            });
+        }
+        Ok(Arc::new(sink::FileSink {
+            location,
+            format: Self::format(table)?,
+            schema: Arc::clone(&table.schema),
+            rolling_bytes: rolling_bytes(table)?,
+        }))
+    }
+}
+
+/// 'sink.rolling-policy.file-size' as Flink writes memory sizes: `128MB`, `1 gb`, `4096`.
+fn rolling_bytes(table: &TableSpec) -> Result<u64, ConnectorError> {
+    let Some(text) = table.options.get(ROLLING_FILE_SIZE) else {
+        return Ok(sink::DEFAULT_ROLLING_BYTES);
+    };
+    parse_memory_size(text).ok_or_else(|| ConnectorError::InvalidOption {
+        key: ROLLING_FILE_SIZE.to_string(),
+        value: text.to_string(),
+        reason: "expected a size such as '128MB', '1gb' or '4096' (bytes)".to_string(),
+    })
+}
+
+fn parse_memory_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let number: u64 = text[..split].parse().ok()?;
+    let multiplier: u64 = match text[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 1,
+        "k" | "kb" | "kibibytes" => 1 << 10,
+        "m" | "mb" | "mebibytes" => 1 << 20,
+        "g" | "gb" | "gibibytes" => 1 << 30,
+        "t" | "tb" | "tebibytes" => 1 << 40,
+        _ => return None,
+    };
+    number.checked_mul(multiplier).filter(|n| *n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_follow_flink() {
+        assert_eq!(parse_memory_size("128MB"), Some(128 << 20));
+        assert_eq!(parse_memory_size("1 gb"), Some(1 << 30));
+        assert_eq!(parse_memory_size("4096"), Some(4096));
+        assert_eq!(parse_memory_size("lots"), None);
+        assert_eq!(parse_memory_size("0"), None);
+    }
+}

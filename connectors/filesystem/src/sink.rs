@@ -1,0 +1,163 @@
+//! Writing part files into the table's directory.
+//!
+//! Each sink subtask writes `part-<job>-<subtask>-<n>.<format>` files. A part
+//! file is uploaded as a multipart upload (on the local file system: a
+//! staging file renamed at the end), so it becomes visible only when it is
+//! complete: when it reaches 'sink.rolling-policy.file-size' or when the input
+//! ends. Readers never see a half-written file.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use object_store::path::Path;
+use object_store::buffered::BufWriter;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use parquet::arrow::AsyncArrowWriter;
+use weir_common::StreamBatch;
+use weir_connector::{ConnectorError, SinkContext, SinkFactory, SinkWriter};
+use weir_format::{FormatConfig, FormatKind, RecordEncoder};
+
+use crate::location::Location;
+
+/// Flink's default for 'sink.rolling-policy.file-size'.
+pub const DEFAULT_ROLLING_BYTES: u64 = 128 * 1024 * 1024;
+/// Parts of a multipart upload in flight at once.
+const UPLOAD_CONCURRENCY: usize = 4;
+
+#[derive(Debug)]
+pub struct FileSink {
+    pub(crate) location: Location,
+    pub(crate) format: FormatConfig,
+    pub(crate) schema: SchemaRef,
+    pub(crate) rolling_bytes: u64,
+}
+
+#[async_trait]
+impl SinkFactory for FileSink {
+    fn accepts_updates(&self) -> bool {
+        false
+    }
+
+    async fn create_writer(&self, context: SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorError> {
+        let encoder = match self.format.kind() {
+            FormatKind::Parquet => None,
+            _ => Some(self.format.create_encoder(Arc::clone(&self.schema))?),
+        };
+        Ok(Box::new(FileWriter {
+            store: Arc::clone(&self.location.store),
+            directory: self.location.prefix.clone(),
+            display: self.location.display.clone(),
+            extension: extension(self.format.kind()),
+            schema: Arc::clone(&self.schema),
+            name_prefix: format!("part-{}-{}", context.job_id, context.subtask),
+            next_part: 0,
+            rolling_bytes: self.rolling_bytes,
+            encoder,
+            current: None,
+            buffer: Vec::new(),
+        }))
+    }
+}
+
+fn extension(kind: FormatKind) -> &'static str {
+    match kind {
+        FormatKind::Csv => "csv",
+        FormatKind::Json => "json",
+        FormatKind::Raw => "txt",
+        FormatKind::Parquet => "parquet",
+    }
+}
+
+/// The part file being written.
+enum PartFile {
+    Lines { upload: WriteMultipart, bytes: u64 },
+    Parquet { writer: AsyncArrowWriter<BufWriter> },
+}
+
+struct FileWriter {
+    store: Arc<dyn ObjectStore>,
+    directory: Path,
+    display: String,
+    extension: &'static str,
+    schema: SchemaRef,
+    name_prefix: String,
+    next_part: usize,
+    rolling_bytes: u64,
+    encoder: Option<Box<dyn RecordEncoder>>,
+    current: Option<PartFile>,
+    buffer: Vec<u8>,
+}
+
+impl FileWriter {
+    fn error(&self, e: impl std::error::Error + Send + Sync + 'static) -> ConnectorError {
+        ConnectorError::external(format!("cannot write to '{}'", self.display), e)
+    }
+
+    async fn open_part(&mut self) -> Result<PartFile, ConnectorError> {
+        let name = format!("{}-{}.{}", self.name_prefix, self.next_part, self.extension);
+        self.next_part += 1;
+        let path = self.directory.clone().join(name);
+        Ok(match self.encoder {
+            Some(_) => {
+                let upload = self.store.put_multipart(&path).await.map_err(|e| self.error(e))?;
+                PartFile::Lines { upload: WriteMultipart::new(upload), bytes: 0 }
+            }
+            None => {
+                let object = BufWriter::new(Arc::clone(&self.store), path);
+                let writer = AsyncArrowWriter::try_new(object, Arc::clone(&self.schema), None).map_err(|e| self.error(e))?;
+                PartFile::Parquet { writer }
+            }
+        })
+    }
+
+    async fn close_part(&mut self) -> Result<(), ConnectorError> {
+        match self.current.take() {
+            None => Ok(()),
+            Some(PartFile::Lines { upload, .. }) => upload.finish().await.map(|_| ()).map_err(|e| self.error(e)),
+            Some(PartFile::Parquet { writer }) => writer.close().await.map(|_| ()).map_err(|e| self.error(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl SinkWriter for FileWriter {
+    async fn write(&mut self, batch: StreamBatch) -> Result<(), ConnectorError> {
+        if !batch.is_insert_only() {
+            return Err(ConnectorError::Unsupported {
+                connector: "filesystem".to_string(),
+                what: "only writes inserts; the query produced updates or deletes".to_string(),
+            });
+        }
+        let part = match self.current.take() {
+            Some(part) => part,
+            None => self.open_part().await?,
+        };
+        let mut part = part;
+        let roll = match &mut part {
+            PartFile::Lines { upload, bytes } => {
+                self.buffer.clear();
+                if let Some(encoder) = &mut self.encoder {
+                    encoder.encode(batch.data(), &mut self.buffer)?;
+                }
+                upload.write(&self.buffer);
+                *bytes += self.buffer.len() as u64;
+                upload.wait_for_capacity(UPLOAD_CONCURRENCY).await.map_err(|e| self.error(e))?;
+                *bytes >= self.rolling_bytes
+            }
+            PartFile::Parquet { writer } => {
+                writer.write(batch.data()).await.map_err(|e| self.error(e))?;
+                writer.bytes_written() as u64 >= self.rolling_bytes
+            }
+        };
+        self.current = Some(part);
+        if roll {
+            self.close_part().await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), ConnectorError> {
+        self.close_part().await
+    }
+}

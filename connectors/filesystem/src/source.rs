@@ -1,0 +1,377 @@
+//! Reading files as a bounded stream.
+//!
+//! Splits: every data file under the path; line formats (csv, json, raw)
+//! split large files further into byte ranges of [`SPLIT_BYTES`]. A range
+//! owns the lines that start inside it, so the reader of a range skips the
+//! partial line it starts in and reads past its end to finish its last line.
+//! Parquet files are read whole, one split each.
+//!
+//! Reading: bytes stream from the object store in chunks; complete lines are
+//! cut from the buffer and decoded batch-at-a-time by the table's format.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use weir_connector::{
+    Boundedness, ConnectorError, SourceContext, SourceEvent, SourceFactory, SourceMetrics,
+    SourceReader, SourceSplit,
+};
+use weir_format::{ChunkOrigin, FormatConfig, FormatKind, RecordDecoder};
+
+use crate::location::Location;
+use crate::parquet_read::ParquetFileReader;
+
+/// Line-format files larger than this are read as several splits.
+pub const SPLIT_BYTES: u64 = 64 * 1024 * 1024;
+/// How many bytes of complete lines are decoded at once.
+const DECODE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A byte range of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileRange {
+    path: Path,
+    start: u64,
+    end: u64,
+}
+
+impl FileRange {
+    fn to_split(&self) -> SourceSplit {
+        SourceSplit {
+            id: format!("{}|{}|{}", self.path, self.start, self.end),
+            size_hint: self.end - self.start,
+        }
+    }
+
+    fn from_split(split: &SourceSplit) -> Result<Self, ConnectorError> {
+        let broken = || ConnectorError::NotFound(format!("malformed file split '{}'", split.id));
+        let mut parts = split.id.rsplitn(3, '|');
+        let end = parts.next().and_then(|s| s.parse().ok()).ok_or_else(broken)?;
+        let start = parts.next().and_then(|s| s.parse().ok()).ok_or_else(broken)?;
+        let path = parts.next().ok_or_else(broken)?;
+        let path = Path::parse(path).map_err(|_| broken())?;
+        Ok(Self { path, start, end })
+    }
+}
+
+/// The source side of a filesystem table.
+#[derive(Debug)]
+pub struct FileSource {
+    pub(crate) location: Location,
+    pub(crate) format: FormatConfig,
+    pub(crate) schema: SchemaRef,
+}
+
+impl FileSource {
+    /// Every data file under the location, in path order, with its size.
+    async fn list_files(&self) -> Result<Vec<(Path, u64)>, ConnectorError> {
+        let store = &self.location.store;
+        if self.location.glob.is_none()
+            && let Ok(meta) = store.head(&self.location.prefix).await
+        {
+            return Ok(vec![(meta.location, meta.size)]);
+        }
+        let listed: Vec<_> = store
+            .list(Some(&self.location.prefix))
+            .try_collect()
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => self.not_found(),
+                other => ConnectorError::external(format!("cannot list '{}'", self.location.display), other),
+            })?;
+        let mut files: Vec<(Path, u64)> = listed
+            .into_iter()
+            .filter(|m| self.location.is_data_file(&m.location))
+            .map(|m| (m.location, m.size))
+            .collect();
+        if files.is_empty() && self.location.glob.is_none() && !self.exists_as_directory().await {
+            return Err(self.not_found());
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    async fn exists_as_directory(&self) -> bool {
+        self.location
+            .store
+            .list_with_delimiter(Some(&self.location.prefix))
+            .await
+            .is_ok_and(|l| !l.objects.is_empty() || !l.common_prefixes.is_empty())
+            || std::path::Path::new(&format!("/{}", self.location.prefix)).is_dir()
+    }
+
+    fn not_found(&self) -> ConnectorError {
+        ConnectorError::NotFound(format!(
+            "the path '{}' does not exist (set 'path' to an existing file, directory or glob)",
+            self.location.display
+        ))
+    }
+}
+
+#[async_trait]
+impl SourceFactory for FileSource {
+    fn boundedness(&self) -> Boundedness {
+        Boundedness::Bounded
+    }
+
+    async fn plan_splits(&self, _parallelism: usize) -> Result<Vec<SourceSplit>, ConnectorError> {
+        let splittable = self.format.kind() != FormatKind::Parquet;
+        let mut splits = Vec::new();
+        for (path, size) in self.list_files().await? {
+            if !splittable || size <= SPLIT_BYTES {
+                splits.push(FileRange { path, start: 0, end: size }.to_split());
+                continue;
+            }
+            let mut start = 0;
+            while start < size {
+                let end = (start + SPLIT_BYTES).min(size);
+                splits.push(FileRange { path: path.clone(), start, end }.to_split());
+                start = end;
+            }
+        }
+        Ok(splits)
+    }
+
+    async fn create_reader(&self, context: SourceContext) -> Result<Box<dyn SourceReader>, ConnectorError> {
+        let ranges = context
+            .splits
+            .iter()
+            .map(FileRange::from_split)
+            .collect::<Result<Vec<_>, _>>()?;
+        let output_schema = match &context.projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => Arc::clone(&self.schema),
+        };
+        let decoder = match self.format.kind() {
+            FormatKind::Parquet => None,
+            _ => Some(self.format.create_decoder(Arc::clone(&self.schema), context.projection.clone())?),
+        };
+        Ok(Box::new(FileReader {
+            store: Arc::clone(&self.location.store),
+            ranges,
+            next_range: 0,
+            current: None,
+            decoder,
+            output_schema,
+            metrics: context.metrics,
+        }))
+    }
+}
+
+/// The split a reader is in the middle of.
+enum OpenSplit {
+    Lines(LineSplit),
+    Parquet(ParquetFileReader),
+}
+
+struct FileReader {
+    store: Arc<dyn ObjectStore>,
+    ranges: Vec<FileRange>,
+    next_range: usize,
+    current: Option<(usize, OpenSplit)>,
+    decoder: Option<Box<dyn RecordDecoder>>,
+    output_schema: SchemaRef,
+    metrics: Arc<SourceMetrics>,
+}
+
+#[async_trait]
+impl SourceReader for FileReader {
+    async fn next_event(&mut self) -> Result<Option<SourceEvent>, ConnectorError> {
+        loop {
+            let Some((index, split)) = &mut self.current else {
+                let Some(range) = self.ranges.get(self.next_range).cloned() else {
+                    return Ok(None);
+                };
+                let index = self.next_range;
+                self.next_range += 1;
+                let open = match &self.decoder {
+                    Some(_) => OpenSplit::Lines(LineSplit::open(&self.store, range).await?),
+                    None => OpenSplit::Parquet(
+                        ParquetFileReader::open(&self.store, &range.path, range.end, Arc::clone(&self.output_schema)).await?,
+                    ),
+                };
+                self.current = Some((index, open));
+                continue;
+            };
+            let index = *index;
+            let batch = match split {
+                OpenSplit::Lines(lines) => match &mut self.decoder {
+                    Some(decoder) => lines.next_batch(decoder.as_mut(), &self.metrics).await?,
+                    None => None,
+                },
+                OpenSplit::Parquet(parquet) => parquet.next_batch(&self.metrics).await?,
+            };
+            match batch {
+                Some(data) => return Ok(Some(SourceEvent::Batch { split: index, data })),
+                None => {
+                    self.current = None;
+                    self.metrics
+                        .splits_finished
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(Some(SourceEvent::SplitFinished { split: index }));
+                }
+            }
+        }
+    }
+}
+
+/// Reading the lines a byte range owns.
+struct LineSplit {
+    range: FileRange,
+    display: String,
+    stream: BoxStream<'static, object_store::Result<Bytes>>,
+    buffer: Vec<u8>,
+    /// File offset of `buffer[0]`.
+    offset: u64,
+    /// Whether the partial line the range starts in is still to be skipped.
+    skip_partial: bool,
+    /// The 1-based line number of `buffer[0]`, known when reading from the file start.
+    line: Option<u64>,
+    stream_done: bool,
+    /// Set once the range's last owned line has been cut from the buffer.
+    done: bool,
+    ready: VecDeque<RecordBatch>,
+}
+
+impl LineSplit {
+    async fn open(store: &Arc<dyn ObjectStore>, range: FileRange) -> Result<Self, ConnectorError> {
+        // Starting one byte early tells whether the range starts on a line boundary.
+        let read_from = range.start.saturating_sub(1);
+        let display = format!("/{}", range.path);
+        let options = GetOptions {
+            range: Some(GetRange::Offset(read_from)),
+            ..Default::default()
+        };
+        let stream = store
+            .get_opts(&range.path, options)
+            .await
+            .map_err(|e| ConnectorError::external(format!("cannot read '{display}'"), e))?
+            .into_stream();
+        Ok(Self {
+            skip_partial: range.start > 0,
+            line: (range.start == 0).then_some(1),
+            offset: read_from,
+            range,
+            display,
+            stream,
+            buffer: Vec::new(),
+            stream_done: false,
+            done: false,
+            ready: VecDeque::new(),
+        })
+    }
+
+    async fn fill(&mut self, metrics: &SourceMetrics) -> Result<(), ConnectorError> {
+        while !self.stream_done && self.buffer.len() < DECODE_BYTES {
+            match self.stream.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(|e| ConnectorError::external(format!("cannot read '{}'", self.display), e))?;
+                    metrics.add_bytes(chunk.len() as u64);
+                    self.buffer.extend_from_slice(&chunk);
+                }
+                None => self.stream_done = true,
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the bytes up to and including the first newline.
+    fn skip_partial_line(&mut self) -> bool {
+        match memchr(&self.buffer) {
+            Some(at) => {
+                self.buffer.drain(..=at);
+                self.offset += at as u64 + 1;
+                self.skip_partial = false;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many leading bytes of the buffer are complete lines this range owns.
+    fn owned_prefix(&mut self) -> usize {
+        let end = self.range.end;
+        let buffer_end = self.offset + self.buffer.len() as u64;
+        let last_newline = self.buffer.iter().rposition(|b| *b == b'\n');
+        // The line that holds byte `end - 1` is the range's last.
+        if end > self.offset && end - 1 < buffer_end {
+            let from = (end - 1 - self.offset) as usize;
+            if let Some(at) = self.buffer[from..].iter().position(|b| *b == b'\n') {
+                self.done = true;
+                return from + at + 1;
+            }
+        } else if end <= self.offset {
+            self.done = true;
+            return 0;
+        }
+        match last_newline {
+            Some(at) => at + 1,
+            None if self.stream_done => {
+                self.done = true;
+                self.buffer.len()
+            }
+            None => 0,
+        }
+    }
+
+    async fn next_batch(&mut self, decoder: &mut dyn RecordDecoder, metrics: &SourceMetrics) -> Result<Option<RecordBatch>, ConnectorError> {
+        loop {
+            if let Some(batch) = self.ready.pop_front() {
+                return Ok(Some(batch));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            self.fill(metrics).await?;
+            if self.skip_partial && !self.skip_partial_line() {
+                if self.stream_done {
+                    self.done = true;
+                }
+                self.buffer.clear();
+                continue;
+            }
+            let cut = self.owned_prefix();
+            if cut == 0 {
+                if self.stream_done {
+                    self.done = true;
+                }
+                continue;
+            }
+            let chunk: Vec<u8> = self.buffer.drain(..cut).collect();
+            let origin = ChunkOrigin {
+                source: &self.display,
+                byte_offset: self.offset,
+                first_line: self.line,
+            };
+            let decoded = decoder.decode(&chunk, &origin)?;
+            metrics.add_skipped(decoded.skipped);
+            self.offset += cut as u64;
+            if let Some(line) = &mut self.line {
+                *line += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+            }
+            self.ready.extend(decoded.batches.into_iter().filter(|b| b.num_rows() > 0));
+        }
+    }
+}
+
+fn memchr(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|b| *b == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_round_trip_through_their_ids() {
+        let range = FileRange { path: Path::from("a/b|c.csv"), start: 5, end: 99 };
+        assert_eq!(FileRange::from_split(&range.to_split()).expect("parses"), range);
+    }
+}

@@ -1,0 +1,179 @@
+//! The session configuration: Flink's option keys, set with
+//! `SET 'key' = 'value'` and cleared with `RESET`.
+//!
+//! Like Flink, any key may be set (connectors and later features read their
+//! own); the keys Weir itself interprets are validated when they are set, so
+//! a typo in a value fails at the `SET`, not when a job starts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::CommonError;
+use crate::duration::parse_duration;
+
+/// `parallelism.default`: subtasks per operator when a query does not say.
+pub const PARALLELISM_DEFAULT: &str = "parallelism.default";
+/// `execution.runtime-mode`: `streaming` or `batch`.
+pub const RUNTIME_MODE: &str = "execution.runtime-mode";
+/// `table.local-time-zone`: the zone for TIMESTAMP_LTZ display and conversions.
+pub const LOCAL_TIME_ZONE: &str = "table.local-time-zone";
+/// `table.dml-sync`: whether INSERT statements wait for their job to end.
+pub const DML_SYNC: &str = "table.dml-sync";
+/// `table.exec.source.idle-timeout`: when an idle split stops holding back time.
+pub const SOURCE_IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
+/// `sql-client.execution.result-mode`: `table`, `changelog` or `tableau`.
+pub const RESULT_MODE: &str = "sql-client.execution.result-mode";
+/// `pipeline.name`: the job name.
+pub const PIPELINE_NAME: &str = "pipeline.name";
+
+/// How a job treats its inputs; both run the same operators (Kappa).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeMode {
+    Streaming,
+    /// Bounded inputs only; updating results are written once, final.
+    Batch,
+}
+
+/// Options set in a session, with typed accessors for the ones Weir reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Configuration {
+    values: BTreeMap<String, String>,
+}
+
+impl Configuration {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` after checking the value of options Weir interprets.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), CommonError> {
+        validate(key, value)?;
+        self.values.insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    /// Removes `key`, returning to its default.
+    pub fn reset(&mut self, key: &str) {
+        self.values.remove(key);
+    }
+
+    pub fn reset_all(&mut self) {
+        self.values.clear();
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    /// Every explicitly set option, sorted by key.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn parallelism(&self) -> usize {
+        self.get(PARALLELISM_DEFAULT)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1)
+    }
+
+    pub fn runtime_mode(&self) -> RuntimeMode {
+        match self.get(RUNTIME_MODE).map(str::to_ascii_lowercase).as_deref() {
+            Some("batch") => RuntimeMode::Batch,
+            _ => RuntimeMode::Streaming,
+        }
+    }
+
+    /// The session time zone; Flink's `default` (the JVM's zone) is UTC here,
+    /// so results do not depend on the machine.
+    pub fn local_time_zone(&self) -> &str {
+        match self.get(LOCAL_TIME_ZONE) {
+            None | Some("default") => "UTC",
+            Some(zone) => zone,
+        }
+    }
+
+    pub fn dml_sync(&self) -> bool {
+        self.get(DML_SYNC)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    }
+
+    /// `None` when idle sources are never marked idle (Flink's default, `0`).
+    pub fn source_idle_timeout(&self) -> Option<Duration> {
+        self.get(SOURCE_IDLE_TIMEOUT)
+            .and_then(|v| parse_duration(v).ok())
+            .filter(|d| !d.is_zero())
+    }
+
+    pub fn pipeline_name(&self) -> Option<&str> {
+        self.get(PIPELINE_NAME)
+    }
+}
+
+fn validate(key: &str, value: &str) -> Result<(), CommonError> {
+    let invalid = |reason: &str| CommonError::InvalidOption {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let v = value.trim();
+    match key {
+        PARALLELISM_DEFAULT => match v.parse::<usize>() {
+            Ok(n) if (1..=1024).contains(&n) => Ok(()),
+            _ => Err(invalid("expected a whole number from 1 to 1024")),
+        },
+        RUNTIME_MODE => match v.to_ascii_lowercase().as_str() {
+            "streaming" | "batch" => Ok(()),
+            _ => Err(invalid("valid values are 'streaming' and 'batch'")),
+        },
+        DML_SYNC => match v.to_ascii_lowercase().as_str() {
+            "true" | "false" => Ok(()),
+            _ => Err(invalid("valid values are 'true' and 'false'")),
+        },
+        RESULT_MODE => match v.to_ascii_lowercase().as_str() {
+            "table" | "changelog" | "tableau" => Ok(()),
+            _ => Err(invalid("valid values are 'table', 'changelog' and 'tableau'")),
+        },
+        LOCAL_TIME_ZONE => {
+            if v == "default" || v.parse::<chrono_tz::Tz>().is_ok() || is_fixed_offset(v) {
+                Ok(())
+            } else {
+                Err(invalid(
+                    "expected an IANA zone such as 'UTC', 'Europe/Berlin' or 'Asia/Shanghai', or an offset such as '+08:00'",
+                ))
+            }
+        }
+        SOURCE_IDLE_TIMEOUT => parse_duration(v).map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
+fn is_fixed_offset(v: &str) -> bool {
+    let bytes = v.as_bytes();
+    bytes.len() == 6
+        && matches!(bytes[0], b'+' | b'-')
+        && bytes[3] == b':'
+        && [1, 2, 4, 5].iter().all(|&i| bytes[i].is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_options_are_validated() {
+        let mut c = Configuration::new();
+        assert_eq!(c.parallelism(), 1);
+        c.set(PARALLELISM_DEFAULT, "4").expect("valid");
+        assert_eq!(c.parallelism(), 4);
+        assert!(c.set(PARALLELISM_DEFAULT, "zero").is_err());
+        assert!(c.set(RUNTIME_MODE, "micro-batch").is_err());
+        c.set(RUNTIME_MODE, "BATCH").expect("case-insensitive");
+        assert_eq!(c.runtime_mode(), RuntimeMode::Batch);
+        assert!(c.set(LOCAL_TIME_ZONE, "Mars/Olympus").is_err());
+        c.set(LOCAL_TIME_ZONE, "Asia/Shanghai").expect("valid zone");
+        assert_eq!(c.local_time_zone(), "Asia/Shanghai");
+        c.set("some.connector.option", "anything").expect("unknown keys pass");
+        c.reset(PARALLELISM_DEFAULT);
+        assert_eq!(c.parallelism(), 1);
+    }
+}

@@ -1,0 +1,18 @@
+//! Types every Weir crate shares: the changelog batch that flows between
+//! operators ([`StreamBatch`] with its [`RowKind`]s), event time
+//! ([`Watermark`]), Flink-style durations, and the session
+//! [`Configuration`] set with `SET 'key' = 'value'`.
+//!
+//! Nothing here does I/O or knows about SQL; it is the vocabulary the SQL
+//! front end, the runtime and the connectors use to talk to each other.
+
+pub mod changelog;
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod time;
+
+pub use changelog::{RowKind, StreamBatch};
+pub use config::{Configuration, RuntimeMode};
+pub use error::CommonError;
+pub use time::Watermark;

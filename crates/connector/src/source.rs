@@ -1,0 +1,100 @@
+//! Sources: split planning, readers and their events.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+
+use crate::ConnectorError;
+
+/// Whether a source ends by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundedness {
+    /// A finite stream: the reader returns `None` after the last batch.
+    Bounded,
+    /// An endless stream, such as a Kafka topic or an unbounded datagen.
+    Unbounded,
+}
+
+/// A unit of source work: a file, a byte range of a file, a partition.
+///
+/// Splits are plain data so that they can be assigned to subtasks on other
+/// workers and recorded in checkpoints; each connector encodes what it needs
+/// in `id` and decodes it again in its reader.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourceSplit {
+    /// Identifies the split within its source, e.g. `data/bids.csv[0..67108864]`.
+    pub id: String,
+    /// The split's size in bytes (or rows, when bytes mean nothing), to balance
+    /// assignment and to report progress.
+    pub size_hint: u64,
+}
+
+/// What a source subtask is asked to read.
+#[derive(Debug, Clone)]
+pub struct SourceContext {
+    pub subtask: usize,
+    pub parallelism: usize,
+    /// The splits assigned to this subtask.
+    pub splits: Vec<SourceSplit>,
+    /// Indices of the physical columns to produce; `None` for all.
+    pub projection: Option<Vec<usize>>,
+    /// Counters the reader updates; the runtime reports them.
+    pub metrics: Arc<SourceMetrics>,
+}
+
+/// Counters a source reader keeps up to date.
+#[derive(Debug, Default)]
+pub struct SourceMetrics {
+    /// Bytes read from storage or the network.
+    pub bytes_read: AtomicU64,
+    /// Malformed records skipped because the format's ignore-parse-errors is on.
+    pub records_skipped: AtomicU64,
+    /// Splits read to their end.
+    pub splits_finished: AtomicU64,
+}
+
+impl SourceMetrics {
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes_read.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn add_skipped(&self, n: u64) {
+        self.records_skipped.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// What a reader yields.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// Rows read from the split at index `split` of [`SourceContext::splits`].
+    Batch { split: usize, data: RecordBatch },
+    /// The split at index `split` has no more rows; it no longer holds back
+    /// the watermark.
+    SplitFinished { split: usize },
+}
+
+/// Creates readers for one table; shared by all its subtasks.
+#[async_trait]
+pub trait SourceFactory: Send + Sync + Debug {
+    fn boundedness(&self) -> Boundedness;
+
+    /// Lists the splits of the input (files are listed here, once per job).
+    async fn plan_splits(&self, parallelism: usize) -> Result<Vec<SourceSplit>, ConnectorError>;
+
+    /// Opens a reader over the splits assigned to one subtask.
+    async fn create_reader(&self, context: SourceContext) -> Result<Box<dyn SourceReader>, ConnectorError>;
+}
+
+/// Reads the splits of one subtask.
+///
+/// Cancellation: the runtime drops the reader (and the future of a pending
+/// `next_event`) when the job is cancelled, so readers must not rely on being
+/// polled to completion.
+#[async_trait]
+pub trait SourceReader: Send {
+    /// The next event; `None` once every split of a bounded source ended.
+    async fn next_event(&mut self) -> Result<Option<SourceEvent>, ConnectorError>;
+}

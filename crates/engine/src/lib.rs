@@ -1,0 +1,19 @@
+//! The engine: a SQL [`Session`] that parses Flink SQL, keeps the catalog
+//! and configuration, plans statements into streaming job graphs
+//! ([`stream_planner`]) and runs them on the embedded [`MiniCluster`].
+//!
+//! ```text
+//! SQL text ─ weir-sql ─> logical plan ─ stream_planner ─> JobGraph ─ weir-runtime ─> rows / sink files
+//!                                     (connectors from the registry)
+//! ```
+//!
+//! [`MiniCluster`]: weir_runtime::MiniCluster
+
+pub mod error;
+pub mod registry;
+pub mod session;
+pub mod stream_planner;
+
+pub use error::EngineError;
+pub use registry::ConnectorRegistry;
+pub use session::{JobSubmission, QueryResult, ResultTable, Session, StatementResult};

@@ -1,0 +1,57 @@
+//! Errors that stop a job, each naming the task (and operator) that failed.
+
+use weir_connector::ConnectorError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A source or sink failed, e.g. a malformed record or a missing file.
+    #[error("{task}: {source}")]
+    Connector {
+        task: String,
+        #[source]
+        source: ConnectorError,
+    },
+    /// An operator failed, e.g. a division by zero in an expression.
+    #[error("{task}: {operator}: {source}")]
+    Operator {
+        task: String,
+        operator: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+    /// The job graph is not one the runtime can deploy.
+    #[error("invalid job graph: {0}")]
+    InvalidGraph(String),
+    /// The job was cancelled before it finished.
+    #[error("the job was cancelled")]
+    Cancelled,
+    /// A broken invariant inside the runtime.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A changelog-batch error inside an operator, as DataFusion's error type.
+pub(crate) fn batch_error(e: weir_common::CommonError) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(e))
+}
+
+impl RuntimeError {
+    pub(crate) fn operator(
+        task: &str,
+        operator: &str,
+        source: datafusion::error::DataFusionError,
+    ) -> Self {
+        RuntimeError::Operator {
+            task: task.to_string(),
+            operator: operator.to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn connector(task: &str, source: ConnectorError) -> Self {
+        RuntimeError::Connector {
+            task: task.to_string(),
+            source,
+        }
+    }
+}

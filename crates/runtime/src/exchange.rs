@@ -1,0 +1,308 @@
+//! Moving messages between subtasks: the output side partitions batches over
+//! the consumer's channels, the input side ([`InputGate`]) merges channels
+//! and tracks the watermark.
+//!
+//! Channels are bounded tokio channels, so a full consumer makes its
+//! producers wait: backpressure, with nothing dropped.
+
+use std::sync::Arc;
+use std::task::Poll;
+
+use arrow::array::UInt32Array;
+use arrow::compute::take_record_batch;
+use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::error::Result;
+use datafusion::physical_expr::PhysicalExpr;
+use tokio::sync::mpsc;
+use weir_common::{StreamBatch, Watermark};
+
+use crate::graph::Partitioning;
+use crate::message::{CheckpointBarrier, Message};
+
+/// Capacity of each channel, in messages (batches are up to a few thousand rows).
+pub const CHANNEL_CAPACITY: usize = 8;
+
+/// Fixed seeds: the same key must land on the same subtask in every process,
+/// and keyed state must be found again in the same key group after restore.
+const KEY_HASH: RandomState = RandomState::with_seed(0x5745_4952);
+
+/// The sending side of one edge for one producing subtask.
+#[derive(Debug)]
+pub struct OutputEdge {
+    /// One sender per consuming subtask (just one for a forward edge).
+    senders: Vec<mpsc::Sender<Message>>,
+    partitioning: Partitioning,
+    max_parallelism: usize,
+    next_round_robin: usize,
+}
+
+/// Where a batch goes: all of it to one channel, or a part to each.
+enum Routed {
+    Whole(usize),
+    All,
+    Parts(Vec<(usize, StreamBatch)>),
+}
+
+/// The consumer's channel closed: the job is ending or failing elsewhere.
+#[derive(Debug)]
+pub struct ConsumerGone;
+
+impl OutputEdge {
+    pub fn new(senders: Vec<mpsc::Sender<Message>>, partitioning: Partitioning, max_parallelism: usize) -> Self {
+        Self {
+            senders,
+            partitioning,
+            max_parallelism,
+            next_round_robin: 0,
+        }
+    }
+
+    pub async fn send_batch(&mut self, batch: StreamBatch) -> Result<Result<(), ConsumerGone>> {
+        let routed = match &self.partitioning {
+            _ if self.senders.len() == 1 => Routed::Whole(0),
+            Partitioning::Forward | Partitioning::Global => Routed::Whole(0),
+            Partitioning::Broadcast => Routed::All,
+            Partitioning::Rebalance => {
+                self.next_round_robin = (self.next_round_robin + 1) % self.senders.len();
+                Routed::Whole(self.next_round_robin)
+            }
+            Partitioning::Hash(keys) => Routed::Parts(hash_split(
+                &batch,
+                keys,
+                self.senders.len(),
+                self.max_parallelism,
+            )?),
+        };
+        Ok(match routed {
+            Routed::Whole(i) => send(&self.senders[i], Message::Batch(batch)).await,
+            Routed::All => self.broadcast(Message::Batch(batch)).await,
+            Routed::Parts(parts) => {
+                for (i, part) in parts {
+                    if send(&self.senders[i], Message::Batch(part)).await.is_err() {
+                        return Ok(Err(ConsumerGone));
+                    }
+                }
+                Ok(())
+            }
+        })
+    }
+
+    /// Sends a control message to every consuming subtask.
+    pub async fn broadcast(&self, message: Message) -> Result<(), ConsumerGone> {
+        for sender in &self.senders {
+            send(sender, message.clone()).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn send_watermark(&self, watermark: Watermark) -> Result<(), ConsumerGone> {
+        self.broadcast(Message::Watermark(watermark)).await
+    }
+
+    pub async fn send_barrier(&self, barrier: CheckpointBarrier) -> Result<(), ConsumerGone> {
+        self.broadcast(Message::Barrier(barrier)).await
+    }
+}
+
+async fn send(sender: &mpsc::Sender<Message>, message: Message) -> Result<(), ConsumerGone> {
+    sender.send(message).await.map_err(|_| ConsumerGone)
+}
+
+/// The key group of each row: Flink's scheme, so keyed state can be
+/// redistributed when a job is restored at another parallelism.
+pub fn key_groups(batch: &StreamBatch, keys: &[Arc<dyn PhysicalExpr>], max_parallelism: usize) -> Result<Vec<usize>> {
+    let rows = batch.num_rows();
+    let arrays = keys
+        .iter()
+        .map(|k| k.evaluate(batch.data())?.into_array(rows))
+        .collect::<Result<Vec<_>>>()?;
+    let mut hashes = vec![0u64; rows];
+    create_hashes(&arrays, &KEY_HASH, &mut hashes)?;
+    Ok(hashes
+        .iter()
+        .map(|h| (*h % max_parallelism as u64) as usize)
+        .collect())
+}
+
+/// The subtask that owns a key group (Flink's `computeOperatorIndexForKeyGroup`).
+pub fn subtask_for_key_group(key_group: usize, parallelism: usize, max_parallelism: usize) -> usize {
+    key_group * parallelism / max_parallelism
+}
+
+fn hash_split(
+    batch: &StreamBatch,
+    keys: &[Arc<dyn PhysicalExpr>],
+    parallelism: usize,
+    max_parallelism: usize,
+) -> Result<Vec<(usize, StreamBatch)>> {
+    let groups = key_groups(batch, keys, max_parallelism)?;
+    let mut indices: Vec<Vec<u32>> = vec![Vec::new(); parallelism];
+    for (row, group) in groups.into_iter().enumerate() {
+        indices[subtask_for_key_group(group, parallelism, max_parallelism)].push(row as u32);
+    }
+    let mut parts = Vec::new();
+    for (subtask, rows) in indices.into_iter().enumerate() {
+        if rows.is_empty() {
+            continue;
+        }
+        let rows = UInt32Array::from(rows);
+        let data = take_record_batch(batch.data(), &rows)?;
+        let part = match batch.kinds() {
+            None => StreamBatch::inserts(data),
+            Some(kinds) => {
+                let kinds = arrow::compute::take(kinds, &rows, None)?;
+                StreamBatch::try_new_changelog(data, arrow::array::AsArray::as_primitive(&kinds).clone())
+                    .map_err(crate::error::batch_error)?
+            }
+        };
+        parts.push((subtask, part));
+    }
+    Ok(parts)
+}
+
+/// What an [`InputGate`] yields.
+#[derive(Debug)]
+pub enum GateEvent {
+    Batch { input: usize, batch: StreamBatch },
+    /// The minimum watermark over all live channels advanced.
+    Watermark(Watermark),
+    Barrier(CheckpointBarrier),
+    /// Every channel ended.
+    End,
+}
+
+/// One input channel of a subtask.
+#[derive(Debug)]
+pub struct InputChannel {
+    pub receiver: mpsc::Receiver<Message>,
+    /// The operator input this channel feeds.
+    pub input: usize,
+}
+
+/// Merges the input channels of a subtask fairly and keeps their watermarks.
+#[derive(Debug)]
+pub struct InputGate {
+    channels: Vec<InputChannel>,
+    watermarks: Vec<Watermark>,
+    ended: Vec<bool>,
+    emitted: Watermark,
+    next: usize,
+}
+
+impl InputGate {
+    pub fn new(channels: Vec<InputChannel>) -> Self {
+        let n = channels.len();
+        Self {
+            channels,
+            watermarks: vec![Watermark::MIN; n],
+            ended: vec![false; n],
+            emitted: Watermark::MIN,
+            next: 0,
+        }
+    }
+
+    pub async fn next(&mut self) -> GateEvent {
+        loop {
+            let Some((channel, message)) = self.receive().await else {
+                return GateEvent::End;
+            };
+            match message {
+                Message::Batch(batch) => {
+                    return GateEvent::Batch {
+                        input: self.channels[channel].input,
+                        batch,
+                    };
+                }
+                Message::Watermark(w) => {
+                    self.watermarks[channel] = self.watermarks[channel].max(w);
+                    if let Some(w) = self.advance() {
+                        return GateEvent::Watermark(w);
+                    }
+                }
+                // Alignment across channels arrives with checkpoints; until
+                // then a barrier passes through as soon as it is seen.
+                Message::Barrier(b) => return GateEvent::Barrier(b),
+                Message::EndOfInput => {
+                    self.ended[channel] = true;
+                    if let Some(w) = self.advance() {
+                        return GateEvent::Watermark(w);
+                    }
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self) -> Option<Watermark> {
+        let current = self
+            .watermarks
+            .iter()
+            .zip(&self.ended)
+            .filter(|(_, ended)| !**ended)
+            .map(|(w, _)| *w)
+            .min()?;
+        (current > self.emitted).then(|| {
+            self.emitted = current;
+            current
+        })
+    }
+
+    /// The next message from any live channel, round-robin; `None` when all ended.
+    async fn receive(&mut self) -> Option<(usize, Message)> {
+        std::future::poll_fn(|cx| {
+            let n = self.channels.len();
+            let mut live = false;
+            for step in 0..n {
+                let i = (self.next + step) % n;
+                if self.ended[i] {
+                    continue;
+                }
+                live = true;
+                match self.channels[i].receiver.poll_recv(cx) {
+                    Poll::Ready(Some(message)) => {
+                        self.next = (i + 1) % n;
+                        return Poll::Ready(Some((i, message)));
+                    }
+                    // A producer that vanished without EndOfInput failed; the
+                    // job is being torn down, so treat the channel as ended.
+                    Poll::Ready(None) => {
+                        self.ended[i] = true;
+                        return Poll::Ready(Some((i, Message::EndOfInput)));
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if live { Poll::Pending } else { Poll::Ready(None) }
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn watermark_is_the_minimum_over_live_channels() {
+        let (tx0, rx0) = mpsc::channel(4);
+        let (tx1, rx1) = mpsc::channel(4);
+        let mut gate = InputGate::new(vec![
+            InputChannel { receiver: rx0, input: 0 },
+            InputChannel { receiver: rx1, input: 0 },
+        ]);
+        tx0.send(Message::Watermark(Watermark(10))).await.expect("send");
+        tx1.send(Message::Watermark(Watermark(5))).await.expect("send");
+        assert!(matches!(gate.next().await, GateEvent::Watermark(Watermark(5))));
+        tx1.send(Message::EndOfInput).await.expect("send");
+        assert!(matches!(gate.next().await, GateEvent::Watermark(Watermark(10))));
+        tx0.send(Message::EndOfInput).await.expect("send");
+        assert!(matches!(gate.next().await, GateEvent::End));
+    }
+
+    #[test]
+    fn key_groups_map_onto_subtasks_in_ranges() {
+        assert_eq!(subtask_for_key_group(0, 4, 128), 0);
+        assert_eq!(subtask_for_key_group(31, 4, 128), 0);
+        assert_eq!(subtask_for_key_group(32, 4, 128), 1);
+        assert_eq!(subtask_for_key_group(127, 4, 128), 3);
+    }
+}

@@ -1,0 +1,50 @@
+//! The streaming runtime: job graphs of operators exchanging Arrow batches
+//! and control messages, run as tokio tasks.
+//!
+//! # How data flows
+//!
+//! A [`JobGraph`] is a list of [`JobVertex`]es. Each vertex is one chain of
+//! operators that runs as `parallelism` subtasks; the chain starts at a
+//! source (a connector's [`SourceReader`](weir_connector::SourceReader)) or
+//! at the [`JobEdge`]s from upstream vertices, and ends in a sink, in edges
+//! to downstream vertices, or in the channel that returns a query's rows to
+//! the client.
+//!
+//! Between subtasks flow [`Message`]s over bounded channels, so a slow
+//! consumer slows its producers and memory stays bounded: record batches
+//! ([`StreamBatch`](weir_common::StreamBatch), with row kinds when the stream
+//! is a changelog), watermarks, checkpoint barriers and the end of input. A
+//! subtask's [`InputGate`](exchange::InputGate) merges its input channels and
+//! keeps the minimum watermark over them; its output partitions batches by
+//! the edge's [`Partitioning`] and broadcasts control messages.
+//!
+//! Inside a subtask, [`Operator`]s are plain synchronous functions from
+//! batches to batches; the task's run loop calls them through one metrics
+//! helper, so every operator reports rows in/out and busy time the same way.
+//! Bounded inputs are finite streams through the same operators (Kappa): at
+//! the end of input a source emits the final watermark and `EndOfInput`,
+//! every operator flushes, sinks finish their files, and the job ends.
+//!
+//! [`MiniCluster`] deploys a job graph in this process and hands back a
+//! [`JobHandle`] to await, cancel, and read results from.
+
+pub mod error;
+pub mod exchange;
+pub mod graph;
+pub mod message;
+pub mod metrics;
+pub mod minicluster;
+pub mod operator;
+pub mod operators;
+mod source_task;
+mod task;
+
+pub use error::RuntimeError;
+pub use graph::{
+    JobEdge, JobGraph, JobVertex, Partitioning, SinkSpec, SourceSpec, VertexId, VertexInput,
+    VertexOutput,
+};
+pub use message::{CheckpointBarrier, Message};
+pub use metrics::{JobMetrics, OperatorMetrics};
+pub use minicluster::{JobHandle, JobId, JobStatus, MiniCluster};
+pub use operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};

@@ -1,0 +1,105 @@
+//! The operator contract.
+//!
+//! An [`Operator`] is synchronous and CPU-bound: it turns input batches into
+//! output batches and never blocks or awaits. I/O belongs to sources and
+//! sinks. Errors are returned, never panicked; the task that runs the
+//! operator fails the job with the operator's name attached.
+//!
+//! The hooks with defaults are the ones later features fill in: watermark
+//! handling (windows, interval joins), `finish` (flush at the end of a
+//! bounded input), and state snapshot/restore plus checkpoint completion
+//! (checkpoints). A stateless operator implements only `process_batch`.
+
+use std::fmt::Debug;
+
+use arrow::record_batch::RecordBatch;
+use datafusion::error::Result;
+use weir_common::{StreamBatch, Watermark};
+
+/// Where an operator puts the batches it emits.
+#[derive(Debug, Default)]
+pub struct Collector {
+    batches: Vec<StreamBatch>,
+}
+
+impl Collector {
+    pub fn emit(&mut self, batch: StreamBatch) {
+        if batch.num_rows() > 0 {
+            self.batches.push(batch);
+        }
+    }
+
+    pub fn take(&mut self) -> Vec<StreamBatch> {
+        std::mem::take(&mut self.batches)
+    }
+
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(StreamBatch::num_rows).sum()
+    }
+}
+
+/// Where an operator runs.
+#[derive(Debug, Clone)]
+pub struct OperatorContext {
+    pub subtask: usize,
+    pub parallelism: usize,
+    /// Flink's max parallelism: the number of key groups keyed state is
+    /// split into, so it can be restored at another parallelism.
+    pub max_parallelism: usize,
+}
+
+/// An operator's snapshotted state: Arrow batches, keyed state carrying a
+/// key-group column so it can be redistributed on restore.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorState {
+    pub batches: Vec<RecordBatch>,
+}
+
+/// A streaming operator in a chain.
+pub trait Operator: Send + Debug {
+    /// The name shown in EXPLAIN, metrics and errors, e.g. `Calc(...)`.
+    fn name(&self) -> &str;
+
+    fn open(&mut self, _context: &OperatorContext) -> Result<()> {
+        Ok(())
+    }
+
+    /// Processes a batch from input `input` (0 unless the operator has
+    /// several inputs, like a join).
+    fn process_batch(&mut self, input: usize, batch: StreamBatch, out: &mut Collector) -> Result<()>;
+
+    /// The watermark over all inputs advanced to `watermark`. Emit what it
+    /// completes and return the watermark to pass downstream.
+    fn process_watermark(&mut self, watermark: Watermark, _out: &mut Collector) -> Result<Option<Watermark>> {
+        Ok(Some(watermark))
+    }
+
+    /// Every input ended; emit whatever is still buffered.
+    fn finish(&mut self, _out: &mut Collector) -> Result<()> {
+        Ok(())
+    }
+
+    /// A checkpoint barrier passed: return the state to store with checkpoint `id`.
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
+        Ok(None)
+    }
+
+    /// Called before `open` when the job restarts from a checkpoint.
+    fn restore_state(&mut self, _state: OperatorState) -> Result<()> {
+        Ok(())
+    }
+
+    /// The checkpoint `id` is complete on every subtask.
+    fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Creates one operator instance per subtask; the job graph holds factories,
+/// so the same graph can be deployed again on restart or on other workers.
+pub trait OperatorFactory: Send + Sync + Debug {
+    /// The name of the operators it creates, for plans and metrics.
+    fn name(&self) -> String;
+
+    fn create(&self, context: &OperatorContext) -> Result<Box<dyn Operator>>;
+}

@@ -1,0 +1,96 @@
+//! `LIMIT n [OFFSET m]` over a stream: passes the first rows through and
+//! drops the rest. It runs as a single subtask so the count is global.
+
+use datafusion::error::Result;
+use weir_common::StreamBatch;
+
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+
+#[derive(Debug, Clone)]
+pub struct Limit {
+    /// Rows still to skip.
+    skip: usize,
+    /// Rows still to pass; `None` for no limit.
+    fetch: Option<usize>,
+    name: String,
+}
+
+impl Limit {
+    pub fn new(skip: usize, fetch: Option<usize>) -> Self {
+        let name = match fetch {
+            Some(f) => format!("Limit(offset={skip}, fetch={f})"),
+            None => format!("Limit(offset={skip})"),
+        };
+        Self { skip, fetch, name }
+    }
+}
+
+impl Operator for Limit {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process_batch(&mut self, _input: usize, batch: StreamBatch, out: &mut Collector) -> Result<()> {
+        let rows = batch.num_rows();
+        let skipped = self.skip.min(rows);
+        self.skip -= skipped;
+        let available = rows - skipped;
+        let take = self.fetch.map_or(available, |f| f.min(available));
+        if let Some(f) = &mut self.fetch {
+            *f -= take;
+        }
+        if take > 0 {
+            let data = batch.data().slice(skipped, take);
+            let kinds = batch.kinds().map(|k| k.slice(skipped, take));
+            out.emit(match kinds {
+                None => StreamBatch::inserts(data),
+                Some(kinds) => StreamBatch::try_new_changelog(data, kinds).map_err(crate::error::batch_error)?,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct LimitFactory(pub Limit);
+
+impl OperatorFactory for LimitFactory {
+    fn name(&self) -> String {
+        self.0.name.clone()
+    }
+
+    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(self.0.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use arrow::record_batch::RecordBatch;
+
+    use super::*;
+
+    #[test]
+    fn skips_then_fetches_across_batches() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = |values: Vec<i64>| {
+            StreamBatch::inserts(
+                RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(values))]).expect("batch"),
+            )
+        };
+        let mut limit = Limit::new(2, Some(3));
+        let mut out = Collector::default();
+        limit.process_batch(0, batch(vec![1, 2, 3]), &mut out).expect("ok");
+        limit.process_batch(0, batch(vec![4, 5, 6]), &mut out).expect("ok");
+        let values: Vec<i64> = out
+            .take()
+            .iter()
+            .flat_map(|b| b.data().column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(values, vec![3, 4, 5]);
+    }
+}

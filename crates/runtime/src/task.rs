@@ -1,0 +1,197 @@
+//! The run loop of one subtask: input (a source or an input gate) → chained
+//! operators → output (edges, a sink, or the client).
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use weir_common::{StreamBatch, Watermark};
+use weir_connector::SinkWriter;
+
+use crate::RuntimeError;
+use crate::exchange::{GateEvent, InputGate, OutputEdge};
+use crate::message::{CheckpointBarrier, Message};
+use crate::metrics::OperatorMetrics;
+use crate::operator::{Collector, Operator};
+use crate::source_task::SourceDriver;
+
+pub(crate) enum SubtaskInput {
+    Source(SourceDriver),
+    Gate(InputGate),
+}
+
+impl SubtaskInput {
+    async fn next(&mut self) -> Result<GateEvent, RuntimeError> {
+        match self {
+            SubtaskInput::Source(source) => source.next().await,
+            SubtaskInput::Gate(gate) => Ok(gate.next().await),
+        }
+    }
+}
+
+pub(crate) enum SubtaskOutput {
+    Edges(Vec<OutputEdge>),
+    Sink(Box<dyn SinkWriter>),
+    Collect(mpsc::Sender<StreamBatch>),
+}
+
+/// An operator in a chain with its metrics.
+pub(crate) struct Chained {
+    pub(crate) operator: Box<dyn Operator>,
+    pub(crate) metrics: Arc<OperatorMetrics>,
+}
+
+pub(crate) struct Subtask {
+    pub(crate) name: String,
+    pub(crate) input: SubtaskInput,
+    pub(crate) chain: Vec<Chained>,
+    pub(crate) output: SubtaskOutput,
+}
+
+impl Subtask {
+    pub(crate) async fn run(mut self) -> Result<(), RuntimeError> {
+        loop {
+            match self.input.next().await? {
+                GateEvent::Batch { input, batch } => {
+                    let mut out = Vec::new();
+                    self.push_batch(0, input, batch, &mut out)?;
+                    self.emit(out).await?;
+                }
+                GateEvent::Watermark(w) => {
+                    let mut out = Vec::new();
+                    let forwarded = self.push_watermark(0, w, &mut out)?;
+                    self.emit(out).await?;
+                    if let Some(w) = forwarded {
+                        self.emit_watermark(w).await?;
+                    }
+                }
+                GateEvent::Barrier(barrier) => self.emit_barrier(barrier).await?,
+                GateEvent::End => {
+                    let mut out = Vec::new();
+                    self.finish_chain(0, &mut out)?;
+                    self.emit(out).await?;
+                    return self.finish_output().await;
+                }
+            }
+        }
+    }
+
+    fn operator_error(&self, index: usize, e: datafusion::error::DataFusionError) -> RuntimeError {
+        RuntimeError::operator(&self.name, self.chain[index].operator.name(), e)
+    }
+
+    /// Pushes a batch into operator `index` and what it emits down the rest of the chain.
+    fn push_batch(&mut self, index: usize, input: usize, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<(), RuntimeError> {
+        if index == self.chain.len() {
+            out.push(batch);
+            return Ok(());
+        }
+        let mut collector = Collector::default();
+        let Chained { operator, metrics } = &mut self.chain[index];
+        let result = metrics.record(batch.num_rows(), || operator.process_batch(input, batch, &mut collector));
+        metrics.add_rows_out(collector.rows());
+        result.map_err(|e| self.operator_error(index, e))?;
+        for b in collector.take() {
+            self.push_batch(index + 1, 0, b, out)?;
+        }
+        Ok(())
+    }
+
+    fn push_watermark(&mut self, index: usize, watermark: Watermark, out: &mut Vec<StreamBatch>) -> Result<Option<Watermark>, RuntimeError> {
+        if index == self.chain.len() {
+            return Ok(Some(watermark));
+        }
+        let mut collector = Collector::default();
+        let Chained { operator, metrics } = &mut self.chain[index];
+        let result = metrics.record(0, || operator.process_watermark(watermark, &mut collector));
+        metrics.add_rows_out(collector.rows());
+        let forwarded = result.map_err(|e| self.operator_error(index, e))?;
+        for b in collector.take() {
+            self.push_batch(index + 1, 0, b, out)?;
+        }
+        match forwarded {
+            Some(w) => {
+                self.chain[index].metrics.set_watermark(w);
+                self.push_watermark(index + 1, w, out)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn finish_chain(&mut self, index: usize, out: &mut Vec<StreamBatch>) -> Result<(), RuntimeError> {
+        if index == self.chain.len() {
+            return Ok(());
+        }
+        let mut collector = Collector::default();
+        let Chained { operator, metrics } = &mut self.chain[index];
+        let result = metrics.record(0, || operator.finish(&mut collector));
+        metrics.add_rows_out(collector.rows());
+        result.map_err(|e| self.operator_error(index, e))?;
+        for b in collector.take() {
+            self.push_batch(index + 1, 0, b, out)?;
+        }
+        self.finish_chain(index + 1, out)
+    }
+
+    async fn emit(&mut self, batches: Vec<StreamBatch>) -> Result<(), RuntimeError> {
+        for batch in batches {
+            match &mut self.output {
+                SubtaskOutput::Edges(edges) => {
+                    for edge in edges.iter_mut() {
+                        edge.send_batch(batch.clone())
+                            .await
+                            .map_err(|e| RuntimeError::operator(&self.name, "Exchange", e))?
+                            .map_err(|_| RuntimeError::Cancelled)?;
+                    }
+                }
+                SubtaskOutput::Sink(writer) => writer
+                    .write(batch)
+                    .await
+                    .map_err(|e| RuntimeError::connector(&self.name, e))?,
+                SubtaskOutput::Collect(sender) => sender.send(batch).await.map_err(|_| RuntimeError::Cancelled)?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn emit_watermark(&mut self, watermark: Watermark) -> Result<(), RuntimeError> {
+        if let SubtaskOutput::Edges(edges) = &self.output {
+            for edge in edges {
+                edge.send_watermark(watermark).await.map_err(|_| RuntimeError::Cancelled)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn emit_barrier(&mut self, barrier: CheckpointBarrier) -> Result<(), RuntimeError> {
+        match &mut self.output {
+            SubtaskOutput::Edges(edges) => {
+                for edge in edges.iter() {
+                    edge.send_barrier(barrier).await.map_err(|_| RuntimeError::Cancelled)?;
+                }
+            }
+            SubtaskOutput::Sink(writer) => writer
+                .prepare_commit(barrier.id)
+                .await
+                .map_err(|e| RuntimeError::connector(&self.name, e))?,
+            SubtaskOutput::Collect(_) => {}
+        }
+        Ok(())
+    }
+
+    async fn finish_output(self) -> Result<(), RuntimeError> {
+        match self.output {
+            SubtaskOutput::Edges(edges) => {
+                for edge in &edges {
+                    // A consumer that is already gone needs no end marker.
+                    let _ = edge.broadcast(Message::EndOfInput).await;
+                }
+            }
+            SubtaskOutput::Sink(mut writer) => writer
+                .finish()
+                .await
+                .map_err(|e| RuntimeError::connector(&self.name, e))?,
+            SubtaskOutput::Collect(_) => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! Runs Weir's sqllogictest suites: a [`WeirDb`] connection that executes
+//! `.slt` records on a fresh [`Session`] per file.
+//!
+//! Each file runs twice, at `parallelism.default` 1 and 4, and must give the
+//! same results both times (queries whose row order depends on parallelism
+//! use `rowsort`). Statement errors are matched against the message a user
+//! would see, caret included.
+
+use std::time::Duration;
+
+use arrow::datatypes::DataType;
+use async_trait::async_trait;
+use sqllogictest::{DBOutput, DefaultColumnType};
+use weir_engine::{EngineError, ResultTable, Session, StatementResult};
+use weir_format::display::sql_value;
+
+/// An error as the test file sees it: the rendered message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WeirTestError(pub String);
+
+/// One test file's connection to Weir.
+pub struct WeirDb {
+    session: Session,
+}
+
+impl WeirDb {
+    /// A session at `parallelism` whose INSERTs wait for their jobs.
+    pub async fn new(parallelism: usize) -> Result<Self, WeirTestError> {
+        let mut session = Session::new().map_err(|e| WeirTestError(e.to_string()))?;
+        let setup = format!("SET 'table.dml-sync' = 'true'; SET 'parallelism.default' = '{parallelism}';");
+        session
+            .execute_script(&setup)
+            .await
+            .map_err(|e| WeirTestError(e.to_string()))?;
+        Ok(Self { session })
+    }
+
+    async fn run_sql(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, EngineError> {
+        let mut output = DBOutput::StatementComplete(0);
+        for statement in self.session.parse(sql)? {
+            output = match self.session.execute(statement).await? {
+                StatementResult::Query(query) => {
+                    let schema = std::sync::Arc::clone(&query.schema);
+                    let batches = query.collect().await?;
+                    let data = batches.into_iter().map(|b| b.into_data()).collect();
+                    rows(&ResultTable { schema, batches: data })
+                }
+                StatementResult::Table(table) => rows(&table),
+                StatementResult::Text(text) => DBOutput::Rows {
+                    types: vec![DefaultColumnType::Text],
+                    rows: text.lines().map(|l| vec![l.trim_end().to_string()]).collect(),
+                },
+                StatementResult::Ok(_) | StatementResult::Job(_) => DBOutput::StatementComplete(0),
+            };
+        }
+        Ok(output)
+    }
+}
+
+fn rows(table: &ResultTable) -> DBOutput<DefaultColumnType> {
+    let types = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            t if t.is_integer() => DefaultColumnType::Integer,
+            DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) => {
+                DefaultColumnType::FloatingPoint
+            }
+            _ => DefaultColumnType::Text,
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for batch in &table.batches {
+        for row in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| match sql_value(c, row) {
+                        None => "NULL".to_string(),
+                        Some(v) if v.is_empty() => "(empty)".to_string(),
+                        Some(v) => v,
+                    })
+                    .collect(),
+            );
+        }
+    }
+    DBOutput::Rows { types, rows }
+}
+
+#[async_trait]
+impl sqllogictest::AsyncDB for WeirDb {
+    type Error = WeirTestError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
+        self.run_sql(sql).await.map_err(|e| WeirTestError(e.render(sql)))
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "weir"
+    }
+
+    async fn sleep(dur: Duration) {
+        tokio::time::sleep(dur).await;
+    }
+}
