@@ -1,6 +1,6 @@
 //! Writing part files into the table's directory.
 //!
-//! Each sink subtask writes `part-<job>-<subtask>-<n>.<format>` files. A part
+//! Each sink subtask writes `part-<uuid>-<subtask>-<n>.<format>` files. A part
 //! file is uploaded as a multipart upload (on the local file system: a
 //! staging file renamed at the end), so it becomes visible only when it is
 //! complete: when it reaches 'sink.rolling-policy.file-size' or when the input
@@ -31,6 +31,9 @@ pub struct FileSink {
     pub(crate) format: FormatConfig,
     pub(crate) schema: SchemaRef,
     pub(crate) rolling_bytes: u64,
+    /// Names this sink's part files, as Flink's per-sink UUID does, so two
+    /// sinks into one directory (a statement set) never write the same file.
+    pub(crate) writer_id: uuid::Uuid,
 }
 
 #[async_trait]
@@ -50,7 +53,7 @@ impl SinkFactory for FileSink {
             display: self.location.display.clone(),
             extension: extension(self.format.kind()),
             schema: Arc::clone(&self.schema),
-            name_prefix: format!("part-{}-{}", context.job_id, context.subtask),
+            name_prefix: format!("part-{}-{}", self.writer_id, context.subtask),
             next_part: 0,
             rolling_bytes: self.rolling_bytes,
             encoder,

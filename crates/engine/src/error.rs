@@ -48,6 +48,7 @@ impl EngineError {
     /// `sql` it points at with a caret under the column.
     pub fn render(&self, sql: &str) -> String {
         let message = match self {
+            EngineError::Sql(e @ SqlError::Parse { .. }) => e.to_string(),
             EngineError::Sql(e) => match e.position() {
                 Some(p) => format!("{} (at {p})", e.message()),
                 None => e.message(),

@@ -11,7 +11,7 @@ use weir_common::{Configuration, StreamBatch};
 use weir_runtime::{JobHandle, JobId, JobStatus, MiniCluster};
 use weir_sql::catalog::table_name;
 use weir_sql::parser::{ColumnKind, CreateTable, CreateView, DropObject, ObjectKind};
-use weir_sql::types::flink_type_name;
+use weir_format::display::sql_type_name as flink_type_name;
 use weir_sql::{Catalog, CatalogTable, CatalogView, FlinkStatement, ParsedStatement, SqlError, SqlPlanner, parse_script};
 
 use crate::EngineError;

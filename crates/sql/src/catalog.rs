@@ -52,7 +52,11 @@ impl CatalogTable {
             .columns
             .iter()
             .filter_map(|c| match &c.kind {
-                ColumnKind::Physical(ty) => Some(Field::new(&c.name.value, ty.data_type.clone(), ty.nullable)),
+                // Flink's primary key columns are NOT NULL.
+                ColumnKind::Physical(ty) => {
+                    let in_key = definition.primary_key.iter().any(|k| k.value == c.name.value);
+                    Some(Field::new(&c.name.value, ty.data_type.clone(), ty.nullable && !in_key))
+                }
                 _ => None,
             })
             .collect();

@@ -9,8 +9,10 @@
 //! DataFusion logical plan. Turning that plan into streaming operators is the
 //! engine's job.
 
+mod cast;
 pub mod catalog;
 pub mod error;
+mod naming;
 pub mod parser;
 pub mod planner;
 pub mod types;

@@ -118,6 +118,21 @@ pub struct DropObject {
 
 /// Parses every statement of a script; statements end with `;` (the last may omit it).
 pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
+    parse_statements(sql).map_err(|e| match e {
+        // sqlparser places the end of input at line 0; point past the last character instead.
+        SqlError::Parse { message, position } if position.line == 0 => SqlError::Parse { message, position: end_of(sql) },
+        other => other,
+    })
+}
+
+fn end_of(sql: &str) -> Position {
+    let trimmed = sql.trim_end();
+    let line = trimmed.lines().count().max(1) as u64;
+    let column = trimmed.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
+    Position { line, column }
+}
+
+fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
     let dialect = FlinkDialect {};
     let mut parser = Parser::new(&dialect)
         .try_with_sql(sql)

@@ -86,7 +86,7 @@ impl SqlPlanner {
     /// Plans a query or an INSERT; the plan is analyzed and optimized.
     pub fn plan_statement(&self, catalog: &Catalog, statement: &Statement) -> Result<LogicalPlan, SqlError> {
         let mut statement = statement.clone();
-        weir_functions::rewrite_flink_syntax(&mut statement)?;
+        prepare(&mut statement)?;
         let context = self.context(catalog);
         let plan = Self::sql_to_rel(&context)
             .sql_statement_to_plan(statement)
@@ -100,8 +100,23 @@ impl SqlPlanner {
 
     /// Compiles a planned expression over `schema` for the runtime.
     pub fn physical_expr(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>, SqlError> {
-        Ok(self.state.create_physical_expr(expr.clone(), schema)?)
+        let expr = crate::cast::flink_casts(expr.clone(), schema)?;
+        Ok(self.state.create_physical_expr(expr, schema)?)
     }
+}
+
+/// Applies Flink's syntax and naming rules before DataFusion plans a statement.
+fn prepare(statement: &mut Statement) -> Result<(), SqlError> {
+    match statement {
+        Statement::Query(query) => crate::naming::name_expressions(query),
+        Statement::Insert(insert) => {
+            if let Some(source) = &mut insert.source {
+                crate::naming::name_expressions(source);
+            }
+        }
+        _ => {}
+    }
+    Ok(weir_functions::rewrite_flink_syntax(statement)?)
 }
 
 fn parser_options(options: &ConfigOptions) -> ParserOptions {
@@ -169,7 +184,7 @@ impl PlanningContext<'_> {
     fn view_source(&self, view: &CatalogView) -> DFResult<Arc<dyn TableSource>> {
         let sql_to_rel = SqlToRel::new_with_options(self, parser_options(self.options()));
         let mut statement = Statement::Query(view.query.clone());
-        weir_functions::rewrite_flink_syntax(&mut statement).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        prepare(&mut statement).map_err(|e| DataFusionError::Plan(e.to_string()))?;
         let mut plan = sql_to_rel.sql_statement_to_plan(statement)?;
         if !view.columns.is_empty() {
             let fields = plan.schema().columns();

@@ -1,5 +1,5 @@
-//! Flink SQL data types: parsing them from DDL, mapping them onto Arrow, and
-//! printing Arrow types back in Flink's spelling (for DESCRIBE).
+//! Flink SQL data types: parsing them from DDL and mapping them onto Arrow;
+//! `weir_format::display::sql_type_name` prints them back in Flink's spelling.
 //!
 //! | Flink | Arrow |
 //! |---|---|
@@ -236,55 +236,10 @@ fn time_unit(precision: u64) -> TimeUnit {
     }
 }
 
-/// The Flink spelling of an Arrow type, as DESCRIBE shows it.
-pub fn flink_type_name(data_type: &DataType) -> String {
-    let precision = |unit: &TimeUnit| match unit {
-        TimeUnit::Second => 0,
-        TimeUnit::Millisecond => 3,
-        TimeUnit::Microsecond => 6,
-        TimeUnit::Nanosecond => 9,
-    };
-    match data_type {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING".to_string(),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BYTES".to_string(),
-        DataType::Boolean => "BOOLEAN".to_string(),
-        DataType::Int8 => "TINYINT".to_string(),
-        DataType::Int16 => "SMALLINT".to_string(),
-        DataType::Int32 => "INT".to_string(),
-        DataType::Int64 => "BIGINT".to_string(),
-        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => "BIGINT".to_string(),
-        DataType::Float16 | DataType::Float32 => "FLOAT".to_string(),
-        DataType::Float64 => "DOUBLE".to_string(),
-        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("DECIMAL({p}, {s})"),
-        DataType::Date32 | DataType::Date64 => "DATE".to_string(),
-        DataType::Time32(unit) | DataType::Time64(unit) => format!("TIME({})", precision(unit)),
-        DataType::Timestamp(unit, None) => format!("TIMESTAMP({})", precision(unit)),
-        DataType::Timestamp(unit, Some(_)) => format!("TIMESTAMP_LTZ({})", precision(unit)),
-        DataType::List(f) | DataType::LargeList(f) => format!("ARRAY<{}>", flink_type_name(f.data_type())),
-        DataType::Map(entries, _) => match entries.data_type() {
-            DataType::Struct(kv) if kv.len() == 2 => format!(
-                "MAP<{}, {}>",
-                flink_type_name(kv[0].data_type()),
-                flink_type_name(kv[1].data_type())
-            ),
-            other => other.to_string(),
-        },
-        DataType::Struct(fields) => {
-            let inner: Vec<String> = fields
-                .iter()
-                .map(|f| format!("`{}` {}", f.name(), flink_type_name(f.data_type())))
-                .collect();
-            format!("ROW<{}>", inner.join(", "))
-        }
-        DataType::Null => "NULL".to_string(),
-        DataType::Interval(_) | DataType::Duration(_) => "INTERVAL".to_string(),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use sqlparser::dialect::GenericDialect;
+    use weir_format::display::sql_type_name;
 
     use super::*;
 
@@ -311,7 +266,7 @@ mod tests {
             ("ROW<a INT, b STRING>", "ROW<`a` INT, `b` STRING>"),
         ] {
             let ty = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-            assert_eq!(flink_type_name(&ty.data_type), display, "{text}");
+            assert_eq!(sql_type_name(&ty.data_type), display, "{text}");
         }
         assert!(!parse("BIGINT NOT NULL").expect("parses").nullable);
     }
