@@ -28,7 +28,8 @@ impl WeirDb {
     /// A session at `parallelism` whose INSERTs wait for their jobs.
     pub async fn new(parallelism: usize) -> Result<Self, WeirTestError> {
         let mut session = Session::new().map_err(|e| WeirTestError(e.to_string()))?;
-        let setup = format!("SET 'table.dml-sync' = 'true'; SET 'parallelism.default' = '{parallelism}';");
+        let setup =
+            format!("SET 'table.dml-sync' = 'true'; SET 'parallelism.default' = '{parallelism}';");
         session
             .execute_script(&setup)
             .await
@@ -44,12 +45,20 @@ impl WeirDb {
                     let schema = std::sync::Arc::clone(&query.schema);
                     let batches = query.collect().await?;
                     let data = batches.into_iter().map(|b| b.into_data()).collect();
-                    rows(&ResultTable { schema, batches: data })
+                    rows(&ResultTable {
+                        schema,
+                        batches: data,
+                    })
                 }
                 StatementResult::Table(table) => rows(&table),
                 StatementResult::Text(text) => DBOutput::Rows {
                     types: vec![DefaultColumnType::Text],
-                    rows: text.lines().map(|l| vec![l.trim_end().to_string()]).collect(),
+                    // Blank lines would end the record in an .slt file.
+                    rows: text
+                        .lines()
+                        .filter(|l| !l.trim().is_empty())
+                        .map(|l| vec![l.trim_end().to_string()])
+                        .collect(),
                 },
                 StatementResult::Ok(_) | StatementResult::Job(_) => DBOutput::StatementComplete(0),
             };
@@ -65,9 +74,10 @@ fn rows(table: &ResultTable) -> DBOutput<DefaultColumnType> {
         .iter()
         .map(|f| match f.data_type() {
             t if t.is_integer() => DefaultColumnType::Integer,
-            DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) => {
-                DefaultColumnType::FloatingPoint
-            }
+            DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(_, _) => DefaultColumnType::FloatingPoint,
             _ => DefaultColumnType::Text,
         })
         .collect();
@@ -96,7 +106,9 @@ impl sqllogictest::AsyncDB for WeirDb {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
-        self.run_sql(sql).await.map_err(|e| WeirTestError(e.render(sql)))
+        self.run_sql(sql)
+            .await
+            .map_err(|e| WeirTestError(e.render(sql)))
     }
 
     async fn shutdown(&mut self) {}

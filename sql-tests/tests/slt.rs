@@ -42,9 +42,17 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     files.sort();
-    files.retain(|f| filters.is_empty() || filters.iter().any(|p| f.to_string_lossy().contains(p.as_str())));
+    files.retain(|f| {
+        filters.is_empty()
+            || filters
+                .iter()
+                .any(|p| f.to_string_lossy().contains(p.as_str()))
+    });
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cannot start tokio: {e}");
@@ -53,18 +61,31 @@ fn main() -> ExitCode {
     };
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in &files {
-        let parallelisms: &[usize] = if complete { &PARALLELISMS[..1] } else { &PARALLELISMS };
+        let parallelisms: &[usize] = if complete {
+            &PARALLELISMS[..1]
+        } else {
+            &PARALLELISMS
+        };
         for &parallelism in parallelisms {
             let mut runner = Runner::new(move || async move { WeirDb::new(parallelism).await });
             runner.add_label(&format!("parallelism-{parallelism}"));
             let result = runtime.block_on(async {
                 if complete {
                     runner
-                        .update_test_file(file, " ", default_validator, default_normalizer, default_column_validator)
+                        .update_test_file(
+                            file,
+                            " ",
+                            default_validator,
+                            default_normalizer,
+                            default_column_validator,
+                        )
                         .await
                         .map_err(|e| e.to_string())
                 } else {
-                    runner.run_file_async(file).await.map_err(|e| e.display(true).to_string())
+                    runner
+                        .run_file_async(file)
+                        .await
+                        .map_err(|e| e.display(true).to_string())
                 }
             });
             match result {
@@ -74,11 +95,18 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     failed += 1;
-                    println!("FAILED  {} (parallelism {parallelism})\n{e}\n", file.display());
+                    println!(
+                        "FAILED  {} (parallelism {parallelism})\n{e}\n",
+                        file.display()
+                    );
                 }
             }
         }
     }
     println!("\nslt: {passed} passed, {failed} failed");
-    if failed == 0 && passed > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 && passed > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

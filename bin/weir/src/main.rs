@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 use weir_engine::Session;
 
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, about = "Flink SQL on a Rust/Arrow streaming engine")]
+#[command(
+    name = "weir",
+    version,
+    about = "Flink SQL on a Rust/Arrow streaming engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -44,12 +48,16 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("[ERROR] cannot start the runtime: {e}");
@@ -65,10 +73,18 @@ fn main() -> ExitCode {
     };
     let ok = match cli.command {
         Some(Command::Run { script }) => shell::run_script_file(&runtime, session, &script, true),
-        Some(Command::Sql { file: Some(file), .. }) => shell::run_script_file(&runtime, session, &file, true),
-        Some(Command::Sql { execute: Some(sql), .. }) => shell::run_script_text(&runtime, session, &sql, true),
+        Some(Command::Sql {
+            file: Some(file), ..
+        }) => shell::run_script_file(&runtime, session, &file, true),
+        Some(Command::Sql {
+            execute: Some(sql), ..
+        }) => shell::run_script_text(&runtime, session, &sql, true),
         Some(Command::Sql { init, .. }) => shell::interactive(&runtime, session, init.as_deref()),
         None => shell::interactive(&runtime, session, None),
     };
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -33,7 +33,14 @@ impl<W: Write> TableauPrinter<W> {
             headers.insert(0, "op".to_string());
             widths.insert(0, 2);
         }
-        Self { out, widths, headers, show_kind, rows: 0, started: false }
+        Self {
+            out,
+            widths,
+            headers,
+            show_kind,
+            rows: 0,
+            started: false,
+        }
     }
 
     fn border(&mut self) -> std::io::Result<()> {
@@ -157,11 +164,15 @@ mod tests {
             Arc::clone(&schema),
             vec![
                 Arc::new(Int32Array::from(vec![Some(1), None])),
-                Arc::new(StringArray::from(vec![Some("a"), Some("a very long name that does not fit")])),
+                Arc::new(StringArray::from(vec![
+                    Some("a"),
+                    Some("a very long name that does not fit"),
+                ])),
             ],
         )
         .expect("batch");
-        let batch = StreamBatch::try_new_changelog(data, UInt8Array::from(vec![0, 1])).expect("kinds");
+        let batch =
+            StreamBatch::try_new_changelog(data, UInt8Array::from(vec![0, 1])).expect("kinds");
         let mut out = Vec::new();
         let mut printer = TableauPrinter::new(&mut out, &schema, true);
         printer.print_batch(&batch).expect("print");

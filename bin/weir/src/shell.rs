@@ -73,7 +73,9 @@ async fn run_one(session: &mut Session, statement: ParsedStatement) -> Result<()
                 println!("[INFO] Job {} ({}) finished.", job.id, job.name);
             } else {
                 println!("[INFO] Submitting SQL update statement to the cluster...");
-                println!("[INFO] SQL update statement has been successfully submitted to the cluster:");
+                println!(
+                    "[INFO] SQL update statement has been successfully submitted to the cluster:"
+                );
                 println!("Job ID: {}", job.id);
             }
         }
@@ -131,7 +133,10 @@ pub fn interactive(runtime: &Runtime, mut session: Session, init: Option<&Path>)
                 }
             }
             Err(e) => {
-                eprintln!("[ERROR] cannot read the init script '{}': {e}", init.display());
+                eprintln!(
+                    "[ERROR] cannot read the init script '{}': {e}",
+                    init.display()
+                );
                 return false;
             }
         }
@@ -147,10 +152,17 @@ pub fn interactive(runtime: &Runtime, mut session: Session, init: Option<&Path>)
     if let Some(history) = &history {
         let _ = editor.load_history(history);
     }
-    println!("Weir SQL shell {}. Statements end with ';'. Ctrl-D exits.", env!("CARGO_PKG_VERSION"));
+    println!(
+        "Weir SQL shell {}. Statements end with ';'. Ctrl-D exits.",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "Weir SQL> " } else { "> " };
+        let prompt = if buffer.is_empty() {
+            "Weir SQL> "
+        } else {
+            "> "
+        };
         match editor.readline(prompt) {
             Ok(line) => {
                 if buffer.is_empty() && line.trim().is_empty() {
@@ -163,7 +175,14 @@ pub fn interactive(runtime: &Runtime, mut session: Session, init: Option<&Path>)
                 }
                 let sql = std::mem::take(&mut buffer);
                 let _ = editor.add_history_entry(sql.trim_end());
-                if matches!(sql.trim().trim_end_matches(';').trim().to_ascii_lowercase().as_str(), "quit" | "exit") {
+                if matches!(
+                    sql.trim()
+                        .trim_end_matches(';')
+                        .trim()
+                        .to_ascii_lowercase()
+                        .as_str(),
+                    "quit" | "exit"
+                ) {
                     break;
                 }
                 runtime.block_on(run_statements(&mut session, &sql));

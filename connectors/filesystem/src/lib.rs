@@ -21,7 +21,9 @@ pub mod source;
 
 use std::sync::Arc;
 
-use weir_connector::{Connector, ConnectorError, OptionRules, SinkFactory, SourceFactory, TableSpec};
+use weir_connector::{
+    Connector, ConnectorError, OptionRules, SinkFactory, SourceFactory, TableSpec,
+};
 use weir_format::FormatConfig;
 
 pub use location::Location;
@@ -60,10 +62,12 @@ impl Connector for FileSystemConnector {
     }
 
     fn validate(&self, table: &TableSpec) -> Result<(), ConnectorError> {
-        self.option_rules(table)?.check(self.name(), &table.options)?;
+        self.option_rules(table)?
+            .check(self.name(), &table.options)?;
         Self::format(table)?;
         Self::location(table)?;
         rolling_bytes(table)?;
+        sink::parquet_properties(&Self::format(table)?)?;
         Ok(())
     }
 
@@ -72,6 +76,7 @@ impl Connector for FileSystemConnector {
             location: Self::location(table)?,
             format: Self::format(table)?,
             schema: Arc::clone(&table.schema),
+            split_bytes: source::SPLIT_BYTES,
         }))
     }
 
@@ -108,7 +113,9 @@ fn rolling_bytes(table: &TableSpec) -> Result<u64, ConnectorError> {
 
 fn parse_memory_size(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let number: u64 = text[..split].parse().ok()?;
     let multiplier: u64 = match text[split..].trim().to_ascii_lowercase().as_str() {
         "" | "b" | "bytes" => 1,

@@ -30,11 +30,18 @@ pub struct Location {
 
 /// In-memory stores by bucket, so that a `memory://` table written by one
 /// job can be read by the next within the process (used by tests).
-static MEMORY_STORES: LazyLock<Mutex<HashMap<String, Arc<InMemory>>>> = LazyLock::new(Default::default);
+static MEMORY_STORES: LazyLock<Mutex<HashMap<String, Arc<InMemory>>>> =
+    LazyLock::new(Default::default);
 
 fn memory_store(bucket: &str) -> Arc<InMemory> {
-    let mut stores = MEMORY_STORES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    Arc::clone(stores.entry(bucket.to_string()).or_insert_with(|| Arc::new(InMemory::new())))
+    let mut stores = MEMORY_STORES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Arc::clone(
+        stores
+            .entry(bucket.to_string())
+            .or_insert_with(|| Arc::new(InMemory::new())),
+    )
 }
 
 const GLOB_CHARS: &[char] = &['*', '?', '['];
@@ -93,20 +100,28 @@ impl Location {
             context: format!("cannot resolve path '{display}'"),
             source: e,
         })?;
-        let text = absolute.to_string_lossy().trim_start_matches('/').to_string();
+        let text = absolute
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .to_string();
         Self::in_store(Arc::new(LocalFileSystem::new()), &text, display)
     }
 
-    fn in_store(store: Arc<dyn ObjectStore>, full: &str, display: &str) -> Result<Self, ConnectorError> {
+    fn in_store(
+        store: Arc<dyn ObjectStore>,
+        full: &str,
+        display: &str,
+    ) -> Result<Self, ConnectorError> {
         let (prefix, glob) = match full.find(GLOB_CHARS) {
             None => (full.trim_end_matches('/').to_string(), None),
             Some(at) => {
                 let base = full[..at].rsplit_once('/').map(|(b, _)| b).unwrap_or("");
-                let pattern = glob::Pattern::new(full).map_err(|e| ConnectorError::InvalidOption {
-                    key: "path".to_string(),
-                    value: display.to_string(),
-                    reason: format!("invalid glob pattern: {e}"),
-                })?;
+                let pattern =
+                    glob::Pattern::new(full).map_err(|e| ConnectorError::InvalidOption {
+                        key: "path".to_string(),
+                        value: display.to_string(),
+                        reason: format!("invalid glob pattern: {e}"),
+                    })?;
                 (base.to_string(), Some(pattern))
             }
         };

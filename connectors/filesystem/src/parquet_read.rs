@@ -36,11 +36,26 @@ fn parquet_error(e: object_store::Error) -> ParquetError {
 
 impl AsyncFileReader for StoreFile {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move { self.store.get_range(&self.path, range).await.map_err(parquet_error) }.boxed()
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(parquet_error)
+        }
+        .boxed()
     }
 
-    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(parquet_error) }.boxed()
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(parquet_error)
+        }
+        .boxed()
     }
 
     fn get_metadata<'a>(
@@ -68,12 +83,23 @@ pub(crate) struct ParquetFileReader {
 }
 
 impl ParquetFileReader {
-    pub(crate) async fn open(store: &Arc<dyn ObjectStore>, path: &Path, size: u64, output_schema: SchemaRef) -> Result<Self, ConnectorError> {
+    pub(crate) async fn open(
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+        size: u64,
+        output_schema: SchemaRef,
+    ) -> Result<Self, ConnectorError> {
         let display = format!("/{path}");
-        let file = StoreFile { store: Arc::clone(store), path: path.clone(), size };
+        let file = StoreFile {
+            store: Arc::clone(store),
+            path: path.clone(),
+            size,
+        };
         let builder = ParquetRecordBatchStreamBuilder::new(file)
             .await
-            .map_err(|e| ConnectorError::external(format!("cannot read Parquet file '{display}'"), e))?;
+            .map_err(|e| {
+                ConnectorError::external(format!("cannot read Parquet file '{display}'"), e)
+            })?;
         let file_schema = Arc::clone(builder.schema());
         let roots: Vec<usize> = output_schema
             .fields()
@@ -85,18 +111,31 @@ impl ParquetFileReader {
             .with_projection(mask)
             .with_batch_size(8192)
             .build()
-            .map_err(|e| ConnectorError::external(format!("cannot read Parquet file '{display}'"), e))?;
-        Ok(Self { stream, display, output_schema, size, counted: false })
+            .map_err(|e| {
+                ConnectorError::external(format!("cannot read Parquet file '{display}'"), e)
+            })?;
+        Ok(Self {
+            stream,
+            display,
+            output_schema,
+            size,
+            counted: false,
+        })
     }
 
-    pub(crate) async fn next_batch(&mut self, metrics: &SourceMetrics) -> Result<Option<RecordBatch>, ConnectorError> {
+    pub(crate) async fn next_batch(
+        &mut self,
+        metrics: &SourceMetrics,
+    ) -> Result<Option<RecordBatch>, ConnectorError> {
         if !std::mem::replace(&mut self.counted, true) {
             metrics.add_bytes(self.size);
         }
         let Some(batch) = self.stream.next().await else {
             return Ok(None);
         };
-        let batch = batch.map_err(|e| ConnectorError::external(format!("cannot read Parquet file '{}'", self.display), e))?;
+        let batch = batch.map_err(|e| {
+            ConnectorError::external(format!("cannot read Parquet file '{}'", self.display), e)
+        })?;
         let columns = self
             .output_schema
             .fields()
@@ -105,7 +144,12 @@ impl ParquetFileReader {
                 Some(column) if column.data_type() == field.data_type() => Ok(Arc::clone(column)),
                 Some(column) => arrow::compute::cast(column, field.data_type()).map_err(|e| {
                     ConnectorError::external(
-                        format!("column '{}' of Parquet file '{}' cannot be read as {}", field.name(), self.display, field.data_type()),
+                        format!(
+                            "column '{}' of Parquet file '{}' cannot be read as {}",
+                            field.name(),
+                            self.display,
+                            field.data_type()
+                        ),
                         e,
                     )
                 }),
@@ -113,6 +157,10 @@ impl ParquetFileReader {
             })
             .collect::<Result<Vec<ArrayRef>, _>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        Ok(Some(RecordBatch::try_new_with_options(Arc::clone(&self.output_schema), columns, &options)?))
+        Ok(Some(RecordBatch::try_new_with_options(
+            Arc::clone(&self.output_schema),
+            columns,
+            &options,
+        )?))
     }
 }

@@ -10,10 +10,12 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use object_store::path::Path;
 use object_store::buffered::BufWriter;
+use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::{WriterProperties, WriterVersion};
 use weir_common::StreamBatch;
 use weir_connector::{ConnectorError, SinkContext, SinkFactory, SinkWriter};
 use weir_format::{FormatConfig, FormatKind, RecordEncoder};
@@ -42,7 +44,10 @@ impl SinkFactory for FileSink {
         false
     }
 
-    async fn create_writer(&self, context: SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorError> {
+    async fn create_writer(
+        &self,
+        context: SinkContext,
+    ) -> Result<Box<dyn SinkWriter>, ConnectorError> {
         let encoder = match self.format.kind() {
             FormatKind::Parquet => None,
             _ => Some(self.format.create_encoder(Arc::clone(&self.schema))?),
@@ -57,10 +62,83 @@ impl SinkFactory for FileSink {
             next_part: 0,
             rolling_bytes: self.rolling_bytes,
             encoder,
+            parquet: parquet_properties(&self.format)?,
             current: None,
             buffer: Vec::new(),
         }))
     }
+}
+
+/// Writer settings from Flink's `parquet.*` options. The others Flink
+/// accepts (`utc-timezone`, `timestamp.time.unit`, `write.int64.timestamp`,
+/// `block.size`, `writer.max-padding`, `validation`) concern parquet-mr's
+/// writer; they are accepted so Flink DDL runs, and Weir always writes
+/// INT64 timestamps in the column's unit.
+pub(crate) fn parquet_properties(
+    format: &FormatConfig,
+) -> Result<WriterProperties, ConnectorError> {
+    let invalid = |key: &str, value: &str, reason: &str| ConnectorError::InvalidOption {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let mut builder = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    if let Some(codec) = format.option("parquet.compression") {
+        let compression = match codec.to_ascii_lowercase().as_str() {
+            "snappy" => Compression::SNAPPY,
+            "zstd" => Compression::ZSTD(Default::default()),
+            "uncompressed" | "none" => Compression::UNCOMPRESSED,
+            _ => {
+                return Err(invalid(
+                    "parquet.compression",
+                    codec,
+                    "valid codecs are 'snappy', 'zstd' and 'uncompressed'",
+                ));
+            }
+        };
+        builder = builder.set_compression(compression);
+    }
+    let size = |key: &str| -> Result<Option<usize>, ConnectorError> {
+        format
+            .option(key)
+            .map(|v| {
+                v.trim()
+                    .parse::<usize>()
+                    .map_err(|_| invalid(key, v, "expected a number of bytes"))
+            })
+            .transpose()
+    };
+    if let Some(bytes) = size("parquet.page.size")? {
+        builder = builder.set_data_page_size_limit(bytes);
+    }
+    if let Some(bytes) = size("parquet.dictionary.page.size")? {
+        builder = builder.set_dictionary_page_size_limit(bytes);
+    }
+    if let Some(enabled) = format.option("parquet.enable.dictionary") {
+        let enabled = enabled.trim().parse::<bool>().map_err(|_| {
+            invalid(
+                "parquet.enable.dictionary",
+                enabled,
+                "expected 'true' or 'false'",
+            )
+        })?;
+        builder = builder.set_dictionary_enabled(enabled);
+    }
+    if let Some(version) = format.option("parquet.writer.version") {
+        let version = match version.trim() {
+            "PARQUET_1_0" | "v1" | "1.0" => WriterVersion::PARQUET_1_0,
+            "PARQUET_2_0" | "v2" | "2.0" => WriterVersion::PARQUET_2_0,
+            _ => {
+                return Err(invalid(
+                    "parquet.writer.version",
+                    version,
+                    "valid versions are 'PARQUET_1_0' and 'PARQUET_2_0'",
+                ));
+            }
+        };
+        builder = builder.set_writer_version(version);
+    }
+    Ok(builder.build())
 }
 
 fn extension(kind: FormatKind) -> &'static str {
@@ -88,6 +166,7 @@ struct FileWriter {
     next_part: usize,
     rolling_bytes: u64,
     encoder: Option<Box<dyn RecordEncoder>>,
+    parquet: WriterProperties,
     current: Option<PartFile>,
     buffer: Vec<u8>,
 }
@@ -103,12 +182,22 @@ impl FileWriter {
         let path = self.directory.clone().join(name);
         Ok(match self.encoder {
             Some(_) => {
-                let upload = self.store.put_multipart(&path).await.map_err(|e| self.error(e))?;
-                PartFile::Lines { upload: WriteMultipart::new(upload), bytes: 0 }
+                let upload = self
+                    .store
+                    .put_multipart(&path)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                PartFile::Lines {
+                    upload: WriteMultipart::new(upload),
+                    bytes: 0,
+                }
             }
             None => {
                 let object = BufWriter::new(Arc::clone(&self.store), path);
-                let writer = AsyncArrowWriter::try_new(object, Arc::clone(&self.schema), None).map_err(|e| self.error(e))?;
+                let properties = Some(self.parquet.clone());
+                let writer =
+                    AsyncArrowWriter::try_new(object, Arc::clone(&self.schema), properties)
+                        .map_err(|e| self.error(e))?;
                 PartFile::Parquet { writer }
             }
         })
@@ -117,8 +206,12 @@ impl FileWriter {
     async fn close_part(&mut self) -> Result<(), ConnectorError> {
         match self.current.take() {
             None => Ok(()),
-            Some(PartFile::Lines { upload, .. }) => upload.finish().await.map(|_| ()).map_err(|e| self.error(e)),
-            Some(PartFile::Parquet { writer }) => writer.close().await.map(|_| ()).map_err(|e| self.error(e)),
+            Some(PartFile::Lines { upload, .. }) => {
+                upload.finish().await.map(|_| ()).map_err(|e| self.error(e))
+            }
+            Some(PartFile::Parquet { writer }) => {
+                writer.close().await.map(|_| ()).map_err(|e| self.error(e))
+            }
         }
     }
 }
@@ -145,11 +238,17 @@ impl SinkWriter for FileWriter {
                 }
                 upload.write(&self.buffer);
                 *bytes += self.buffer.len() as u64;
-                upload.wait_for_capacity(UPLOAD_CONCURRENCY).await.map_err(|e| self.error(e))?;
+                upload
+                    .wait_for_capacity(UPLOAD_CONCURRENCY)
+                    .await
+                    .map_err(|e| self.error(e))?;
                 *bytes >= self.rolling_bytes
             }
             PartFile::Parquet { writer } => {
-                writer.write(batch.data()).await.map_err(|e| self.error(e))?;
+                writer
+                    .write(batch.data())
+                    .await
+                    .map_err(|e| self.error(e))?;
                 writer.bytes_written() as u64 >= self.rolling_bytes
             }
         };

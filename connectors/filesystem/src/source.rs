@@ -15,11 +15,9 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt};
 use weir_connector::{
     Boundedness, ConnectorError, SourceContext, SourceEvent, SourceFactory, SourceMetrics,
     SourceReader, SourceSplit,
@@ -33,6 +31,10 @@ use crate::parquet_read::ParquetFileReader;
 pub const SPLIT_BYTES: u64 = 64 * 1024 * 1024;
 /// How many bytes of complete lines are decoded at once.
 const DECODE_BYTES: usize = 4 * 1024 * 1024;
+/// How many bytes one read asks the store for. Large reads matter: the local
+/// store runs each read as one blocking task, so small reads leave the
+/// decoder waiting.
+const READ_BYTES: u64 = 8 * 1024 * 1024;
 
 /// A byte range of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,24 +42,36 @@ struct FileRange {
     path: Path,
     start: u64,
     end: u64,
+    /// The whole file's size: a range's last line may end past `end`.
+    file_size: u64,
 }
 
 impl FileRange {
     fn to_split(&self) -> SourceSplit {
         SourceSplit {
-            id: format!("{}|{}|{}", self.path, self.start, self.end),
+            id: format!(
+                "{}|{}|{}|{}",
+                self.path, self.start, self.end, self.file_size
+            ),
             size_hint: self.end - self.start,
         }
     }
 
     fn from_split(split: &SourceSplit) -> Result<Self, ConnectorError> {
         let broken = || ConnectorError::NotFound(format!("malformed file split '{}'", split.id));
-        let mut parts = split.id.rsplitn(3, '|');
-        let end = parts.next().and_then(|s| s.parse().ok()).ok_or_else(broken)?;
-        let start = parts.next().and_then(|s| s.parse().ok()).ok_or_else(broken)?;
+        let mut parts = split.id.rsplitn(4, '|');
+        let mut number = || parts.next().and_then(|s| s.parse().ok()).ok_or_else(broken);
+        let file_size = number()?;
+        let end = number()?;
+        let start = number()?;
         let path = parts.next().ok_or_else(broken)?;
         let path = Path::parse(path).map_err(|_| broken())?;
-        Ok(Self { path, start, end })
+        Ok(Self {
+            path,
+            start,
+            end,
+            file_size,
+        })
     }
 }
 
@@ -67,6 +81,8 @@ pub struct FileSource {
     pub(crate) location: Location,
     pub(crate) format: FormatConfig,
     pub(crate) schema: SchemaRef,
+    /// Line-format files larger than this are split ([`SPLIT_BYTES`] outside tests).
+    pub(crate) split_bytes: u64,
 }
 
 impl FileSource {
@@ -84,7 +100,10 @@ impl FileSource {
             .await
             .map_err(|e| match e {
                 object_store::Error::NotFound { .. } => self.not_found(),
-                other => ConnectorError::external(format!("cannot list '{}'", self.location.display), other),
+                other => ConnectorError::external(
+                    format!("cannot list '{}'", self.location.display),
+                    other,
+                ),
             })?;
         let mut files: Vec<(Path, u64)> = listed
             .into_iter()
@@ -125,21 +144,40 @@ impl SourceFactory for FileSource {
         let splittable = self.format.kind() != FormatKind::Parquet;
         let mut splits = Vec::new();
         for (path, size) in self.list_files().await? {
-            if !splittable || size <= SPLIT_BYTES {
-                splits.push(FileRange { path, start: 0, end: size }.to_split());
+            if !splittable || size <= self.split_bytes {
+                splits.push(
+                    FileRange {
+                        path,
+                        start: 0,
+                        end: size,
+                        file_size: size,
+                    }
+                    .to_split(),
+                );
                 continue;
             }
             let mut start = 0;
             while start < size {
-                let end = (start + SPLIT_BYTES).min(size);
-                splits.push(FileRange { path: path.clone(), start, end }.to_split());
+                let end = (start + self.split_bytes).min(size);
+                splits.push(
+                    FileRange {
+                        path: path.clone(),
+                        start,
+                        end,
+                        file_size: size,
+                    }
+                    .to_split(),
+                );
                 start = end;
             }
         }
         Ok(splits)
     }
 
-    async fn create_reader(&self, context: SourceContext) -> Result<Box<dyn SourceReader>, ConnectorError> {
+    async fn create_reader(
+        &self,
+        context: SourceContext,
+    ) -> Result<Box<dyn SourceReader>, ConnectorError> {
         let ranges = context
             .splits
             .iter()
@@ -151,7 +189,10 @@ impl SourceFactory for FileSource {
         };
         let decoder = match self.format.kind() {
             FormatKind::Parquet => None,
-            _ => Some(self.format.create_decoder(Arc::clone(&self.schema), context.projection.clone())?),
+            _ => Some(
+                self.format
+                    .create_decoder(Arc::clone(&self.schema), context.projection.clone())?,
+            ),
         };
         Ok(Box::new(FileReader {
             store: Arc::clone(&self.location.store),
@@ -192,9 +233,15 @@ impl SourceReader for FileReader {
                 let index = self.next_range;
                 self.next_range += 1;
                 let open = match &self.decoder {
-                    Some(_) => OpenSplit::Lines(LineSplit::open(&self.store, range).await?),
+                    Some(_) => OpenSplit::Lines(LineSplit::open(&self.store, range)?),
                     None => OpenSplit::Parquet(
-                        ParquetFileReader::open(&self.store, &range.path, range.end, Arc::clone(&self.output_schema)).await?,
+                        ParquetFileReader::open(
+                            &self.store,
+                            &range.path,
+                            range.end,
+                            Arc::clone(&self.output_schema),
+                        )
+                        .await?,
                     ),
                 };
                 self.current = Some((index, open));
@@ -226,7 +273,9 @@ impl SourceReader for FileReader {
 struct LineSplit {
     range: FileRange,
     display: String,
-    stream: BoxStream<'static, object_store::Result<Bytes>>,
+    store: Arc<dyn ObjectStore>,
+    /// File offset of the next read.
+    next_read: u64,
     buffer: Vec<u8>,
     /// File offset of `buffer[0]`.
     offset: u64,
@@ -234,6 +283,7 @@ struct LineSplit {
     skip_partial: bool,
     /// The 1-based line number of `buffer[0]`, known when reading from the file start.
     line: Option<u64>,
+    /// Whether the file has been read to its end.
     stream_done: bool,
     /// Set once the range's last owned line has been cut from the buffer.
     done: bool,
@@ -241,26 +291,18 @@ struct LineSplit {
 }
 
 impl LineSplit {
-    async fn open(store: &Arc<dyn ObjectStore>, range: FileRange) -> Result<Self, ConnectorError> {
+    fn open(store: &Arc<dyn ObjectStore>, range: FileRange) -> Result<Self, ConnectorError> {
         // Starting one byte early tells whether the range starts on a line boundary.
         let read_from = range.start.saturating_sub(1);
         let display = format!("/{}", range.path);
-        let options = GetOptions {
-            range: Some(GetRange::Offset(read_from)),
-            ..Default::default()
-        };
-        let stream = store
-            .get_opts(&range.path, options)
-            .await
-            .map_err(|e| ConnectorError::external(format!("cannot read '{display}'"), e))?
-            .into_stream();
         Ok(Self {
             skip_partial: range.start > 0,
             line: (range.start == 0).then_some(1),
             offset: read_from,
+            next_read: read_from,
             range,
             display,
-            stream,
+            store: Arc::clone(store),
             buffer: Vec::new(),
             stream_done: false,
             done: false,
@@ -270,14 +312,25 @@ impl LineSplit {
 
     async fn fill(&mut self, metrics: &SourceMetrics) -> Result<(), ConnectorError> {
         while !self.stream_done && self.buffer.len() < DECODE_BYTES {
-            match self.stream.next().await {
-                Some(chunk) => {
-                    let chunk = chunk.map_err(|e| ConnectorError::external(format!("cannot read '{}'", self.display), e))?;
-                    metrics.add_bytes(chunk.len() as u64);
-                    self.buffer.extend_from_slice(&chunk);
-                }
-                None => self.stream_done = true,
+            if self.next_read >= self.range.file_size {
+                self.stream_done = true;
+                break;
             }
+            let end = (self.next_read + READ_BYTES).min(self.range.file_size);
+            let chunk = self
+                .store
+                .get_range(&self.range.path, self.next_read..end)
+                .await
+                .map_err(|e| {
+                    ConnectorError::external(format!("cannot read '{}'", self.display), e)
+                })?;
+            if chunk.is_empty() {
+                self.stream_done = true;
+                break;
+            }
+            self.next_read += chunk.len() as u64;
+            metrics.add_bytes(chunk.len() as u64);
+            self.buffer.extend_from_slice(&chunk);
         }
         Ok(())
     }
@@ -321,7 +374,11 @@ impl LineSplit {
         }
     }
 
-    async fn next_batch(&mut self, decoder: &mut dyn RecordDecoder, metrics: &SourceMetrics) -> Result<Option<RecordBatch>, ConnectorError> {
+    async fn next_batch(
+        &mut self,
+        decoder: &mut dyn RecordDecoder,
+        metrics: &SourceMetrics,
+    ) -> Result<Option<RecordBatch>, ConnectorError> {
         loop {
             if let Some(batch) = self.ready.pop_front() {
                 return Ok(Some(batch));
@@ -356,7 +413,8 @@ impl LineSplit {
             if let Some(line) = &mut self.line {
                 *line += chunk.iter().filter(|b| **b == b'\n').count() as u64;
             }
-            self.ready.extend(decoded.batches.into_iter().filter(|b| b.num_rows() > 0));
+            self.ready
+                .extend(decoded.batches.into_iter().filter(|b| b.num_rows() > 0));
         }
     }
 }
@@ -367,11 +425,112 @@ fn memchr(bytes: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use arrow::array::{AsArray, StringArray};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use bytes::Bytes;
+    use object_store::ObjectStoreExt;
+
     use super::*;
 
     #[test]
     fn splits_round_trip_through_their_ids() {
-        let range = FileRange { path: Path::from("a/b|c.csv"), start: 5, end: 99 };
-        assert_eq!(FileRange::from_split(&range.to_split()).expect("parses"), range);
+        let range = FileRange {
+            path: Path::from("a/b|c.csv"),
+            start: 5,
+            end: 99,
+            file_size: 120,
+        };
+        assert_eq!(
+            FileRange::from_split(&range.to_split()).expect("parses"),
+            range
+        );
+    }
+
+    async fn source_over(name: &str, content: &str, split_bytes: u64) -> FileSource {
+        let location = Location::parse(&format!("memory://splits/{name}")).expect("location");
+        location
+            .store
+            .put(&location.prefix, Bytes::from(content.to_string()).into())
+            .await
+            .expect("put");
+        FileSource {
+            location,
+            format: FormatConfig::from_options("csv", &BTreeMap::new()).expect("csv"),
+            schema: Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, true),
+                Field::new("name", DataType::Utf8, true),
+            ])),
+            split_bytes,
+        }
+    }
+
+    /// Reads every split with its own reader, as separate subtasks would.
+    async fn read_all(source: &FileSource) -> Result<Vec<(i64, String)>, ConnectorError> {
+        let mut rows = Vec::new();
+        for split in source.plan_splits(1).await? {
+            let context = SourceContext {
+                subtask: 0,
+                parallelism: 1,
+                splits: vec![split],
+                projection: None,
+                metrics: Arc::new(SourceMetrics::default()),
+            };
+            let mut reader = source.create_reader(context).await?;
+            while let Some(event) = reader.next_event().await? {
+                if let SourceEvent::Batch { data, .. } = event {
+                    let ids = data.column(0).as_primitive::<Int64Type>();
+                    let names = data
+                        .column(1)
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .expect("strings");
+                    for i in 0..data.num_rows() {
+                        rows.push((ids.value(i), names.value(i).to_string()));
+                    }
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    #[tokio::test]
+    async fn byte_range_splits_read_every_line_exactly_once() {
+        let content: String = (0..200)
+            .map(|i| format!("{i},name-{}\n", "x".repeat(i % 13)))
+            .collect();
+        for split_bytes in [1, 7, 37, 64, 1000, 100_000] {
+            let source =
+                source_over(&format!("lines-{split_bytes}.csv"), &content, split_bytes).await;
+            let mut rows = read_all(&source).await.expect("reads");
+            rows.sort();
+            let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+            assert_eq!(
+                ids,
+                (0..200).collect::<Vec<_>>(),
+                "split size {split_bytes}"
+            );
+            assert_eq!(rows[12].1, format!("name-{}", "x".repeat(12)));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_last_line_without_newline_is_read() {
+        let source = source_over("no-newline.csv", "1,a\n2,b\n3,c", 3).await;
+        let rows = read_all(&source).await.expect("reads");
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[2], (3, "c".to_string()));
+    }
+
+    #[tokio::test]
+    async fn malformed_lines_are_reported_with_file_and_line() {
+        let source = source_over("bad.csv", "1,a\n2,b\nthree,c\n", SPLIT_BYTES).await;
+        let err = read_all(&source).await.expect_err("malformed");
+        let text = err.to_string();
+        assert!(
+            text.contains("bad.csv") && text.contains("line 3"),
+            "{text}"
+        );
     }
 }

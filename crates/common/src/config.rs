@@ -77,7 +77,11 @@ impl Configuration {
     }
 
     pub fn runtime_mode(&self) -> RuntimeMode {
-        match self.get(RUNTIME_MODE).map(str::to_ascii_lowercase).as_deref() {
+        match self
+            .get(RUNTIME_MODE)
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("batch") => RuntimeMode::Batch,
             _ => RuntimeMode::Streaming,
         }
@@ -131,7 +135,9 @@ fn validate(key: &str, value: &str) -> Result<(), CommonError> {
         },
         RESULT_MODE => match v.to_ascii_lowercase().as_str() {
             "table" | "changelog" | "tableau" => Ok(()),
-            _ => Err(invalid("valid values are 'table', 'changelog' and 'tableau'")),
+            _ => Err(invalid(
+                "valid values are 'table', 'changelog' and 'tableau'",
+            )),
         },
         LOCAL_TIME_ZONE => {
             if v == "default" || v.parse::<chrono_tz::Tz>().is_ok() || is_fixed_offset(v) {
@@ -172,7 +178,8 @@ mod tests {
         assert!(c.set(LOCAL_TIME_ZONE, "Mars/Olympus").is_err());
         c.set(LOCAL_TIME_ZONE, "Asia/Shanghai").expect("valid zone");
         assert_eq!(c.local_time_zone(), "Asia/Shanghai");
-        c.set("some.connector.option", "anything").expect("unknown keys pass");
+        c.set("some.connector.option", "anything")
+            .expect("unknown keys pass");
         c.reset(PARALLELISM_DEFAULT);
         assert_eq!(c.parallelism(), 1);
     }

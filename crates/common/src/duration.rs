@@ -35,8 +35,14 @@ mod tests {
 
     #[test]
     fn flink_forms() {
-        assert_eq!(parse_duration("500 ms").ok(), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("500ms").ok(), Some(Duration::from_millis(500)));
+        assert_eq!(
+            parse_duration("500 ms").ok(),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_duration("500ms").ok(),
+            Some(Duration::from_millis(500))
+        );
         assert_eq!(parse_duration("1s").ok(), Some(Duration::from_secs(1)));
         assert_eq!(parse_duration("1 min").ok(), Some(Duration::from_secs(60)));
         assert_eq!(parse_duration("250").ok(), Some(Duration::from_millis(250)));

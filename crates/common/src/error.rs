@@ -11,7 +11,9 @@ pub enum CommonError {
         reason: String,
     },
     /// A duration string that is not of Flink's form (`500 ms`, `1s`, `1 min`).
-    #[error("invalid duration '{0}': expected a number and a unit such as '500 ms', '10 s', '1 min', '2 h' or '1 d'")]
+    #[error(
+        "invalid duration '{0}': expected a number and a unit such as '500 ms', '10 s', '1 min', '2 h' or '1 d'"
+    )]
     InvalidDuration(String),
     /// A batch whose row kinds do not line up with its rows.
     #[error("internal error: {0}")]

@@ -27,7 +27,11 @@ impl TableOptions {
     }
 
     /// Parses an option's value, naming the option when it does not parse.
-    pub fn parse<T: FromStr>(&self, key: &str, expected: &str) -> Result<Option<T>, ConnectorError> {
+    pub fn parse<T: FromStr>(
+        &self,
+        key: &str,
+        expected: &str,
+    ) -> Result<Option<T>, ConnectorError> {
         self.get(key)
             .map(|v| {
                 v.trim().parse().map_err(|_| ConnectorError::InvalidOption {
@@ -85,7 +89,11 @@ impl OptionRules {
         match options.iter().find(|(k, _)| !self.accepts(k)) {
             None => Ok(()),
             Some((key, _)) => {
-                let mut valid: Vec<String> = self.keys.iter().map(|k| k.replace('#', "<field>")).collect();
+                let mut valid: Vec<String> = self
+                    .keys
+                    .iter()
+                    .map(|k| k.replace('#', "<field>"))
+                    .collect();
                 valid.sort();
                 valid.dedup();
                 Err(ConnectorError::UnknownOption {
@@ -105,9 +113,7 @@ fn matches_rule(rule: &str, key: &str) -> bool {
     match rule.split_once('#') {
         None => rule == key,
         Some((head, tail)) => {
-            key.len() > head.len() + tail.len()
-                && key.starts_with(head)
-                && key.ends_with(tail)
+            key.len() > head.len() + tail.len() && key.starts_with(head) && key.ends_with(tail)
         }
     }
 }
@@ -125,9 +131,14 @@ mod tests {
         assert!(!rules.accepts("fields..kind"));
         assert!(!rules.accepts("pth"));
         let options = TableOptions::new(BTreeMap::from([("pth".to_string(), "x".to_string())]));
-        let err = rules.check("filesystem", &options).expect_err("unknown key");
+        let err = rules
+            .check("filesystem", &options)
+            .expect_err("unknown key");
         let text = err.to_string();
         assert!(text.contains("'pth'"), "{text}");
-        assert!(text.contains("fields.<field>.kind, path, properties.*"), "{text}");
+        assert!(
+            text.contains("fields.<field>.kind, path, properties.*"),
+            "{text}"
+        );
     }
 }

@@ -23,7 +23,10 @@ pub trait SinkFactory: Send + Sync + Debug {
     /// only inserts; the planner refuses an updating query on an insert-only sink.
     fn accepts_updates(&self) -> bool;
 
-    async fn create_writer(&self, context: SinkContext) -> Result<Box<dyn SinkWriter>, ConnectorError>;
+    async fn create_writer(
+        &self,
+        context: SinkContext,
+    ) -> Result<Box<dyn SinkWriter>, ConnectorError>;
 }
 
 /// Writes the batches of one subtask.

@@ -85,7 +85,10 @@ pub trait SourceFactory: Send + Sync + Debug {
     async fn plan_splits(&self, parallelism: usize) -> Result<Vec<SourceSplit>, ConnectorError>;
 
     /// Opens a reader over the splits assigned to one subtask.
-    async fn create_reader(&self, context: SourceContext) -> Result<Box<dyn SourceReader>, ConnectorError>;
+    async fn create_reader(
+        &self,
+        context: SourceContext,
+    ) -> Result<Box<dyn SourceReader>, ConnectorError>;
 }
 
 /// Reads the splits of one subtask.

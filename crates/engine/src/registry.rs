@@ -39,10 +39,16 @@ impl ConnectorRegistry {
                 key: "connector".to_string(),
             });
         };
-        self.connectors.iter().find(|c| c.name() == name).ok_or_else(|| ConnectorError::InvalidOption {
-            key: "connector".to_string(),
-            value: name.to_string(),
-            reason: format!("no such connector; valid connectors are: {}", self.names().join(", ")),
-        })
+        self.connectors
+            .iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| ConnectorError::InvalidOption {
+                key: "connector".to_string(),
+                value: name.to_string(),
+                reason: format!(
+                    "no such connector; valid connectors are: {}",
+                    self.names().join(", ")
+                ),
+            })
     }
 }

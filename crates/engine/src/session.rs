@@ -8,11 +8,14 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::logical_expr::LogicalPlan;
 use tokio::sync::mpsc;
 use weir_common::{Configuration, StreamBatch};
+use weir_format::display::sql_type_name as flink_type_name;
 use weir_runtime::{JobHandle, JobId, JobStatus, MiniCluster};
 use weir_sql::catalog::table_name;
 use weir_sql::parser::{ColumnKind, CreateTable, CreateView, DropObject, ObjectKind};
-use weir_format::display::sql_type_name as flink_type_name;
-use weir_sql::{Catalog, CatalogTable, CatalogView, FlinkStatement, ParsedStatement, SqlError, SqlPlanner, parse_script};
+use weir_sql::{
+    Catalog, CatalogTable, CatalogView, FlinkStatement, ParsedStatement, SqlError, SqlPlanner,
+    parse_script,
+};
 
 use crate::EngineError;
 use crate::registry::ConnectorRegistry;
@@ -44,13 +47,23 @@ impl ResultTable {
     /// A table of strings, as SHOW and DESCRIBE return.
     fn strings(columns: &[&str], rows: Vec<Vec<String>>) -> Result<Self, EngineError> {
         let schema = Arc::new(Schema::new(
-            columns.iter().map(|c| Field::new(*c, DataType::Utf8, false)).collect::<Vec<_>>(),
+            columns
+                .iter()
+                .map(|c| Field::new(*c, DataType::Utf8, false))
+                .collect::<Vec<_>>(),
         ));
         let arrays: Vec<ArrayRef> = (0..columns.len())
-            .map(|i| Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r[i].as_str()))) as ArrayRef)
+            .map(|i| {
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|r| r[i].as_str()),
+                )) as ArrayRef
+            })
             .collect();
         let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
-        Ok(Self { schema, batches: vec![batch] })
+        Ok(Self {
+            schema,
+            batches: vec![batch],
+        })
     }
 }
 
@@ -60,18 +73,51 @@ pub struct QueryResult {
     pub schema: SchemaRef,
     job: JobHandle,
     rows: mpsc::Receiver<StreamBatch>,
+    /// TIMESTAMP_LTZ values are shown in the session's time zone, as Flink shows them.
+    time_zone: Arc<str>,
 }
 
 impl QueryResult {
     /// The next batch; `None` when the query ended; the job's error if it failed.
     pub async fn next(&mut self) -> Option<Result<StreamBatch, EngineError>> {
         match self.rows.recv().await {
-            Some(batch) => Some(Ok(batch)),
+            Some(batch) => Some(self.localize(batch)),
             None => match self.job.wait().await {
                 Ok(()) => None,
                 Err(e) => Some(Err(EngineError::Job(e))),
             },
         }
+    }
+
+    fn localize(&self, batch: StreamBatch) -> Result<StreamBatch, EngineError> {
+        let data = batch.data();
+        if !data
+            .schema()
+            .fields()
+            .iter()
+            .any(|f| matches!(f.data_type(), DataType::Timestamp(_, Some(_))))
+        {
+            return Ok(batch);
+        }
+        let mut fields = Vec::with_capacity(data.num_columns());
+        let mut columns = Vec::with_capacity(data.num_columns());
+        for (field, column) in data.schema().fields().iter().zip(data.columns()) {
+            match field.data_type() {
+                DataType::Timestamp(unit, Some(_)) => {
+                    let local = DataType::Timestamp(*unit, Some(Arc::clone(&self.time_zone)));
+                    columns.push(arrow::compute::cast(column, &local)?);
+                    fields.push(field.as_ref().clone().with_data_type(local));
+                }
+                _ => {
+                    columns.push(Arc::clone(column));
+                    fields.push(field.as_ref().clone());
+                }
+            }
+        }
+        let data = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        batch
+            .with_data(data)
+            .map_err(|e| EngineError::Internal(e.to_string()))
     }
 
     /// Reads every row until the query ends.
@@ -115,7 +161,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -174,30 +222,51 @@ impl Session {
         Ok(results)
     }
 
-    pub async fn execute(&mut self, parsed: ParsedStatement) -> Result<StatementResult, EngineError> {
+    pub async fn execute(
+        &mut self,
+        parsed: ParsedStatement,
+    ) -> Result<StatementResult, EngineError> {
         let at = parsed.position;
-        self.execute_statement(parsed.statement).await.map_err(|e| match e {
-            // Errors without a position of their own point at their statement.
-            EngineError::Sql(SqlError::Plan { message, position: None }) => {
-                EngineError::Sql(SqlError::Plan { message, position: Some(at) })
-            }
-            other => other,
-        })
+        self.execute_statement(parsed.statement)
+            .await
+            .map_err(|e| match e {
+                // Errors without a position of their own point at their statement.
+                EngineError::Sql(SqlError::Plan {
+                    message,
+                    position: None,
+                }) => EngineError::Sql(SqlError::Plan {
+                    message,
+                    position: Some(at),
+                }),
+                other => other,
+            })
     }
 
-    async fn execute_statement(&mut self, statement: FlinkStatement) -> Result<StatementResult, EngineError> {
+    async fn execute_statement(
+        &mut self,
+        statement: FlinkStatement,
+    ) -> Result<StatementResult, EngineError> {
         match statement {
             FlinkStatement::CreateTable(definition) => self.create_table(definition),
             FlinkStatement::CreateView(definition) => self.create_view(definition),
             FlinkStatement::Drop(drop) => self.drop_object(drop),
             FlinkStatement::Set(None) => {
-                let rows = self.config.entries().map(|(k, v)| vec![k.to_string(), v.to_string()]).collect();
-                Ok(StatementResult::Table(ResultTable::strings(&["key", "value"], rows)?))
+                let rows = self
+                    .config
+                    .entries()
+                    .map(|(k, v)| vec![k.to_string(), v.to_string()])
+                    .collect();
+                Ok(StatementResult::Table(ResultTable::strings(
+                    &["key", "value"],
+                    rows,
+                )?))
             }
             FlinkStatement::Set(Some((key, value))) => {
                 self.config.set(&key, &value)?;
                 self.planner = SqlPlanner::new(&self.config)?;
-                Ok(StatementResult::Ok("Execute statement succeeded.".to_string()))
+                Ok(StatementResult::Ok(
+                    "Execute statement succeeded.".to_string(),
+                ))
             }
             FlinkStatement::Reset(key) => {
                 match key {
@@ -205,7 +274,9 @@ impl Session {
                     None => self.config.reset_all(),
                 }
                 self.planner = SqlPlanner::new(&self.config)?;
-                Ok(StatementResult::Ok("Execute statement succeeded.".to_string()))
+                Ok(StatementResult::Ok(
+                    "Execute statement succeeded.".to_string(),
+                ))
             }
             FlinkStatement::ShowTables => {
                 let mut names: Vec<String> = self
@@ -216,15 +287,24 @@ impl Session {
                     .collect();
                 names.sort();
                 let rows = names.into_iter().map(|n| vec![n]).collect();
-                Ok(StatementResult::Table(ResultTable::strings(&["table name"], rows)?))
+                Ok(StatementResult::Table(ResultTable::strings(
+                    &["table name"],
+                    rows,
+                )?))
             }
             FlinkStatement::ShowViews => {
                 let rows = self.catalog.views().map(|v| vec![v.name.clone()]).collect();
-                Ok(StatementResult::Table(ResultTable::strings(&["view name"], rows)?))
+                Ok(StatementResult::Table(ResultTable::strings(
+                    &["view name"],
+                    rows,
+                )?))
             }
             FlinkStatement::ShowFunctions => {
                 let rows = self.function_names().into_iter().map(|n| vec![n]).collect();
-                Ok(StatementResult::Table(ResultTable::strings(&["function name"], rows)?))
+                Ok(StatementResult::Table(ResultTable::strings(
+                    &["function name"],
+                    rows,
+                )?))
             }
             FlinkStatement::ShowJobs => {
                 let rows = self
@@ -232,11 +312,17 @@ impl Session {
                     .iter()
                     .map(|j| vec![j.id.to_string(), j.name.clone(), j.status().to_string()])
                     .collect();
-                Ok(StatementResult::Table(ResultTable::strings(&["job id", "job name", "status"], rows)?))
+                Ok(StatementResult::Table(ResultTable::strings(
+                    &["job id", "job name", "status"],
+                    rows,
+                )?))
             }
             FlinkStatement::ShowCreateTable(name) => {
                 let name = table_name(&name)?;
-                let table = self.catalog.table(&name).ok_or_else(|| SqlError::Catalog(self.catalog.missing("table", &name)))?;
+                let table = self
+                    .catalog
+                    .table(&name)
+                    .ok_or_else(|| SqlError::Catalog(self.catalog.missing("table", &name)))?;
                 Ok(StatementResult::Text(show_create_table(table)))
             }
             FlinkStatement::Describe(name) => self.describe(&table_name(&name)?),
@@ -244,27 +330,46 @@ impl Session {
                 let plan = self.planner.plan_query(&self.catalog, &query)?;
                 let schema = Arc::clone(plan.schema().inner());
                 let stream = self.stream_planner().plan(&plan)?;
-                let graph = self.stream_planner().job_graph("collect".to_string(), vec![stream])?;
+                let graph = self
+                    .stream_planner()
+                    .job_graph("collect".to_string(), vec![stream])?;
                 let mut job = self.cluster.submit(graph)?;
-                let rows = job
-                    .take_results()
-                    .ok_or_else(|| EngineError::Internal("a query job without a result channel".into()))?;
-                Ok(StatementResult::Query(QueryResult { schema, job, rows }))
+                let rows = job.take_results().ok_or_else(|| {
+                    EngineError::Internal("a query job without a result channel".into())
+                })?;
+                let time_zone = Arc::from(self.config.local_time_zone());
+                Ok(StatementResult::Query(QueryResult {
+                    schema,
+                    job,
+                    rows,
+                    time_zone,
+                }))
             }
             FlinkStatement::Insert(insert) => self.submit_inserts(vec![*insert]).await,
             FlinkStatement::StatementSet(inserts) => self.submit_inserts(inserts).await,
             FlinkStatement::Explain(inner) => self.explain(*inner),
-            FlinkStatement::StopJob { job_id, with_savepoint } => {
+            FlinkStatement::StopJob {
+                job_id,
+                with_savepoint,
+            } => {
                 if with_savepoint {
-                    return Err(EngineError::Unsupported("STOP JOB ... WITH SAVEPOINT (savepoints come with checkpoints)".into()));
+                    return Err(EngineError::Unsupported(
+                        "STOP JOB ... WITH SAVEPOINT (savepoints come with checkpoints)".into(),
+                    ));
                 }
                 let job = self
                     .jobs
                     .iter_mut()
                     .find(|j| j.id.to_string() == job_id)
-                    .ok_or_else(|| EngineError::Session(format!("no job with id '{job_id}' in this session; SHOW JOBS lists them")))?;
+                    .ok_or_else(|| {
+                        EngineError::Session(format!(
+                            "no job with id '{job_id}' in this session; SHOW JOBS lists them"
+                        ))
+                    })?;
                 job.cancel();
-                Ok(StatementResult::Ok(format!("The job '{job_id}' is stopped.")))
+                Ok(StatementResult::Ok(format!(
+                    "The job '{job_id}' is stopped."
+                )))
             }
         }
     }
@@ -284,7 +389,10 @@ impl Session {
         self.registry
             .for_table(&spec)
             .and_then(|connector| connector.validate(&spec))
-            .map_err(|source| EngineError::Table { table: table.name.clone(), source })?;
+            .map_err(|source| EngineError::Table {
+                table: table.name.clone(),
+                source,
+            })?;
         let name = table.name.clone();
         if self.catalog.create_table(table, if_not_exists)? {
             // Plan a scan now, so a bad computed column or watermark fails here.
@@ -293,13 +401,21 @@ impl Session {
                 return Err(e);
             }
         }
-        Ok(StatementResult::Ok("Execute statement succeeded.".to_string()))
+        Ok(StatementResult::Ok(
+            "Execute statement succeeded.".to_string(),
+        ))
     }
 
     fn plan_scan(&self, name: &str) -> Result<LogicalPlan, EngineError> {
         let sql = format!("SELECT * FROM `{}`", name.replace('`', "``"));
-        let Some(ParsedStatement { statement: FlinkStatement::Query(query), .. }) = parse_script(&sql)?.pop() else {
-            return Err(EngineError::Internal("a scan did not parse as a query".into()));
+        let Some(ParsedStatement {
+            statement: FlinkStatement::Query(query),
+            ..
+        }) = parse_script(&sql)?.pop()
+        else {
+            return Err(EngineError::Internal(
+                "a scan did not parse as a query".into(),
+            ));
         };
         Ok(self.planner.plan_query(&self.catalog, &query)?)
     }
@@ -318,7 +434,9 @@ impl Session {
             self.catalog.drop_view(&name, true)?;
             return Err(e);
         }
-        Ok(StatementResult::Ok("Execute statement succeeded.".to_string()))
+        Ok(StatementResult::Ok(
+            "Execute statement succeeded.".to_string(),
+        ))
     }
 
     fn drop_object(&mut self, drop: DropObject) -> Result<StatementResult, EngineError> {
@@ -327,7 +445,9 @@ impl Session {
             ObjectKind::Table => self.catalog.drop_table(&name, drop.if_exists)?,
             ObjectKind::View => self.catalog.drop_view(&name, drop.if_exists)?,
         }
-        Ok(StatementResult::Ok("Execute statement succeeded.".to_string()))
+        Ok(StatementResult::Ok(
+            "Execute statement succeeded.".to_string(),
+        ))
     }
 
     /// Flink's DESCRIBE: name, type, null, key, extras, watermark.
@@ -340,7 +460,10 @@ impl Session {
                 .iter()
                 .zip(scan.schema().fields())
                 .map(|(column, field)| {
-                    let is_rowtime = table.watermark.as_ref().is_some_and(|w| w.column.value == column.name.value);
+                    let is_rowtime = table
+                        .watermark
+                        .as_ref()
+                        .is_some_and(|w| w.column.value == column.name.value);
                     let mut ty = flink_type_name(field.data_type());
                     if !field.is_nullable() {
                         ty.push_str(" NOT NULL");
@@ -355,9 +478,17 @@ impl Session {
                     };
                     let extras = match &column.kind {
                         ColumnKind::Computed(expr) => format!("AS {expr}"),
-                        ColumnKind::Metadata { key, is_virtual, .. } => {
-                            let from = key.as_ref().map(|k| format!(" FROM '{k}'")).unwrap_or_default();
-                            format!("METADATA{from}{}", if *is_virtual { " VIRTUAL" } else { "" })
+                        ColumnKind::Metadata {
+                            key, is_virtual, ..
+                        } => {
+                            let from = key
+                                .as_ref()
+                                .map(|k| format!(" FROM '{k}'"))
+                                .unwrap_or_default();
+                            format!(
+                                "METADATA{from}{}",
+                                if *is_virtual { " VIRTUAL" } else { "" }
+                            )
                         }
                         ColumnKind::Physical(_) => String::new(),
                     };
@@ -375,7 +506,9 @@ impl Session {
                     ]
                 })
                 .collect();
-            return Ok(StatementResult::Table(ResultTable::strings(&columns, rows)?));
+            return Ok(StatementResult::Table(ResultTable::strings(
+                &columns, rows,
+            )?));
         }
         if self.catalog.view(name).is_some() {
             let scan = self.plan_scan(name)?;
@@ -394,12 +527,17 @@ impl Session {
                     ]
                 })
                 .collect();
-            return Ok(StatementResult::Table(ResultTable::strings(&columns, rows)?));
+            return Ok(StatementResult::Table(ResultTable::strings(
+                &columns, rows,
+            )?));
         }
         Err(SqlError::Catalog(self.catalog.missing("table or view", name)).into())
     }
 
-    fn plan_inserts(&self, inserts: &[sqlparser::ast::Statement]) -> Result<(Vec<LogicalPlan>, Vec<StreamPlan>), EngineError> {
+    fn plan_inserts(
+        &self,
+        inserts: &[sqlparser::ast::Statement],
+    ) -> Result<(Vec<LogicalPlan>, Vec<StreamPlan>), EngineError> {
         let mut logical = Vec::new();
         let mut streams = Vec::new();
         for insert in inserts {
@@ -429,7 +567,10 @@ impl Session {
         format!("insert-into_{}", targets.join(","))
     }
 
-    async fn submit_inserts(&mut self, inserts: Vec<sqlparser::ast::Statement>) -> Result<StatementResult, EngineError> {
+    async fn submit_inserts(
+        &mut self,
+        inserts: Vec<sqlparser::ast::Statement>,
+    ) -> Result<StatementResult, EngineError> {
         let (_, streams) = self.plan_inserts(&inserts)?;
         let name = self.job_name(&inserts);
         let graph = self.stream_planner().job_graph(name.clone(), streams)?;
@@ -452,7 +593,11 @@ impl Session {
             }
             FlinkStatement::Insert(insert) => self.plan_inserts(&[*insert])?,
             FlinkStatement::StatementSet(inserts) => self.plan_inserts(&inserts)?,
-            _ => return Err(EngineError::Unsupported("EXPLAIN of a statement other than a query or INSERT".into())),
+            _ => {
+                return Err(EngineError::Unsupported(
+                    "EXPLAIN of a statement other than a query or INSERT".into(),
+                ));
+            }
         };
         let mut text = String::from("== Optimized Logical Plan ==\n");
         for plan in &logical {
@@ -462,7 +607,9 @@ impl Session {
         for stream in &streams {
             text.push_str(&stream.to_string());
         }
-        let graph = self.stream_planner().job_graph("explain".to_string(), streams)?;
+        let graph = self
+            .stream_planner()
+            .job_graph("explain".to_string(), streams)?;
         text.push_str(&format!("\n== Job Graph ==\n{graph}"));
         Ok(StatementResult::Text(text))
     }
@@ -482,7 +629,10 @@ impl Session {
 
     /// The status of each job the session started.
     pub fn jobs(&self) -> Vec<(JobId, String, JobStatus)> {
-        self.jobs.iter().map(|j| (j.id, j.name.clone(), j.status())).collect()
+        self.jobs
+            .iter()
+            .map(|j| (j.id, j.name.clone(), j.status()))
+            .collect()
     }
 }
 
@@ -498,23 +648,36 @@ fn show_create_table(table: &CatalogTable) -> String {
                 if ty.nullable { "" } else { " NOT NULL" }
             ),
             ColumnKind::Computed(expr) => format!("  `{}` AS {expr}", c.name.value),
-            ColumnKind::Metadata { data_type, key, is_virtual } => format!(
+            ColumnKind::Metadata {
+                data_type,
+                key,
+                is_virtual,
+            } => format!(
                 "  `{}` {} METADATA{}{}",
                 c.name.value,
                 flink_type_name(&data_type.data_type),
-                key.as_ref().map(|k| format!(" FROM '{k}'")).unwrap_or_default(),
+                key.as_ref()
+                    .map(|k| format!(" FROM '{k}'"))
+                    .unwrap_or_default(),
                 if *is_virtual { " VIRTUAL" } else { "" }
             ),
         })
         .collect();
     if let Some(w) = &table.watermark {
-        lines.push(format!("  WATERMARK FOR `{}` AS {}", w.column.value, w.expr));
+        lines.push(format!(
+            "  WATERMARK FOR `{}` AS {}",
+            w.column.value, w.expr
+        ));
     }
     if !table.primary_key.is_empty() {
         let keys: Vec<String> = table.primary_key.iter().map(|k| format!("`{k}`")).collect();
         lines.push(format!("  PRIMARY KEY ({}) NOT ENFORCED", keys.join(", ")));
     }
-    let options: Vec<String> = table.options.iter().map(|(k, v)| format!("  '{k}' = '{v}'")).collect();
+    let options: Vec<String> = table
+        .options
+        .iter()
+        .map(|(k, v)| format!("  '{k}' = '{v}'"))
+        .collect();
     format!(
         "CREATE TABLE `{}`.`{}`.`{}` (\n{}\n) WITH (\n{}\n)\n",
         weir_sql::catalog::DEFAULT_CATALOG,

@@ -20,15 +20,17 @@ use datafusion::common::{DFSchema, DFSchemaRef};
 use datafusion::logical_expr::logical_plan::dml::WriteOp;
 use datafusion::logical_expr::{Expr, FetchType, LogicalPlan, SkipType};
 use weir_connector::{SinkFactory, SourceFactory, TableSpec};
-use weir_runtime::operators::{Calc, CalcFactory, Limit, LimitFactory, ValuesSource, WatermarkStrategy};
+use weir_runtime::operators::{
+    Calc, CalcFactory, Limit, LimitFactory, ValuesSource, WatermarkStrategy,
+};
 use weir_runtime::{
     JobEdge, JobGraph, JobVertex, OperatorFactory, Partitioning, SinkSpec, SourceSpec, VertexId,
     VertexInput, VertexOutput,
 };
 use weir_sql::{CatalogTable, ConnectorTableSource, SqlPlanner, WatermarkNode};
 
-use crate::registry::ConnectorRegistry;
 use crate::EngineError;
+use crate::registry::ConnectorRegistry;
 
 /// Flink's default max parallelism: the number of key groups.
 pub const MAX_PARALLELISM: usize = 128;
@@ -88,11 +90,26 @@ impl StreamNode {
     fn fmt_indent(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
         let pad = "  ".repeat(depth);
         match self {
-            StreamNode::Source { table, transforms, watermark, parallelism, schema, .. } => {
-                let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                write!(f, "{pad}TableSourceScan(table=[{table}], fields=[{}], parallelism={parallelism}", columns.join(", "))?;
+            StreamNode::Source {
+                table,
+                transforms,
+                watermark,
+                parallelism,
+                schema,
+                ..
+            } => {
+                let columns: Vec<&str> =
+                    schema.fields().iter().map(|f| f.name().as_str()).collect();
+                write!(
+                    f,
+                    "{pad}TableSourceScan(table=[{table}], fields=[{}], parallelism={parallelism}",
+                    columns.join(", ")
+                )?;
                 if !transforms.is_empty() {
-                    let names: Vec<&str> = transforms.iter().map(|t| weir_runtime::Operator::name(t)).collect();
+                    let names: Vec<&str> = transforms
+                        .iter()
+                        .map(|t| weir_runtime::Operator::name(t))
+                        .collect();
                     write!(f, ", computed=[{}]", names.join(" -> "))?;
                 }
                 if let Some(w) = watermark {
@@ -100,7 +117,12 @@ impl StreamNode {
                 }
                 writeln!(f, ")")
             }
-            StreamNode::Calc { input, predicate, projection, .. } => {
+            StreamNode::Calc {
+                input,
+                predicate,
+                projection,
+                ..
+            } => {
                 let mut parts = Vec::new();
                 if let Some(p) = projection {
                     let exprs: Vec<String> = p.iter().map(|e| e.to_string()).collect();
@@ -116,8 +138,14 @@ impl StreamNode {
                 writeln!(f, "{pad}Union(all=[true])")?;
                 inputs.iter().try_for_each(|i| i.fmt_indent(f, depth + 1))
             }
-            StreamNode::Limit { input, skip, fetch, .. } => {
-                writeln!(f, "{pad}Limit(offset={skip}, fetch={})", fetch.map_or("unlimited".to_string(), |n| n.to_string()))?;
+            StreamNode::Limit {
+                input, skip, fetch, ..
+            } => {
+                writeln!(
+                    f,
+                    "{pad}Limit(offset={skip}, fetch={})",
+                    fetch.map_or("unlimited".to_string(), |n| n.to_string())
+                )?;
                 input.fmt_indent(f, depth + 1)
             }
         }
@@ -127,7 +155,10 @@ impl StreamNode {
 /// Where a planned pipeline ends.
 #[derive(Debug)]
 pub enum StreamSink {
-    Table { table: String, factory: Arc<dyn SinkFactory> },
+    Table {
+        table: String,
+        factory: Arc<dyn SinkFactory>,
+    },
     Collect,
 }
 
@@ -177,10 +208,16 @@ impl StreamPlanner<'_> {
                 .registry
                 .for_table(&spec)
                 .and_then(|c| c.create_sink(&spec))
-                .map_err(|source| EngineError::Table { table: table.name.clone(), source })?;
+                .map_err(|source| EngineError::Table {
+                    table: table.name.clone(),
+                    source,
+                })?;
             return Ok(StreamPlan {
                 root: self.translate(&dml.input)?,
-                sink: StreamSink::Table { table: table.name.clone(), factory },
+                sink: StreamSink::Table {
+                    table: table.name.clone(),
+                    factory,
+                },
             });
         }
         Ok(StreamPlan {
@@ -196,16 +233,26 @@ impl StreamPlanner<'_> {
                     .source
                     .downcast_ref::<ConnectorTableSource>()
                     .map(|s| Arc::clone(&s.table))
-                    .ok_or_else(|| EngineError::Internal(format!("scan of '{}' has no connector table", scan.table_name)))?;
+                    .ok_or_else(|| {
+                        EngineError::Internal(format!(
+                            "scan of '{}' has no connector table",
+                            scan.table_name
+                        ))
+                    })?;
                 if !scan.filters.is_empty() {
-                    return Err(EngineError::Internal("filters were pushed into a scan that does not take them".into()));
+                    return Err(EngineError::Internal(
+                        "filters were pushed into a scan that does not take them".into(),
+                    ));
                 }
                 let spec = table_spec(&table);
                 let factory = self
                     .registry
                     .for_table(&spec)
                     .and_then(|c| c.create_source(&spec))
-                    .map_err(|source| EngineError::Table { table: table.name.clone(), source })?;
+                    .map_err(|source| EngineError::Table {
+                        table: table.name.clone(),
+                        source,
+                    })?;
                 let source = StreamNode::Source {
                     table: table.name.clone(),
                     factory,
@@ -228,7 +275,12 @@ impl StreamPlanner<'_> {
             LogicalPlan::Projection(p) => {
                 let input = self.translate(&p.input)?;
                 Ok(match input {
-                    StreamNode::Calc { input, predicate, projection: None, .. } => StreamNode::Calc {
+                    StreamNode::Calc {
+                        input,
+                        predicate,
+                        projection: None,
+                        ..
+                    } => StreamNode::Calc {
                         input,
                         predicate,
                         projection: Some(p.expr.clone()),
@@ -252,29 +304,48 @@ impl StreamPlanner<'_> {
                     schema,
                 })
             }
-            LogicalPlan::SubqueryAlias(alias) => Ok(self.translate(&alias.input)?.with_schema(Arc::clone(&alias.schema))),
+            LogicalPlan::SubqueryAlias(alias) => Ok(self
+                .translate(&alias.input)?
+                .with_schema(Arc::clone(&alias.schema))),
             LogicalPlan::Union(union) => Ok(StreamNode::Union {
-                inputs: union.inputs.iter().map(|i| self.translate(i)).collect::<Result<_, _>>()?,
+                inputs: union
+                    .inputs
+                    .iter()
+                    .map(|i| self.translate(i))
+                    .collect::<Result<_, _>>()?,
                 schema: Arc::clone(&union.schema),
             }),
             LogicalPlan::Limit(limit) => {
                 let skip = match limit.get_skip_type()? {
                     SkipType::Literal(n) => n,
-                    SkipType::UnsupportedExpr => return Err(EngineError::Unsupported("a non-constant OFFSET".into())),
+                    SkipType::UnsupportedExpr => {
+                        return Err(EngineError::Unsupported("a non-constant OFFSET".into()));
+                    }
                 };
                 let fetch = match limit.get_fetch_type()? {
                     FetchType::Literal(n) => n,
-                    FetchType::UnsupportedExpr => return Err(EngineError::Unsupported("a non-constant LIMIT".into())),
+                    FetchType::UnsupportedExpr => {
+                        return Err(EngineError::Unsupported("a non-constant LIMIT".into()));
+                    }
                 };
                 let input = self.translate(&limit.input)?;
                 let schema = Arc::clone(input.schema());
-                Ok(StreamNode::Limit { input: Box::new(input), skip, fetch, schema })
+                Ok(StreamNode::Limit {
+                    input: Box::new(input),
+                    skip,
+                    fetch,
+                    schema,
+                })
             }
             LogicalPlan::EmptyRelation(empty) => {
                 let schema = Arc::clone(empty.schema.inner());
                 let batches = if empty.produce_one_row {
                     let options = RecordBatchOptions::new().with_row_count(Some(1));
-                    vec![RecordBatch::try_new_with_options(Arc::clone(&schema), vec![], &options)?]
+                    vec![RecordBatch::try_new_with_options(
+                        Arc::clone(&schema),
+                        vec![],
+                        &options,
+                    )?]
                 } else {
                     Vec::new()
                 };
@@ -294,7 +365,11 @@ impl StreamPlanner<'_> {
                         .iter()
                         .zip(schema.fields())
                         .map(|(expr, field)| {
-                            let value = self.planner.physical_expr(expr, &empty)?.evaluate(&one_row)?.into_array(1)?;
+                            let value = self
+                                .planner
+                                .physical_expr(expr, &empty)?
+                                .evaluate(&one_row)?
+                                .into_array(1)?;
                             Ok(if value.data_type() == field.data_type() {
                                 value
                             } else {
@@ -309,16 +384,24 @@ impl StreamPlanner<'_> {
             }
             LogicalPlan::Extension(extension) => {
                 let Some(node) = extension.node.as_any().downcast_ref::<WatermarkNode>() else {
-                    return Err(EngineError::Unsupported(format!("the plan node {}", extension.node.name())));
+                    return Err(EngineError::Unsupported(format!(
+                        "the plan node {}",
+                        extension.node.name()
+                    )));
                 };
                 self.fold_watermark(node)
             }
-            LogicalPlan::Aggregate(_) => Err(EngineError::Unsupported("GROUP BY aggregation and DISTINCT".into())),
+            LogicalPlan::Aggregate(_) => Err(EngineError::Unsupported(
+                "GROUP BY aggregation and DISTINCT".into(),
+            )),
             LogicalPlan::Distinct(_) => Err(EngineError::Unsupported("SELECT DISTINCT".into())),
             LogicalPlan::Join(_) => Err(EngineError::Unsupported("JOIN".into())),
             LogicalPlan::Sort(_) => Err(EngineError::Unsupported("ORDER BY on a stream".into())),
             LogicalPlan::Window(_) => Err(EngineError::Unsupported("OVER windows".into())),
-            other => Err(EngineError::Unsupported(format!("the plan node {}", other.display()))),
+            other => Err(EngineError::Unsupported(format!(
+                "the plan node {}",
+                other.display()
+            ))),
         }
     }
 
@@ -331,7 +414,12 @@ impl StreamPlanner<'_> {
         let mut current = input;
         let source = loop {
             match current {
-                StreamNode::Calc { input, predicate, projection, schema } => {
+                StreamNode::Calc {
+                    input,
+                    predicate,
+                    projection,
+                    schema,
+                } => {
                     calcs.push((predicate, projection, schema, Arc::clone(input.schema())));
                     current = *input;
                 }
@@ -343,13 +431,30 @@ impl StreamPlanner<'_> {
                 }
             }
         };
-        let StreamNode::Source { table, factory, projection, mut transforms, parallelism, .. } = source else {
-            return Err(EngineError::Internal("expected a source under the watermark".into()));
+        let StreamNode::Source {
+            table,
+            factory,
+            projection,
+            mut transforms,
+            parallelism,
+            ..
+        } = source
+        else {
+            return Err(EngineError::Internal(
+                "expected a source under the watermark".into(),
+            ));
         };
         for (predicate, projection, schema, input_schema) in calcs.into_iter().rev() {
-            transforms.push(self.compile_calc(predicate.as_ref(), projection.as_deref(), &schema, &input_schema)?);
+            transforms.push(self.compile_calc(
+                predicate.as_ref(),
+                projection.as_deref(),
+                &schema,
+                &input_schema,
+            )?);
         }
-        let expr = self.planner.physical_expr(&node.expr, node.input.schema())?;
+        let expr = self
+            .planner
+            .physical_expr(&node.expr, node.input.schema())?;
         Ok(StreamNode::Source {
             table,
             factory,
@@ -368,7 +473,9 @@ impl StreamPlanner<'_> {
         schema: &DFSchemaRef,
         input_schema: &DFSchema,
     ) -> Result<Calc, EngineError> {
-        let predicate = predicate.map(|p| self.planner.physical_expr(p, input_schema)).transpose()?;
+        let predicate = predicate
+            .map(|p| self.planner.physical_expr(p, input_schema))
+            .transpose()?;
         let projection = match projection {
             Some(exprs) => exprs
                 .iter()
@@ -380,21 +487,34 @@ impl StreamPlanner<'_> {
                 .map(|c| self.planner.physical_expr(&Expr::Column(c), input_schema))
                 .collect::<Result<Vec<_>, _>>()?,
         };
-        Ok(Calc::try_new(predicate, projection, Arc::clone(schema.inner()))?)
+        Ok(Calc::try_new(
+            predicate,
+            projection,
+            Arc::clone(schema.inner()),
+        )?)
     }
 
     /// Builds one job from several pipelines (an INSERT, a statement set, or a query).
     pub fn job_graph(&self, name: String, plans: Vec<StreamPlan>) -> Result<JobGraph, EngineError> {
-        let mut builder = JobGraphBuilder { planner: self, vertices: Vec::new() };
+        let mut builder = JobGraphBuilder {
+            planner: self,
+            vertices: Vec::new(),
+        };
         for plan in plans {
             let open = builder.build(plan.root)?;
             let output = match plan.sink {
-                StreamSink::Table { table, factory } => VertexOutput::Sink(SinkSpec { table, factory }),
+                StreamSink::Table { table, factory } => {
+                    VertexOutput::Sink(SinkSpec { table, factory })
+                }
                 StreamSink::Collect => VertexOutput::Collect,
             };
             builder.close(open, output);
         }
-        Ok(JobGraph { name, vertices: builder.vertices, max_parallelism: MAX_PARALLELISM })
+        Ok(JobGraph {
+            name,
+            vertices: builder.vertices,
+            max_parallelism: MAX_PARALLELISM,
+        })
     }
 }
 
@@ -444,7 +564,12 @@ impl JobGraphBuilder<'_, '_> {
     }
 
     /// Starts a new vertex of `parallelism` reading from `upstream`.
-    fn exchange(&mut self, upstream: Vec<OpenVertex>, parallelism: usize, partitioning: impl Fn(usize) -> Partitioning) -> OpenVertex {
+    fn exchange(
+        &mut self,
+        upstream: Vec<OpenVertex>,
+        parallelism: usize,
+        partitioning: impl Fn(usize) -> Partitioning,
+    ) -> OpenVertex {
         let edges = upstream
             .into_iter()
             .map(|open| {
@@ -454,39 +579,77 @@ impl JobGraphBuilder<'_, '_> {
                     Partitioning::Forward if p != parallelism => Partitioning::Rebalance,
                     other => other,
                 };
-                JobEdge { from, partitioning, input: 0 }
+                JobEdge {
+                    from,
+                    partitioning,
+                    input: 0,
+                }
             })
             .collect();
-        OpenVertex { parallelism, input: VertexInput::Edges(edges), operators: Vec::new() }
+        OpenVertex {
+            parallelism,
+            input: VertexInput::Edges(edges),
+            operators: Vec::new(),
+        }
     }
 
     fn build(&mut self, node: StreamNode) -> Result<OpenVertex, EngineError> {
         match node {
-            StreamNode::Source { table, factory, projection, transforms, watermark, parallelism, .. } => Ok(OpenVertex {
+            StreamNode::Source {
+                table,
+                factory,
+                projection,
+                transforms,
+                watermark,
                 parallelism,
-                input: VertexInput::Source(SourceSpec { table, factory, projection, transforms, watermark }),
+                ..
+            } => Ok(OpenVertex {
+                parallelism,
+                input: VertexInput::Source(SourceSpec {
+                    table,
+                    factory,
+                    projection,
+                    transforms,
+                    watermark,
+                }),
                 operators: Vec::new(),
             }),
-            StreamNode::Calc { input, predicate, projection, schema } => {
+            StreamNode::Calc {
+                input,
+                predicate,
+                projection,
+                schema,
+            } => {
                 let input_schema = Arc::clone(input.schema());
-                let calc = self.planner.compile_calc(predicate.as_ref(), projection.as_deref(), &schema, &input_schema)?;
+                let calc = self.planner.compile_calc(
+                    predicate.as_ref(),
+                    projection.as_deref(),
+                    &schema,
+                    &input_schema,
+                )?;
                 let mut open = self.build(*input)?;
                 open.operators.push(Arc::new(CalcFactory(calc)));
                 Ok(open)
             }
             StreamNode::Union { inputs, .. } => {
                 let parallelism = self.planner.parallelism;
-                let upstream = inputs.into_iter().map(|i| self.build(i)).collect::<Result<Vec<_>, _>>()?;
+                let upstream = inputs
+                    .into_iter()
+                    .map(|i| self.build(i))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(self.exchange(upstream, parallelism, |_| Partitioning::Forward))
             }
-            StreamNode::Limit { input, skip, fetch, .. } => {
+            StreamNode::Limit {
+                input, skip, fetch, ..
+            } => {
                 let upstream = self.build(*input)?;
                 let mut open = if upstream.parallelism == 1 {
                     upstream
                 } else {
                     self.exchange(vec![upstream], 1, |_| Partitioning::Global)
                 };
-                open.operators.push(Arc::new(LimitFactory(Limit::new(skip, fetch))));
+                open.operators
+                    .push(Arc::new(LimitFactory(Limit::new(skip, fetch))));
                 Ok(open)
             }
         }

@@ -48,7 +48,11 @@ enum Routed {
 pub struct ConsumerGone;
 
 impl OutputEdge {
-    pub fn new(senders: Vec<mpsc::Sender<Message>>, partitioning: Partitioning, max_parallelism: usize) -> Self {
+    pub fn new(
+        senders: Vec<mpsc::Sender<Message>>,
+        partitioning: Partitioning,
+        max_parallelism: usize,
+    ) -> Self {
         Self {
             senders,
             partitioning,
@@ -110,7 +114,11 @@ async fn send(sender: &mpsc::Sender<Message>, message: Message) -> Result<(), Co
 
 /// The key group of each row: Flink's scheme, so keyed state can be
 /// redistributed when a job is restored at another parallelism.
-pub fn key_groups(batch: &StreamBatch, keys: &[Arc<dyn PhysicalExpr>], max_parallelism: usize) -> Result<Vec<usize>> {
+pub fn key_groups(
+    batch: &StreamBatch,
+    keys: &[Arc<dyn PhysicalExpr>],
+    max_parallelism: usize,
+) -> Result<Vec<usize>> {
     let rows = batch.num_rows();
     let arrays = keys
         .iter()
@@ -125,7 +133,11 @@ pub fn key_groups(batch: &StreamBatch, keys: &[Arc<dyn PhysicalExpr>], max_paral
 }
 
 /// The subtask that owns a key group (Flink's `computeOperatorIndexForKeyGroup`).
-pub fn subtask_for_key_group(key_group: usize, parallelism: usize, max_parallelism: usize) -> usize {
+pub fn subtask_for_key_group(
+    key_group: usize,
+    parallelism: usize,
+    max_parallelism: usize,
+) -> usize {
     key_group * parallelism / max_parallelism
 }
 
@@ -151,8 +163,11 @@ fn hash_split(
             None => StreamBatch::inserts(data),
             Some(kinds) => {
                 let kinds = arrow::compute::take(kinds, &rows, None)?;
-                StreamBatch::try_new_changelog(data, arrow::array::AsArray::as_primitive(&kinds).clone())
-                    .map_err(crate::error::batch_error)?
+                StreamBatch::try_new_changelog(
+                    data,
+                    arrow::array::AsArray::as_primitive(&kinds).clone(),
+                )
+                .map_err(crate::error::batch_error)?
             }
         };
         parts.push((subtask, part));
@@ -163,7 +178,10 @@ fn hash_split(
 /// What an [`InputGate`] yields.
 #[derive(Debug)]
 pub enum GateEvent {
-    Batch { input: usize, batch: StreamBatch },
+    Batch {
+        input: usize,
+        batch: StreamBatch,
+    },
     /// The minimum watermark over all live channels advanced.
     Watermark(Watermark),
     Barrier(CheckpointBarrier),
@@ -271,7 +289,11 @@ impl InputGate {
                     Poll::Pending => {}
                 }
             }
-            if live { Poll::Pending } else { Poll::Ready(None) }
+            if live {
+                Poll::Pending
+            } else {
+                Poll::Ready(None)
+            }
         })
         .await
     }
@@ -286,16 +308,64 @@ mod tests {
         let (tx0, rx0) = mpsc::channel(4);
         let (tx1, rx1) = mpsc::channel(4);
         let mut gate = InputGate::new(vec![
-            InputChannel { receiver: rx0, input: 0 },
-            InputChannel { receiver: rx1, input: 0 },
+            InputChannel {
+                receiver: rx0,
+                input: 0,
+            },
+            InputChannel {
+                receiver: rx1,
+                input: 0,
+            },
         ]);
-        tx0.send(Message::Watermark(Watermark(10))).await.expect("send");
-        tx1.send(Message::Watermark(Watermark(5))).await.expect("send");
-        assert!(matches!(gate.next().await, GateEvent::Watermark(Watermark(5))));
+        tx0.send(Message::Watermark(Watermark(10)))
+            .await
+            .expect("send");
+        tx1.send(Message::Watermark(Watermark(5)))
+            .await
+            .expect("send");
+        assert!(matches!(
+            gate.next().await,
+            GateEvent::Watermark(Watermark(5))
+        ));
         tx1.send(Message::EndOfInput).await.expect("send");
-        assert!(matches!(gate.next().await, GateEvent::Watermark(Watermark(10))));
+        assert!(matches!(
+            gate.next().await,
+            GateEvent::Watermark(Watermark(10))
+        ));
         tx0.send(Message::EndOfInput).await.expect("send");
         assert!(matches!(gate.next().await, GateEvent::End));
+    }
+
+    #[test]
+    fn hash_split_keeps_every_row_and_sends_equal_keys_together() {
+        use arrow::array::{AsArray, Int64Array, RecordBatch};
+        use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+        use datafusion::physical_expr::expressions::Column;
+
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        let keys: Vec<i64> = (0..1000).map(|i| i % 37).collect();
+        let batch = StreamBatch::inserts(
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(keys))]).expect("batch"),
+        );
+        let key: Arc<dyn PhysicalExpr> = Arc::new(Column::new("k", 0));
+        let parts = hash_split(&batch, &[key], 4, 128).expect("split");
+        let mut owner = std::collections::HashMap::new();
+        let mut rows = 0;
+        for (subtask, part) in &parts {
+            rows += part.num_rows();
+            for k in part.data().column(0).as_primitive::<Int64Type>().values() {
+                assert_eq!(
+                    *owner.entry(*k).or_insert(*subtask),
+                    *subtask,
+                    "key {k} on two subtasks"
+                );
+            }
+        }
+        assert_eq!(rows, 1000);
+        assert!(
+            parts.len() > 1,
+            "37 keys should spread over several subtasks"
+        );
     }
 
     #[test]

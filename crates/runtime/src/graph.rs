@@ -162,12 +162,20 @@ impl JobGraph {
                 }
                 for e in edges {
                     let Some(from) = self.vertices.get(e.from.0).filter(|_| e.from.0 < i) else {
-                        return invalid(format!("vertex {i} reads from vertex {} that does not precede it", e.from));
+                        return invalid(format!(
+                            "vertex {i} reads from vertex {} that does not precede it",
+                            e.from
+                        ));
                     };
                     if !matches!(from.output, VertexOutput::Downstream) {
-                        return invalid(format!("vertex {} feeds vertex {i} but ends in a sink", e.from));
+                        return invalid(format!(
+                            "vertex {} feeds vertex {i} but ends in a sink",
+                            e.from
+                        ));
                     }
-                    if matches!(e.partitioning, Partitioning::Forward) && from.parallelism != v.parallelism {
+                    if matches!(e.partitioning, Partitioning::Forward)
+                        && from.parallelism != v.parallelism
+                    {
                         return invalid(format!(
                             "forward edge {} -> {i} joins parallelism {} to {}",
                             e.from, from.parallelism, v.parallelism
@@ -184,7 +192,12 @@ impl JobGraph {
         self.vertices
             .iter()
             .filter_map(|v| match &v.input {
-                VertexInput::Edges(edges) => Some(edges.iter().filter(move |e| e.from == vertex).map(move |e| (v.id, e))),
+                VertexInput::Edges(edges) => Some(
+                    edges
+                        .iter()
+                        .filter(move |e| e.from == vertex)
+                        .map(move |e| (v.id, e)),
+                ),
                 VertexInput::Source(_) => None,
             })
             .flatten()
@@ -196,10 +209,20 @@ impl fmt::Display for JobGraph {
     /// The job graph as EXPLAIN prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for v in &self.vertices {
-            writeln!(f, "Vertex {} [parallelism={}]: {}", v.id, v.parallelism, v.name())?;
+            writeln!(
+                f,
+                "Vertex {} [parallelism={}]: {}",
+                v.id,
+                v.parallelism,
+                v.name()
+            )?;
             if let VertexInput::Edges(edges) = &v.input {
                 for e in edges {
-                    writeln!(f, "  <- vertex {} ({}, input {})", e.from, e.partitioning, e.input)?;
+                    writeln!(
+                        f,
+                        "  <- vertex {} ({}, input {})",
+                        e.from, e.partitioning, e.input
+                    )?;
                 }
             }
         }

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -49,7 +48,10 @@ pub enum JobStatus {
 
 impl JobStatus {
     pub fn is_terminal(&self) -> bool {
-        matches!(self, JobStatus::Finished | JobStatus::Failed(_) | JobStatus::Cancelled)
+        matches!(
+            self,
+            JobStatus::Finished | JobStatus::Failed(_) | JobStatus::Cancelled
+        )
     }
 }
 
@@ -122,9 +124,7 @@ impl Drop for JobHandle {
 
 /// The embedded cluster: runs jobs on this process's tokio runtime.
 #[derive(Debug, Default)]
-pub struct MiniCluster {
-    next_job: AtomicU64,
-}
+pub struct MiniCluster {}
 
 impl MiniCluster {
     pub fn new() -> Self {
@@ -134,8 +134,7 @@ impl MiniCluster {
     /// Validates and starts a job; its subtasks run until it ends or is cancelled.
     pub fn submit(&self, graph: JobGraph) -> Result<JobHandle, RuntimeError> {
         graph.validate()?;
-        let sequence = self.next_job.fetch_add(1, Ordering::Relaxed) as u128;
-        let id = JobId(random_job_bits() ^ sequence);
+        let id = JobId(uuid::Uuid::new_v4().as_u128());
         let (status_tx, status_rx) = watch::channel(JobStatus::Created);
         let metrics = Arc::new(JobMetrics::default());
         let collects = graph
@@ -152,7 +151,13 @@ impl MiniCluster {
         let job_metrics = Arc::clone(&metrics);
         let driver = tokio::spawn(async move {
             let _ = status_tx.send(JobStatus::Running);
+            tracing::info!(job = %id, name = %graph.name, vertices = graph.vertices.len(), "job started");
             let result = run_job(id, graph, job_metrics, results_tx).await;
+            match &result {
+                Ok(()) => tracing::info!(job = %id, "job finished"),
+                Err(RuntimeError::Cancelled) => tracing::info!(job = %id, "job cancelled"),
+                Err(e) => tracing::warn!(job = %id, error = %e, "job failed"),
+            }
             let _ = status_tx.send(match &result {
                 Ok(()) => JobStatus::Finished,
                 Err(RuntimeError::Cancelled) => JobStatus::Cancelled,
@@ -169,15 +174,6 @@ impl MiniCluster {
             driver: Some(driver),
         })
     }
-}
-
-fn random_job_bits() -> u128 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let pid = std::process::id() as u128;
-    (nanos << 32) ^ (pid << 96) ^ nanos.rotate_left(64)
 }
 
 /// Spreads splits over subtasks: largest first onto the least loaded, then
@@ -214,7 +210,9 @@ async fn run_job(
     let mut receivers: HashMap<(VertexId, usize), Vec<InputChannel>> = HashMap::new();
     let mut edge_senders: HashMap<(VertexId, VertexId), EdgeChannels> = HashMap::new();
     for vertex in &graph.vertices {
-        let VertexInput::Edges(edges) = &vertex.input else { continue };
+        let VertexInput::Edges(edges) = &vertex.input else {
+            continue;
+        };
         for edge in edges {
             let upstream = graph.vertices[edge.from.0].parallelism;
             let mut senders = vec![Vec::new(); upstream];
@@ -230,7 +228,10 @@ async fn run_job(
                     receivers
                         .entry((vertex.id, consumer))
                         .or_default()
-                        .push(InputChannel { receiver: rx, input: edge.input });
+                        .push(InputChannel {
+                            receiver: rx,
+                            input: edge.input,
+                        });
                 }
             }
             edge_senders.insert((edge.from, vertex.id), EdgeChannels { senders });
@@ -246,7 +247,9 @@ async fn run_job(
                     .factory
                     .plan_splits(vertex.parallelism)
                     .await
-                    .map_err(|e| RuntimeError::connector(&format!("Source: {}", source.table), e))?;
+                    .map_err(|e| {
+                        RuntimeError::connector(&format!("Source: {}", source.table), e)
+                    })?;
                 assign_splits(splits, vertex.parallelism)
             }
             VertexInput::Edges(_) => Vec::new(),
@@ -277,7 +280,10 @@ async fn run_job(
                         })
                         .await
                         .map_err(|e| RuntimeError::connector(&task_name, e))?;
-                    let op_metrics = Arc::new(OperatorMetrics::new(&task_name, &format!("Source: {}", source.table)));
+                    let op_metrics = Arc::new(OperatorMetrics::new(
+                        &task_name,
+                        &format!("Source: {}", source.table),
+                    ));
                     metrics.register_operator(Arc::clone(&op_metrics));
                     SubtaskInput::Source(SourceDriver::new(
                         task_name.clone(),
@@ -298,11 +304,21 @@ async fn run_job(
                 VertexOutput::Downstream => {
                     let mut edges = Vec::new();
                     for (consumer, edge) in graph.downstream(vertex.id) {
-                        let channels = edge_senders.get_mut(&(vertex.id, consumer)).ok_or_else(|| {
-                            RuntimeError::Internal(format!("no channels for edge {} -> {consumer}", vertex.id))
-                        })?;
+                        let channels =
+                            edge_senders
+                                .get_mut(&(vertex.id, consumer))
+                                .ok_or_else(|| {
+                                    RuntimeError::Internal(format!(
+                                        "no channels for edge {} -> {consumer}",
+                                        vertex.id
+                                    ))
+                                })?;
                         let senders = std::mem::take(&mut channels.senders[subtask]);
-                        edges.push(OutputEdge::new(senders, edge.partitioning.clone(), graph.max_parallelism));
+                        edges.push(OutputEdge::new(
+                            senders,
+                            edge.partitioning.clone(),
+                            graph.max_parallelism,
+                        ));
                     }
                     SubtaskOutput::Edges(edges)
                 }
@@ -320,7 +336,11 @@ async fn run_job(
                 }
                 VertexOutput::Collect => match &results {
                     Some(tx) => SubtaskOutput::Collect(tx.clone()),
-                    None => return Err(RuntimeError::Internal("collect vertex without a result channel".into())),
+                    None => {
+                        return Err(RuntimeError::Internal(
+                            "collect vertex without a result channel".into(),
+                        ));
+                    }
                 },
             };
             let task = Subtask {
@@ -337,7 +357,8 @@ async fn run_job(
 
     let mut failure: Option<RuntimeError> = None;
     while let Some(joined) = tasks.join_next().await {
-        let result = joined.unwrap_or_else(|e| Err(RuntimeError::Internal(format!("subtask crashed: {e}"))));
+        let result =
+            joined.unwrap_or_else(|e| Err(RuntimeError::Internal(format!("subtask crashed: {e}"))));
         match result {
             Ok(()) => {}
             Err(RuntimeError::Cancelled) => {
@@ -388,13 +409,27 @@ mod tests {
     use super::*;
 
     fn split(id: &str, size: u64) -> SourceSplit {
-        SourceSplit { id: id.to_string(), size_hint: size }
+        SourceSplit {
+            id: id.to_string(),
+            size_hint: size,
+        }
     }
 
     #[test]
     fn splits_are_balanced_by_size_and_keep_their_order() {
-        let assigned = assign_splits(vec![split("a", 10), split("b", 100), split("c", 10), split("d", 10)], 2);
-        let ids: Vec<Vec<&str>> = assigned.iter().map(|s| s.iter().map(|x| x.id.as_str()).collect()).collect();
+        let assigned = assign_splits(
+            vec![
+                split("a", 10),
+                split("b", 100),
+                split("c", 10),
+                split("d", 10),
+            ],
+            2,
+        );
+        let ids: Vec<Vec<&str>> = assigned
+            .iter()
+            .map(|s| s.iter().map(|x| x.id.as_str()).collect())
+            .collect();
         assert_eq!(ids, vec![vec!["b"], vec!["a", "c", "d"]]);
     }
 }

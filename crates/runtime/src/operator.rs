@@ -66,11 +66,20 @@ pub trait Operator: Send + Debug {
 
     /// Processes a batch from input `input` (0 unless the operator has
     /// several inputs, like a join).
-    fn process_batch(&mut self, input: usize, batch: StreamBatch, out: &mut Collector) -> Result<()>;
+    fn process_batch(
+        &mut self,
+        input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()>;
 
     /// The watermark over all inputs advanced to `watermark`. Emit what it
     /// completes and return the watermark to pass downstream.
-    fn process_watermark(&mut self, watermark: Watermark, _out: &mut Collector) -> Result<Option<Watermark>> {
+    fn process_watermark(
+        &mut self,
+        watermark: Watermark,
+        _out: &mut Collector,
+    ) -> Result<Option<Watermark>> {
         Ok(Some(watermark))
     }
 

@@ -9,8 +9,8 @@ use weir_connector::{SourceEvent, SourceReader};
 use crate::RuntimeError;
 use crate::exchange::GateEvent;
 use crate::metrics::OperatorMetrics;
-use crate::operators::{Calc, WatermarkStrategy};
 use crate::operators::watermark::SplitWatermarks;
+use crate::operators::{Calc, WatermarkStrategy};
 
 pub(crate) struct SourceDriver {
     pub(crate) task: String,
@@ -60,9 +60,9 @@ impl SourceDriver {
                 Some(SourceEvent::Batch { split, data }) => {
                     let batch = self.transform(StreamBatch::inserts(data))?;
                     if let Some((strategy, splits)) = &mut self.watermark {
-                        let observed = strategy
-                            .batch_watermark(batch.data())
-                            .map_err(|e| RuntimeError::operator(&self.task, "WatermarkAssigner", e))?;
+                        let observed = strategy.batch_watermark(batch.data()).map_err(|e| {
+                            RuntimeError::operator(&self.task, "WatermarkAssigner", e)
+                        })?;
                         if let Some(w) = observed {
                             splits.observe(split, w);
                         }

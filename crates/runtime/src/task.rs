@@ -80,14 +80,22 @@ impl Subtask {
     }
 
     /// Pushes a batch into operator `index` and what it emits down the rest of the chain.
-    fn push_batch(&mut self, index: usize, input: usize, batch: StreamBatch, out: &mut Vec<StreamBatch>) -> Result<(), RuntimeError> {
+    fn push_batch(
+        &mut self,
+        index: usize,
+        input: usize,
+        batch: StreamBatch,
+        out: &mut Vec<StreamBatch>,
+    ) -> Result<(), RuntimeError> {
         if index == self.chain.len() {
             out.push(batch);
             return Ok(());
         }
         let mut collector = Collector::default();
         let Chained { operator, metrics } = &mut self.chain[index];
-        let result = metrics.record(batch.num_rows(), || operator.process_batch(input, batch, &mut collector));
+        let result = metrics.record(batch.num_rows(), || {
+            operator.process_batch(input, batch, &mut collector)
+        });
         metrics.add_rows_out(collector.rows());
         result.map_err(|e| self.operator_error(index, e))?;
         for b in collector.take() {
@@ -96,7 +104,12 @@ impl Subtask {
         Ok(())
     }
 
-    fn push_watermark(&mut self, index: usize, watermark: Watermark, out: &mut Vec<StreamBatch>) -> Result<Option<Watermark>, RuntimeError> {
+    fn push_watermark(
+        &mut self,
+        index: usize,
+        watermark: Watermark,
+        out: &mut Vec<StreamBatch>,
+    ) -> Result<Option<Watermark>, RuntimeError> {
         if index == self.chain.len() {
             return Ok(Some(watermark));
         }
@@ -117,7 +130,11 @@ impl Subtask {
         }
     }
 
-    fn finish_chain(&mut self, index: usize, out: &mut Vec<StreamBatch>) -> Result<(), RuntimeError> {
+    fn finish_chain(
+        &mut self,
+        index: usize,
+        out: &mut Vec<StreamBatch>,
+    ) -> Result<(), RuntimeError> {
         if index == self.chain.len() {
             return Ok(());
         }
@@ -147,7 +164,10 @@ impl Subtask {
                     .write(batch)
                     .await
                     .map_err(|e| RuntimeError::connector(&self.name, e))?,
-                SubtaskOutput::Collect(sender) => sender.send(batch).await.map_err(|_| RuntimeError::Cancelled)?,
+                SubtaskOutput::Collect(sender) => sender
+                    .send(batch)
+                    .await
+                    .map_err(|_| RuntimeError::Cancelled)?,
             }
         }
         Ok(())
@@ -156,7 +176,9 @@ impl Subtask {
     async fn emit_watermark(&mut self, watermark: Watermark) -> Result<(), RuntimeError> {
         if let SubtaskOutput::Edges(edges) = &self.output {
             for edge in edges {
-                edge.send_watermark(watermark).await.map_err(|_| RuntimeError::Cancelled)?;
+                edge.send_watermark(watermark)
+                    .await
+                    .map_err(|_| RuntimeError::Cancelled)?;
             }
         }
         Ok(())
@@ -166,7 +188,9 @@ impl Subtask {
         match &mut self.output {
             SubtaskOutput::Edges(edges) => {
                 for edge in edges.iter() {
-                    edge.send_barrier(barrier).await.map_err(|_| RuntimeError::Cancelled)?;
+                    edge.send_barrier(barrier)
+                        .await
+                        .map_err(|_| RuntimeError::Cancelled)?;
                 }
             }
             SubtaskOutput::Sink(writer) => writer

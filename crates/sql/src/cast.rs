@@ -17,8 +17,8 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 use weir_format::display::sql_value;
 
@@ -60,7 +60,9 @@ impl ScalarUDFImpl for FlinkToString {
         }
         let result: Arc<dyn Array> = Arc::new(out.finish());
         Ok(match value {
-            ColumnarValue::Scalar(_) => ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&result, 0)?),
+            ColumnarValue::Scalar(_) => {
+                ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&result, 0)?)
+            }
             ColumnarValue::Array(_) => ColumnarValue::Array(result),
         })
     }
@@ -75,7 +77,10 @@ pub fn flink_casts(expr: Expr, schema: &DFSchema) -> Result<Expr> {
             if is_string(&from) || from == DataType::Null {
                 return Ok(Transformed::no(e));
             }
-            let call = Expr::ScalarFunction(ScalarFunction::new_udf(Arc::clone(&to_string), vec![(*cast.expr).clone()]));
+            let call = Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::clone(&to_string),
+                vec![(*cast.expr).clone()],
+            ));
             Ok(Transformed::yes(call))
         }
         _ => Ok(Transformed::no(e)),
@@ -83,6 +88,35 @@ pub fn flink_casts(expr: Expr, schema: &DFSchema) -> Result<Expr> {
     .map(|t| t.data)
 }
 
+/// Applies [`flink_casts`] to every expression of a plan, before the
+/// optimizer folds constant casts with Arrow's rules.
+pub fn plan_flink_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        let inputs = node.inputs();
+        let schema = match inputs.as_slice() {
+            [] => DFSchema::empty(),
+            [input] => input.schema().as_ref().clone(),
+            [first, rest @ ..] => rest
+                .iter()
+                .try_fold(first.schema().as_ref().clone(), |acc, i| {
+                    acc.join(i.schema())
+                })?,
+        };
+        node.map_expressions(|e| {
+            let rewritten = flink_casts(e.clone(), &schema)?;
+            Ok(if rewritten == e {
+                Transformed::no(e)
+            } else {
+                Transformed::yes(rewritten)
+            })
+        })
+    })
+    .map(|t| t.data)
+}
+
 fn is_string(data_type: &DataType) -> bool {
-    matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
 }

@@ -35,16 +35,29 @@ impl CatalogTable {
         for column in &definition.columns {
             if !seen.insert(column.name.value.as_str()) {
                 return Err(SqlError::Plan {
-                    message: format!("column '{}' is declared twice in table '{name}'", column.name.value),
+                    message: format!(
+                        "column '{}' is declared twice in table '{name}'",
+                        column.name.value
+                    ),
                     position: Some(column.position),
                 });
             }
         }
-        if let Some(ColumnDefinition { kind: ColumnKind::Metadata { .. }, name: column, position, .. }) =
-            definition.columns.iter().find(|c| matches!(c.kind, ColumnKind::Metadata { .. }))
+        if let Some(ColumnDefinition {
+            kind: ColumnKind::Metadata { .. },
+            name: column,
+            position,
+            ..
+        }) = definition
+            .columns
+            .iter()
+            .find(|c| matches!(c.kind, ColumnKind::Metadata { .. }))
         {
             return Err(SqlError::Plan {
-                message: format!("metadata column '{}': the connectors Weir has now provide no metadata", column.value),
+                message: format!(
+                    "metadata column '{}': the connectors Weir has now provide no metadata",
+                    column.value
+                ),
                 position: Some(*position),
             });
         }
@@ -54,8 +67,15 @@ impl CatalogTable {
             .filter_map(|c| match &c.kind {
                 // Flink's primary key columns are NOT NULL.
                 ColumnKind::Physical(ty) => {
-                    let in_key = definition.primary_key.iter().any(|k| k.value == c.name.value);
-                    Some(Field::new(&c.name.value, ty.data_type.clone(), ty.nullable && !in_key))
+                    let in_key = definition
+                        .primary_key
+                        .iter()
+                        .any(|k| k.value == c.name.value);
+                    Some(Field::new(
+                        &c.name.value,
+                        ty.data_type.clone(),
+                        ty.nullable && !in_key,
+                    ))
                 }
                 _ => None,
             })
@@ -64,14 +84,20 @@ impl CatalogTable {
             && !seen.contains(w.column.value.as_str())
         {
             return Err(SqlError::Plan {
-                message: format!("the watermark column '{}' is not a column of table '{name}'", w.column.value),
+                message: format!(
+                    "the watermark column '{}' is not a column of table '{name}'",
+                    w.column.value
+                ),
                 position: Some(w.position),
             });
         }
         for key in &definition.primary_key {
             if !seen.contains(key.value.as_str()) {
                 return Err(SqlError::Plan {
-                    message: format!("the primary key column '{}' is not a column of table '{name}'", key.value),
+                    message: format!(
+                        "the primary key column '{}' is not a column of table '{name}'",
+                        key.value
+                    ),
                     position: None,
                 });
             }
@@ -80,7 +106,11 @@ impl CatalogTable {
             name,
             columns: definition.columns,
             watermark: definition.watermark,
-            primary_key: definition.primary_key.into_iter().map(|i| i.value).collect(),
+            primary_key: definition
+                .primary_key
+                .into_iter()
+                .map(|i| i.value)
+                .collect(),
             options: definition.options.into_iter().collect(),
             comment: definition.comment,
             physical_schema: Arc::new(Schema::new(fields)),
@@ -89,7 +119,9 @@ impl CatalogTable {
 
     /// True when reading needs more than the physical columns as stored.
     pub fn has_computed_columns(&self) -> bool {
-        self.columns.iter().any(|c| !matches!(c.kind, ColumnKind::Physical(_)))
+        self.columns
+            .iter()
+            .any(|c| !matches!(c.kind, ColumnKind::Physical(_)))
     }
 }
 
@@ -114,12 +146,18 @@ pub fn table_name(name: &ObjectName) -> Result<String, SqlError> {
     let parts: Vec<String> = name
         .0
         .iter()
-        .map(|p| p.as_ident().map(|i| i.value.clone()).unwrap_or_else(|| p.to_string()))
+        .map(|p| {
+            p.as_ident()
+                .map(|i| i.value.clone())
+                .unwrap_or_else(|| p.to_string())
+        })
         .collect();
     match parts.as_slice() {
         [table] => Ok(table.clone()),
         [db, table] if db == DEFAULT_DATABASE => Ok(table.clone()),
-        [catalog, db, table] if catalog == DEFAULT_CATALOG && db == DEFAULT_DATABASE => Ok(table.clone()),
+        [catalog, db, table] if catalog == DEFAULT_CATALOG && db == DEFAULT_DATABASE => {
+            Ok(table.clone())
+        }
         _ => Err(SqlError::Catalog(format!(
             "'{name}' is not in {DEFAULT_CATALOG}.{DEFAULT_DATABASE}, the only catalog and database Weir has"
         ))),
@@ -153,8 +191,14 @@ impl Catalog {
     }
 
     /// Adds a table; `Ok(false)` when it existed and `if_not_exists` was given.
-    pub fn create_table(&mut self, table: CatalogTable, if_not_exists: bool) -> Result<bool, SqlError> {
-        if if_not_exists && (self.tables.contains_key(&table.name) || self.views.contains_key(&table.name)) {
+    pub fn create_table(
+        &mut self,
+        table: CatalogTable,
+        if_not_exists: bool,
+    ) -> Result<bool, SqlError> {
+        if if_not_exists
+            && (self.tables.contains_key(&table.name) || self.views.contains_key(&table.name))
+        {
             return Ok(false);
         }
         self.check_free(&table.name)?;
@@ -162,8 +206,14 @@ impl Catalog {
         Ok(true)
     }
 
-    pub fn create_view(&mut self, view: CatalogView, if_not_exists: bool) -> Result<bool, SqlError> {
-        if if_not_exists && (self.tables.contains_key(&view.name) || self.views.contains_key(&view.name)) {
+    pub fn create_view(
+        &mut self,
+        view: CatalogView,
+        if_not_exists: bool,
+    ) -> Result<bool, SqlError> {
+        if if_not_exists
+            && (self.tables.contains_key(&view.name) || self.views.contains_key(&view.name))
+        {
             return Ok(false);
         }
         self.check_free(&view.name)?;
@@ -187,11 +237,19 @@ impl Catalog {
 
     /// "table 'x' does not exist", with the names that do.
     pub fn missing(&self, kind: &str, name: &str) -> String {
-        let known: Vec<&str> = self.tables.keys().chain(self.views.keys()).map(String::as_str).collect();
+        let known: Vec<&str> = self
+            .tables
+            .keys()
+            .chain(self.views.keys())
+            .map(String::as_str)
+            .collect();
         if known.is_empty() {
             format!("{kind} '{name}' does not exist; no tables or views are defined yet")
         } else {
-            format!("{kind} '{name}' does not exist; known tables and views: {}", known.join(", "))
+            format!(
+                "{kind} '{name}' does not exist; known tables and views: {}",
+                known.join(", ")
+            )
         }
     }
 }

@@ -17,7 +17,10 @@ impl fmt::Display for Position {
 
 impl From<sqlparser::tokenizer::Location> for Position {
     fn from(l: sqlparser::tokenizer::Location) -> Self {
-        Position { line: l.line, column: l.column }
+        Position {
+            line: l.line,
+            column: l.column,
+        }
     }
 }
 
@@ -74,8 +77,11 @@ impl SqlError {
 /// Converts a sqlparser error, moving its "at Line: x, Column: y" into a [`Position`].
 pub(crate) fn from_parser_error(e: sqlparser::parser::ParserError, fallback: Position) -> SqlError {
     let text = match e {
-        sqlparser::parser::ParserError::TokenizerError(m) | sqlparser::parser::ParserError::ParserError(m) => m,
-        sqlparser::parser::ParserError::RecursionLimitExceeded => "the statement is nested too deeply".to_string(),
+        sqlparser::parser::ParserError::TokenizerError(m)
+        | sqlparser::parser::ParserError::ParserError(m) => m,
+        sqlparser::parser::ParserError::RecursionLimitExceeded => {
+            "the statement is nested too deeply".to_string()
+        }
     };
     match split_position(&text) {
         Some((message, position)) => SqlError::parse(message, position),
@@ -88,14 +94,23 @@ fn split_position(text: &str) -> Option<(String, Position)> {
     let rest = &text[at + " at Line: ".len()..];
     let (line, column) = rest.split_once(", Column: ")?;
     let line = line.trim().parse().ok()?;
-    let column = column.trim().trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()?;
+    let column = column
+        .trim()
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .ok()?;
     Some((text[..at].to_string(), Position { line, column }))
 }
 
 /// DataFusion's message without its "Error during planning: " style prefixes.
 fn datafusion_message(e: &datafusion::error::DataFusionError) -> String {
     let mut text = e.strip_backtrace();
-    for prefix in ["Error during planning: ", "Schema error: ", "This feature is not implemented: ", "Optimizer rule"] {
+    for prefix in [
+        "Error during planning: ",
+        "Schema error: ",
+        "This feature is not implemented: ",
+        "Optimizer rule",
+    ] {
         if let Some(rest) = text.strip_prefix(prefix) {
             text = rest.to_string();
         }
@@ -127,12 +142,17 @@ mod tests {
     #[test]
     fn parser_positions_are_extracted() {
         let e = from_parser_error(
-            sqlparser::parser::ParserError::ParserError("Expected: an expression, found: FROM at Line: 2, Column: 8".into()),
+            sqlparser::parser::ParserError::ParserError(
+                "Expected: an expression, found: FROM at Line: 2, Column: 8".into(),
+            ),
             Position::default(),
         );
         assert_eq!(e.position(), Some(Position { line: 2, column: 8 }));
         assert_eq!(e.message(), "Expected: an expression, found: FROM");
-        let snippet = caret_snippet("SET 'a' = 'b';\nSELECT FROM t", Position { line: 2, column: 8 });
+        let snippet = caret_snippet(
+            "SET 'a' = 'b';\nSELECT FROM t",
+            Position { line: 2, column: 8 },
+        );
         assert_eq!(snippet.as_deref(), Some("SELECT FROM t\n       ^"));
     }
 }

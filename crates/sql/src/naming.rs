@@ -54,7 +54,9 @@ fn name_tables(table: &mut TableWithJoins) {
 fn name_factor(factor: &mut TableFactor) {
     match factor {
         TableFactor::Derived { subquery, .. } => name_expressions(subquery),
-        TableFactor::NestedJoin { table_with_joins, .. } => name_tables(table_with_joins),
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => name_tables(table_with_joins),
         _ => {}
     }
 }
@@ -66,7 +68,9 @@ mod tests {
 
     #[test]
     fn unnamed_expressions_get_positional_names() {
-        let mut parsed = parse_script("SELECT a, UPPER(b), c AS d, CAST(a AS INT) FROM (SELECT 1 + 1 FROM t)").expect("parses");
+        let mut parsed =
+            parse_script("SELECT a, UPPER(b), c AS d, CAST(a AS INT) FROM (SELECT 1 + 1 FROM t)")
+                .expect("parses");
         let FlinkStatement::Query(mut query) = parsed.remove(0).statement else {
             panic!("a query")
         };

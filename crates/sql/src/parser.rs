@@ -49,7 +49,10 @@ pub enum FlinkStatement {
     /// `EXECUTE STATEMENT SET BEGIN INSERT ...; INSERT ...; END`: one job.
     StatementSet(Vec<Statement>),
     Explain(Box<FlinkStatement>),
-    StopJob { job_id: String, with_savepoint: bool },
+    StopJob {
+        job_id: String,
+        with_savepoint: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -120,7 +123,10 @@ pub struct DropObject {
 pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
     parse_statements(sql).map_err(|e| match e {
         // sqlparser places the end of input at line 0; point past the last character instead.
-        SqlError::Parse { message, position } if position.line == 0 => SqlError::Parse { message, position: end_of(sql) },
+        SqlError::Parse { message, position } if position.line == 0 => SqlError::Parse {
+            message,
+            position: end_of(sql),
+        },
         other => other,
     })
 }
@@ -196,7 +202,10 @@ impl StatementParser<'_, '_> {
             Ok(())
         } else {
             let found = self.parser.peek_token();
-            Err(SqlError::parse(format!("expected {word}, found {}", found.token), found.span.start))
+            Err(SqlError::parse(
+                format!("expected {word}, found {}", found.token),
+                found.span.start,
+            ))
         }
     }
 
@@ -236,10 +245,15 @@ impl StatementParser<'_, '_> {
             if token.token == Token::LParen {
                 return Ok(FlinkStatement::Query(self.query()?));
             }
-            return Err(SqlError::parse(format!("expected a statement, found {}", token.token), token.span.start));
+            return Err(SqlError::parse(
+                format!("expected a statement, found {}", token.token),
+                token.span.start,
+            ));
         };
         match word.keyword {
-            Keyword::SELECT | Keyword::WITH | Keyword::VALUES => Ok(FlinkStatement::Query(self.query()?)),
+            Keyword::SELECT | Keyword::WITH | Keyword::VALUES => {
+                Ok(FlinkStatement::Query(self.query()?))
+            }
             Keyword::INSERT => {
                 let result = self.parser.parse_statement();
                 Ok(FlinkStatement::Insert(Box::new(self.wrap(result)?)))
@@ -258,7 +272,10 @@ impl StatementParser<'_, '_> {
             }
             Keyword::RESET => {
                 self.parser.next_token();
-                if matches!(self.parser.peek_token().token, Token::SemiColon | Token::EOF) {
+                if matches!(
+                    self.parser.peek_token().token,
+                    Token::SemiColon | Token::EOF
+                ) {
                     Ok(FlinkStatement::Reset(None))
                 } else {
                     Ok(FlinkStatement::Reset(Some(self.key()?)))
@@ -276,7 +293,10 @@ impl StatementParser<'_, '_> {
                 self.parser.next_token();
                 // Flink's EXPLAIN PLAN FOR and EXPLAIN CHANGELOG_MODE, ... forms.
                 let _ = self.parser.parse_keywords(&[Keyword::PLAN, Keyword::FOR]);
-                while self.parse_word("CHANGELOG_MODE") || self.parse_word("ESTIMATED_COST") || self.parse_word("JSON_EXECUTION_PLAN") {
+                while self.parse_word("CHANGELOG_MODE")
+                    || self.parse_word("ESTIMATED_COST")
+                    || self.parse_word("JSON_EXECUTION_PLAN")
+                {
                     let _ = self.parser.consume_token(&Token::Comma);
                 }
                 Ok(FlinkStatement::Explain(Box::new(self.statement()?)))
@@ -296,8 +316,12 @@ impl StatementParser<'_, '_> {
             }
             Keyword::BEGIN => {
                 self.parser.next_token();
-                self.parser.expect_keyword_is(Keyword::STATEMENT).map_err(|e| from_parser_error(e, token.span.start.into()))?;
-                self.parser.expect_keyword_is(Keyword::SET).map_err(|e| from_parser_error(e, token.span.start.into()))?;
+                self.parser
+                    .expect_keyword_is(Keyword::STATEMENT)
+                    .map_err(|e| from_parser_error(e, token.span.start.into()))?;
+                self.parser
+                    .expect_keyword_is(Keyword::SET)
+                    .map_err(|e| from_parser_error(e, token.span.start.into()))?;
                 let _ = self.parser.consume_token(&Token::SemiColon);
                 self.statement_set_body()
             }
@@ -309,7 +333,10 @@ impl StatementParser<'_, '_> {
                     self.expect_word("SAVEPOINT")?;
                     true
                 };
-                Ok(FlinkStatement::StopJob { job_id, with_savepoint })
+                Ok(FlinkStatement::StopJob {
+                    job_id,
+                    with_savepoint,
+                })
             }
             _ => Err(SqlError::parse(
                 format!(
@@ -342,13 +369,22 @@ impl StatementParser<'_, '_> {
         }
         if key.is_empty() {
             let found = self.parser.peek_token();
-            return Err(SqlError::parse(format!("expected an option key such as 'parallelism.default', found {}", found.token), found.span.start));
+            return Err(SqlError::parse(
+                format!(
+                    "expected an option key such as 'parallelism.default', found {}",
+                    found.token
+                ),
+                found.span.start,
+            ));
         }
         Ok(key)
     }
 
     fn set(&mut self) -> Result<FlinkStatement, SqlError> {
-        if matches!(self.parser.peek_token().token, Token::SemiColon | Token::EOF) {
+        if matches!(
+            self.parser.peek_token().token,
+            Token::SemiColon | Token::EOF
+        ) {
             return Ok(FlinkStatement::Set(None));
         }
         let key = self.key()?;
@@ -358,7 +394,12 @@ impl StatementParser<'_, '_> {
             Token::SingleQuotedString(s) => s,
             Token::Number(n, _) => n,
             Token::Word(w) => w.value,
-            other => return Err(SqlError::parse(format!("expected a quoted value for '{key}', found {other}"), token.span.start)),
+            other => {
+                return Err(SqlError::parse(
+                    format!("expected a quoted value for '{key}', found {other}"),
+                    token.span.start,
+                ));
+            }
         };
         Ok(FlinkStatement::Set(Some((key, value))))
     }
@@ -376,12 +417,18 @@ impl StatementParser<'_, '_> {
         if self.parse_word("JOBS") {
             return Ok(FlinkStatement::ShowJobs);
         }
-        if self.parser.parse_keywords(&[Keyword::CREATE, Keyword::TABLE]) {
+        if self
+            .parser
+            .parse_keywords(&[Keyword::CREATE, Keyword::TABLE])
+        {
             return Ok(FlinkStatement::ShowCreateTable(self.object_name()?));
         }
         let found = self.parser.peek_token();
         Err(SqlError::parse(
-            format!("expected TABLES, VIEWS, FUNCTIONS, JOBS or CREATE TABLE after SHOW, found {}", found.token),
+            format!(
+                "expected TABLES, VIEWS, FUNCTIONS, JOBS or CREATE TABLE after SHOW, found {}",
+                found.token
+            ),
             found.span.start,
         ))
     }
@@ -394,7 +441,10 @@ impl StatementParser<'_, '_> {
             ObjectKind::View
         } else {
             let found = self.parser.peek_token();
-            return Err(SqlError::parse(format!("expected TABLE or VIEW after DROP, found {}", found.token), found.span.start));
+            return Err(SqlError::parse(
+                format!("expected TABLE or VIEW after DROP, found {}", found.token),
+                found.span.start,
+            ));
         };
         let if_exists = self.parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
         Ok(FlinkStatement::Drop(DropObject {
@@ -407,7 +457,9 @@ impl StatementParser<'_, '_> {
     fn create(&mut self) -> Result<FlinkStatement, SqlError> {
         let temporary = self.parser.parse_keyword(Keyword::TEMPORARY);
         if self.parser.parse_keyword(Keyword::VIEW) {
-            let if_not_exists = self.parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let if_not_exists =
+                self.parser
+                    .parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
             let name = self.object_name()?;
             let mut columns = Vec::new();
             if self.parser.consume_token(&Token::LParen) {
@@ -436,7 +488,9 @@ impl StatementParser<'_, '_> {
                 found.span.start,
             ));
         }
-        let if_not_exists = self.parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+        let if_not_exists =
+            self.parser
+                .parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
         let name = self.object_name()?;
         self.expect_token(&Token::LParen)?;
         let mut table = CreateTable {
@@ -460,7 +514,10 @@ impl StatementParser<'_, '_> {
         if self.parser.parse_keyword(Keyword::COMMENT) {
             table.comment = Some(self.string()?);
         }
-        if self.parser.parse_keywords(&[Keyword::PARTITIONED, Keyword::BY]) {
+        if self
+            .parser
+            .parse_keywords(&[Keyword::PARTITIONED, Keyword::BY])
+        {
             self.expect_token(&Token::LParen)?;
             loop {
                 table.partitioned_by.push(self.identifier()?);
@@ -506,15 +563,25 @@ impl StatementParser<'_, '_> {
             self.wrap(result)?;
             let expr = self.expr()?;
             if table.watermark.is_some() {
-                return Err(SqlError::parse("a table can have only one WATERMARK", start));
+                return Err(SqlError::parse(
+                    "a table can have only one WATERMARK",
+                    start,
+                ));
             }
-            table.watermark = Some(WatermarkDefinition { column, expr, position: start.into() });
+            table.watermark = Some(WatermarkDefinition {
+                column,
+                expr,
+                position: start.into(),
+            });
             return Ok(());
         }
         if self.parser.parse_keyword(Keyword::CONSTRAINT) {
             self.identifier()?;
         }
-        if self.parser.parse_keywords(&[Keyword::PRIMARY, Keyword::KEY]) {
+        if self
+            .parser
+            .parse_keywords(&[Keyword::PRIMARY, Keyword::KEY])
+        {
             self.expect_token(&Token::LParen)?;
             let mut key = Vec::new();
             loop {
@@ -533,25 +600,48 @@ impl StatementParser<'_, '_> {
         } else {
             let data_type = parse_type(self.parser)?;
             if self.parser.parse_keyword(Keyword::METADATA) {
-                let key = if self.parser.parse_keyword(Keyword::FROM) { Some(self.string()?) } else { None };
+                let key = if self.parser.parse_keyword(Keyword::FROM) {
+                    Some(self.string()?)
+                } else {
+                    None
+                };
                 let is_virtual = self.parser.parse_keyword(Keyword::VIRTUAL);
-                ColumnKind::Metadata { data_type, key, is_virtual }
+                ColumnKind::Metadata {
+                    data_type,
+                    key,
+                    is_virtual,
+                }
             } else {
                 ColumnKind::Physical(data_type)
             }
         };
-        if self.parser.parse_keywords(&[Keyword::PRIMARY, Keyword::KEY]) {
+        if self
+            .parser
+            .parse_keywords(&[Keyword::PRIMARY, Keyword::KEY])
+        {
             self.not_enforced()?;
             self.set_primary_key(table, vec![name.clone()], start)?;
         }
-        let comment = if self.parser.parse_keyword(Keyword::COMMENT) { Some(self.string()?) } else { None };
-        table.columns.push(ColumnDefinition { name, kind, comment, position: start.into() });
+        let comment = if self.parser.parse_keyword(Keyword::COMMENT) {
+            Some(self.string()?)
+        } else {
+            None
+        };
+        table.columns.push(ColumnDefinition {
+            name,
+            kind,
+            comment,
+            position: start.into(),
+        });
         Ok(())
     }
 
     fn not_enforced(&mut self) -> Result<(), SqlError> {
         let here = self.here();
-        if self.parser.parse_keywords(&[Keyword::NOT, Keyword::ENFORCED]) {
+        if self
+            .parser
+            .parse_keywords(&[Keyword::NOT, Keyword::ENFORCED])
+        {
             Ok(())
         } else {
             Err(SqlError::parse(
@@ -561,7 +651,12 @@ impl StatementParser<'_, '_> {
         }
     }
 
-    fn set_primary_key(&mut self, table: &mut CreateTable, key: Vec<Ident>, at: Location) -> Result<(), SqlError> {
+    fn set_primary_key(
+        &mut self,
+        table: &mut CreateTable,
+        key: Vec<Ident>,
+        at: Location,
+    ) -> Result<(), SqlError> {
         if !table.primary_key.is_empty() {
             return Err(SqlError::parse("a table can have only one PRIMARY KEY", at));
         }
@@ -595,7 +690,10 @@ impl StatementParser<'_, '_> {
             }
         }
         if inserts.is_empty() {
-            return Err(SqlError::parse("the statement set has no INSERT statement", self.here()));
+            return Err(SqlError::parse(
+                "the statement set has no INSERT statement",
+                self.here(),
+            ));
         }
         Ok(FlinkStatement::StatementSet(inserts))
     }
@@ -613,38 +711,57 @@ mod tests {
 
     #[test]
     fn flink_create_table() {
-        let FlinkStatement::CreateTable(t) = one(
-            "CREATE TABLE bids (
+        let FlinkStatement::CreateTable(t) = one("CREATE TABLE bids (
                auction BIGINT, price DECIMAL(10, 2) NOT NULL, `date_time` TIMESTAMP(3),
                cost AS price * 2,
                ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
                PRIMARY KEY (auction) NOT ENFORCED,
                WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
-             ) COMMENT 'bids' WITH ('connector' = 'filesystem', 'path' = 'data/bids')",
-        ) else {
+             ) COMMENT 'bids' WITH ('connector' = 'filesystem', 'path' = 'data/bids')")
+        else {
             panic!("not a CREATE TABLE")
         };
         assert_eq!(t.columns.len(), 5);
         assert!(matches!(t.columns[3].kind, ColumnKind::Computed(_)));
-        assert!(matches!(&t.columns[4].kind, ColumnKind::Metadata { key: Some(k), is_virtual: true, .. } if k == "timestamp"));
+        assert!(
+            matches!(&t.columns[4].kind, ColumnKind::Metadata { key: Some(k), is_virtual: true, .. } if k == "timestamp")
+        );
         assert_eq!(t.primary_key[0].value, "auction");
-        assert_eq!(t.watermark.as_ref().map(|w| w.column.value.as_str()), Some("date_time"));
+        assert_eq!(
+            t.watermark.as_ref().map(|w| w.column.value.as_str()),
+            Some("date_time")
+        );
         assert_eq!(t.options[1], ("path".to_string(), "data/bids".to_string()));
         assert_eq!(t.comment.as_deref(), Some("bids"));
     }
 
     #[test]
     fn set_reset_show_describe_and_statement_sets() {
-        assert!(matches!(one("SET 'parallelism.default' = '2'"), FlinkStatement::Set(Some((k, v))) if k == "parallelism.default" && v == "2"));
-        assert!(matches!(one("SET execution.runtime-mode = batch"), FlinkStatement::Set(Some((k, v))) if k == "execution.runtime-mode" && v == "batch"));
+        assert!(
+            matches!(one("SET 'parallelism.default' = '2'"), FlinkStatement::Set(Some((k, v))) if k == "parallelism.default" && v == "2")
+        );
+        assert!(
+            matches!(one("SET execution.runtime-mode = batch"), FlinkStatement::Set(Some((k, v))) if k == "execution.runtime-mode" && v == "batch")
+        );
         assert!(matches!(one("SET"), FlinkStatement::Set(None)));
         assert!(matches!(one("RESET 'a.b'"), FlinkStatement::Reset(Some(k)) if k == "a.b"));
         assert!(matches!(one("SHOW TABLES"), FlinkStatement::ShowTables));
         assert!(matches!(one("DESCRIBE bids"), FlinkStatement::Describe(_)));
-        assert!(matches!(one("STOP JOB 'abc' WITH SAVEPOINT"), FlinkStatement::StopJob { with_savepoint: true, .. }));
-        let set = one("EXECUTE STATEMENT SET BEGIN INSERT INTO a SELECT * FROM b; INSERT INTO c SELECT * FROM b; END");
+        assert!(matches!(
+            one("STOP JOB 'abc' WITH SAVEPOINT"),
+            FlinkStatement::StopJob {
+                with_savepoint: true,
+                ..
+            }
+        ));
+        let set = one(
+            "EXECUTE STATEMENT SET BEGIN INSERT INTO a SELECT * FROM b; INSERT INTO c SELECT * FROM b; END",
+        );
         assert!(matches!(set, FlinkStatement::StatementSet(s) if s.len() == 2));
-        assert!(matches!(one("EXPLAIN SELECT 1"), FlinkStatement::Explain(_)));
+        assert!(matches!(
+            one("EXPLAIN SELECT 1"),
+            FlinkStatement::Explain(_)
+        ));
     }
 
     #[test]
@@ -656,10 +773,21 @@ mod tests {
 
     #[test]
     fn errors_point_at_line_and_column() {
-        let err = parse_script("SET 'a' = '1';\nCREATE TABLE t (a BIGINT,, b INT)").expect_err("bad");
-        assert_eq!(err.position(), Some(Position { line: 2, column: 26 }), "{err}");
+        let err =
+            parse_script("SET 'a' = '1';\nCREATE TABLE t (a BIGINT,, b INT)").expect_err("bad");
+        assert_eq!(
+            err.position(),
+            Some(Position {
+                line: 2,
+                column: 26
+            }),
+            "{err}"
+        );
         let err = parse_script("SELEKT 1").expect_err("bad");
-        assert!(err.to_string().contains("unknown statement 'SELEKT'"), "{err}");
+        assert!(
+            err.to_string().contains("unknown statement 'SELEKT'"),
+            "{err}"
+        );
         let err = parse_script("CREATE TABLE t (a INT PRIMARY KEY)").expect_err("bad");
         assert!(err.to_string().contains("NOT ENFORCED"), "{err}");
     }

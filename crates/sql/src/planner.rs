@@ -36,10 +36,10 @@ use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use sqlparser::ast::{Query, Statement};
 use weir_common::Configuration;
 
+use crate::SqlError;
 use crate::catalog::{Catalog, CatalogTable, CatalogView};
 use crate::error::Position;
 use crate::parser::ColumnKind;
-use crate::SqlError;
 
 /// Plans SQL against a catalog; built from the session's configuration.
 pub struct SqlPlanner {
@@ -59,8 +59,16 @@ impl SqlPlanner {
             .set_bool("datafusion.sql_parser.enable_ident_normalization", false)
             .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
             .set_bool("datafusion.sql_parser.collect_spans", true)
-            .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
-        config = config.set_str("datafusion.execution.time_zone", configuration.local_time_zone());
+            // Flink reads 2.5 as DECIMAL(2, 1), not DOUBLE.
+            .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+            .set_bool(
+                "datafusion.execution.parquet.schema_force_view_types",
+                false,
+            );
+        config = config.set_str(
+            "datafusion.execution.time_zone",
+            configuration.local_time_zone(),
+        );
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
@@ -76,7 +84,10 @@ impl SqlPlanner {
     }
 
     fn context<'a>(&'a self, catalog: &'a Catalog) -> PlanningContext<'a> {
-        PlanningContext { state: &self.state, catalog }
+        PlanningContext {
+            state: &self.state,
+            catalog,
+        }
     }
 
     fn sql_to_rel<'a>(context: &'a PlanningContext<'a>) -> SqlToRel<'a, PlanningContext<'a>> {
@@ -84,13 +95,19 @@ impl SqlPlanner {
     }
 
     /// Plans a query or an INSERT; the plan is analyzed and optimized.
-    pub fn plan_statement(&self, catalog: &Catalog, statement: &Statement) -> Result<LogicalPlan, SqlError> {
+    pub fn plan_statement(
+        &self,
+        catalog: &Catalog,
+        statement: &Statement,
+    ) -> Result<LogicalPlan, SqlError> {
         let mut statement = statement.clone();
         prepare(&mut statement)?;
         let context = self.context(catalog);
         let plan = Self::sql_to_rel(&context)
             .sql_statement_to_plan(statement)
             .map_err(plan_error)?;
+        // Before the optimizer folds constant casts with Arrow's rules.
+        let plan = crate::cast::plan_flink_casts(plan).map_err(plan_error)?;
         self.state.optimize(&plan).map_err(plan_error)
     }
 
@@ -99,7 +116,11 @@ impl SqlPlanner {
     }
 
     /// Compiles a planned expression over `schema` for the runtime.
-    pub fn physical_expr(&self, expr: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>, SqlError> {
+    pub fn physical_expr(
+        &self,
+        expr: &Expr,
+        schema: &DFSchema,
+    ) -> Result<Arc<dyn PhysicalExpr>, SqlError> {
         let expr = crate::cast::flink_casts(expr.clone(), schema)?;
         Ok(self.state.create_physical_expr(expr, schema)?)
     }
@@ -152,10 +173,13 @@ impl PlanningContext<'_> {
         let mut exprs = Vec::with_capacity(table.columns.len());
         for column in &table.columns {
             let expr = match &column.kind {
-                ColumnKind::Physical(_) => Expr::Column(Column::new(Some(table.name.as_str()), &column.name.value)),
+                ColumnKind::Physical(_) => {
+                    Expr::Column(Column::new(Some(table.name.as_str()), &column.name.value))
+                }
                 ColumnKind::Computed(sql) => {
                     let mut sql = sql.clone();
-                    weir_functions::rewrite_flink_syntax(&mut sql).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+                    weir_functions::rewrite_flink_syntax(&mut sql)
+                        .map_err(|e| DataFusionError::Plan(e.to_string()))?;
                     sql_to_rel
                         .sql_to_expr(sql, scan.schema(), &mut PlannerContext::new())?
                         .alias(&column.name.value)
@@ -172,10 +196,15 @@ impl PlanningContext<'_> {
         let mut plan = LogicalPlanBuilder::from(scan).project(exprs)?.build()?;
         if let Some(watermark) = &table.watermark {
             let mut sql = watermark.expr.clone();
-            weir_functions::rewrite_flink_syntax(&mut sql).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+            weir_functions::rewrite_flink_syntax(&mut sql)
+                .map_err(|e| DataFusionError::Plan(e.to_string()))?;
             let expr = sql_to_rel.sql_to_expr(sql, plan.schema(), &mut PlannerContext::new())?;
             plan = LogicalPlan::Extension(Extension {
-                node: Arc::new(WatermarkNode::try_new(plan, watermark.column.value.clone(), expr)?),
+                node: Arc::new(WatermarkNode::try_new(
+                    plan,
+                    watermark.column.value.clone(),
+                    expr,
+                )?),
             });
         }
         Ok(Arc::new(DerivedTableSource { plan }))
@@ -211,9 +240,11 @@ impl ContextProvider for PlanningContext<'_> {
     fn get_table_source(&self, name: TableReference) -> DFResult<Arc<dyn TableSource>> {
         let key = match (&name, name.schema(), name.catalog()) {
             (_, None, None) => name.table().to_string(),
-            (_, Some(crate::catalog::DEFAULT_DATABASE), None | Some(crate::catalog::DEFAULT_CATALOG)) => {
-                name.table().to_string()
-            }
+            (
+                _,
+                Some(crate::catalog::DEFAULT_DATABASE),
+                None | Some(crate::catalog::DEFAULT_CATALOG),
+            ) => name.table().to_string(),
             _ => {
                 return Err(DataFusionError::Plan(format!(
                     "'{name}' is not in default_catalog.default_database, the only catalog and database Weir has"
@@ -226,7 +257,9 @@ impl ContextProvider for PlanningContext<'_> {
         if let Some(view) = self.catalog.view(&key) {
             return self.view_source(view);
         }
-        Err(DataFusionError::Plan(self.catalog.missing("table or view", &key)))
+        Err(DataFusionError::Plan(
+            self.catalog.missing("table or view", &key),
+        ))
     }
 
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
@@ -237,7 +270,10 @@ impl ContextProvider for PlanningContext<'_> {
         self.state.scalar_functions().get(name).cloned()
     }
 
-    fn get_higher_order_meta(&self, name: &str) -> Option<Arc<datafusion::logical_expr::HigherOrderUDF>> {
+    fn get_higher_order_meta(
+        &self,
+        name: &str,
+    ) -> Option<Arc<datafusion::logical_expr::HigherOrderUDF>> {
         self.state.higher_order_functions().get(name).cloned()
     }
 
@@ -262,7 +298,11 @@ impl ContextProvider for PlanningContext<'_> {
     }
 
     fn higher_order_function_names(&self) -> Vec<String> {
-        self.state.higher_order_functions().keys().cloned().collect()
+        self.state
+            .higher_order_functions()
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn udaf_names(&self) -> Vec<String> {
@@ -319,9 +359,16 @@ impl WatermarkNode {
     pub fn try_new(input: LogicalPlan, rowtime: String, expr: Expr) -> DFResult<Self> {
         let schema = Arc::clone(input.schema());
         if !schema.fields().iter().any(|f| f.name() == &rowtime) {
-            return Err(DataFusionError::Plan(format!("the watermark column '{rowtime}' is not a column of the table")));
+            return Err(DataFusionError::Plan(format!(
+                "the watermark column '{rowtime}' is not a column of the table"
+            )));
         }
-        Ok(Self { input, rowtime, expr, schema })
+        Ok(Self {
+            input,
+            rowtime,
+            expr,
+            schema,
+        })
     }
 }
 
@@ -356,16 +403,30 @@ impl UserDefinedLogicalNodeCore for WatermarkNode {
 
     /// Filters must not move below the watermark: rows they drop still advance time.
     fn prevent_predicate_push_down_columns(&self) -> HashSet<String> {
-        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "WatermarkAssigner: rowtime={}, watermark={}", self.rowtime, self.expr)
+        write!(
+            f,
+            "WatermarkAssigner: rowtime={}, watermark={}",
+            self.rowtime, self.expr
+        )
     }
 
-    fn with_exprs_and_inputs(&self, mut exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> DFResult<Self> {
+    fn with_exprs_and_inputs(
+        &self,
+        mut exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> DFResult<Self> {
         let (Some(expr), Some(input)) = (exprs.pop(), inputs.pop()) else {
-            return Err(DataFusionError::Internal("WatermarkAssigner takes one input and one expression".into()));
+            return Err(DataFusionError::Internal(
+                "WatermarkAssigner takes one input and one expression".into(),
+            ));
         };
         Self::try_new(input, self.rowtime.clone(), expr)
     }

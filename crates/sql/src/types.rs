@@ -44,14 +44,20 @@ pub fn parse_type(parser: &mut Parser<'_>) -> Result<FlinkType, SqlError> {
         let _ = parser.parse_keyword(Keyword::NULL);
         true
     };
-    Ok(FlinkType { data_type, nullable })
+    Ok(FlinkType {
+        data_type,
+        nullable,
+    })
 }
 
 fn parse_data_type(parser: &mut Parser<'_>) -> Result<DataType, SqlError> {
     let token = parser.next_token();
     let position = token.span.start;
     let Token::Word(word) = &token.token else {
-        return Err(SqlError::parse(format!("expected a data type, found {}", token.token), position));
+        return Err(SqlError::parse(
+            format!("expected a data type, found {}", token.token),
+            position,
+        ));
     };
     let name = word.value.to_ascii_uppercase();
     let data_type = match name.as_str() {
@@ -82,7 +88,9 @@ fn parse_data_type(parser: &mut Parser<'_>) -> Result<DataType, SqlError> {
             let scale = args.get(1).copied().unwrap_or(0);
             if !(1..=38).contains(&precision) || scale > precision {
                 return Err(SqlError::parse(
-                    format!("DECIMAL({precision}, {scale}) is out of range: precision must be 1 to 38 and scale at most the precision"),
+                    format!(
+                        "DECIMAL({precision}, {scale}) is out of range: precision must be 1 to 38 and scale at most the precision"
+                    ),
                     position,
                 ));
             }
@@ -100,7 +108,8 @@ fn parse_data_type(parser: &mut Parser<'_>) -> Result<DataType, SqlError> {
         "TIMESTAMP" => {
             let precision = single_precision(parser, 6)?;
             let unit = time_unit(precision);
-            if parser.parse_keywords(&[Keyword::WITH, Keyword::LOCAL, Keyword::TIME, Keyword::ZONE]) {
+            if parser.parse_keywords(&[Keyword::WITH, Keyword::LOCAL, Keyword::TIME, Keyword::ZONE])
+            {
                 DataType::Timestamp(unit, Some(LTZ_ZONE.into()))
             } else {
                 let _ = parser.parse_keywords(&[Keyword::WITHOUT, Keyword::TIME, Keyword::ZONE]);
@@ -115,7 +124,11 @@ fn parse_data_type(parser: &mut Parser<'_>) -> Result<DataType, SqlError> {
             expect_open_angle(parser)?;
             let element = parse_type(parser)?;
             expect_close_angle(parser)?;
-            DataType::List(Arc::new(Field::new("element", element.data_type, element.nullable)))
+            DataType::List(Arc::new(Field::new(
+                "element",
+                element.data_type,
+                element.nullable,
+            )))
         }
         "MAP" => {
             expect_open_angle(parser)?;
@@ -142,7 +155,9 @@ fn parse_data_type(parser: &mut Parser<'_>) -> Result<DataType, SqlError> {
             };
             let mut fields = Vec::new();
             loop {
-                let name = parser.parse_identifier().map_err(|e| from_parser_error(e, position.into()))?;
+                let name = parser
+                    .parse_identifier()
+                    .map_err(|e| from_parser_error(e, position.into()))?;
                 let ty = parse_type(parser)?;
                 fields.push(Field::new(name.value, ty.data_type, ty.nullable));
                 if !parser.consume_token(&Token::Comma) {
@@ -197,7 +212,10 @@ fn expect_close_angle(parser: &mut Parser<'_>) -> Result<(), SqlError> {
             "write nested type brackets with a space, as '> >'",
             token.span.start,
         )),
-        other => Err(SqlError::parse(format!("expected '>', found {other}"), token.span.start)),
+        other => Err(SqlError::parse(
+            format!("expected '>', found {other}"),
+            token.span.start,
+        )),
     }
 }
 
@@ -209,7 +227,11 @@ fn optional_args(parser: &mut Parser<'_>) -> Result<Vec<u64>, SqlError> {
     let mut args = Vec::new();
     loop {
         let position = parser.peek_token().span.start;
-        args.push(parser.parse_literal_uint().map_err(|e| from_parser_error(e, position.into()))?);
+        args.push(
+            parser
+                .parse_literal_uint()
+                .map_err(|e| from_parser_error(e, position.into()))?,
+        );
         if !parser.consume_token(&Token::Comma) {
             break;
         }
@@ -224,7 +246,10 @@ fn single_precision(parser: &mut Parser<'_>, default: u64) -> Result<u64, SqlErr
     match args.as_slice() {
         [] => Ok(default),
         [p] if *p <= 9 => Ok(*p),
-        _ => Err(SqlError::parse("a time precision is one number from 0 to 9", position)),
+        _ => Err(SqlError::parse(
+            "a time precision is one number from 0 to 9",
+            position,
+        )),
     }
 }
 
@@ -274,7 +299,10 @@ mod tests {
     #[test]
     fn unknown_types_list_the_valid_ones() {
         let err = parse("BIGNUM").expect_err("unknown type");
-        assert!(err.to_string().contains("unknown data type 'BIGNUM'"), "{err}");
+        assert!(
+            err.to_string().contains("unknown data type 'BIGNUM'"),
+            "{err}"
+        );
         assert_eq!(err.position().map(|p| p.column), Some(1));
         assert!(parse("DECIMAL(40, 2)").is_err());
     }

@@ -47,7 +47,11 @@ impl Calc {
             .map(|(e, f)| {
                 let text = e.to_string();
                 let bare = text.split('@').next().unwrap_or(&text);
-                if bare == f.name() { bare.to_string() } else { format!("{text} AS {}", f.name()) }
+                if bare == f.name() {
+                    bare.to_string()
+                } else {
+                    format!("{text} AS {}", f.name())
+                }
             })
             .collect::<Vec<_>>()
             .join(", ");
@@ -72,7 +76,9 @@ impl Calc {
         let filtered = match &self.predicate {
             None => batch.clone(),
             Some(predicate) => {
-                let mask = predicate.evaluate(batch.data())?.into_array(batch.num_rows())?;
+                let mask = predicate
+                    .evaluate(batch.data())?
+                    .into_array(batch.num_rows())?;
                 let mask = boolean_mask(&mask)?;
                 if mask.true_count() == batch.num_rows() {
                     batch.clone()
@@ -116,7 +122,12 @@ impl Operator for Calc {
         &self.name
     }
 
-    fn process_batch(&mut self, _input: usize, batch: StreamBatch, out: &mut Collector) -> Result<()> {
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()> {
         out.emit(self.apply(&batch)?);
         Ok(())
     }
@@ -151,7 +162,12 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
         let data = RecordBatch::try_new(
             schema,
-            vec![Arc::new(Int64Array::from(vec![Some(1), None, Some(3), Some(4)]))],
+            vec![Arc::new(Int64Array::from(vec![
+                Some(1),
+                None,
+                Some(3),
+                Some(4),
+            ]))],
         )
         .expect("batch");
         StreamBatch::try_new_changelog(data, UInt8Array::from(vec![0, 1, 2, 3])).expect("kinds")
@@ -173,7 +189,10 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("d", DataType::Int64, true)]));
         let calc = Calc::try_new(Some(predicate), vec![doubled], schema).expect("calc");
         let out = calc.apply(&input()).expect("apply");
-        let values = out.data().column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        let values = out
+            .data()
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!(values.values().to_vec(), vec![6, 8]);
         assert_eq!(out.row_kind(0), RowKind::UpdateAfter);
         assert_eq!(out.row_kind(1), RowKind::Delete);

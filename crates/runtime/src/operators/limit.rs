@@ -30,7 +30,12 @@ impl Operator for Limit {
         &self.name
     }
 
-    fn process_batch(&mut self, _input: usize, batch: StreamBatch, out: &mut Collector) -> Result<()> {
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()> {
         let rows = batch.num_rows();
         let skipped = self.skip.min(rows);
         self.skip -= skipped;
@@ -44,7 +49,8 @@ impl Operator for Limit {
             let kinds = batch.kinds().map(|k| k.slice(skipped, take));
             out.emit(match kinds {
                 None => StreamBatch::inserts(data),
-                Some(kinds) => StreamBatch::try_new_changelog(data, kinds).map_err(crate::error::batch_error)?,
+                Some(kinds) => StreamBatch::try_new_changelog(data, kinds)
+                    .map_err(crate::error::batch_error)?,
             });
         }
         Ok(())
@@ -79,17 +85,31 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
         let batch = |values: Vec<i64>| {
             StreamBatch::inserts(
-                RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(values))]).expect("batch"),
+                RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![Arc::new(Int64Array::from(values))],
+                )
+                .expect("batch"),
             )
         };
         let mut limit = Limit::new(2, Some(3));
         let mut out = Collector::default();
-        limit.process_batch(0, batch(vec![1, 2, 3]), &mut out).expect("ok");
-        limit.process_batch(0, batch(vec![4, 5, 6]), &mut out).expect("ok");
+        limit
+            .process_batch(0, batch(vec![1, 2, 3]), &mut out)
+            .expect("ok");
+        limit
+            .process_batch(0, batch(vec![4, 5, 6]), &mut out)
+            .expect("ok");
         let values: Vec<i64> = out
             .take()
             .iter()
-            .flat_map(|b| b.data().column(0).as_primitive::<Int64Type>().values().to_vec())
+            .flat_map(|b| {
+                b.data()
+                    .column(0)
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .to_vec()
+            })
             .collect();
         assert_eq!(values, vec![3, 4, 5]);
     }

@@ -33,7 +33,10 @@ impl SourceFactory for ValuesSource {
         }])
     }
 
-    async fn create_reader(&self, context: SourceContext) -> Result<Box<dyn SourceReader>, ConnectorError> {
+    async fn create_reader(
+        &self,
+        context: SourceContext,
+    ) -> Result<Box<dyn SourceReader>, ConnectorError> {
         let batches = if context.splits.is_empty() {
             Vec::new()
         } else {
