@@ -10,10 +10,15 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::compute::kernels::aggregate::max;
-use arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
+use arrow::datatypes::{
+    DataType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
+};
 use arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
+use datafusion::scalar::ScalarValue;
 use weir_common::Watermark;
 
 /// How a source derives watermarks from its rows.
@@ -21,13 +26,82 @@ use weir_common::Watermark;
 pub struct WatermarkStrategy {
     /// The watermark expression, evaluated on the source's output rows.
     expr: Arc<dyn PhysicalExpr>,
+    /// `Some` for Flink's usual `ts - INTERVAL ...` (or `ts`): the watermark is
+    /// then the column's maximum minus a fixed delay, computed without
+    /// evaluating interval arithmetic on every row.
+    bounded: Option<BoundedOutOfOrderness>,
     /// Text for plans, e.g. `date_time - INTERVAL '1' SECOND`.
     display: String,
 }
 
+/// `column - delay`, with the delay in milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct BoundedOutOfOrderness {
+    column: usize,
+    delay_millis: i64,
+}
+
+impl BoundedOutOfOrderness {
+    fn recognize(expr: &Arc<dyn PhysicalExpr>) -> Option<Self> {
+        if let Some(column) = expr.downcast_ref::<Column>() {
+            return Some(Self {
+                column: column.index(),
+                delay_millis: 0,
+            });
+        }
+        let binary = expr.downcast_ref::<BinaryExpr>()?;
+        if *binary.op() != datafusion::logical_expr::Operator::Minus {
+            return None;
+        }
+        let column = binary.left().downcast_ref::<Column>()?;
+        let literal = binary.right().downcast_ref::<Literal>()?;
+        let delay_nanos: i64 = match literal.value() {
+            ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => i64::from(v.days)
+                .checked_mul(86_400_000_000_000)?
+                .checked_add(v.nanoseconds)?,
+            ScalarValue::IntervalDayTime(Some(v)) => (i64::from(v.days) * 86_400_000
+                + i64::from(v.milliseconds))
+            .checked_mul(1_000_000)?,
+            _ => return None,
+        };
+        Some(Self {
+            column: column.index(),
+            delay_millis: delay_nanos.div_euclid(1_000_000),
+        })
+    }
+
+    fn watermark(&self, batch: &RecordBatch) -> Option<Result<Option<Watermark>>> {
+        let column = batch.columns().get(self.column)?;
+        let millis = match column.data_type() {
+            DataType::Timestamp(TimeUnit::Second, _) => {
+                max(column.as_primitive::<TimestampSecondType>()).map(|v| v.saturating_mul(1_000))
+            }
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                max(column.as_primitive::<TimestampMillisecondType>())
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                max(column.as_primitive::<TimestampMicrosecondType>()).map(|v| v.div_euclid(1_000))
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                max(column.as_primitive::<TimestampNanosecondType>())
+                    .map(|v| v.div_euclid(1_000_000))
+            }
+            _ => return None,
+        };
+        Some(Ok(
+            millis.map(|m| Watermark(m.saturating_sub(self.delay_millis)))
+        ))
+    }
+}
+
 impl WatermarkStrategy {
     pub fn new(expr: Arc<dyn PhysicalExpr>, display: String) -> Self {
-        Self { expr, display }
+        let bounded = BoundedOutOfOrderness::recognize(&expr);
+        Self {
+            expr,
+            bounded,
+            display,
+        }
     }
 
     pub fn display(&self) -> &str {
@@ -36,6 +110,9 @@ impl WatermarkStrategy {
 
     /// The largest watermark the rows of `batch` allow, if any row has one.
     pub fn batch_watermark(&self, batch: &RecordBatch) -> Result<Option<Watermark>> {
+        if let Some(result) = self.bounded.and_then(|b| b.watermark(batch)) {
+            return result;
+        }
         let values = self.expr.evaluate(batch)?.into_array(batch.num_rows())?;
         let millis = match values.data_type() {
             DataType::Timestamp(TimeUnit::Millisecond, _) => values,
@@ -95,7 +172,50 @@ impl SplitWatermarks {
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::TimestampMicrosecondArray;
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::logical_expr::Operator;
+
     use super::*;
+
+    #[test]
+    fn bounded_delay_matches_the_general_expression() {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(TimestampMicrosecondArray::from(vec![
+                Some(5_000_999),
+                None,
+                Some(-3_000_000),
+            ]))],
+        )
+        .expect("batch");
+        let interval = ScalarValue::new_interval_mdn(0, 0, 1_500_000_000);
+        let expr: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            Arc::new(Column::new("ts", 0)),
+            Operator::Minus,
+            Arc::new(Literal::new(interval)),
+        ));
+        let fast = WatermarkStrategy::new(Arc::clone(&expr), String::new());
+        assert!(fast.bounded.is_some());
+        let general = WatermarkStrategy {
+            expr,
+            bounded: None,
+            display: String::new(),
+        };
+        assert_eq!(
+            fast.batch_watermark(&batch).expect("ok"),
+            Some(Watermark(3_500))
+        );
+        assert_eq!(
+            general.batch_watermark(&batch).expect("ok"),
+            Some(Watermark(3_500))
+        );
+    }
 
     #[test]
     fn the_slowest_unfinished_split_holds_back_time() {
