@@ -8,8 +8,8 @@
 
 use std::fmt;
 
-use arrow::array::{Array, AsArray, BooleanArray, UInt8Array};
-use arrow::compute::filter_record_batch;
+use arrow::array::{Array, AsArray, BooleanArray, UInt8Array, UInt32Array};
+use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
@@ -137,6 +137,26 @@ impl StreamBatch {
         match &self.kinds {
             None => Ok(Self::inserts(data)),
             Some(kinds) => Self::try_new_changelog(data, kinds.clone()),
+        }
+    }
+
+    /// The rows at `indices`, with their kinds (for hash partitioning).
+    pub fn take(&self, indices: &UInt32Array) -> Result<Self, CommonError> {
+        let data = take_record_batch(&self.data, indices)?;
+        match &self.kinds {
+            None => Ok(Self::inserts(data)),
+            Some(kinds) => {
+                let kinds = arrow::compute::take(kinds, indices, None)?;
+                Self::try_new_changelog(data, kinds.as_primitive().clone())
+            }
+        }
+    }
+
+    /// `length` rows from `offset`, with their kinds (for limits).
+    pub fn slice(&self, offset: usize, length: usize) -> Self {
+        Self {
+            data: self.data.slice(offset, length),
+            kinds: self.kinds.as_ref().map(|k| k.slice(offset, length)),
         }
     }
 

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use arrow::array::UInt32Array;
-use arrow::compute::take_record_batch;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
@@ -157,19 +156,9 @@ fn hash_split(
         if rows.is_empty() {
             continue;
         }
-        let rows = UInt32Array::from(rows);
-        let data = take_record_batch(batch.data(), &rows)?;
-        let part = match batch.kinds() {
-            None => StreamBatch::inserts(data),
-            Some(kinds) => {
-                let kinds = arrow::compute::take(kinds, &rows, None)?;
-                StreamBatch::try_new_changelog(
-                    data,
-                    arrow::array::AsArray::as_primitive(&kinds).clone(),
-                )
-                .map_err(crate::error::batch_error)?
-            }
-        };
+        let part = batch
+            .take(&UInt32Array::from(rows))
+            .map_err(crate::error::batch_error)?;
         parts.push((subtask, part));
     }
     Ok(parts)

@@ -45,13 +45,7 @@ impl Operator for Limit {
             *f -= take;
         }
         if take > 0 {
-            let data = batch.data().slice(skipped, take);
-            let kinds = batch.kinds().map(|k| k.slice(skipped, take));
-            out.emit(match kinds {
-                None => StreamBatch::inserts(data),
-                Some(kinds) => StreamBatch::try_new_changelog(data, kinds)
-                    .map_err(crate::error::batch_error)?,
-            });
+            out.emit(batch.slice(skipped, take));
         }
         Ok(())
     }
