@@ -6,7 +6,7 @@
 #   benches/run.sh [BENCH] [ROWS] [RUNS]      e.g. benches/run.sh scan_filter_project 10000000 5
 #
 # Data is generated once into $BENCH_DATA (default benches/data/<ROWS>);
-# ROWS should be a multiple of 1M above 1M.
+# ROWS should be a multiple of 1M above 1M. SKIP_BUILD=1 reuses the built binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench="${1:-scan_filter_project}"
@@ -26,7 +26,7 @@ if [ ! -f "$data/bids/bids.csv" ]; then
   for _ in $(seq 1 $(( rows / block ))); do cat "$data/bids/block.csv"; done > "$data/bids/bids.csv"
   rm "$data/bids/block.csv"
 fi
-cargo build --release -p weir >&2
+${SKIP_BUILD:+true} cargo build --release -p weir >&2
 weir="${CARGO_TARGET_DIR:-target}/release/weir"
 script="$out/$bench.sql"
 

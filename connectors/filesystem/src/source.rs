@@ -401,18 +401,20 @@ impl LineSplit {
                 }
                 continue;
             }
-            let chunk: Vec<u8> = self.buffer.drain(..cut).collect();
+            // Decode in place; only the unowned tail is moved to the front.
+            let chunk = &self.buffer[..cut];
             let origin = ChunkOrigin {
                 source: &self.display,
                 byte_offset: self.offset,
                 first_line: self.line,
             };
-            let decoded = decoder.decode(&chunk, &origin)?;
+            let decoded = decoder.decode(chunk, &origin)?;
             metrics.add_skipped(decoded.skipped);
-            self.offset += cut as u64;
             if let Some(line) = &mut self.line {
                 *line += chunk.iter().filter(|b| **b == b'\n').count() as u64;
             }
+            self.buffer.drain(..cut);
+            self.offset += cut as u64;
             self.ready
                 .extend(decoded.batches.into_iter().filter(|b| b.num_rows() > 0));
         }
