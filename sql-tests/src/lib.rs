@@ -3,14 +3,17 @@
 //!
 //! Each file runs twice, at `parallelism.default` 1 and 4, and must give the
 //! same results both times (queries whose row order depends on parallelism
-//! use `rowsort`). Statement errors are matched against the message a user
+//! use `rowsort`). Changelog results are compared as the final table they
+//! describe. Statement errors are matched against the message a user
 //! would see, caret included.
 
 use std::time::Duration;
 
-use arrow::datatypes::DataType;
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Schema};
 use async_trait::async_trait;
 use sqllogictest::{DBOutput, DefaultColumnType};
+use weir_common::StreamBatch;
 use weir_engine::{EngineError, ResultTable, Session, StatementResult};
 use weir_format::display::sql_value;
 
@@ -44,11 +47,16 @@ impl WeirDb {
                 StatementResult::Query(query) => {
                     let schema = std::sync::Arc::clone(&query.schema);
                     let batches = query.collect().await?;
-                    let data = batches.into_iter().map(|b| b.into_data()).collect();
-                    rows(&ResultTable {
-                        schema,
-                        batches: data,
-                    })
+                    if batches.iter().all(StreamBatch::is_insert_only) {
+                        let data = batches.into_iter().map(|b| b.into_data()).collect();
+                        rows(&ResultTable {
+                            schema,
+                            batches: data,
+                        })
+                    } else {
+                        materialize(&schema, &batches)
+                            .map_err(|e| EngineError::Internal(e.to_string()))?
+                    }
                 }
                 StatementResult::Table(table) => rows(&table),
                 StatementResult::Text(text) => DBOutput::Rows {
@@ -67,9 +75,8 @@ impl WeirDb {
     }
 }
 
-fn rows(table: &ResultTable) -> DBOutput<DefaultColumnType> {
-    let types = table
-        .schema
+fn column_types(schema: &Schema) -> Vec<DefaultColumnType> {
+    schema
         .fields()
         .iter()
         .map(|f| match f.data_type() {
@@ -80,24 +87,63 @@ fn rows(table: &ResultTable) -> DBOutput<DefaultColumnType> {
             | DataType::Decimal128(_, _) => DefaultColumnType::FloatingPoint,
             _ => DefaultColumnType::Text,
         })
-        .collect();
+        .collect()
+}
+
+fn row_values(batch: &RecordBatch, row: usize) -> Vec<String> {
+    batch
+        .columns()
+        .iter()
+        .map(|c| match sql_value(c, row) {
+            None => "NULL".to_string(),
+            Some(v) if v.is_empty() => "(empty)".to_string(),
+            Some(v) => v,
+        })
+        .collect()
+}
+
+fn rows(table: &ResultTable) -> DBOutput<DefaultColumnType> {
     let mut rows = Vec::new();
     for batch in &table.batches {
         for row in 0..batch.num_rows() {
-            rows.push(
-                batch
-                    .columns()
-                    .iter()
-                    .map(|c| match sql_value(c, row) {
-                        None => "NULL".to_string(),
-                        Some(v) if v.is_empty() => "(empty)".to_string(),
-                        Some(v) => v,
-                    })
-                    .collect(),
-            );
+            rows.push(row_values(batch, row));
         }
     }
-    DBOutput::Rows { types, rows }
+    DBOutput::Rows {
+        types: column_types(&table.schema),
+        rows,
+    }
+}
+
+/// The final result of a changelog, as Flink's table result mode shows it:
+/// `+I`/`+U` add a row, `-U`/`-D` remove an equal one. A retraction of a row
+/// not in the result is an error, so tests also check the changelog is sound.
+fn materialize(
+    schema: &Schema,
+    batches: &[StreamBatch],
+) -> Result<DBOutput<DefaultColumnType>, WeirTestError> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let values = row_values(batch.data(), row);
+            if batch.row_kind(row).is_accumulate() {
+                rows.push(values);
+            } else {
+                let at = rows.iter().position(|r| *r == values).ok_or_else(|| {
+                    WeirTestError(format!(
+                        "the changelog retracts {} [{}], which is not in the result",
+                        batch.row_kind(row),
+                        values.join(", ")
+                    ))
+                })?;
+                rows.remove(at);
+            }
+        }
+    }
+    Ok(DBOutput::Rows {
+        types: column_types(schema),
+        rows,
+    })
 }
 
 #[async_trait]

@@ -15,6 +15,9 @@ pub enum CommonError {
         "invalid duration '{0}': expected a number and a unit such as '500 ms', '10 s', '1 min', '2 h' or '1 d'"
     )]
     InvalidDuration(String),
+    /// Parameters a window function does not accept.
+    #[error("{0}")]
+    InvalidWindow(String),
     /// A batch whose row kinds do not line up with its rows.
     #[error("internal error: {0}")]
     Internal(String),

@@ -1,6 +1,6 @@
 //! Types every Weir crate shares: the changelog batch that flows between
 //! operators ([`StreamBatch`] with its [`RowKind`]s), event time
-//! ([`Watermark`]), Flink-style durations, and the session
+//! ([`Watermark`], window assignment by slices), Flink-style durations, and the session
 //! [`Configuration`] set with `SET 'key' = 'value'`.
 //!
 //! Nothing here does I/O or knows about SQL; it is the vocabulary the SQL
@@ -11,8 +11,10 @@ pub mod config;
 pub mod duration;
 pub mod error;
 pub mod time;
+pub mod window;
 
 pub use changelog::{RowKind, StreamBatch};
 pub use config::{Configuration, RuntimeMode};
 pub use error::CommonError;
 pub use time::Watermark;
+pub use window::{WindowKind, WindowSpec};

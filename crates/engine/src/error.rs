@@ -20,6 +20,9 @@ pub enum EngineError {
     Unsupported(String),
     #[error("{0}")]
     Session(String),
+    /// A query that cannot run as asked, e.g. updates into an append-only sink.
+    #[error("{0}")]
+    Plan(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

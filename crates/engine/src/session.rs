@@ -379,6 +379,7 @@ impl Session {
             planner: &self.planner,
             registry: &self.registry,
             parallelism: self.config.parallelism(),
+            batch_mode: self.config.runtime_mode() == weir_common::RuntimeMode::Batch,
         }
     }
 

@@ -16,18 +16,22 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatchOptions;
-use datafusion::common::{DFSchema, DFSchemaRef};
+use datafusion::common::{Column, DFSchema, DFSchemaRef};
 use datafusion::logical_expr::logical_plan::dml::WriteOp;
-use datafusion::logical_expr::{Expr, FetchType, LogicalPlan, SkipType};
+use datafusion::logical_expr::{Aggregate, Expr, FetchType, LogicalPlan, SkipType, UserDefinedLogicalNodeCore};
 use weir_connector::{SinkFactory, SourceFactory, TableSpec};
+use weir_common::WindowSpec;
 use weir_runtime::operators::{
-    Calc, CalcFactory, Limit, LimitFactory, ValuesSource, WatermarkStrategy,
+    AggregateCall, AggregateOutput, Calc, CalcFactory, GroupAggregateFactory, GroupAggregateSpec,
+    Grouping, Limit, LimitFactory, ValuesSource, WatermarkStrategy, WindowAggregateFactory,
+    WindowAggregateSpec, WindowAssigner, WindowAssignerFactory,
 };
 use weir_runtime::{
     JobEdge, JobGraph, JobVertex, OperatorFactory, Partitioning, SinkSpec, SourceSpec, VertexId,
     VertexInput, VertexOutput,
 };
-use weir_sql::{CatalogTable, ConnectorTableSource, SqlPlanner, WatermarkNode};
+use weir_sql::window_tvf::{WINDOW_END, WINDOW_START, WINDOW_TIME};
+use weir_sql::{CatalogTable, ConnectorTableSource, SqlPlanner, WatermarkNode, WindowTvfNode};
 
 use crate::EngineError;
 use crate::registry::ConnectorRegistry;
@@ -64,6 +68,55 @@ pub enum StreamNode {
         fetch: Option<usize>,
         schema: DFSchemaRef,
     },
+    /// A window table function; `slices_only` under a window aggregation.
+    WindowTvf {
+        input: Box<StreamNode>,
+        spec: WindowSpec,
+        time_column: String,
+        slices_only: bool,
+        schema: DFSchemaRef,
+    },
+    /// GROUP BY window_start, window_end, keys over a window table function.
+    WindowAggregate {
+        input: Box<StreamNode>,
+        spec: WindowSpec,
+        keys: Vec<Expr>,
+        aggregates: Vec<Expr>,
+        outputs: Vec<AggregateOutput>,
+        /// The input column holding each row's slice end.
+        slice_end: Expr,
+        schema: DFSchemaRef,
+    },
+    /// Unbounded GROUP BY, producing a changelog.
+    GroupAggregate {
+        input: Box<StreamNode>,
+        keys: Vec<Expr>,
+        aggregates: Vec<Expr>,
+        outputs: Vec<AggregateOutput>,
+        final_only: bool,
+        schema: DFSchemaRef,
+    },
+}
+
+/// Which row kinds a node emits, as Flink's `changelogMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangelogMode {
+    /// `[I]`
+    InsertOnly,
+    /// `[I,UB,UA]`: updates, but a key once in the result stays.
+    Updates,
+    /// `[I,UB,UA,D]`
+    UpdatesAndDeletes,
+}
+
+impl fmt::Display for ChangelogMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ChangelogMode::InsertOnly => "I",
+            ChangelogMode::Updates => "I,UB,UA",
+            ChangelogMode::UpdatesAndDeletes => "I,UB,UA,D",
+        })
+    }
 }
 
 impl StreamNode {
@@ -72,7 +125,10 @@ impl StreamNode {
             StreamNode::Source { schema, .. }
             | StreamNode::Calc { schema, .. }
             | StreamNode::Union { schema, .. }
-            | StreamNode::Limit { schema, .. } => schema,
+            | StreamNode::Limit { schema, .. }
+            | StreamNode::WindowTvf { schema, .. }
+            | StreamNode::WindowAggregate { schema, .. }
+            | StreamNode::GroupAggregate { schema, .. } => schema,
         }
     }
 
@@ -82,13 +138,60 @@ impl StreamNode {
             StreamNode::Source { schema, .. }
             | StreamNode::Calc { schema, .. }
             | StreamNode::Union { schema, .. }
-            | StreamNode::Limit { schema, .. } => *schema = new_schema,
+            | StreamNode::Limit { schema, .. }
+            | StreamNode::WindowTvf { schema, .. }
+            | StreamNode::WindowAggregate { schema, .. }
+            | StreamNode::GroupAggregate { schema, .. } => *schema = new_schema,
         }
         self
     }
 
-    fn fmt_indent(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
-        let pad = "  ".repeat(depth);
+    /// The row kinds this node emits.
+    pub fn changelog_mode(&self) -> ChangelogMode {
+        match self {
+            StreamNode::Source { .. } | StreamNode::WindowAggregate { .. } => {
+                ChangelogMode::InsertOnly
+            }
+            StreamNode::Calc { input, .. }
+            | StreamNode::Limit { input, .. }
+            | StreamNode::WindowTvf { input, .. } => input.changelog_mode(),
+            StreamNode::Union { inputs, .. } => inputs
+                .iter()
+                .map(StreamNode::changelog_mode)
+                .max_by_key(|m| *m as u8)
+                .unwrap_or(ChangelogMode::InsertOnly),
+            StreamNode::GroupAggregate {
+                input, final_only, ..
+            } => match (final_only, input.changelog_mode()) {
+                (true, _) => ChangelogMode::InsertOnly,
+                (false, ChangelogMode::InsertOnly) => ChangelogMode::Updates,
+                (false, _) => ChangelogMode::UpdatesAndDeletes,
+            },
+        }
+    }
+
+    /// The first node (from the top) that turns an insert-only stream into
+    /// updates, for errors that must name it.
+    fn update_producer(&self) -> Option<&StreamNode> {
+        match self {
+            StreamNode::GroupAggregate { input, .. }
+                if input.changelog_mode() == ChangelogMode::InsertOnly
+                    && self.changelog_mode() != ChangelogMode::InsertOnly =>
+            {
+                Some(self)
+            }
+            StreamNode::Source { .. } => None,
+            StreamNode::Calc { input, .. }
+            | StreamNode::Limit { input, .. }
+            | StreamNode::WindowTvf { input, .. }
+            | StreamNode::WindowAggregate { input, .. }
+            | StreamNode::GroupAggregate { input, .. } => input.update_producer(),
+            StreamNode::Union { inputs, .. } => inputs.iter().find_map(StreamNode::update_producer),
+        }
+    }
+
+    /// The node's first line in EXPLAIN, without its changelog mode.
+    fn title(&self) -> String {
         match self {
             StreamNode::Source {
                 table,
@@ -100,25 +203,24 @@ impl StreamNode {
             } => {
                 let columns: Vec<&str> =
                     schema.fields().iter().map(|f| f.name().as_str()).collect();
-                write!(
-                    f,
-                    "{pad}TableSourceScan(table=[{table}], fields=[{}], parallelism={parallelism}",
+                let mut text = format!(
+                    "TableSourceScan(table=[{table}], fields=[{}], parallelism={parallelism}",
                     columns.join(", ")
-                )?;
+                );
                 if !transforms.is_empty() {
                     let names: Vec<&str> = transforms
                         .iter()
                         .map(|t| weir_runtime::Operator::name(t))
                         .collect();
-                    write!(f, ", computed=[{}]", names.join(" -> "))?;
+                    text.push_str(&format!(", computed=[{}]", names.join(" -> ")));
                 }
                 if let Some(w) = watermark {
-                    write!(f, ", watermark=[{}]", w.display())?;
+                    text.push_str(&format!(", watermark=[{}]", w.display()));
                 }
-                writeln!(f, ")")
+                text.push(')');
+                text
             }
             StreamNode::Calc {
-                input,
                 predicate,
                 projection,
                 ..
@@ -131,25 +233,72 @@ impl StreamNode {
                 if let Some(p) = predicate {
                     parts.push(format!("where=[{p}]"));
                 }
-                writeln!(f, "{pad}Calc({})", parts.join(", "))?;
-                input.fmt_indent(f, depth + 1)
+                format!("Calc({})", parts.join(", "))
             }
-            StreamNode::Union { inputs, .. } => {
-                writeln!(f, "{pad}Union(all=[true])")?;
-                inputs.iter().try_for_each(|i| i.fmt_indent(f, depth + 1))
-            }
-            StreamNode::Limit {
-                input, skip, fetch, ..
-            } => {
-                writeln!(
-                    f,
-                    "{pad}Limit(offset={skip}, fetch={})",
-                    fetch.map_or("unlimited".to_string(), |n| n.to_string())
-                )?;
-                input.fmt_indent(f, depth + 1)
-            }
+            StreamNode::Union { .. } => "Union(all=[true])".to_string(),
+            StreamNode::Limit { skip, fetch, .. } => format!(
+                "Limit(offset={skip}, fetch={})",
+                fetch.map_or("unlimited".to_string(), |n| n.to_string())
+            ),
+            StreamNode::WindowTvf {
+                spec,
+                time_column,
+                slices_only,
+                ..
+            } => format!(
+                "WindowTableFunction(window=[{spec}], timecol=[{time_column}]{})",
+                if *slices_only { ", slices" } else { "" }
+            ),
+            StreamNode::WindowAggregate {
+                spec,
+                keys,
+                aggregates,
+                ..
+            } => format!(
+                "WindowAggregate(groupBy=[{}], window=[{spec}], select=[{}])",
+                join_exprs(keys),
+                join_exprs(aggregates)
+            ),
+            StreamNode::GroupAggregate {
+                keys, aggregates, ..
+            } => format!(
+                "GroupAggregate(groupBy=[{}], select=[{}])",
+                join_exprs(keys),
+                join_exprs(aggregates)
+            ),
         }
     }
+
+    fn inputs(&self) -> Vec<&StreamNode> {
+        match self {
+            StreamNode::Source { .. } => Vec::new(),
+            StreamNode::Union { inputs, .. } => inputs.iter().collect(),
+            StreamNode::Calc { input, .. }
+            | StreamNode::Limit { input, .. }
+            | StreamNode::WindowTvf { input, .. }
+            | StreamNode::WindowAggregate { input, .. }
+            | StreamNode::GroupAggregate { input, .. } => vec![input],
+        }
+    }
+
+    fn fmt_indent(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
+        let pad = "  ".repeat(depth);
+        let title = self.title();
+        // Flink's EXPLAIN puts the changelog mode last inside the parentheses.
+        let title = title.strip_suffix(')').unwrap_or(&title);
+        writeln!(f, "{pad}{title}, changelogMode=[{}])", self.changelog_mode())?;
+        self.inputs()
+            .into_iter()
+            .try_for_each(|i| i.fmt_indent(f, depth + 1))
+    }
+}
+
+fn join_exprs(exprs: &[Expr]) -> String {
+    exprs
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Where a planned pipeline ends.
@@ -184,6 +333,8 @@ pub struct StreamPlanner<'a> {
     pub planner: &'a SqlPlanner,
     pub registry: &'a ConnectorRegistry,
     pub parallelism: usize,
+    /// 'execution.runtime-mode' = 'batch': aggregations emit final results only.
+    pub batch_mode: bool,
 }
 
 impl StreamPlanner<'_> {
@@ -212,8 +363,18 @@ impl StreamPlanner<'_> {
                     table: table.name.clone(),
                     source,
                 })?;
+            let root = self.translate(&dml.input)?;
+            if !factory.accepts_updates()
+                && let Some(producer) = root.update_producer()
+            {
+                return Err(EngineError::Plan(format!(
+                    "Table sink '{}' doesn't support consuming update changes which is produced by node {}",
+                    table.name,
+                    producer.title()
+                )));
+            }
             return Ok(StreamPlan {
-                root: self.translate(&dml.input)?,
+                root,
                 sink: StreamSink::Table {
                     table: table.name.clone(),
                     factory,
@@ -383,17 +544,25 @@ impl StreamPlanner<'_> {
                 Ok(values_node(vec![batch], Arc::clone(&values.schema)))
             }
             LogicalPlan::Extension(extension) => {
-                let Some(node) = extension.node.as_any().downcast_ref::<WatermarkNode>() else {
-                    return Err(EngineError::Unsupported(format!(
-                        "the plan node {}",
-                        extension.node.name()
-                    )));
-                };
-                self.fold_watermark(node)
+                let any = extension.node.as_any();
+                if let Some(node) = any.downcast_ref::<WatermarkNode>() {
+                    return self.fold_watermark(node);
+                }
+                if let Some(node) = any.downcast_ref::<WindowTvfNode>() {
+                    return Ok(StreamNode::WindowTvf {
+                        input: Box::new(self.translate(&node.input)?),
+                        spec: node.spec,
+                        time_column: node.time_column.clone(),
+                        slices_only: false,
+                        schema: Arc::clone(node.schema()),
+                    });
+                }
+                Err(EngineError::Unsupported(format!(
+                    "the plan node {}",
+                    extension.node.name()
+                )))
             }
-            LogicalPlan::Aggregate(_) => Err(EngineError::Unsupported(
-                "GROUP BY aggregation and DISTINCT".into(),
-            )),
+            LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
             LogicalPlan::Distinct(_) => Err(EngineError::Unsupported("SELECT DISTINCT".into())),
             LogicalPlan::Join(_) => Err(EngineError::Unsupported("JOIN".into())),
             LogicalPlan::Sort(_) => Err(EngineError::Unsupported("ORDER BY on a stream".into())),
@@ -403,6 +572,73 @@ impl StreamPlanner<'_> {
                 other.display()
             ))),
         }
+    }
+
+    /// GROUP BY: a window aggregation when the keys hold `window_start` and
+    /// `window_end` of a window table function below, else an unbounded
+    /// group aggregation with a changelog.
+    fn aggregate(&self, aggregate: &Aggregate) -> Result<StreamNode, EngineError> {
+        if aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+            return Err(EngineError::Unsupported(
+                "GROUPING SETS, ROLLUP and CUBE".into(),
+            ));
+        }
+        let mut input = self.translate(&aggregate.input)?;
+        let window_key = |name: &str| {
+            aggregate.group_expr.iter().position(
+                |e| matches!(e, Expr::Column(c) if c.name == name),
+            )
+        };
+        let window = match (window_key(WINDOW_START), window_key(WINDOW_END)) {
+            (Some(_), Some(end)) => mark_slices(&mut input).map(|spec| (spec, end)),
+            _ => None,
+        };
+        let mut keys = Vec::new();
+        let mut outputs = Vec::new();
+        for expr in &aggregate.group_expr {
+            let window_output = match expr {
+                Expr::Column(c) if window.is_some() => match c.name.as_str() {
+                    WINDOW_START => Some(AggregateOutput::WindowStart),
+                    WINDOW_END => Some(AggregateOutput::WindowEnd),
+                    WINDOW_TIME => Some(AggregateOutput::WindowTime),
+                    _ => None,
+                },
+                _ => None,
+            };
+            outputs.push(window_output.unwrap_or_else(|| {
+                keys.push(expr.clone());
+                AggregateOutput::Key(keys.len() - 1)
+            }));
+        }
+        outputs.extend((0..aggregate.aggr_expr.len()).map(AggregateOutput::Aggregate));
+        let schema = Arc::clone(&aggregate.schema);
+        let aggregates = aggregate.aggr_expr.clone();
+        Ok(match window {
+            Some((spec, end)) => {
+                if input.changelog_mode() != ChangelogMode::InsertOnly {
+                    return Err(EngineError::Unsupported(
+                        "a window aggregation over an updating input".into(),
+                    ));
+                }
+                StreamNode::WindowAggregate {
+                    input: Box::new(input),
+                    spec,
+                    keys,
+                    aggregates,
+                    outputs,
+                    slice_end: aggregate.group_expr[end].clone(),
+                    schema,
+                }
+            }
+            None => StreamNode::GroupAggregate {
+                input: Box::new(input),
+                keys,
+                aggregates,
+                outputs,
+                final_only: self.batch_mode,
+                schema,
+            },
+        })
     }
 
     /// Moves a table's computed columns and watermark into its source, so
@@ -518,6 +754,14 @@ impl StreamPlanner<'_> {
     }
 }
 
+fn grouping_partitioning(grouping: &Grouping) -> Partitioning {
+    if grouping.keys.is_empty() {
+        Partitioning::Global
+    } else {
+        Partitioning::Hash(grouping.keys.clone())
+    }
+}
+
 fn values_node(batches: Vec<RecordBatch>, schema: DFSchemaRef) -> StreamNode {
     StreamNode::Source {
         table: "Values".to_string(),
@@ -527,6 +771,50 @@ fn values_node(batches: Vec<RecordBatch>, schema: DFSchemaRef) -> StreamNode {
         watermark: None,
         parallelism: 1,
         schema,
+    }
+}
+
+/// Finds the window table function under a window aggregation, through
+/// filters and projections that pass the window columns on unchanged, and
+/// switches it to slice mode. `None` when there is none or when something
+/// in between computes with the window columns (then the rows are expanded
+/// into their windows and aggregated without the window's help).
+fn mark_slices(node: &mut StreamNode) -> Option<WindowSpec> {
+    let is_window_column = |c: &Column| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str());
+    let uses_window_columns = |e: &Expr| e.column_refs().into_iter().any(is_window_column);
+    match node {
+        StreamNode::WindowTvf {
+            spec, slices_only, ..
+        } => {
+            *slices_only = true;
+            Some(*spec)
+        }
+        StreamNode::Calc {
+            input,
+            predicate,
+            projection,
+            ..
+        } => {
+            if predicate.as_ref().is_some_and(uses_window_columns) {
+                return None;
+            }
+            let passes_through = |e: &Expr| match e {
+                Expr::Column(_) => true,
+                Expr::Alias(alias) => match alias.expr.as_ref() {
+                    Expr::Column(c) if is_window_column(c) => c.name == alias.name,
+                    other => !uses_window_columns(other),
+                },
+                other => !uses_window_columns(other),
+            };
+            if projection
+                .as_ref()
+                .is_some_and(|p| !p.iter().all(passes_through))
+            {
+                return None;
+            }
+            mark_slices(input)
+        }
+        _ => None,
     }
 }
 
@@ -593,6 +881,51 @@ impl JobGraphBuilder<'_, '_> {
         }
     }
 
+    /// Compiles grouping keys and aggregate calls over `input_schema`.
+    fn aggregation(
+        &self,
+        keys: &[Expr],
+        aggregates: &[Expr],
+        input_schema: &DFSchema,
+    ) -> Result<(Grouping, Vec<AggregateCall>), EngineError> {
+        let planner = self.planner.planner;
+        let keys = keys
+            .iter()
+            .map(|k| planner.physical_expr(k, input_schema))
+            .collect::<Result<Vec<_>, _>>()?;
+        let key_fields = keys
+            .iter()
+            .map(|k| k.return_field(input_schema.as_arrow()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let calls = aggregates
+            .iter()
+            .map(|a| {
+                let lowered = planner.aggregate_expr(a, input_schema)?;
+                Ok(AggregateCall {
+                    function: lowered.aggregate,
+                    filter: lowered.filter,
+                })
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        Ok((
+            Grouping {
+                keys,
+                key_schema: Arc::new(Schema::new(key_fields)),
+            },
+            calls,
+        ))
+    }
+
+    /// Starts a vertex at the planner's parallelism fed by `partitioning`;
+    /// without keys everything goes to one subtask.
+    fn keyed_exchange(&mut self, upstream: OpenVertex, partitioning: Partitioning) -> OpenVertex {
+        let parallelism = match partitioning {
+            Partitioning::Global => 1,
+            _ => self.planner.parallelism,
+        };
+        self.exchange(vec![upstream], parallelism, move |_| partitioning.clone())
+    }
+
     fn build(&mut self, node: StreamNode) -> Result<OpenVertex, EngineError> {
         match node {
             StreamNode::Source {
@@ -638,6 +971,77 @@ impl JobGraphBuilder<'_, '_> {
                     .map(|i| self.build(i))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(self.exchange(upstream, parallelism, |_| Partitioning::Forward))
+            }
+            StreamNode::WindowTvf {
+                input,
+                spec,
+                time_column,
+                slices_only,
+                schema,
+            } => {
+                let input_schema = Arc::clone(input.schema());
+                let time = self.planner.planner.physical_expr(
+                    &Expr::Column(Column::from_name(time_column)),
+                    &input_schema,
+                )?;
+                let assigner =
+                    WindowAssigner::new(spec, time, slices_only, Arc::clone(schema.inner()))?;
+                let mut open = self.build(*input)?;
+                open.operators.push(Arc::new(WindowAssignerFactory(assigner)));
+                Ok(open)
+            }
+            StreamNode::WindowAggregate {
+                input,
+                spec,
+                keys,
+                aggregates,
+                outputs,
+                slice_end,
+                schema,
+            } => {
+                let input_schema = Arc::clone(input.schema());
+                let (grouping, calls) = self.aggregation(&keys, &aggregates, &input_schema)?;
+                let slice_end = self.planner.planner.physical_expr(&slice_end, &input_schema)?;
+                let partitioning = grouping_partitioning(&grouping);
+                let upstream = self.build(*input)?;
+                let mut open = self.keyed_exchange(upstream, partitioning);
+                let spec = WindowAggregateSpec {
+                    window: spec,
+                    grouping,
+                    slice_end,
+                    calls,
+                    outputs,
+                    output_schema: Arc::clone(schema.inner()),
+                };
+                open.operators
+                    .push(Arc::new(WindowAggregateFactory(Arc::new(spec))));
+                Ok(open)
+            }
+            StreamNode::GroupAggregate {
+                input,
+                keys,
+                aggregates,
+                outputs,
+                final_only,
+                schema,
+            } => {
+                let input_schema = Arc::clone(input.schema());
+                let retracting_input = input.changelog_mode() != ChangelogMode::InsertOnly;
+                let (grouping, calls) = self.aggregation(&keys, &aggregates, &input_schema)?;
+                let partitioning = grouping_partitioning(&grouping);
+                let upstream = self.build(*input)?;
+                let mut open = self.keyed_exchange(upstream, partitioning);
+                let spec = GroupAggregateSpec {
+                    grouping,
+                    calls,
+                    outputs,
+                    output_schema: Arc::clone(schema.inner()),
+                    retracting_input,
+                    final_only,
+                };
+                open.operators
+                    .push(Arc::new(GroupAggregateFactory(Arc::new(spec))));
+                Ok(open)
             }
             StreamNode::Limit {
                 input, skip, fetch, ..

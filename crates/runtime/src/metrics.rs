@@ -19,6 +19,8 @@ pub struct OperatorMetrics {
     pub busy_nanos: AtomicU64,
     /// The last watermark the operator forwarded, in epoch milliseconds.
     pub watermark: AtomicI64,
+    /// Rows dropped because their window had fired (Flink's numLateRecordsDropped).
+    pub late_rows_dropped: AtomicU64,
 }
 
 impl OperatorMetrics {
@@ -30,6 +32,7 @@ impl OperatorMetrics {
             rows_out: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             watermark: AtomicI64::new(Watermark::MIN.millis()),
+            late_rows_dropped: AtomicU64::new(0),
         }
     }
 
@@ -45,6 +48,14 @@ impl OperatorMetrics {
 
     pub fn add_rows_out(&self, rows: usize) {
         self.rows_out.fetch_add(rows as u64, Ordering::Relaxed);
+    }
+
+    /// Counts what an operator call emitted and dropped as late.
+    pub fn add_output(&self, collector: &crate::Collector) {
+        self.rows_out
+            .fetch_add(collector.rows() as u64, Ordering::Relaxed);
+        self.late_rows_dropped
+            .fetch_add(collector.late_rows() as u64, Ordering::Relaxed);
     }
 
     pub fn set_watermark(&self, watermark: Watermark) {
@@ -66,6 +77,8 @@ pub struct JobProgress {
     pub source_bytes: u64,
     pub records_skipped: u64,
     pub splits_finished: u64,
+    /// Rows windows dropped as late.
+    pub late_rows_dropped: u64,
 }
 
 impl JobMetrics {
@@ -92,6 +105,7 @@ impl JobMetrics {
             if op.operator.starts_with("Source:") {
                 progress.source_rows += op.rows_out.load(Ordering::Relaxed);
             }
+            progress.late_rows_dropped += op.late_rows_dropped.load(Ordering::Relaxed);
         }
         if let Ok(sources) = self.sources.lock() {
             for s in sources.iter() {

@@ -20,6 +20,7 @@ use weir_common::{StreamBatch, Watermark};
 #[derive(Debug, Default)]
 pub struct Collector {
     batches: Vec<StreamBatch>,
+    late_rows: usize,
 }
 
 impl Collector {
@@ -31,6 +32,15 @@ impl Collector {
 
     pub fn take(&mut self) -> Vec<StreamBatch> {
         std::mem::take(&mut self.batches)
+    }
+
+    /// Counts rows dropped for arriving after the watermark passed their window.
+    pub fn add_late_rows(&mut self, rows: usize) {
+        self.late_rows += rows;
+    }
+
+    pub fn late_rows(&self) -> usize {
+        self.late_rows
     }
 
     pub fn rows(&self) -> usize {

@@ -96,7 +96,7 @@ impl Subtask {
         let result = metrics.record(batch.num_rows(), || {
             operator.process_batch(input, batch, &mut collector)
         });
-        metrics.add_rows_out(collector.rows());
+        metrics.add_output(&collector);
         result.map_err(|e| self.operator_error(index, e))?;
         for b in collector.take() {
             self.push_batch(index + 1, 0, b, out)?;
@@ -116,7 +116,7 @@ impl Subtask {
         let mut collector = Collector::default();
         let Chained { operator, metrics } = &mut self.chain[index];
         let result = metrics.record(0, || operator.process_watermark(watermark, &mut collector));
-        metrics.add_rows_out(collector.rows());
+        metrics.add_output(&collector);
         let forwarded = result.map_err(|e| self.operator_error(index, e))?;
         for b in collector.take() {
             self.push_batch(index + 1, 0, b, out)?;
@@ -141,7 +141,7 @@ impl Subtask {
         let mut collector = Collector::default();
         let Chained { operator, metrics } = &mut self.chain[index];
         let result = metrics.record(0, || operator.finish(&mut collector));
-        metrics.add_rows_out(collector.rows());
+        metrics.add_output(&collector);
         result.map_err(|e| self.operator_error(index, e))?;
         for b in collector.take() {
             self.push_batch(index + 1, 0, b, out)?;

@@ -92,6 +92,10 @@ pub fn flink_casts(expr: Expr, schema: &DFSchema) -> Result<Expr> {
 /// optimizer folds constant casts with Arrow's rules.
 pub fn plan_flink_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
     plan.transform_up_with_subqueries(|node| {
+        // A union has no expressions, and its inputs may share qualified names.
+        if node.expressions().is_empty() {
+            return Ok(Transformed::no(node));
+        }
         let inputs = node.inputs();
         let schema = match inputs.as_slice() {
             [] => DFSchema::empty(),

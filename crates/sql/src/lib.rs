@@ -16,8 +16,10 @@ mod naming;
 pub mod parser;
 pub mod planner;
 pub mod types;
+pub mod window_tvf;
 
 pub use catalog::{Catalog, CatalogTable, CatalogView};
 pub use error::{Position, SqlError, caret_snippet};
 pub use parser::{FlinkStatement, ParsedStatement, parse_script};
 pub use planner::{ConnectorTableSource, SqlPlanner, WatermarkNode};
+pub use window_tvf::WindowTvfNode;

@@ -11,7 +11,7 @@ use sqlparser::ast::{Expr, Ident, ObjectName, Query, Statement};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Location, Token};
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{Position, SqlError, from_parser_error};
 use crate::types::{FlinkType, parse_type};
@@ -140,9 +140,11 @@ fn end_of(sql: &str) -> Position {
 
 fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
     let dialect = FlinkDialect {};
-    let mut parser = Parser::new(&dialect)
-        .try_with_sql(sql)
-        .map_err(|e| from_parser_error(e, Position { line: 1, column: 1 }))?;
+    let tokens = Tokenizer::new(&dialect, sql)
+        .with_unescape(true)
+        .tokenize_with_location()
+        .map_err(|e| from_parser_error(e.into(), Position { line: 1, column: 1 }))?;
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(table_arguments(tokens));
     let mut statements = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
@@ -166,6 +168,30 @@ fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
             }
         }
     }
+}
+
+/// Drops the `TABLE` keyword of table arguments (`TUMBLE(TABLE bids, ...)`,
+/// `DATA => TABLE bids`), which sqlparser does not parse; the window
+/// functions' planning takes the bare name as the table.
+fn table_arguments(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let mut drop = vec![false; tokens.len()];
+    for pair in significant.windows(3) {
+        let [before, at, after] = [pair[0], pair[1], pair[2]].map(|i| &tokens[i].token);
+        if matches!(at, Token::Word(w) if w.keyword == Keyword::TABLE)
+            && matches!(before, Token::LParen | Token::Comma | Token::RArrow)
+            && matches!(after, Token::Word(_))
+        {
+            drop[pair[1]] = true;
+        }
+    }
+    tokens
+        .into_iter()
+        .zip(drop)
+        .filter_map(|(token, drop)| (!drop).then_some(token))
+        .collect()
 }
 
 struct StatementParser<'p, 'a> {

@@ -9,7 +9,9 @@
 //! - a table with computed columns or a watermark is a
 //!   [`DerivedTableSource`] whose plan is `scan -> projection (computed
 //!   columns) -> WatermarkNode`, inlined by DataFusion where it is used;
-//! - a view is a [`DerivedTableSource`] over its planned query.
+//! - a view is a [`DerivedTableSource`] over its planned query;
+//! - a window table function (`TABLE(TUMBLE(...))`) is a
+//!   [`DerivedTableSource`] whose plan is a [`WindowTvfNode`] over its table.
 //!
 //! The optimized logical plan then goes to the engine's streaming planner.
 
@@ -30,7 +32,9 @@ use datafusion::logical_expr::{
     AggregateUDF, Expr, Extension, LogicalPlan, LogicalPlanBuilder, ScalarUDF, TableSource,
     UserDefinedLogicalNodeCore, WindowUDF,
 };
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::aggregate::{LoweredAggregate, LoweredAggregateBuilder};
 use datafusion::prelude::SessionConfig;
 use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use sqlparser::ast::{Query, Statement};
@@ -40,6 +44,7 @@ use crate::SqlError;
 use crate::catalog::{Catalog, CatalogTable, CatalogView};
 use crate::error::Position;
 use crate::parser::ColumnKind;
+use crate::window_tvf::{WindowCall, WindowTvfNode};
 
 /// Plans SQL against a catalog; built from the session's configuration.
 pub struct SqlPlanner {
@@ -124,6 +129,25 @@ impl SqlPlanner {
         let expr = crate::cast::flink_casts(expr.clone(), schema)?;
         Ok(self.state.create_physical_expr(expr, schema)?)
     }
+
+    /// An aggregate call (`SUM(x) FILTER (WHERE ...)`) over `schema`, as
+    /// DataFusion's physical aggregate with its filter.
+    pub fn aggregate_expr(
+        &self,
+        expr: &Expr,
+        schema: &DFSchema,
+    ) -> Result<LoweredAggregate, SqlError> {
+        let expr = crate::cast::flink_casts(expr.clone(), schema)?;
+        let context = PhysicalPlanningContext::default();
+        Ok(LoweredAggregateBuilder::new(
+            &expr,
+            schema,
+            schema.as_arrow(),
+            self.state.execution_props(),
+            &context,
+        )
+        .build()?)
+    }
 }
 
 /// Applies Flink's syntax and naming rules before DataFusion plans a statement.
@@ -137,6 +161,7 @@ fn prepare(statement: &mut Statement) -> Result<(), SqlError> {
         }
         _ => {}
     }
+    crate::window_tvf::rewrite_window_functions(statement)?;
     Ok(weir_functions::rewrite_flink_syntax(statement)?)
 }
 
@@ -260,6 +285,22 @@ impl ContextProvider for PlanningContext<'_> {
         Err(DataFusionError::Plan(
             self.catalog.missing("table or view", &key),
         ))
+    }
+
+    fn get_table_function_source(
+        &self,
+        name: &str,
+        args: Vec<Expr>,
+    ) -> DFResult<Arc<dyn TableSource>> {
+        let call = WindowCall::from_args(name, &args)?;
+        let source = self.get_table_source(TableReference::from(call.table.as_str()))?;
+        let input = LogicalPlanBuilder::scan(call.table.as_str(), source, None)?.build()?;
+        let node = WindowTvfNode::try_new(input, call.spec, call.time_column)?;
+        Ok(Arc::new(DerivedTableSource {
+            plan: LogicalPlan::Extension(Extension {
+                node: Arc::new(node),
+            }),
+        }))
     }
 
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {

@@ -1,11 +1,19 @@
 //! The operators the planner builds job graphs from.
 
+mod aggregate;
 mod calc;
+mod group_agg;
 mod limit;
 mod values;
 pub(crate) mod watermark;
+mod window_agg;
+mod window_assign;
 
+pub use aggregate::{AggregateCall, AggregateOutput, Grouping};
 pub use calc::{Calc, CalcFactory};
+pub use group_agg::{GroupAggregateFactory, GroupAggregateSpec};
 pub use limit::{Limit, LimitFactory};
 pub use values::ValuesSource;
 pub use watermark::WatermarkStrategy;
+pub use window_agg::{WindowAggregateFactory, WindowAggregateSpec};
+pub use window_assign::{WindowAssigner, WindowAssignerFactory};

@@ -1,0 +1,244 @@
+//! What window and group aggregations share: DataFusion's aggregate
+//! functions with their arguments and `FILTER (WHERE ...)`, the grouping
+//! keys, and how output columns are laid out.
+//!
+//! Accumulators are DataFusion's own: vectorized `GroupsAccumulator`s where
+//! a function has them (COUNT, SUM, MIN, MAX, AVG, ...), and its row-wise
+//! `Accumulator`s behind DataFusion's adapter otherwise (DISTINCT,
+//! STDDEV, approximate functions).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
+use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
+use datafusion::physical_plan::aggregates::order::GroupOrdering;
+
+/// One aggregate call: `SUM(price) FILTER (WHERE ...)`.
+#[derive(Debug, Clone)]
+pub struct AggregateCall {
+    pub function: Arc<AggregateFunctionExpr>,
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+}
+
+/// An aggregate call's evaluated arguments and filter for one batch.
+pub(crate) struct CallInput {
+    pub(crate) args: Vec<ArrayRef>,
+    pub(crate) filter: Option<BooleanArray>,
+}
+
+impl CallInput {
+    /// The rows at `indices`.
+    pub(crate) fn take(&self, indices: &arrow::array::UInt32Array) -> Result<Self> {
+        let args = self
+            .args
+            .iter()
+            .map(|a| arrow::compute::take(a, indices, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let filter = match &self.filter {
+            Some(f) => Some(arrow::compute::take(f, indices, None)?.as_boolean().clone()),
+            None => None,
+        };
+        Ok(Self { args, filter })
+    }
+}
+
+impl AggregateCall {
+    pub(crate) fn evaluate(&self, batch: &RecordBatch) -> Result<CallInput> {
+        let rows = batch.num_rows();
+        let args = self
+            .function
+            .expressions()
+            .iter()
+            .map(|e| e.evaluate(batch)?.into_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        let filter = match &self.filter {
+            Some(f) => {
+                let mask = f.evaluate(batch)?.into_array(rows)?;
+                let mask = mask.as_boolean_opt().ok_or_else(|| {
+                    DataFusionError::Internal("an aggregate FILTER is not BOOLEAN".into())
+                })?;
+                // NULL counts as false, as in SQL.
+                Some(match mask.nulls() {
+                    None => mask.clone(),
+                    Some(_) => arrow::compute::prep_null_mask_filter(mask),
+                })
+            }
+            None => None,
+        };
+        Ok(CallInput { args, filter })
+    }
+
+    pub(crate) fn groups_accumulator(&self) -> Result<Box<dyn GroupsAccumulator>> {
+        if self.function.groups_accumulator_supported() {
+            return self.function.create_groups_accumulator();
+        }
+        let function = Arc::clone(&self.function);
+        Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+            function.create_accumulator()
+        })))
+    }
+
+    /// A row-wise accumulator; `retracting` when the input has retractions.
+    pub(crate) fn accumulator(&self, retracting: bool) -> Result<Box<dyn Accumulator>> {
+        if retracting {
+            self.function.create_sliding_accumulator()
+        } else {
+            self.function.create_accumulator()
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.function.human_display().unwrap_or(self.function.name())
+    }
+}
+
+/// Where an aggregation's output column comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateOutput {
+    /// The i-th grouping key.
+    Key(usize),
+    WindowStart,
+    WindowEnd,
+    WindowTime,
+    /// The i-th aggregate call's result.
+    Aggregate(usize),
+}
+
+/// The grouping of an aggregation: key expressions over its input.
+#[derive(Debug, Clone)]
+pub struct Grouping {
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The keys' evaluated schema.
+    pub key_schema: SchemaRef,
+}
+
+impl Grouping {
+    pub(crate) fn evaluate(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        let rows = batch.num_rows();
+        self.keys
+            .iter()
+            .map(|e| e.evaluate(batch)?.into_array(rows))
+            .collect()
+    }
+}
+
+/// Accumulators of many groups: the key of every group and one
+/// `GroupsAccumulator` per aggregate call. With no keys there is one group.
+pub(crate) struct GroupedAccumulators {
+    values: Option<Box<dyn GroupValues>>,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    groups: usize,
+    ids: Vec<usize>,
+}
+
+/// Keys and intermediate states of groups, detached from their accumulators.
+pub(crate) struct GroupStates {
+    pub(crate) keys: Vec<ArrayRef>,
+    pub(crate) states: Vec<Vec<ArrayRef>>,
+}
+
+impl GroupedAccumulators {
+    pub(crate) fn new(grouping: &Grouping, calls: &[AggregateCall]) -> Result<Self> {
+        let values = if grouping.keys.is_empty() {
+            None
+        } else {
+            Some(new_group_values(
+                Arc::clone(&grouping.key_schema),
+                &GroupOrdering::None,
+            )?)
+        };
+        Ok(Self {
+            values,
+            accumulators: calls
+                .iter()
+                .map(AggregateCall::groups_accumulator)
+                .collect::<Result<_>>()?,
+            groups: 0,
+            ids: Vec::new(),
+        })
+    }
+
+    fn intern(&mut self, keys: &[ArrayRef], rows: usize) -> Result<()> {
+        match &mut self.values {
+            Some(values) => {
+                values.intern(keys, &mut self.ids)?;
+                self.groups = values.len();
+            }
+            None => {
+                self.ids.clear();
+                self.ids.resize(rows, 0);
+                self.groups = 1;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn update(&mut self, keys: &[ArrayRef], inputs: &[CallInput], rows: usize) -> Result<()> {
+        self.intern(keys, rows)?;
+        for (accumulator, input) in self.accumulators.iter_mut().zip(inputs) {
+            accumulator.update_batch(&input.args, &self.ids, input.filter.as_ref(), self.groups)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn merge(&mut self, states: &GroupStates) -> Result<()> {
+        let rows = states
+            .states
+            .first()
+            .and_then(|s| s.first())
+            .map_or(0, |a| a.len());
+        self.intern(&states.keys, rows)?;
+        for (accumulator, state) in self.accumulators.iter_mut().zip(&states.states) {
+            accumulator.merge_batch(state, &self.ids, self.groups)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn num_groups(&self) -> usize {
+        self.groups
+    }
+
+    /// The keys and final values of every group; the accumulators are consumed.
+    pub(crate) fn evaluate(mut self) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
+        let keys = self.emit_keys()?;
+        let results = self
+            .accumulators
+            .iter_mut()
+            .map(|a| a.evaluate(EmitTo::All))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((keys, results))
+    }
+
+    /// The keys and intermediate states of every group, for merging later.
+    pub(crate) fn into_states(mut self) -> Result<GroupStates> {
+        let keys = self.emit_keys()?;
+        let states = self
+            .accumulators
+            .iter_mut()
+            .map(|a| a.state(EmitTo::All))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(GroupStates { keys, states })
+    }
+
+    fn emit_keys(&mut self) -> Result<Vec<ArrayRef>> {
+        match &mut self.values {
+            Some(values) => values.emit(EmitTo::All),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// `array` as `data_type`, casting only when the types differ.
+pub(crate) fn cast_to(array: ArrayRef, data_type: &DataType) -> Result<ArrayRef> {
+    if array.data_type() == data_type {
+        Ok(array)
+    } else {
+        Ok(arrow::compute::cast(&array, data_type)?)
+    }
+}

@@ -1,0 +1,276 @@
+//! Window aggregation over slices (Flink's `WindowAggregate`).
+//!
+//! Input rows arrive from a [`WindowAssigner`](super::WindowAssigner) in
+//! slice mode, hash-partitioned by the grouping keys: the assigner's
+//! `window_end` column holds each row's slice end. Each live slice keeps
+//! DataFusion accumulators per key. When the watermark reaches a window's
+//! last millisecond the window fires, once, as insert-only rows:
+//!
+//! - TUMBLE: the window is its one slice, evaluated and dropped;
+//! - HOP and CUMULATE: completed slices are turned into intermediate states
+//!   (keys + accumulator states), and a window merges the states of its
+//!   slices; a slice is dropped after the last window holding it fired.
+//!
+//! Rows of a slice whose end the watermark has passed are late: dropped and
+//! counted, as Flink does. Memory is bounded by live slices × keys.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, UInt32Array};
+use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_expr::PhysicalExpr;
+use weir_common::{StreamBatch, Watermark, WindowKind, WindowSpec};
+
+use super::aggregate::{
+    AggregateCall, AggregateOutput, CallInput, GroupStates, GroupedAccumulators, Grouping, cast_to,
+};
+use super::window_assign::timestamps;
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+
+/// What a window aggregation computes; shared by its subtasks.
+#[derive(Debug, Clone)]
+pub struct WindowAggregateSpec {
+    pub window: WindowSpec,
+    pub grouping: Grouping,
+    /// The input's slice-end column (the assigner's `window_end`).
+    pub slice_end: Arc<dyn PhysicalExpr>,
+    pub calls: Vec<AggregateCall>,
+    pub outputs: Vec<AggregateOutput>,
+    pub output_schema: SchemaRef,
+}
+
+impl WindowAggregateSpec {
+    pub fn name(&self) -> String {
+        let keys: Vec<String> = self.grouping.keys.iter().map(|k| k.to_string()).collect();
+        let calls: Vec<&str> = self.calls.iter().map(AggregateCall::name).collect();
+        format!(
+            "WindowAggregate(groupBy=[{}], window=[{}], select=[{}])",
+            keys.join(", "),
+            self.window,
+            calls.join(", ")
+        )
+    }
+}
+
+pub struct WindowAggregate {
+    spec: Arc<WindowAggregateSpec>,
+    name: String,
+    /// Slices still taking rows, by slice end.
+    live: BTreeMap<i64, GroupedAccumulators>,
+    /// Completed slices of HOP and CUMULATE windows, by slice end.
+    completed: BTreeMap<i64, GroupStates>,
+    /// Ends of windows with at least one slice, not fired yet.
+    pending: BTreeSet<i64>,
+    watermark: i64,
+}
+
+impl std::fmt::Debug for WindowAggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WindowAggregate")
+            .field("name", &self.name)
+            .field("live_slices", &self.live.len())
+            .field("pending_windows", &self.pending.len())
+            .finish()
+    }
+}
+
+impl WindowAggregate {
+    pub fn new(spec: Arc<WindowAggregateSpec>) -> Self {
+        Self {
+            name: spec.name(),
+            spec,
+            live: BTreeMap::new(),
+            completed: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            watermark: Watermark::MIN.millis(),
+        }
+    }
+
+    fn slice(&mut self, end: i64) -> Result<&mut GroupedAccumulators> {
+        if !self.live.contains_key(&end) {
+            self.pending.extend(self.spec.window.windows_of_slice(end));
+            let slice = GroupedAccumulators::new(&self.spec.grouping, &self.spec.calls)?;
+            self.live.insert(end, slice);
+        }
+        self.live
+            .get_mut(&end)
+            .ok_or_else(|| DataFusionError::Internal("a new slice vanished".into()))
+    }
+
+    fn add(&mut self, end: i64, keys: &[ArrayRef], inputs: &[CallInput], rows: usize) -> Result<()> {
+        self.slice(end)?.update(keys, inputs, rows)
+    }
+
+    fn fire(&mut self, window_end: i64, out: &mut Collector) -> Result<()> {
+        let window = self.spec.window;
+        let window_start = window.window_start(window_end);
+        let groups = if window.kind == WindowKind::Tumble {
+            match self.live.remove(&window_end) {
+                Some(slice) => slice,
+                None => return Ok(()),
+            }
+        } else {
+            // Every slice up to the window's end is complete now.
+            let done: Vec<i64> = self.live.range(..=window_end).map(|(e, _)| *e).collect();
+            for end in done {
+                if let Some(slice) = self.live.remove(&end) {
+                    self.completed.insert(end, slice.into_states()?);
+                }
+            }
+            let mut merged = GroupedAccumulators::new(&self.spec.grouping, &self.spec.calls)?;
+            for (_, states) in self
+                .completed
+                .range(window_start.saturating_add(1)..=window_end)
+            {
+                merged.merge(states)?;
+            }
+            self.completed
+                .retain(|end, _| window.last_window_of_slice(*end) > window_end);
+            merged
+        };
+        if groups.num_groups() == 0 {
+            return Ok(());
+        }
+        let rows = groups.num_groups();
+        let (keys, results) = groups.evaluate()?;
+        let fields = self.spec.output_schema.fields();
+        let mut columns = Vec::with_capacity(fields.len());
+        for (output, field) in self.spec.outputs.iter().zip(fields) {
+            let column = match *output {
+                AggregateOutput::Key(i) => keys.get(i).cloned(),
+                AggregateOutput::Aggregate(i) => results.get(i).cloned(),
+                AggregateOutput::WindowStart => {
+                    Some(timestamps(vec![window_start; rows], field.data_type()))
+                }
+                AggregateOutput::WindowEnd => {
+                    Some(timestamps(vec![window_end; rows], field.data_type()))
+                }
+                AggregateOutput::WindowTime => Some(timestamps(
+                    vec![window_end.saturating_sub(1); rows],
+                    field.data_type(),
+                )),
+            };
+            let column = column.ok_or_else(|| {
+                DataFusionError::Internal(format!("no value for output column {}", field.name()))
+            })?;
+            columns.push(cast_to(column, field.data_type())?);
+        }
+        let batch = RecordBatch::try_new_with_options(
+            Arc::clone(&self.spec.output_schema),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        out.emit(StreamBatch::inserts(batch));
+        Ok(())
+    }
+}
+
+impl Operator for WindowAggregate {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()> {
+        if !batch.is_insert_only() {
+            return Err(DataFusionError::Execution(
+                "a window aggregation received updates; its input must be insert-only".into(),
+            ));
+        }
+        let data = batch.data();
+        let rows = data.num_rows();
+        let ends = self.spec.slice_end.evaluate(data)?.into_array(rows)?;
+        let ends = ends
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(|| DataFusionError::Internal("slice ends are not TIMESTAMP(3)".into()))?
+            .values()
+            .clone();
+        let keys = self.spec.grouping.evaluate(data)?;
+        let inputs = self
+            .spec
+            .calls
+            .iter()
+            .map(|c| c.evaluate(data))
+            .collect::<Result<Vec<_>>>()?;
+        let watermark = self.watermark;
+        let on_time = |end: i64| !WindowSpec::is_fired(end, watermark);
+        if let Some(&first) = ends.first()
+            && ends.iter().all(|e| *e == first)
+        {
+            // The usual case: the whole batch falls into one slice.
+            if on_time(first) {
+                self.add(first, &keys, &inputs, rows)?;
+            } else {
+                out.add_late_rows(rows);
+            }
+            return Ok(());
+        }
+        let mut distinct: Vec<i64> = ends.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for end in distinct {
+            let indices: UInt32Array = ends
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| **e == end)
+                .map(|(i, _)| i as u32)
+                .collect();
+            if !on_time(end) {
+                out.add_late_rows(indices.len());
+                continue;
+            }
+            let slice_keys = keys
+                .iter()
+                .map(|k| arrow::compute::take(k, &indices, None))
+                .collect::<Result<Vec<_>, _>>()?;
+            let slice_inputs = inputs
+                .iter()
+                .map(|i| i.take(&indices))
+                .collect::<Result<Vec<_>>>()?;
+            self.add(end, &slice_keys, &slice_inputs, indices.len())?;
+        }
+        Ok(())
+    }
+
+    fn process_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Collector,
+    ) -> Result<Option<Watermark>> {
+        self.watermark = self.watermark.max(watermark.millis());
+        while let Some(&end) = self.pending.first() {
+            if !WindowSpec::is_fired(end, self.watermark) {
+                break;
+            }
+            self.pending.pop_first();
+            self.fire(end, out)?;
+        }
+        Ok(Some(watermark))
+    }
+
+    /// The end of a bounded input is the end of time: every window fires.
+    fn finish(&mut self, out: &mut Collector) -> Result<()> {
+        self.process_watermark(Watermark::END_OF_TIME, out)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct WindowAggregateFactory(pub Arc<WindowAggregateSpec>);
+
+impl OperatorFactory for WindowAggregateFactory {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+
+    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(WindowAggregate::new(Arc::clone(&self.0))))
+    }
+}

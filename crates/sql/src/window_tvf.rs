@@ -1,0 +1,396 @@
+//! Flink's window table functions:
+//! `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), size [, offset]))`,
+//! `HOP(TABLE t, DESCRIPTOR(ts), slide, size [, offset])` and
+//! `CUMULATE(TABLE t, DESCRIPTOR(ts), step, max_size [, offset])`, with
+//! positional or named (`DATA =>`, `TIMECOL =>`, `SIZE =>`, `SLIDE =>`,
+//! `STEP =>`, `OFFSET =>`) arguments.
+//!
+//! The parser drops the `TABLE` keyword of the table argument; here
+//! [`rewrite_window_functions`] turns the call into a table function
+//! DataFusion plans through `ContextProvider::get_table_function_source`
+//! (table and column as strings, durations as interval literals), and
+//! [`window_source`] builds a [`WindowTvfNode`] over the table's plan. The
+//! node appends `window_start`, `window_end` and `window_time`; the
+//! streaming planner either expands rows into their windows or, under a
+//! window aggregation, assigns each row to its slice only.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion::common::{DFSchema, DFSchemaRef, ScalarValue};
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
+use sqlparser::ast::{
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName,
+    ObjectNamePart, TableFactor, TableFunctionArgs, Value, VisitMut, VisitorMut,
+};
+use weir_common::WindowSpec;
+
+use crate::SqlError;
+
+pub const WINDOW_START: &str = "window_start";
+pub const WINDOW_END: &str = "window_end";
+pub const WINDOW_TIME: &str = "window_time";
+
+/// The window functions and their parameters after DATA and TIMECOL, in order.
+const FUNCTIONS: &[(&str, &[&str])] = &[
+    ("TUMBLE", &["SIZE", "OFFSET"]),
+    ("HOP", &["SLIDE", "SIZE", "OFFSET"]),
+    ("CUMULATE", &["STEP", "SIZE", "OFFSET"]),
+    ("SESSION", &["GAP"]),
+];
+
+/// Rewrites `TABLE(TUMBLE(...))` (and HOP, CUMULATE, SESSION) in a statement
+/// into table-function calls with positional arguments.
+pub fn rewrite_window_functions<N: VisitMut>(node: &mut N) -> Result<(), SqlError> {
+    match node.visit(&mut Rewriter) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+struct Rewriter;
+
+impl VisitorMut for Rewriter {
+    type Break = SqlError;
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<SqlError> {
+        let TableFactor::TableFunction {
+            expr: SqlExpr::Function(function),
+            alias,
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        let name = function.name.to_string().to_uppercase();
+        let Some((_, params)) = FUNCTIONS.iter().find(|(n, _)| *n == name) else {
+            return ControlFlow::Continue(());
+        };
+        let FunctionArguments::List(list) = &function.args else {
+            return ControlFlow::Break(usage(&name));
+        };
+        let names: Vec<&str> = ["DATA", "TIMECOL"].iter().chain(params.iter()).copied().collect();
+        let mut slots: Vec<Option<SqlExpr>> = vec![None; names.len()];
+        for (position, arg) in list.args.iter().enumerate() {
+            let (slot, value) = match arg {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => (position, e),
+                FunctionArg::Named {
+                    name: arg_name,
+                    arg: FunctionArgExpr::Expr(e),
+                    ..
+                } => {
+                    let wanted = arg_name.value.to_uppercase();
+                    match names.iter().position(|n| *n == wanted) {
+                        Some(slot) => (slot, e),
+                        None => {
+                            return ControlFlow::Break(SqlError::Plan {
+                                message: format!(
+                                    "{name} has no parameter '{}'; its parameters are {}",
+                                    arg_name.value,
+                                    names.join(", ")
+                                ),
+                                position: None,
+                            });
+                        }
+                    }
+                }
+                _ => return ControlFlow::Break(usage(&name)),
+            };
+            let Some(target) = slots.get_mut(slot) else {
+                return ControlFlow::Break(usage(&name));
+            };
+            let value = match slot {
+                0 => match table_name(value) {
+                    Some(table) => SqlExpr::value(Value::SingleQuotedString(table)),
+                    None => return ControlFlow::Break(usage(&name)),
+                },
+                1 => match descriptor(value) {
+                    Some(column) => SqlExpr::value(Value::SingleQuotedString(column)),
+                    None => return ControlFlow::Break(usage(&name)),
+                },
+                _ => value.clone(),
+            };
+            *target = Some(value);
+        }
+        // Every parameter but a trailing OFFSET is required.
+        let required = if params.last() == Some(&"OFFSET") {
+            names.len() - 1
+        } else {
+            names.len()
+        };
+        if slots[..required].iter().any(Option::is_none) {
+            return ControlFlow::Break(usage(&name));
+        }
+        let args = slots
+            .into_iter()
+            .flatten()
+            .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+            .collect();
+        *factor = TableFactor::Table {
+            name: ObjectName(vec![ObjectNamePart::Identifier(name.as_str().into())]),
+            alias: alias.take(),
+            args: Some(TableFunctionArgs {
+                args,
+                settings: None,
+            }),
+            with_hints: Vec::new(),
+            version: None,
+            with_ordinality: false,
+            partitions: Vec::new(),
+            json_path: None,
+            sample: None,
+            index_hints: Vec::new(),
+        };
+        ControlFlow::Continue(())
+    }
+}
+
+fn usage(function: &str) -> SqlError {
+    let signature = match function {
+        "TUMBLE" => "TUMBLE(TABLE t, DESCRIPTOR(ts), size [, offset])",
+        "HOP" => "HOP(TABLE t, DESCRIPTOR(ts), slide, size [, offset])",
+        "CUMULATE" => "CUMULATE(TABLE t, DESCRIPTOR(ts), step, max_size [, offset])",
+        _ => "SESSION(TABLE t, DESCRIPTOR(ts), gap)",
+    };
+    SqlError::Plan {
+        message: format!(
+            "invalid arguments for the window function {function}: expected {signature}"
+        ),
+        position: None,
+    }
+}
+
+fn table_name(expr: &SqlExpr) -> Option<String> {
+    match expr {
+        SqlExpr::Identifier(ident) => Some(ident.value.clone()),
+        SqlExpr::CompoundIdentifier(parts) => Some(
+            parts
+                .iter()
+                .map(|p| p.value.as_str())
+                .collect::<Vec<_>>()
+                .join("."),
+        ),
+        _ => None,
+    }
+}
+
+fn descriptor(expr: &SqlExpr) -> Option<String> {
+    let SqlExpr::Function(f) = expr else {
+        return None;
+    };
+    if !f.name.to_string().eq_ignore_ascii_case("DESCRIPTOR") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Identifier(column)))] => {
+            Some(column.value.clone())
+        }
+        _ => None,
+    }
+}
+
+/// A planned window function call: which table, which column, which windows.
+#[derive(Debug)]
+pub struct WindowCall {
+    pub table: String,
+    pub time_column: String,
+    pub spec: WindowSpec,
+}
+
+impl WindowCall {
+    /// Reads the positional arguments [`rewrite_window_functions`] produced.
+    pub fn from_args(function: &str, args: &[Expr]) -> DFResult<Self> {
+        let function = function.to_uppercase();
+        let text = |i: usize| match args.get(i) {
+            Some(Expr::Literal(ScalarValue::Utf8(Some(s)), _)) => Ok(s.clone()),
+            _ => Err(DataFusionError::Plan(usage(&function).to_string())),
+        };
+        let millis = |i: usize| match args.get(i) {
+            Some(e) => interval_millis(&function, e),
+            None => Ok(0),
+        };
+        let table = text(0)?;
+        let time_column = text(1)?;
+        let spec = match function.as_str() {
+            "TUMBLE" => WindowSpec::tumble(millis(2)?, millis(3)?),
+            "HOP" => WindowSpec::hop(millis(2)?, millis(3)?, millis(4)?),
+            "CUMULATE" => WindowSpec::cumulate(millis(2)?, millis(3)?, millis(4)?),
+            "SESSION" => {
+                return Err(DataFusionError::NotImplemented(
+                    "SESSION window table functions are not supported yet".into(),
+                ));
+            }
+            other => {
+                return Err(DataFusionError::Plan(format!(
+                    "unknown table function '{other}'; Weir has TUMBLE, HOP and CUMULATE"
+                )));
+            }
+        }
+        .map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        Ok(Self {
+            table,
+            time_column,
+            spec,
+        })
+    }
+}
+
+fn interval_millis(function: &str, expr: &Expr) -> DFResult<i64> {
+    let millis = match expr {
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+            Some(i64::from(v.days) * 86_400_000 + v.nanoseconds / 1_000_000)
+        }
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
+            Some(i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds))
+        }
+        _ => None,
+    };
+    millis.ok_or_else(|| {
+        DataFusionError::Plan(format!(
+            "the window function {function} takes day-time interval literals such as INTERVAL '10' SECOND, not {expr}"
+        ))
+    })
+}
+
+/// A window table function over its input: every input column, then
+/// `window_start`, `window_end` (TIMESTAMP(3)) and `window_time` (the time
+/// column's type at millisecond precision, a rowtime attribute).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WindowTvfNode {
+    pub input: LogicalPlan,
+    pub spec: WindowSpec,
+    pub time_column: String,
+    schema: DFSchemaRef,
+}
+
+impl WindowTvfNode {
+    pub fn try_new(input: LogicalPlan, spec: WindowSpec, time_column: String) -> DFResult<Self> {
+        let input_schema = input.schema();
+        let time_field = input_schema
+            .fields()
+            .iter()
+            .find(|f| f.name() == &time_column)
+            .ok_or_else(|| {
+                DataFusionError::Plan(format!(
+                    "the window function's DESCRIPTOR names '{time_column}', which is not a column of its table; the columns are {}",
+                    input_schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+        let zone = match time_field.data_type() {
+            DataType::Timestamp(_, zone) => zone.clone(),
+            other => {
+                return Err(DataFusionError::Plan(format!(
+                    "the window function's time column '{time_column}' must be TIMESTAMP or TIMESTAMP_LTZ, but is {}",
+                    weir_format::display::sql_type_name(other)
+                )));
+            }
+        };
+        let bound = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let window_fields = DFSchema::from_unqualified_fields(
+            vec![
+                Field::new(WINDOW_START, bound.clone(), false),
+                Field::new(WINDOW_END, bound, false),
+                Field::new(
+                    WINDOW_TIME,
+                    DataType::Timestamp(TimeUnit::Millisecond, zone),
+                    false,
+                ),
+            ]
+            .into(),
+            Default::default(),
+        )?;
+        let mut schema = input_schema.as_ref().clone();
+        schema.merge(&window_fields);
+        if schema.fields().len() != input_schema.fields().len() + 3 {
+            return Err(DataFusionError::Plan(
+                "a window function's input already has a window_start, window_end or window_time column".into(),
+            ));
+        }
+        Ok(Self {
+            input,
+            spec,
+            time_column,
+            schema: Arc::new(schema),
+        })
+    }
+
+    /// How many leading columns are the input's.
+    pub fn input_width(&self) -> usize {
+        self.schema.fields().len() - 3
+    }
+}
+
+impl PartialOrd for WindowTvfNode {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        match self.input.partial_cmp(&other.input) {
+            Some(Ordering::Equal) => {
+                Some((self.spec, &self.time_column).cmp(&(other.spec, &other.time_column)))
+            }
+            o => o,
+        }
+    }
+}
+
+impl UserDefinedLogicalNodeCore for WindowTvfNode {
+    fn name(&self) -> &str {
+        "WindowTableFunction"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![&self.input]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    /// Filters on the window columns must stay above the function.
+    fn prevent_predicate_push_down_columns(&self) -> HashSet<String> {
+        [WINDOW_START, WINDOW_END, WINDOW_TIME]
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "WindowTableFunction: {}, timecol={}",
+            self.spec, self.time_column
+        )
+    }
+
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> DFResult<Self> {
+        let Some(input) = inputs.pop() else {
+            return Err(DataFusionError::Internal(
+                "WindowTableFunction takes one input".into(),
+            ));
+        };
+        Self::try_new(input, self.spec, self.time_column.clone())
+    }
+
+    fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
+        let width = self.input_width();
+        let mut needed: Vec<usize> = output_columns.iter().copied().filter(|i| *i < width).collect();
+        needed.push(self.input.schema().index_of_column_by_name(None, &self.time_column)?);
+        needed.sort_unstable();
+        needed.dedup();
+        Some(vec![needed])
+    }
+}
