@@ -71,6 +71,12 @@ impl SourceMetrics {
 pub enum SourceEvent {
     /// Rows read from the split at index `split` of [`SourceContext::splits`].
     Batch { split: usize, data: RecordBatch },
+    /// The reader opened the split at index `split`: from now until it
+    /// finishes it holds back the watermark, even before its first rows.
+    /// Readers of concurrent splits (Kafka partitions) send it; a split of a
+    /// reader that goes through its splits one by one starts holding time
+    /// back with its first batch.
+    SplitStarted { split: usize },
     /// The split at index `split` has no more rows; it no longer holds back
     /// the watermark.
     SplitFinished { split: usize },

@@ -75,6 +75,11 @@ impl SourceDriver {
                         return Ok(GateEvent::Watermark(w));
                     }
                 }
+                Some(SourceEvent::SplitStarted { split }) => {
+                    if let Some((_, splits)) = &mut self.watermark {
+                        splits.start_split(split);
+                    }
+                }
                 Some(SourceEvent::SplitFinished { split }) => {
                     if let Some((_, splits)) = &mut self.watermark {
                         splits.finish_split(split);

@@ -242,3 +242,39 @@ pub(crate) fn cast_to(array: ArrayRef, data_type: &DataType) -> Result<ArrayRef>
         Ok(arrow::compute::cast(&array, data_type)?)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+
+    use arrow::datatypes::{Schema, SchemaRef};
+    use datafusion::functions_aggregate::sum::sum_udaf;
+    use datafusion::physical_expr::aggregate::AggregateExprBuilder;
+    use datafusion::physical_expr::expressions::col;
+
+    use super::{AggregateCall, Grouping};
+
+    /// `SUM(column)` over `schema`.
+    pub(crate) fn sum(column: &str, schema: &SchemaRef) -> AggregateCall {
+        let arg = col(column, schema).expect("column exists");
+        let function = AggregateExprBuilder::new(sum_udaf(), vec![arg])
+            .schema(Arc::clone(schema))
+            .alias(format!("SUM({column})"))
+            .build()
+            .expect("SUM builds");
+        AggregateCall {
+            function: Arc::new(function),
+            filter: None,
+        }
+    }
+
+    /// Grouping by `column` of `schema`.
+    pub(crate) fn group_by(column: &str, schema: &SchemaRef) -> Grouping {
+        let key = col(column, schema).expect("column exists");
+        let field = schema.field_with_name(column).expect("field").clone();
+        Grouping {
+            keys: vec![key],
+            key_schema: Arc::new(Schema::new(vec![field])),
+        }
+    }
+}

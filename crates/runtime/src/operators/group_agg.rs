@@ -360,3 +360,116 @@ impl OperatorFactory for GroupAggregateFactory {
         Ok(Box::new(GroupAggregate::try_new(Arc::clone(&self.0))?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+
+    use super::*;
+    use crate::operators::aggregate::test_support::{group_by, sum};
+
+    fn input_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("v", DataType::Int64, false),
+        ]))
+    }
+
+    fn operator(retracting_input: bool, final_only: bool) -> GroupAggregate {
+        let input = input_schema();
+        let output = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("s", DataType::Int64, true),
+        ]));
+        GroupAggregate::try_new(Arc::new(GroupAggregateSpec {
+            grouping: group_by("k", &input),
+            calls: vec![sum("v", &input)],
+            outputs: vec![AggregateOutput::Key(0), AggregateOutput::Aggregate(0)],
+            output_schema: output,
+            retracting_input,
+            final_only,
+        }))
+        .expect("operator")
+    }
+
+    fn batch(k: &[&str], v: &[i64], kinds: Option<&[RowKind]>) -> StreamBatch {
+        let data = RecordBatch::try_new(
+            input_schema(),
+            vec![
+                Arc::new(StringArray::from(k.to_vec())),
+                Arc::new(Int64Array::from(v.to_vec())),
+            ],
+        )
+        .expect("batch");
+        match kinds {
+            None => StreamBatch::inserts(data),
+            Some(kinds) => StreamBatch::try_new_changelog(
+                data,
+                kinds.iter().map(|k| *k as u8).collect::<UInt8Array>(),
+            )
+            .expect("kinds"),
+        }
+    }
+
+    /// The changelog as Flink's print sink shows it: `+I[a, 3]`.
+    fn changelog(out: &mut Collector) -> Vec<String> {
+        let mut lines = Vec::new();
+        for batch in out.take() {
+            let data = batch.data();
+            let k = data.column(0).as_string::<i32>();
+            let s = data.column(1).as_primitive::<Int64Type>();
+            for row in 0..batch.num_rows() {
+                lines.push(format!("{}[{}, {}]", batch.row_kind(row), k.value(row), s.value(row)));
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn updates_retract_the_previous_result_once_per_batch() {
+        let mut op = operator(false, false);
+        let mut out = Collector::default();
+        op.process_batch(0, batch(&["a", "b", "a"], &[1, 2, 3], None), &mut out)
+            .expect("batch");
+        assert_eq!(changelog(&mut out), vec!["+I[a, 4]", "+I[b, 2]"]);
+        op.process_batch(0, batch(&["a", "b"], &[5, 0], None), &mut out)
+            .expect("batch");
+        // b's sum did not change, so b emits nothing.
+        assert_eq!(changelog(&mut out), vec!["-U[a, 4]", "+U[a, 9]"]);
+    }
+
+    #[test]
+    fn retractions_update_and_delete_keys() {
+        let mut op = operator(true, false);
+        let mut out = Collector::default();
+        op.process_batch(0, batch(&["a", "a"], &[1, 2], None), &mut out)
+            .expect("batch");
+        assert_eq!(changelog(&mut out), vec!["+I[a, 3]"]);
+        let retract = [RowKind::UpdateBefore];
+        op.process_batch(0, batch(&["a"], &[1], Some(&retract)), &mut out)
+            .expect("batch");
+        assert_eq!(changelog(&mut out), vec!["-U[a, 3]", "+U[a, 2]"]);
+        let delete = [RowKind::Delete];
+        op.process_batch(0, batch(&["a"], &[2], Some(&delete)), &mut out)
+            .expect("batch");
+        assert_eq!(changelog(&mut out), vec!["-D[a, 2]"]);
+        // The key starts over.
+        op.process_batch(0, batch(&["a"], &[7], None), &mut out)
+            .expect("batch");
+        assert_eq!(changelog(&mut out), vec!["+I[a, 7]"]);
+    }
+
+    #[test]
+    fn batch_mode_emits_final_inserts_at_the_end() {
+        let mut op = operator(false, true);
+        let mut out = Collector::default();
+        op.process_batch(0, batch(&["a", "b"], &[1, 2], None), &mut out)
+            .expect("batch");
+        op.process_batch(0, batch(&["a"], &[3], None), &mut out)
+            .expect("batch");
+        assert!(out.take().is_empty());
+        op.finish(&mut out).expect("finish");
+        assert_eq!(changelog(&mut out), vec!["+I[a, 4]", "+I[b, 2]"]);
+    }
+}

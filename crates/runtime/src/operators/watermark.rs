@@ -133,36 +133,64 @@ impl WatermarkStrategy {
 }
 
 /// Per-split watermark bookkeeping for one source subtask.
+///
+/// A split holds time back from when it starts (its first batch, or the
+/// reader's `SplitStarted`) until it finishes; splits not started yet do
+/// not, so a subtask reading its file splits one after another advances
+/// time as it goes, not only at its end.
 #[derive(Debug)]
 pub(crate) struct SplitWatermarks {
-    /// The watermark of each split; `None` once the split finished.
-    splits: Vec<Option<Watermark>>,
+    splits: Vec<SplitTime>,
     emitted: Watermark,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SplitTime {
+    NotStarted,
+    Reading(Watermark),
+    Finished,
 }
 
 impl SplitWatermarks {
     pub(crate) fn new(splits: usize) -> Self {
         Self {
-            splits: vec![Some(Watermark::MIN); splits],
+            splits: vec![SplitTime::NotStarted; splits],
             emitted: Watermark::MIN,
         }
     }
 
     pub(crate) fn observe(&mut self, split: usize, watermark: Watermark) {
-        if let Some(Some(current)) = self.splits.get_mut(split) {
-            *current = (*current).max(watermark);
+        if let Some(slot) = self.splits.get_mut(split) {
+            *slot = match *slot {
+                SplitTime::NotStarted => SplitTime::Reading(watermark),
+                SplitTime::Reading(current) => SplitTime::Reading(current.max(watermark)),
+                SplitTime::Finished => SplitTime::Finished,
+            };
+        }
+    }
+
+    pub(crate) fn start_split(&mut self, split: usize) {
+        if let Some(slot @ SplitTime::NotStarted) = self.splits.get_mut(split) {
+            *slot = SplitTime::Reading(Watermark::MIN);
         }
     }
 
     pub(crate) fn finish_split(&mut self, split: usize) {
         if let Some(slot) = self.splits.get_mut(split) {
-            *slot = None;
+            *slot = SplitTime::Finished;
         }
     }
 
     /// The new subtask watermark, if it advanced since the last call.
     pub(crate) fn advance(&mut self) -> Option<Watermark> {
-        let current = self.splits.iter().flatten().min().copied()?;
+        let current = self
+            .splits
+            .iter()
+            .filter_map(|s| match s {
+                SplitTime::Reading(w) => Some(*w),
+                _ => None,
+            })
+            .min()?;
         (current > self.emitted).then(|| {
             self.emitted = current;
             current
@@ -219,14 +247,24 @@ mod tests {
 
     #[test]
     fn the_slowest_unfinished_split_holds_back_time() {
-        let mut w = SplitWatermarks::new(2);
+        let mut w = SplitWatermarks::new(3);
+        w.start_split(1);
         w.observe(0, Watermark(100));
-        assert_eq!(w.advance(), None, "split 1 has no watermark yet");
+        assert_eq!(w.advance(), None, "split 1 started but has no watermark yet");
         w.observe(1, Watermark(50));
         assert_eq!(w.advance(), Some(Watermark(50)));
         w.observe(1, Watermark(40));
         assert_eq!(w.advance(), None, "watermarks never go back");
         w.finish_split(1);
-        assert_eq!(w.advance(), Some(Watermark(100)));
+        assert_eq!(
+            w.advance(),
+            Some(Watermark(100)),
+            "split 2 has not started, so it does not hold time back"
+        );
+        w.observe(2, Watermark(90));
+        assert_eq!(w.advance(), None);
+        w.finish_split(0);
+        w.observe(2, Watermark(120));
+        assert_eq!(w.advance(), Some(Watermark(120)));
     }
 }

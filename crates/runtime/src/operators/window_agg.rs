@@ -274,3 +274,112 @@ impl OperatorFactory for WindowAggregateFactory {
         Ok(Box::new(WindowAggregate::new(Arc::clone(&self.0))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int64Array, StringArray, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion::physical_expr::expressions::col;
+
+    use super::*;
+    use crate::operators::aggregate::test_support::{group_by, sum};
+
+    fn input_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("v", DataType::Int64, false),
+            Field::new("window_end", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+        ]))
+    }
+
+    fn rows(k: &[&str], v: &[i64], slice_end: &[i64]) -> StreamBatch {
+        let batch = RecordBatch::try_new(
+            input_schema(),
+            vec![
+                Arc::new(StringArray::from(k.to_vec())),
+                Arc::new(Int64Array::from(v.to_vec())),
+                Arc::new(TimestampMillisecondArray::from(slice_end.to_vec())),
+            ],
+        )
+        .expect("batch");
+        StreamBatch::inserts(batch)
+    }
+
+    fn operator(window: WindowSpec) -> WindowAggregate {
+        let input = input_schema();
+        let output = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("window_end", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+            Field::new("s", DataType::Int64, true),
+        ]));
+        WindowAggregate::new(Arc::new(WindowAggregateSpec {
+            window,
+            grouping: group_by("k", &input),
+            slice_end: col("window_end", &input).expect("column"),
+            calls: vec![sum("v", &input)],
+            outputs: vec![
+                AggregateOutput::Key(0),
+                AggregateOutput::WindowEnd,
+                AggregateOutput::Aggregate(0),
+            ],
+            output_schema: output,
+        }))
+    }
+
+    /// (key, window end, sum) rows of what was emitted, sorted.
+    fn emitted(out: &mut Collector) -> Vec<(String, i64, i64)> {
+        let mut rows = Vec::new();
+        for batch in out.take() {
+            assert!(batch.is_insert_only());
+            let data = batch.data();
+            let k = data.column(0).as_string::<i32>();
+            let end = data.column(1).as_primitive::<TimestampMillisecondType>();
+            let s = data.column(2).as_primitive::<arrow::datatypes::Int64Type>();
+            for i in 0..data.num_rows() {
+                rows.push((k.value(i).to_string(), end.value(i), s.value(i)));
+            }
+        }
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn tumbling_windows_fire_on_the_watermark_and_drop_late_rows() {
+        let mut op = operator(WindowSpec::tumble(10, 0).expect("valid"));
+        let mut out = Collector::default();
+        op.process_batch(0, rows(&["a", "a", "b"], &[1, 2, 3], &[10, 10, 20]), &mut out)
+            .expect("batch");
+        assert!(out.take().is_empty(), "nothing fires before the watermark");
+        op.process_watermark(Watermark(8), &mut out).expect("watermark");
+        assert!(out.take().is_empty(), "window [0, 10) is still open at 8");
+        op.process_watermark(Watermark(9), &mut out).expect("watermark");
+        assert_eq!(emitted(&mut out), vec![("a".to_string(), 10, 3)]);
+        // [0, 10) has fired: its rows are late now; [10, 20) still takes rows.
+        op.process_batch(0, rows(&["a", "b"], &[5, 4], &[10, 20]), &mut out)
+            .expect("batch");
+        assert_eq!(out.late_rows(), 1);
+        op.finish(&mut out).expect("finish");
+        assert_eq!(emitted(&mut out), vec![("b".to_string(), 20, 7)]);
+    }
+
+    #[test]
+    fn hopping_windows_merge_their_slices() {
+        // size 4, slide 2: slices [0,2) [2,4) [4,6); windows end at 2, 4, 6, 8.
+        let mut op = operator(WindowSpec::hop(2, 4, 0).expect("valid"));
+        let mut out = Collector::default();
+        op.process_batch(0, rows(&["a", "a", "a"], &[1, 10, 100], &[2, 4, 6]), &mut out)
+            .expect("batch");
+        op.process_watermark(Watermark(3), &mut out).expect("watermark");
+        assert_eq!(
+            emitted(&mut out),
+            vec![("a".to_string(), 2, 1), ("a".to_string(), 4, 11)]
+        );
+        op.process_watermark(Watermark::END_OF_TIME, &mut out)
+            .expect("watermark");
+        assert_eq!(
+            emitted(&mut out),
+            vec![("a".to_string(), 6, 110), ("a".to_string(), 8, 100)]
+        );
+        assert!(op.live.is_empty() && op.completed.is_empty() && op.pending.is_empty());
+    }
+}
