@@ -1,22 +1,11 @@
-//! Unbounded GROUP BY (Flink's `GroupAggregate`): one result row per key,
-//! kept up to date as a changelog.
-//!
-//! Rows arrive hash-partitioned by key. Each input batch updates the
-//! accumulators of the keys it touches; then every touched key emits once
-//! for the batch (like Flink with mini-batch on): `+I` for a new key,
-//! `-U old` / `+U new` when its result changed, nothing when it did not,
-//! and `-D old` when retractions removed its last row. Over an updating
-//! input, `-U`/`-D` rows retract from DataFusion's retractable ("sliding")
-//! accumulators.
-//!
-//! In batch runtime mode the operator emits only the final result, as
-//! inserts, when its input ends.
+//! Group aggregation one key at a time, with DataFusion's row-wise
+//! `Accumulator`s: the mode for inputs with retractions (their "sliding"
+//! accumulators can retract), and for deletes when a key's last row goes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, UInt8Array, UInt32Array};
-use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
@@ -24,34 +13,10 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Accumulator;
 use weir_common::{RowKind, StreamBatch};
 
-use super::aggregate::{AggregateCall, AggregateOutput, CallInput, Grouping, cast_to};
+use super::GroupAggregateSpec;
 use crate::error::batch_error;
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
-
-/// What a group aggregation computes; shared by its subtasks.
-#[derive(Debug, Clone)]
-pub struct GroupAggregateSpec {
-    pub grouping: Grouping,
-    pub calls: Vec<AggregateCall>,
-    pub outputs: Vec<AggregateOutput>,
-    pub output_schema: SchemaRef,
-    /// The input has retractions (-U, -D).
-    pub retracting_input: bool,
-    /// Batch runtime mode: emit the final result only, as inserts.
-    pub final_only: bool,
-}
-
-impl GroupAggregateSpec {
-    pub fn name(&self) -> String {
-        let keys: Vec<String> = self.grouping.keys.iter().map(|k| k.to_string()).collect();
-        let calls: Vec<&str> = self.calls.iter().map(AggregateCall::name).collect();
-        format!(
-            "GroupAggregate(groupBy=[{}], select=[{}])",
-            keys.join(", "),
-            calls.join(", ")
-        )
-    }
-}
+use crate::operator::Collector;
+use crate::operators::aggregate::{AggregateOutput, CallInput, cast_to};
 
 /// One key's state.
 struct Group {
@@ -62,9 +27,8 @@ struct Group {
     emitted: Option<Vec<ScalarValue>>,
 }
 
-pub struct GroupAggregate {
+pub(super) struct RowGroups {
     spec: Arc<GroupAggregateSpec>,
-    name: String,
     converter: RowConverter,
     /// Key (in row format) to group id.
     index: HashMap<Box<[u8]>, usize>,
@@ -73,10 +37,9 @@ pub struct GroupAggregate {
     groups: Vec<Group>,
 }
 
-impl std::fmt::Debug for GroupAggregate {
+impl std::fmt::Debug for RowGroups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupAggregate")
-            .field("name", &self.name)
+        f.debug_struct("RowGroups")
             .field("keys", &self.groups.len())
             .finish()
     }
@@ -89,8 +52,8 @@ struct Change {
     values: Vec<ScalarValue>,
 }
 
-impl GroupAggregate {
-    pub fn try_new(spec: Arc<GroupAggregateSpec>) -> Result<Self> {
+impl RowGroups {
+    pub(super) fn try_new(spec: Arc<GroupAggregateSpec>) -> Result<Self> {
         let fields = spec
             .grouping
             .key_schema
@@ -101,7 +64,6 @@ impl GroupAggregate {
         let converter = RowConverter::new(fields)?;
         let keys = converter.empty_rows(0, 0);
         Ok(Self {
-            name: spec.name(),
             spec,
             converter,
             index: HashMap::new(),
@@ -304,17 +266,9 @@ impl GroupAggregate {
     }
 }
 
-impl Operator for GroupAggregate {
-    fn name(&self) -> &str {
-        &self.name
-    }
 
-    fn process_batch(
-        &mut self,
-        _input: usize,
-        batch: StreamBatch,
-        out: &mut Collector,
-    ) -> Result<()> {
+impl RowGroups {
+    pub(super) fn process(&mut self, batch: &StreamBatch, out: &mut Collector) -> Result<()> {
         let rows = batch.num_rows();
         let keys = self.spec.grouping.evaluate(batch.data())?;
         let inputs = self
@@ -324,7 +278,7 @@ impl Operator for GroupAggregate {
             .map(|c| c.evaluate(batch.data()))
             .collect::<Result<Vec<_>>>()?;
         let ids = self.group_ids(&keys, rows)?;
-        let touched = self.accumulate(&ids, &batch, &inputs)?;
+        let touched = self.accumulate(&ids, batch, &inputs)?;
         if self.spec.final_only {
             return Ok(());
         }
@@ -332,7 +286,7 @@ impl Operator for GroupAggregate {
         self.emit(changes, false, out)
     }
 
-    fn finish(&mut self, out: &mut Collector) -> Result<()> {
+    pub(super) fn finish(&mut self, out: &mut Collector) -> Result<()> {
         if !self.spec.final_only {
             return Ok(());
         }
@@ -345,131 +299,5 @@ impl Operator for GroupAggregate {
         let all = (0..self.groups.len()).collect();
         let changes = self.changes(all)?;
         self.emit(changes, true, out)
-    }
-}
-
-#[derive(Debug)]
-pub struct GroupAggregateFactory(pub Arc<GroupAggregateSpec>);
-
-impl OperatorFactory for GroupAggregateFactory {
-    fn name(&self) -> String {
-        self.0.name()
-    }
-
-    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
-        Ok(Box::new(GroupAggregate::try_new(Arc::clone(&self.0))?))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use arrow::array::{AsArray, Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
-
-    use super::*;
-    use crate::operators::aggregate::test_support::{group_by, sum};
-
-    fn input_schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Utf8, false),
-            Field::new("v", DataType::Int64, false),
-        ]))
-    }
-
-    fn operator(retracting_input: bool, final_only: bool) -> GroupAggregate {
-        let input = input_schema();
-        let output = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Utf8, false),
-            Field::new("s", DataType::Int64, true),
-        ]));
-        GroupAggregate::try_new(Arc::new(GroupAggregateSpec {
-            grouping: group_by("k", &input),
-            calls: vec![sum("v", &input)],
-            outputs: vec![AggregateOutput::Key(0), AggregateOutput::Aggregate(0)],
-            output_schema: output,
-            retracting_input,
-            final_only,
-        }))
-        .expect("operator")
-    }
-
-    fn batch(k: &[&str], v: &[i64], kinds: Option<&[RowKind]>) -> StreamBatch {
-        let data = RecordBatch::try_new(
-            input_schema(),
-            vec![
-                Arc::new(StringArray::from(k.to_vec())),
-                Arc::new(Int64Array::from(v.to_vec())),
-            ],
-        )
-        .expect("batch");
-        match kinds {
-            None => StreamBatch::inserts(data),
-            Some(kinds) => StreamBatch::try_new_changelog(
-                data,
-                kinds.iter().map(|k| *k as u8).collect::<UInt8Array>(),
-            )
-            .expect("kinds"),
-        }
-    }
-
-    /// The changelog as Flink's print sink shows it: `+I[a, 3]`.
-    fn changelog(out: &mut Collector) -> Vec<String> {
-        let mut lines = Vec::new();
-        for batch in out.take() {
-            let data = batch.data();
-            let k = data.column(0).as_string::<i32>();
-            let s = data.column(1).as_primitive::<Int64Type>();
-            for row in 0..batch.num_rows() {
-                lines.push(format!("{}[{}, {}]", batch.row_kind(row), k.value(row), s.value(row)));
-            }
-        }
-        lines
-    }
-
-    #[test]
-    fn updates_retract_the_previous_result_once_per_batch() {
-        let mut op = operator(false, false);
-        let mut out = Collector::default();
-        op.process_batch(0, batch(&["a", "b", "a"], &[1, 2, 3], None), &mut out)
-            .expect("batch");
-        assert_eq!(changelog(&mut out), vec!["+I[a, 4]", "+I[b, 2]"]);
-        op.process_batch(0, batch(&["a", "b"], &[5, 0], None), &mut out)
-            .expect("batch");
-        // b's sum did not change, so b emits nothing.
-        assert_eq!(changelog(&mut out), vec!["-U[a, 4]", "+U[a, 9]"]);
-    }
-
-    #[test]
-    fn retractions_update_and_delete_keys() {
-        let mut op = operator(true, false);
-        let mut out = Collector::default();
-        op.process_batch(0, batch(&["a", "a"], &[1, 2], None), &mut out)
-            .expect("batch");
-        assert_eq!(changelog(&mut out), vec!["+I[a, 3]"]);
-        let retract = [RowKind::UpdateBefore];
-        op.process_batch(0, batch(&["a"], &[1], Some(&retract)), &mut out)
-            .expect("batch");
-        assert_eq!(changelog(&mut out), vec!["-U[a, 3]", "+U[a, 2]"]);
-        let delete = [RowKind::Delete];
-        op.process_batch(0, batch(&["a"], &[2], Some(&delete)), &mut out)
-            .expect("batch");
-        assert_eq!(changelog(&mut out), vec!["-D[a, 2]"]);
-        // The key starts over.
-        op.process_batch(0, batch(&["a"], &[7], None), &mut out)
-            .expect("batch");
-        assert_eq!(changelog(&mut out), vec!["+I[a, 7]"]);
-    }
-
-    #[test]
-    fn batch_mode_emits_final_inserts_at_the_end() {
-        let mut op = operator(false, true);
-        let mut out = Collector::default();
-        op.process_batch(0, batch(&["a", "b"], &[1, 2], None), &mut out)
-            .expect("batch");
-        op.process_batch(0, batch(&["a"], &[3], None), &mut out)
-            .expect("batch");
-        assert!(out.take().is_empty());
-        op.finish(&mut out).expect("finish");
-        assert_eq!(changelog(&mut out), vec!["+I[a, 4]", "+I[b, 2]"]);
     }
 }

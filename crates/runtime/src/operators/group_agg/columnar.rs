@@ -1,0 +1,385 @@
+//! Group aggregation over an insert-only input, a batch at a time.
+//!
+//! DataFusion's `GroupsAccumulator`s are fast but can only evaluate all
+//! their groups, destructively. So no accumulator lives across batches;
+//! every key's *intermediate state* (and its last emitted result) is kept in
+//! Arrow arrays instead, in a [`ChunkedRows`] store. For each batch:
+//!
+//! 1. pre-aggregate the batch into its touched keys (fresh accumulators);
+//! 2. find the keys' group ids in a persistent `GroupValues`;
+//! 3. merge their stored states with the batch's, take the new states and
+//!    evaluate the new results, all vectorized over the touched keys only;
+//! 4. compare with the stored results and emit `+I`, or `-U`/`+U` for the
+//!    keys whose result changed.
+//!
+//! Work per batch is proportional to the batch, not to the number of keys.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, UInt8Array, UInt32Array};
+use arrow::compute::kernels::cmp::distinct;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
+use datafusion::physical_plan::aggregates::order::GroupOrdering;
+use weir_common::{RowKind, StreamBatch};
+
+use super::GroupAggregateSpec;
+use crate::error::batch_error;
+use crate::operator::Collector;
+use crate::operators::aggregate::{AggregateOutput, GroupedAccumulators, cast_to};
+
+/// Rows of columns per group id, appended in chunks: a group's latest row
+/// is wherever `index` points. Superseded rows are dropped by compaction
+/// once they outnumber the live ones.
+#[derive(Debug, Default)]
+struct ChunkedRows {
+    chunks: Vec<Vec<ArrayRef>>,
+    /// Per group id: (chunk, row), or `None` before the group's first row.
+    index: Vec<Option<(usize, usize)>>,
+    stored: usize,
+}
+
+impl ChunkedRows {
+    fn has(&self, group: usize) -> bool {
+        self.index.get(group).is_some_and(Option::is_some)
+    }
+
+    /// The latest row of each group in `groups` (all must have one).
+    fn gather(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
+        let positions = groups
+            .iter()
+            .map(|g| self.index.get(*g).copied().flatten())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| DataFusionError::Internal("a group has no stored row".into()))?;
+        let width = self.chunks.first().map_or(0, Vec::len);
+        (0..width)
+            .map(|column| {
+                let arrays: Vec<&dyn Array> =
+                    self.chunks.iter().map(|c| c[column].as_ref()).collect();
+                Ok(arrow::compute::interleave(&arrays, &positions)?)
+            })
+            .collect()
+    }
+
+    /// Stores row `i` of `columns` as the latest row of `groups[i]`.
+    fn append(&mut self, groups: &[usize], columns: Vec<ArrayRef>) -> Result<()> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.chunks.len();
+        for (row, group) in groups.iter().enumerate() {
+            if self.index.len() <= *group {
+                self.index.resize(group + 1, None);
+            }
+            self.index[*group] = Some((chunk, row));
+        }
+        self.chunks.push(columns);
+        self.stored += groups.len();
+        let live = self.index.iter().filter(|i| i.is_some()).count();
+        if self.chunks.len() > 1 && self.stored > 2 * live + 4096 {
+            self.compact(live)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the store as one chunk of live rows.
+    fn compact(&mut self, live: usize) -> Result<()> {
+        let groups: Vec<usize> = (0..self.index.len()).filter(|g| self.has(*g)).collect();
+        let columns = self.gather(&groups)?;
+        self.chunks = vec![columns];
+        for (row, group) in groups.iter().enumerate() {
+            self.index[*group] = Some((0, row));
+        }
+        self.stored = live;
+        Ok(())
+    }
+}
+
+pub(super) struct ColumnarGroups {
+    spec: Arc<GroupAggregateSpec>,
+    /// Key to group id; `None` for a global aggregation (one group, id 0).
+    ids: Option<Box<dyn GroupValues>>,
+    /// Intermediate states, one column per state field of every call.
+    states: ChunkedRows,
+    /// The last emitted result of every group, one column per call.
+    results: ChunkedRows,
+    /// State fields per call, to split a stored row back into calls.
+    state_widths: Vec<usize>,
+}
+
+impl std::fmt::Debug for ColumnarGroups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColumnarGroups")
+            .field("groups", &self.states.index.len())
+            .finish()
+    }
+}
+
+impl ColumnarGroups {
+    pub(super) fn try_new(spec: Arc<GroupAggregateSpec>) -> Result<Self> {
+        let ids = if spec.grouping.keys.is_empty() {
+            None
+        } else {
+            Some(new_group_values(
+                Arc::clone(&spec.grouping.key_schema),
+                &GroupOrdering::None,
+            )?)
+        };
+        let state_widths = spec
+            .calls
+            .iter()
+            .map(|c| c.function.state_fields().map(|f| f.len()))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            spec,
+            ids,
+            states: ChunkedRows::default(),
+            results: ChunkedRows::default(),
+            state_widths,
+        })
+    }
+
+    fn accumulators(&self) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
+        self.spec
+            .calls
+            .iter()
+            .map(|c| c.groups_accumulator())
+            .collect()
+    }
+
+    /// Splits a row of all calls' state columns into one slice per call.
+    fn per_call<'a>(&self, columns: &'a [ArrayRef]) -> Vec<&'a [ArrayRef]> {
+        let mut start = 0;
+        self.state_widths
+            .iter()
+            .map(|w| {
+                let part = &columns[start.min(columns.len())..(start + w).min(columns.len())];
+                start += w;
+                part
+            })
+            .collect()
+    }
+
+    pub(super) fn process(&mut self, batch: &RecordBatch, out: &mut Collector) -> Result<()> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        // 1. The batch's own aggregate per touched key.
+        let keys = self.spec.grouping.evaluate(batch)?;
+        let inputs = self
+            .spec
+            .calls
+            .iter()
+            .map(|c| c.evaluate(batch))
+            .collect::<Result<Vec<_>>>()?;
+        let mut local = GroupedAccumulators::new(&self.spec.grouping, &self.spec.calls)?;
+        local.update(&keys, &inputs, rows)?;
+        let touched = local.num_groups();
+        let local = local.into_states()?;
+        // 2. Their group ids.
+        let mut groups = Vec::with_capacity(touched);
+        match &mut self.ids {
+            Some(ids) => ids.intern(&local.keys, &mut groups)?,
+            None => groups.push(0),
+        }
+        // 3. Stored state + the batch's state = the new state and result.
+        let seen: Vec<usize> = (0..touched)
+            .filter(|i| self.states.has(groups[*i]))
+            .collect();
+        let seen_groups: Vec<usize> = seen.iter().map(|i| groups[*i]).collect();
+        let stored = self.states.gather(&seen_groups)?;
+        let stored = self.per_call(&stored);
+        let all: Vec<usize> = (0..touched).collect();
+        let mut new_states = Vec::new();
+        let mut new_results = Vec::with_capacity(self.spec.calls.len());
+        for (call, mut merged) in self.accumulators()?.into_iter().enumerate() {
+            if !seen.is_empty() {
+                merged.merge_batch(stored[call], &seen, touched)?;
+            }
+            merged.merge_batch(&local.states[call], &all, touched)?;
+            let state = merged.state(EmitTo::All)?;
+            let mut evaluator = self.spec.calls[call].groups_accumulator()?;
+            evaluator.merge_batch(&state, &all, touched)?;
+            new_results.push(evaluator.evaluate(EmitTo::All)?);
+            new_states.extend(state);
+        }
+        self.states.append(&groups, new_states)?;
+        if self.spec.final_only {
+            return Ok(());
+        }
+        // 4. The changelog of the touched keys.
+        let seen_results = self.results.gather(&seen_groups)?;
+        let changed = changed_rows(&seen_results, &new_results, &seen)?;
+        // Sources for interleave: 0 = previous results (rows of `seen`), 1 = new results.
+        let mut picks = Vec::with_capacity(touched);
+        let mut key_rows = Vec::with_capacity(touched);
+        let mut kinds = Vec::with_capacity(touched);
+        let mut next_seen = 0;
+        for local_row in 0..touched {
+            let was_seen = seen.get(next_seen) == Some(&local_row);
+            if was_seen {
+                let seen_row = next_seen;
+                next_seen += 1;
+                if !changed[seen_row] {
+                    continue;
+                }
+                picks.push((0, seen_row));
+                key_rows.push(local_row as u32);
+                kinds.push(RowKind::UpdateBefore as u8);
+                picks.push((1, local_row));
+                key_rows.push(local_row as u32);
+                kinds.push(RowKind::UpdateAfter as u8);
+            } else {
+                picks.push((1, local_row));
+                key_rows.push(local_row as u32);
+                kinds.push(RowKind::Insert as u8);
+            }
+        }
+        self.results.append(&groups, new_results.clone())?;
+        if picks.is_empty() {
+            return Ok(());
+        }
+        let results = new_results
+            .iter()
+            .enumerate()
+            .map(|(call, new)| match seen_results.get(call) {
+                Some(old) => Ok(arrow::compute::interleave(&[old.as_ref(), new.as_ref()], &picks)?),
+                // No key was seen before: every pick is from the new results.
+                None => {
+                    let rows: UInt32Array = picks.iter().map(|(_, r)| *r as u32).collect();
+                    Ok(arrow::compute::take(new, &rows, None)?)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let key_rows = UInt32Array::from(key_rows);
+        let keys = local
+            .keys
+            .iter()
+            .map(|k| arrow::compute::take(k, &key_rows, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let data = self.output(&keys, &results, picks.len())?;
+        out.emit(StreamBatch::try_new_changelog(data, UInt8Array::from(kinds)).map_err(batch_error)?);
+        Ok(())
+    }
+
+    /// Batch mode: every key's final result, as inserts.
+    pub(super) fn finish(&mut self, out: &mut Collector) -> Result<()> {
+        if !self.spec.final_only {
+            return Ok(());
+        }
+        let groups: Vec<usize> = (0..self.states.index.len()).collect();
+        let (keys, results) = if groups.is_empty() {
+            if self.ids.is_some() {
+                return Ok(());
+            }
+            // A global aggregation over no rows still has one result row.
+            (Vec::new(), self.empty_results()?)
+        } else {
+            let stored = self.states.gather(&groups)?;
+            let stored = self.per_call(&stored);
+            let results = self
+                .accumulators()?
+                .into_iter()
+                .enumerate()
+                .map(|(call, mut a)| {
+                    a.merge_batch(stored[call], &groups, groups.len())?;
+                    a.evaluate(EmitTo::All)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let keys = match &mut self.ids {
+                Some(ids) => ids.emit(EmitTo::All)?,
+                None => Vec::new(),
+            };
+            (keys, results)
+        };
+        let rows = results.first().map_or(1, |r| r.len());
+        let data = self.output(&keys, &results, rows)?;
+        out.emit(StreamBatch::inserts(data));
+        Ok(())
+    }
+
+    /// Results of accumulators that saw no rows, one row each.
+    fn empty_results(&self) -> Result<Vec<ArrayRef>> {
+        self.spec
+            .calls
+            .iter()
+            .map(|c| {
+                let mut a = c.accumulator(false)?;
+                a.evaluate()?.to_array_of_size(1)
+            })
+            .collect()
+    }
+
+    fn output(&self, keys: &[ArrayRef], results: &[ArrayRef], rows: usize) -> Result<RecordBatch> {
+        let fields = self.spec.output_schema.fields();
+        let mut columns = Vec::with_capacity(fields.len());
+        for (output, field) in self.spec.outputs.iter().zip(fields) {
+            let column = match *output {
+                AggregateOutput::Key(i) => keys.get(i).cloned(),
+                AggregateOutput::Aggregate(i) => results.get(i).cloned(),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!("no value for output column {}", field.name()))
+            })?;
+            columns.push(cast_to(column, field.data_type())?);
+        }
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.spec.output_schema),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?)
+    }
+}
+
+/// For each previously seen key (row `i` of `old`, local row `seen[i]` of
+/// `new`), whether any result changed. Types `distinct` cannot compare
+/// count as changed.
+fn changed_rows(old: &[ArrayRef], new: &[ArrayRef], seen: &[usize]) -> Result<Vec<bool>> {
+    let mut changed = vec![false; seen.len()];
+    if seen.is_empty() {
+        return Ok(changed);
+    }
+    let rows = UInt32Array::from_iter_values(seen.iter().map(|r| *r as u32));
+    for (old, new) in old.iter().zip(new) {
+        let new = arrow::compute::take(new, &rows, None)?;
+        match distinct(old, &new) {
+            Ok(mask) => mark(&mut changed, &mask),
+            Err(_) => changed.iter_mut().for_each(|c| *c = true),
+        }
+    }
+    Ok(changed)
+}
+
+fn mark(changed: &mut [bool], mask: &BooleanArray) {
+    for (c, differs) in changed.iter_mut().zip(mask.iter()) {
+        *c |= differs.unwrap_or(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::Int64Type;
+
+    use super::*;
+
+    #[test]
+    fn the_store_keeps_each_groups_latest_row_through_compaction() {
+        let mut store = ChunkedRows::default();
+        for round in 0..3_000i64 {
+            let values: ArrayRef = Arc::new(Int64Array::from(vec![round, -round]));
+            // Groups 0 and 1 every round; group 2 once, at the start.
+            let groups = if round == 0 { vec![2, 1] } else { vec![0, 1] };
+            store.append(&groups, vec![values]).expect("append");
+        }
+        assert!(store.chunks.len() < 3_000, "compaction ran");
+        let latest = store.gather(&[0, 1, 2]).expect("gather");
+        let latest = latest[0].as_primitive::<Int64Type>();
+        assert_eq!(latest.values().to_vec(), vec![2_999, -2_999, 0]);
+        assert!(!store.has(3));
+    }
+}

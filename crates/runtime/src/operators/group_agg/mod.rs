@@ -1,0 +1,241 @@
+//! Unbounded GROUP BY (Flink's `GroupAggregate`): one result row per key,
+//! kept up to date as a changelog.
+//!
+//! Rows arrive hash-partitioned by key. Each input batch updates the
+//! accumulators of the keys it touches; then every touched key emits once
+//! for the batch (like Flink with mini-batch on): `+I` for a new key,
+//! `-U old` / `+U new` when its result changed, nothing when it did not,
+//! and `-D old` when retractions removed its last row.
+//!
+//! Two modes: over an insert-only input, [`columnar`] keeps every key's
+//! intermediate state in Arrow arrays and handles a batch with vectorized
+//! DataFusion `GroupsAccumulator`s; over an updating input, [`retracting`]
+//! keeps a row-wise `Accumulator` per key, whose retractable ("sliding")
+//! variants take `-U`/`-D` rows.
+//!
+//! In batch runtime mode the operator emits only the final result, as
+//! inserts, when its input ends.
+
+mod columnar;
+mod retracting;
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::error::{DataFusionError, Result};
+use weir_common::StreamBatch;
+
+use self::columnar::ColumnarGroups;
+use self::retracting::RowGroups;
+use super::aggregate::{AggregateCall, AggregateOutput, Grouping};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+
+/// What a group aggregation computes; shared by its subtasks.
+#[derive(Debug, Clone)]
+pub struct GroupAggregateSpec {
+    pub grouping: Grouping,
+    pub calls: Vec<AggregateCall>,
+    pub outputs: Vec<AggregateOutput>,
+    pub output_schema: SchemaRef,
+    /// The input has retractions (-U, -D).
+    pub retracting_input: bool,
+    /// Batch runtime mode: emit the final result only, as inserts.
+    pub final_only: bool,
+}
+
+impl GroupAggregateSpec {
+    pub fn name(&self) -> String {
+        let keys: Vec<String> = self.grouping.keys.iter().map(|k| k.to_string()).collect();
+        let calls: Vec<&str> = self.calls.iter().map(AggregateCall::name).collect();
+        format!(
+            "GroupAggregate(groupBy=[{}], select=[{}])",
+            keys.join(", "),
+            calls.join(", ")
+        )
+    }
+}
+
+impl Operator for GroupAggregate {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()> {
+        match &mut self.groups {
+            Groups::Columnar(groups) => {
+                if !batch.is_insert_only() {
+                    return Err(DataFusionError::Internal(
+                        "a group aggregation planned for an insert-only input received updates"
+                            .into(),
+                    ));
+                }
+                groups.process(batch.data(), out)
+            }
+            Groups::Rows(groups) => groups.process(&batch, out),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Collector) -> Result<()> {
+        match &mut self.groups {
+            Groups::Columnar(groups) => groups.finish(out),
+            Groups::Rows(groups) => groups.finish(out),
+        }
+    }
+}
+
+/// The operator: columnar over insert-only input, row by row over updates.
+#[derive(Debug)]
+pub struct GroupAggregate {
+    name: String,
+    groups: Groups,
+}
+
+#[derive(Debug)]
+enum Groups {
+    Columnar(ColumnarGroups),
+    Rows(RowGroups),
+}
+
+impl GroupAggregate {
+    pub fn try_new(spec: Arc<GroupAggregateSpec>) -> Result<Self> {
+        let name = spec.name();
+        let groups = if spec.retracting_input {
+            Groups::Rows(RowGroups::try_new(spec)?)
+        } else {
+            Groups::Columnar(ColumnarGroups::try_new(spec)?)
+        };
+        Ok(Self { name, groups })
+    }
+}
+
+#[derive(Debug)]
+pub struct GroupAggregateFactory(pub Arc<GroupAggregateSpec>);
+
+impl OperatorFactory for GroupAggregateFactory {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+
+    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(GroupAggregate::try_new(Arc::clone(&self.0))?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray, UInt8Array};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+
+    use super::*;
+    use weir_common::RowKind;
+    use crate::operators::aggregate::test_support::{group_by, sum};
+
+    fn input_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("v", DataType::Int64, false),
+        ]))
+    }
+
+    fn operator(retracting_input: bool, final_only: bool) -> GroupAggregate {
+        let input = input_schema();
+        let output = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new("s", DataType::Int64, true),
+        ]));
+        GroupAggregate::try_new(Arc::new(GroupAggregateSpec {
+            grouping: group_by("k", &input),
+            calls: vec![sum("v", &input)],
+            outputs: vec![AggregateOutput::Key(0), AggregateOutput::Aggregate(0)],
+            output_schema: output,
+            retracting_input,
+            final_only,
+        }))
+        .expect("operator")
+    }
+
+    fn batch(k: &[&str], v: &[i64], kinds: Option<&[RowKind]>) -> StreamBatch {
+        let data = RecordBatch::try_new(
+            input_schema(),
+            vec![
+                Arc::new(StringArray::from(k.to_vec())),
+                Arc::new(Int64Array::from(v.to_vec())),
+            ],
+        )
+        .expect("batch");
+        match kinds {
+            None => StreamBatch::inserts(data),
+            Some(kinds) => StreamBatch::try_new_changelog(
+                data,
+                kinds.iter().map(|k| *k as u8).collect::<UInt8Array>(),
+            )
+            .expect("kinds"),
+        }
+    }
+
+    /// The changelog as Flink's print sink shows it: `+I[a, 3]`.
+    fn changelog(out: &mut Collector) -> Vec<String> {
+        let mut lines = Vec::new();
+        for batch in out.take() {
+            let data = batch.data();
+            let k = data.column(0).as_string::<i32>();
+            let s = data.column(1).as_primitive::<Int64Type>();
+            for row in 0..batch.num_rows() {
+                lines.push(format!("{}[{}, {}]", batch.row_kind(row), k.value(row), s.value(row)));
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn updates_retract_the_previous_result_once_per_batch() {
+        let mut op = operator(false, false);
+        let mut out = Collector::default();
+        op.process_batch(0, batch(&["a", "b", "a"], &[1, 2, 3], None), &mut out)
+            .expect("batch");
+        assert_eq!(changelog(&mut out), vec!["+I[a, 4]", "+I[b, 2]"]);
+        op.process_batch(0, batch(&["a", "b"], &[5, 0], None), &mut out)
+            .expect("batch");
+        // b's sum did not change, so b emits nothing.
+        assert_eq!(changelog(&mut out), vec!["-U[a, 4]", "+U[a, 9]"]);
+    }
+
+    #[test]
+    fn retractions_update_and_delete_keys() {
+        let mut op = operator(true, false);
+        let mut out = Collector::default();
+        op.process_batch(0, batch(&["a", "a"], &[1, 2], None), &mut out)
+            .expect("batch");
+        assert_eq!(changelog(&mut out), vec!["+I[a, 3]"]);
+        let retract = [RowKind::UpdateBefore];
+        op.process_batch(0, batch(&["a"], &[1], Some(&retract)), &mut out)
+            .expect("batch");
+        assert_eq!(changelog(&mut out), vec!["-U[a, 3]", "+U[a, 2]"]);
+        let delete = [RowKind::Delete];
+        op.process_batch(0, batch(&["a"], &[2], Some(&delete)), &mut out)
+            .expect("batch");
+        assert_eq!(changelog(&mut out), vec!["-D[a, 2]"]);
+        // The key starts over.
+        op.process_batch(0, batch(&["a"], &[7], None), &mut out)
+            .expect("batch");
+        assert_eq!(changelog(&mut out), vec!["+I[a, 7]"]);
+    }
+
+    #[test]
+    fn batch_mode_emits_final_inserts_at_the_end() {
+        let mut op = operator(false, true);
+        let mut out = Collector::default();
+        op.process_batch(0, batch(&["a", "b"], &[1, 2], None), &mut out)
+            .expect("batch");
+        op.process_batch(0, batch(&["a"], &[3], None), &mut out)
+            .expect("batch");
+        assert!(out.take().is_empty());
+        op.finish(&mut out).expect("finish");
+        assert_eq!(changelog(&mut out), vec!["+I[a, 4]", "+I[b, 2]"]);
+    }
+}
