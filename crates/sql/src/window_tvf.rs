@@ -5,6 +5,9 @@
 //! positional or named (`DATA =>`, `TIMECOL =>`, `SIZE =>`, `SLIDE =>`,
 //! `STEP =>`, `OFFSET =>`) arguments.
 //!
+//! Flink's older group-window syntax (`GROUP BY TUMBLE(ts, size)` with
+//! `TUMBLE_START(...)` etc.) is rewritten onto the same table functions.
+//!
 //! The parser drops the `TABLE` keyword of the table argument; here
 //! [`rewrite_window_functions`] turns the call into a table function
 //! DataFusion plans through `ContextProvider::get_table_function_source`
@@ -25,8 +28,9 @@ use datafusion::common::{DFSchema, DFSchemaRef, ScalarValue};
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 use sqlparser::ast::{
-    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName,
-    ObjectNamePart, TableFactor, TableFunctionArgs, Value, VisitMut, VisitorMut,
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, ObjectName,
+    ObjectNamePart, Query, Select, SetExpr, TableAlias, TableFactor, TableFunctionArgs,
+    TableWithJoins, Value, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use weir_common::WindowSpec;
 
@@ -125,27 +129,166 @@ impl VisitorMut for Rewriter {
         if slots[..required].iter().any(Option::is_none) {
             return ControlFlow::Break(usage(&name));
         }
-        let args = slots
-            .into_iter()
-            .flatten()
-            .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-            .collect();
-        *factor = TableFactor::Table {
-            name: ObjectName(vec![ObjectNamePart::Identifier(name.as_str().into())]),
-            alias: alias.take(),
-            args: Some(TableFunctionArgs {
-                args,
-                settings: None,
-            }),
-            with_hints: Vec::new(),
-            version: None,
-            with_ordinality: false,
-            partitions: Vec::new(),
-            json_path: None,
-            sample: None,
-            index_hints: Vec::new(),
-        };
+        *factor = table_function(&name, slots.into_iter().flatten().collect(), alias.take());
         ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<SqlError> {
+        if let SetExpr::Select(select) = query.body.as_mut()
+            && let Err(e) = rewrite_group_window(select)
+        {
+            return ControlFlow::Break(e);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Flink's legacy group windows: `GROUP BY TUMBLE(ts, size)`,
+/// `HOP(ts, slide, size)` with `TUMBLE_START(...)`, `TUMBLE_END(...)`,
+/// `TUMBLE_ROWTIME(...)` (and the `HOP_` variants) in the select list. The
+/// query is rewritten onto the window table function over its one table,
+/// grouped by `window_start, window_end`, so both syntaxes run the same
+/// window aggregation.
+fn rewrite_group_window(select: &mut Select) -> Result<(), SqlError> {
+    let GroupByExpr::Expressions(keys, _) = &mut select.group_by else {
+        return Ok(());
+    };
+    let Some(at) = keys.iter().position(|k| group_window_call(k).is_some()) else {
+        return Ok(());
+    };
+    let SqlExpr::Function(call) = keys.remove(at) else {
+        return Ok(());
+    };
+    let function = call.name.to_string().to_uppercase();
+    if function == "SESSION" {
+        return Err(SqlError::Unsupported("SESSION group windows".into()));
+    }
+    let args = match &call.args {
+        FunctionArguments::List(list) => list
+            .args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>(),
+        _ => None,
+    };
+    let group_usage = || SqlError::Plan {
+        message: format!(
+            "invalid group window {function}: expected TUMBLE(time_attr, size) or HOP(time_attr, slide, size)"
+        ),
+        position: None,
+    };
+    let mut args = args.ok_or_else(group_usage)?;
+    let wanted = if function == "TUMBLE" { 2..=3 } else { 3..=4 };
+    if !wanted.contains(&args.len()) || args.is_empty() {
+        return Err(group_usage());
+    }
+    let time_column = match args.remove(0) {
+        SqlExpr::Identifier(c) => c.value,
+        SqlExpr::CompoundIdentifier(parts) => parts
+            .last()
+            .map(|p| p.value.clone())
+            .ok_or_else(group_usage)?,
+        _ => return Err(group_usage()),
+    };
+    let [TableWithJoins { relation, joins }] = select.from.as_mut_slice() else {
+        return Err(SqlError::Unsupported(format!(
+            "a {function} group window over anything but a single table (use the window table function)"
+        )));
+    };
+    let TableFactor::Table {
+        name,
+        alias,
+        args: None,
+        ..
+    } = relation
+    else {
+        return Err(SqlError::Unsupported(format!(
+            "a {function} group window over anything but a single table (use the window table function)"
+        )));
+    };
+    if !joins.is_empty() {
+        return Err(SqlError::Unsupported(format!(
+            "a {function} group window over a join (use the window table function)"
+        )));
+    }
+    let mut call_args = vec![
+        SqlExpr::value(Value::SingleQuotedString(name.to_string())),
+        SqlExpr::value(Value::SingleQuotedString(time_column)),
+    ];
+    call_args.extend(args);
+    *relation = table_function(&function, call_args, alias.take());
+    // window_time depends on window_end; grouping by it lets *_ROWTIME be selected.
+    for column in [WINDOW_TIME, WINDOW_END, WINDOW_START] {
+        keys.insert(at, SqlExpr::Identifier(column.into()));
+    }
+    // The window's auxiliary functions become the window columns.
+    let prefix = format!("{function}_");
+    let flow = visit_expressions_mut(&mut select.projection, |e| auxiliary(e, &prefix))
+        .break_value()
+        .or_else(|| {
+            select
+                .having
+                .as_mut()
+                .and_then(|h| visit_expressions_mut(h, |e| auxiliary(e, &prefix)).break_value())
+        });
+    match flow {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn group_window_call(expr: &SqlExpr) -> Option<&str> {
+    let SqlExpr::Function(f) = expr else {
+        return None;
+    };
+    let name = f.name.to_string().to_uppercase();
+    ["TUMBLE", "HOP", "SESSION"]
+        .into_iter()
+        .find(|w| *w == name)
+}
+
+/// `TUMBLE_START(...)` → `window_start`, and so on.
+fn auxiliary(expr: &mut SqlExpr, prefix: &str) -> ControlFlow<SqlError> {
+    let SqlExpr::Function(f) = expr else {
+        return ControlFlow::Continue(());
+    };
+    let name = f.name.to_string().to_uppercase();
+    let Some(suffix) = name.strip_prefix(prefix) else {
+        return ControlFlow::Continue(());
+    };
+    let column = match suffix {
+        "START" => WINDOW_START,
+        "END" => WINDOW_END,
+        "ROWTIME" => WINDOW_TIME,
+        _ => {
+            return ControlFlow::Break(SqlError::Unsupported(format!("the group window function {name}")));
+        }
+    };
+    *expr = SqlExpr::Identifier(column.into());
+    ControlFlow::Continue(())
+}
+
+fn table_function(name: &str, args: Vec<SqlExpr>, alias: Option<TableAlias>) -> TableFactor {
+    TableFactor::Table {
+        name: ObjectName(vec![ObjectNamePart::Identifier(name.into())]),
+        alias,
+        args: Some(TableFunctionArgs {
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            settings: None,
+        }),
+        with_hints: Vec::new(),
+        version: None,
+        with_ordinality: false,
+        partitions: Vec::new(),
+        json_path: None,
+        sample: None,
+        index_hints: Vec::new(),
     }
 }
 
