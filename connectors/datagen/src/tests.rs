@@ -134,6 +134,7 @@ async fn read(
                 output.batches.push(data);
             }
             SourceEvent::SplitFinished { split } => output.finished.push(split),
+            SourceEvent::SplitStarted { .. } => {}
         }
     }
     output
