@@ -5,7 +5,8 @@
 #
 #   benches/run.sh [BENCH] [ROWS] [RUNS]      e.g. benches/run.sh scan_filter_project 10000000 5
 #
-# Data is generated once into $BENCH_DATA (default benches/data/<ROWS>);
+# Scripts may use BENCH_DATA, BENCH_OUT and BENCH_ROWS. CSV data is generated
+# once into $BENCH_DATA (default benches/data/<ROWS>) for scripts that read it;
 # ROWS should be a multiple of 1M above 1M. SKIP_BUILD=1 reuses the built binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ data="${BENCH_DATA:-benches/data/$rows}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
-if [ ! -f "$data/bids/bids.csv" ]; then
+if grep -q BENCH_DATA "benches/sql/$bench.sql" && [ ! -f "$data/bids/bids.csv" ]; then
   # Generated in blocks of 1M rows, two at a time (one per core); event
   # time keeps advancing across blocks.
   mkdir -p "$data/bids"
@@ -37,7 +38,7 @@ script="$out/$bench.sql"
 results=()
 for i in $(seq 1 "$runs"); do
   rm -rf "$out/picked"
-  sed -e "s#BENCH_DATA#$PWD/$data#g" -e "s#BENCH_OUT#$out#g" "benches/sql/$bench.sql" > "$script"
+  sed -e "s#BENCH_DATA#$PWD/$data#g" -e "s#BENCH_OUT#$out#g" -e "s#BENCH_ROWS#$rows#g" "benches/sql/$bench.sql" > "$script"
   /usr/bin/time -f "%e %M" -o "$out/time" "$weir" run "$script" > /dev/null
   read -r secs rss_kb < "$out/time"
   results+=("$secs $rss_kb")
