@@ -14,6 +14,9 @@
 
 use std::fmt;
 
+use arrow::array::timezone::Tz;
+use chrono::{DateTime, LocalResult, Offset, TimeZone};
+
 use crate::CommonError;
 
 /// Which window table function.
@@ -139,6 +142,54 @@ impl fmt::Display for WindowSpec {
     }
 }
 
+/// Windows over a TIMESTAMP_LTZ column are aligned to the session time zone's
+/// wall clock, as in Flink: times are shifted to local milliseconds before
+/// slicing, and window ends shifted back to instants to compare with
+/// watermarks.
+#[derive(Debug, Clone, Copy)]
+pub struct ZoneShift(Tz);
+
+impl ZoneShift {
+    /// A zone name (`Asia/Shanghai`) or a fixed offset (`+08:00`).
+    pub fn parse(zone: &str) -> Result<Self, CommonError> {
+        zone.parse::<Tz>()
+            .map(Self)
+            .map_err(|e| CommonError::InvalidWindow(format!("invalid time zone '{zone}': {e}")))
+    }
+
+    /// Epoch milliseconds as milliseconds of the zone's wall clock.
+    pub fn to_local(&self, epoch_ms: i64) -> i64 {
+        match DateTime::from_timestamp_millis(epoch_ms) {
+            Some(t) => {
+                let offset = self.0.offset_from_utc_datetime(&t.naive_utc()).fix();
+                epoch_ms.saturating_add(i64::from(offset.local_minus_utc()) * 1000)
+            }
+            None => epoch_ms,
+        }
+    }
+
+    /// Wall-clock milliseconds back to epoch milliseconds (the earlier
+    /// instant when a DST change makes the wall clock ambiguous).
+    pub fn to_utc(&self, local_ms: i64) -> i64 {
+        let Some(t) = DateTime::from_timestamp_millis(local_ms) else {
+            return local_ms;
+        };
+        let naive = t.naive_utc();
+        let offset = match self.0.offset_from_local_datetime(&naive) {
+            LocalResult::Single(o) | LocalResult::Ambiguous(o, _) => o.fix(),
+            // Skipped by a DST change: use the offset in force before it.
+            LocalResult::None => self.0.offset_from_utc_datetime(&naive).fix(),
+        };
+        local_ms.saturating_sub(i64::from(offset.local_minus_utc()) * 1000)
+    }
+}
+
+/// Event-time instants (epoch ms) of wall-clock window bounds: the identity
+/// unless the windows are in a session time zone.
+pub fn instant(zone: Option<&ZoneShift>, bound: i64) -> i64 {
+    zone.map_or(bound, |z| z.to_utc(bound))
+}
+
 /// The start of the `length`-long interval holding `ts`, intervals aligned to `offset`.
 fn align(ts: i64, length: i64, offset: i64) -> i64 {
     ts.saturating_sub(ts.saturating_sub(offset).rem_euclid(length))
@@ -192,6 +243,17 @@ mod tests {
         assert_eq!(w.window_start(4), 0);
         assert_eq!(w.window_start(6), 0);
         assert_eq!(w.window_start(8), 6);
+    }
+
+    #[test]
+    fn zone_shifts_round_trip_through_the_wall_clock() {
+        let shanghai = ZoneShift::parse("Asia/Shanghai").expect("zone");
+        // 1970-01-01 00:00 UTC is 08:00 in Shanghai.
+        assert_eq!(shanghai.to_local(0), 8 * 3_600_000);
+        assert_eq!(shanghai.to_utc(8 * 3_600_000), 0);
+        let fixed = ZoneShift::parse("-05:00").expect("offset");
+        assert_eq!(fixed.to_local(0), -5 * 3_600_000);
+        assert!(ZoneShift::parse("Mars/Olympus").is_err());
     }
 
     #[test]

@@ -380,6 +380,7 @@ impl Session {
             registry: &self.registry,
             parallelism: self.config.parallelism(),
             batch_mode: self.config.runtime_mode() == weir_common::RuntimeMode::Batch,
+            time_zone: self.config.local_time_zone().to_string(),
         }
     }
 

@@ -14,13 +14,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatchOptions;
 use datafusion::common::{Column, DFSchema, DFSchemaRef};
 use datafusion::logical_expr::logical_plan::dml::WriteOp;
 use datafusion::logical_expr::{Aggregate, Expr, FetchType, LogicalPlan, SkipType, UserDefinedLogicalNodeCore};
 use weir_connector::{SinkFactory, SourceFactory, TableSpec};
-use weir_common::WindowSpec;
+use weir_common::{WindowSpec, ZoneShift};
 use weir_runtime::operators::{
     AggregateCall, AggregateOutput, Calc, CalcFactory, GroupAggregateFactory, GroupAggregateSpec,
     Grouping, Limit, LimitFactory, ValuesSource, WatermarkStrategy, WindowAggregateFactory,
@@ -74,6 +74,7 @@ pub enum StreamNode {
         spec: WindowSpec,
         time_column: String,
         slices_only: bool,
+        zone: Option<ZoneShift>,
         schema: DFSchemaRef,
     },
     /// GROUP BY window_start, window_end, keys over a window table function.
@@ -85,6 +86,7 @@ pub enum StreamNode {
         outputs: Vec<AggregateOutput>,
         /// The input column holding each row's slice end.
         slice_end: Expr,
+        zone: Option<ZoneShift>,
         schema: DFSchemaRef,
     },
     /// Unbounded GROUP BY, producing a changelog.
@@ -335,6 +337,8 @@ pub struct StreamPlanner<'a> {
     pub parallelism: usize,
     /// 'execution.runtime-mode' = 'batch': aggregations emit final results only.
     pub batch_mode: bool,
+    /// 'table.local-time-zone': windows over TIMESTAMP_LTZ follow its wall clock.
+    pub time_zone: String,
 }
 
 impl StreamPlanner<'_> {
@@ -549,11 +553,20 @@ impl StreamPlanner<'_> {
                     return self.fold_watermark(node);
                 }
                 if let Some(node) = any.downcast_ref::<WindowTvfNode>() {
+                    let local_time = node
+                        .input
+                        .schema()
+                        .field_with_unqualified_name(&node.time_column)
+                        .is_ok_and(|f| matches!(f.data_type(), DataType::Timestamp(_, Some(_))));
+                    let zone = local_time
+                        .then(|| ZoneShift::parse(&self.time_zone))
+                        .transpose()?;
                     return Ok(StreamNode::WindowTvf {
                         input: Box::new(self.translate(&node.input)?),
                         spec: node.spec,
                         time_column: node.time_column.clone(),
                         slices_only: false,
+                        zone,
                         schema: Arc::clone(node.schema()),
                     });
                 }
@@ -614,7 +627,7 @@ impl StreamPlanner<'_> {
         let schema = Arc::clone(&aggregate.schema);
         let aggregates = aggregate.aggr_expr.clone();
         Ok(match window {
-            Some((spec, end)) => {
+            Some(((spec, zone), end)) => {
                 if input.changelog_mode() != ChangelogMode::InsertOnly {
                     return Err(EngineError::Unsupported(
                         "a window aggregation over an updating input".into(),
@@ -627,6 +640,7 @@ impl StreamPlanner<'_> {
                     aggregates,
                     outputs,
                     slice_end: aggregate.group_expr[end].clone(),
+                    zone,
                     schema,
                 }
             }
@@ -779,15 +793,18 @@ fn values_node(batches: Vec<RecordBatch>, schema: DFSchemaRef) -> StreamNode {
 /// switches it to slice mode. `None` when there is none or when something
 /// in between computes with the window columns (then the rows are expanded
 /// into their windows and aggregated without the window's help).
-fn mark_slices(node: &mut StreamNode) -> Option<WindowSpec> {
+fn mark_slices(node: &mut StreamNode) -> Option<(WindowSpec, Option<ZoneShift>)> {
     let is_window_column = |c: &Column| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str());
     let uses_window_columns = |e: &Expr| e.column_refs().into_iter().any(is_window_column);
     match node {
         StreamNode::WindowTvf {
-            spec, slices_only, ..
+            spec,
+            slices_only,
+            zone,
+            ..
         } => {
             *slices_only = true;
-            Some(*spec)
+            Some((*spec, *zone))
         }
         StreamNode::Calc {
             input,
@@ -977,6 +994,7 @@ impl JobGraphBuilder<'_, '_> {
                 spec,
                 time_column,
                 slices_only,
+                zone,
                 schema,
             } => {
                 let input_schema = Arc::clone(input.schema());
@@ -984,8 +1002,13 @@ impl JobGraphBuilder<'_, '_> {
                     &Expr::Column(Column::from_name(time_column)),
                     &input_schema,
                 )?;
-                let assigner =
-                    WindowAssigner::new(spec, time, slices_only, Arc::clone(schema.inner()))?;
+                let assigner = WindowAssigner::new(
+                    spec,
+                    time,
+                    slices_only,
+                    Arc::clone(schema.inner()),
+                    zone,
+                )?;
                 let mut open = self.build(*input)?;
                 open.operators.push(Arc::new(WindowAssignerFactory(assigner)));
                 Ok(open)
@@ -997,6 +1020,7 @@ impl JobGraphBuilder<'_, '_> {
                 aggregates,
                 outputs,
                 slice_end,
+                zone,
                 schema,
             } => {
                 let input_schema = Arc::clone(input.schema());
@@ -1012,6 +1036,7 @@ impl JobGraphBuilder<'_, '_> {
                     calls,
                     outputs,
                     output_schema: Arc::clone(schema.inner()),
+                    zone,
                 };
                 open.operators
                     .push(Arc::new(WindowAggregateFactory(Arc::new(spec))));

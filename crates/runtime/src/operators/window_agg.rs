@@ -22,7 +22,8 @@ use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
-use weir_common::{StreamBatch, Watermark, WindowKind, WindowSpec};
+use weir_common::window::instant;
+use weir_common::{StreamBatch, Watermark, WindowKind, WindowSpec, ZoneShift};
 
 use super::aggregate::{
     AggregateCall, AggregateOutput, CallInput, GroupStates, GroupedAccumulators, Grouping, cast_to,
@@ -40,9 +41,16 @@ pub struct WindowAggregateSpec {
     pub calls: Vec<AggregateCall>,
     pub outputs: Vec<AggregateOutput>,
     pub output_schema: SchemaRef,
+    /// Windows over TIMESTAMP_LTZ: slice ends are wall-clock times of this zone.
+    pub zone: Option<ZoneShift>,
 }
 
 impl WindowAggregateSpec {
+    /// The event-time instant of a (wall-clock) window bound.
+    fn instant(&self, bound: i64) -> i64 {
+        instant(self.zone.as_ref(), bound)
+    }
+
     pub fn name(&self) -> String {
         let keys: Vec<String> = self.grouping.keys.iter().map(|k| k.to_string()).collect();
         let calls: Vec<&str> = self.calls.iter().map(AggregateCall::name).collect();
@@ -149,7 +157,7 @@ impl WindowAggregate {
                     Some(timestamps(vec![window_end; rows], field.data_type()))
                 }
                 AggregateOutput::WindowTime => Some(timestamps(
-                    vec![window_end.saturating_sub(1); rows],
+                    vec![self.spec.instant(window_end).saturating_sub(1); rows],
                     field.data_type(),
                 )),
             };
@@ -200,7 +208,8 @@ impl Operator for WindowAggregate {
             .map(|c| c.evaluate(data))
             .collect::<Result<Vec<_>>>()?;
         let watermark = self.watermark;
-        let on_time = |end: i64| !WindowSpec::is_fired(end, watermark);
+        let spec = Arc::clone(&self.spec);
+        let on_time = |end: i64| !WindowSpec::is_fired(spec.instant(end), watermark);
         if let Some(&first) = ends.first()
             && ends.iter().all(|e| *e == first)
         {
@@ -246,7 +255,7 @@ impl Operator for WindowAggregate {
     ) -> Result<Option<Watermark>> {
         self.watermark = self.watermark.max(watermark.millis());
         while let Some(&end) = self.pending.first() {
-            if !WindowSpec::is_fired(end, self.watermark) {
+            if !WindowSpec::is_fired(self.spec.instant(end), self.watermark) {
                 break;
             }
             self.pending.pop_first();
@@ -323,6 +332,7 @@ mod tests {
                 AggregateOutput::Aggregate(0),
             ],
             output_schema: output,
+            zone: None,
         }))
     }
 

@@ -14,7 +14,8 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
-use weir_common::{StreamBatch, Watermark, WindowSpec};
+use weir_common::window::instant;
+use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 
 use crate::error::batch_error;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
@@ -26,6 +27,8 @@ pub struct WindowAssigner {
     time: Arc<dyn PhysicalExpr>,
     /// Slice mode: one row per input row, bounds of its slice.
     slices_only: bool,
+    /// Set for a TIMESTAMP_LTZ time column: windows follow the session zone's wall clock.
+    zone: Option<ZoneShift>,
     output_schema: SchemaRef,
     watermark: i64,
     name: String,
@@ -37,6 +40,7 @@ impl WindowAssigner {
         time: Arc<dyn PhysicalExpr>,
         slices_only: bool,
         output_schema: SchemaRef,
+        zone: Option<ZoneShift>,
     ) -> Result<Self> {
         let width = output_schema.fields().len();
         if width < 3 {
@@ -50,6 +54,7 @@ impl WindowAssigner {
             spec,
             time,
             slices_only,
+            zone,
             output_schema,
             watermark: Watermark::MIN.millis(),
             name,
@@ -109,8 +114,10 @@ impl Operator for WindowAssigner {
         let mut starts = Vec::with_capacity(rows);
         let mut ends = Vec::with_capacity(rows);
         let mut late = 0;
+        let zone = self.zone.as_ref();
         for (row, ts) in times.into_iter().enumerate() {
-            let slice_end = self.spec.slice_end(ts);
+            let local = zone.map_or(ts, |z| z.to_local(ts));
+            let slice_end = self.spec.slice_end(local);
             if self.slices_only {
                 // The aggregation decides lateness by slice.
                 indices.push(row as u32);
@@ -120,7 +127,7 @@ impl Operator for WindowAssigner {
             }
             let before = indices.len();
             for end in self.spec.windows_of_slice(slice_end) {
-                if !WindowSpec::is_fired(end, self.watermark) {
+                if !WindowSpec::is_fired(instant(zone, end), self.watermark) {
                     indices.push(row as u32);
                     starts.push(self.spec.window_start(end));
                     ends.push(end);
@@ -138,7 +145,10 @@ impl Operator for WindowAssigner {
         };
         let fields = self.output_schema.fields();
         let width = fields.len();
-        let times: Vec<i64> = ends.iter().map(|e| e.saturating_sub(1)).collect();
+        let times: Vec<i64> = ends
+            .iter()
+            .map(|e| instant(zone, *e).saturating_sub(1))
+            .collect();
         let mut columns: Vec<ArrayRef> = selected.data().columns().to_vec();
         columns.push(timestamps(starts, fields[width - 3].data_type()));
         columns.push(timestamps(ends, fields[width - 2].data_type()));
