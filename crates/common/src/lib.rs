@@ -17,4 +17,4 @@ pub use changelog::{RowKind, StreamBatch};
 pub use config::{Configuration, RuntimeMode};
 pub use error::CommonError;
 pub use time::Watermark;
-pub use window::{WindowKind, WindowSpec, ZoneShift};
+pub use window::{WindowFunction, WindowKind, WindowSpec, ZoneShift};

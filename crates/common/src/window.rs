@@ -11,6 +11,9 @@
 //! Window bounds follow Flink: `[window_start, window_end)`, aligned to the
 //! epoch plus `offset`, and a window fires when the watermark reaches
 //! `window_end - 1`.
+//!
+//! SESSION windows are not sliced: each row opens a window `[ts, ts + gap)`
+//! and windows of one key that touch are merged ([`WindowFunction`]).
 
 use std::fmt;
 
@@ -18,6 +21,30 @@ use arrow::array::timezone::Tz;
 use chrono::{DateTime, LocalResult, Offset, TimeZone};
 
 use crate::CommonError;
+
+/// A window table function: sliced (TUMBLE, HOP, CUMULATE) or SESSION.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WindowFunction {
+    Sliced(WindowSpec),
+    /// SESSION with this gap in milliseconds.
+    Session { gap: i64 },
+}
+
+impl WindowFunction {
+    pub fn session(gap: i64) -> Result<Self, CommonError> {
+        positive("SESSION", "gap", gap)?;
+        Ok(WindowFunction::Session { gap })
+    }
+}
+
+impl fmt::Display for WindowFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WindowFunction::Sliced(spec) => spec.fmt(f),
+            WindowFunction::Session { gap } => write!(f, "SESSION(gap={gap}ms)"),
+        }
+    }
+}
 
 /// Which window table function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

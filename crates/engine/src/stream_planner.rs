@@ -20,10 +20,11 @@ use datafusion::common::{Column, DFSchema, DFSchemaRef};
 use datafusion::logical_expr::logical_plan::dml::WriteOp;
 use datafusion::logical_expr::{Aggregate, Expr, FetchType, LogicalPlan, SkipType, UserDefinedLogicalNodeCore};
 use weir_connector::{SinkFactory, SourceFactory, TableSpec};
-use weir_common::{WindowSpec, ZoneShift};
+use weir_common::{WindowFunction, ZoneShift};
 use weir_runtime::operators::{
     AggregateCall, AggregateOutput, Calc, CalcFactory, GroupAggregateFactory, GroupAggregateSpec,
-    Grouping, Limit, LimitFactory, ValuesSource, WatermarkStrategy, WindowAggregateFactory,
+    Grouping, Limit, LimitFactory, SessionAggregateSpec, SessionWindowAggregateFactory,
+    ValuesSource, WatermarkStrategy, WindowAggregateFactory,
     WindowAggregateSpec, WindowAssigner, WindowAssignerFactory,
 };
 use weir_runtime::{
@@ -71,8 +72,9 @@ pub enum StreamNode {
     /// A window table function; `slices_only` under a window aggregation.
     WindowTvf {
         input: Box<StreamNode>,
-        spec: WindowSpec,
+        function: WindowFunction,
         time_column: String,
+        partition_by: Vec<String>,
         slices_only: bool,
         zone: Option<ZoneShift>,
         schema: DFSchemaRef,
@@ -80,7 +82,7 @@ pub enum StreamNode {
     /// GROUP BY window_start, window_end, keys over a window table function.
     WindowAggregate {
         input: Box<StreamNode>,
-        spec: WindowSpec,
+        function: WindowFunction,
         keys: Vec<Expr>,
         aggregates: Vec<Expr>,
         outputs: Vec<AggregateOutput>,
@@ -243,21 +245,21 @@ impl StreamNode {
                 fetch.map_or("unlimited".to_string(), |n| n.to_string())
             ),
             StreamNode::WindowTvf {
-                spec,
+                function,
                 time_column,
                 slices_only,
                 ..
             } => format!(
-                "WindowTableFunction(window=[{spec}], timecol=[{time_column}]{})",
+                "WindowTableFunction(window=[{function}], timecol=[{time_column}]{})",
                 if *slices_only { ", slices" } else { "" }
             ),
             StreamNode::WindowAggregate {
-                spec,
+                function,
                 keys,
                 aggregates,
                 ..
             } => format!(
-                "WindowAggregate(groupBy=[{}], window=[{spec}], select=[{}])",
+                "WindowAggregate(groupBy=[{}], window=[{function}], select=[{}])",
                 join_exprs(keys),
                 join_exprs(aggregates)
             ),
@@ -563,8 +565,9 @@ impl StreamPlanner<'_> {
                         .transpose()?;
                     return Ok(StreamNode::WindowTvf {
                         input: Box::new(self.translate(&node.input)?),
-                        spec: node.spec,
+                        function: node.function,
                         time_column: node.time_column.clone(),
+                        partition_by: node.partition_by.clone(),
                         slices_only: false,
                         zone,
                         schema: Arc::clone(node.schema()),
@@ -627,15 +630,26 @@ impl StreamPlanner<'_> {
         let schema = Arc::clone(&aggregate.schema);
         let aggregates = aggregate.aggr_expr.clone();
         Ok(match window {
-            Some(((spec, zone), end)) => {
+            Some((window, end)) => {
                 if input.changelog_mode() != ChangelogMode::InsertOnly {
                     return Err(EngineError::Unsupported(
                         "a window aggregation over an updating input".into(),
                     ));
                 }
+                // Sessions are kept per grouping key, so the partition must be among the keys.
+                if let Some(column) = window.partition_by.iter().find(|p| {
+                    !keys
+                        .iter()
+                        .any(|k| matches!(k, Expr::Column(c) if &c.name == *p))
+                }) {
+                    return Err(EngineError::Unsupported(format!(
+                        "a SESSION window partitioned by '{column}' aggregated without grouping by it"
+                    )));
+                }
+                let zone = window.zone;
                 StreamNode::WindowAggregate {
                     input: Box::new(input),
-                    spec,
+                    function: window.function,
                     keys,
                     aggregates,
                     outputs,
@@ -788,23 +802,35 @@ fn values_node(batches: Vec<RecordBatch>, schema: DFSchemaRef) -> StreamNode {
     }
 }
 
+/// The window table function a window aggregation runs over.
+struct MarkedWindow {
+    function: WindowFunction,
+    zone: Option<ZoneShift>,
+    partition_by: Vec<String>,
+}
+
 /// Finds the window table function under a window aggregation, through
 /// filters and projections that pass the window columns on unchanged, and
 /// switches it to slice mode. `None` when there is none or when something
 /// in between computes with the window columns (then the rows are expanded
 /// into their windows and aggregated without the window's help).
-fn mark_slices(node: &mut StreamNode) -> Option<(WindowSpec, Option<ZoneShift>)> {
+fn mark_slices(node: &mut StreamNode) -> Option<MarkedWindow> {
     let is_window_column = |c: &Column| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str());
     let uses_window_columns = |e: &Expr| e.column_refs().into_iter().any(is_window_column);
     match node {
         StreamNode::WindowTvf {
-            spec,
+            function,
             slices_only,
             zone,
+            partition_by,
             ..
         } => {
             *slices_only = true;
-            Some((*spec, *zone))
+            Some(MarkedWindow {
+                function: *function,
+                zone: *zone,
+                partition_by: partition_by.clone(),
+            })
         }
         StreamNode::Calc {
             input,
@@ -991,11 +1017,12 @@ impl JobGraphBuilder<'_, '_> {
             }
             StreamNode::WindowTvf {
                 input,
-                spec,
+                function,
                 time_column,
                 slices_only,
                 zone,
                 schema,
+                ..
             } => {
                 let input_schema = Arc::clone(input.schema());
                 let time = self.planner.planner.physical_expr(
@@ -1003,7 +1030,7 @@ impl JobGraphBuilder<'_, '_> {
                     &input_schema,
                 )?;
                 let assigner = WindowAssigner::new(
-                    spec,
+                    function,
                     time,
                     slices_only,
                     Arc::clone(schema.inner()),
@@ -1015,7 +1042,7 @@ impl JobGraphBuilder<'_, '_> {
             }
             StreamNode::WindowAggregate {
                 input,
-                spec,
+                function,
                 keys,
                 aggregates,
                 outputs,
@@ -1029,17 +1056,32 @@ impl JobGraphBuilder<'_, '_> {
                 let partitioning = grouping_partitioning(&grouping);
                 let upstream = self.build(*input)?;
                 let mut open = self.keyed_exchange(upstream, partitioning);
-                let spec = WindowAggregateSpec {
-                    window: spec,
-                    grouping,
-                    slice_end,
-                    calls,
-                    outputs,
-                    output_schema: Arc::clone(schema.inner()),
-                    zone,
+                let output_schema = Arc::clone(schema.inner());
+                let factory: Arc<dyn OperatorFactory> = match function {
+                    WindowFunction::Sliced(window) => {
+                        Arc::new(WindowAggregateFactory(Arc::new(WindowAggregateSpec {
+                            window,
+                            grouping,
+                            slice_end,
+                            calls,
+                            outputs,
+                            output_schema,
+                            zone,
+                        })))
+                    }
+                    WindowFunction::Session { gap } => Arc::new(SessionWindowAggregateFactory(
+                        Arc::new(SessionAggregateSpec {
+                            gap,
+                            grouping,
+                            window_end: slice_end,
+                            calls,
+                            outputs,
+                            output_schema,
+                            zone,
+                        }),
+                    )),
                 };
-                open.operators
-                    .push(Arc::new(WindowAggregateFactory(Arc::new(spec))));
+                open.operators.push(factory);
                 Ok(open)
             }
             StreamNode::GroupAggregate {

@@ -172,26 +172,57 @@ fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
 
 /// Drops the `TABLE` keyword of table arguments (`TUMBLE(TABLE bids, ...)`,
 /// `DATA => TABLE bids`), which sqlparser does not parse; the window
-/// functions' planning takes the bare name as the table.
+/// functions' planning takes the bare name as the table. A table argument's
+/// `PARTITION BY k` or `PARTITION BY (k1, k2)` (SESSION) becomes an extra
+/// `DESCRIPTOR(k1, k2)` argument right after the table.
 fn table_arguments(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let significant: Vec<usize> = (0..tokens.len())
         .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
         .collect();
-    let mut drop = vec![false; tokens.len()];
-    for pair in significant.windows(3) {
-        let [before, at, after] = [pair[0], pair[1], pair[2]].map(|i| &tokens[i].token);
-        if matches!(at, Token::Word(w) if w.keyword == Keyword::TABLE)
+    let word = |i: usize, keyword: Keyword| {
+        significant
+            .get(i)
+            .is_some_and(|&t| matches!(&tokens[t].token, Token::Word(w) if w.keyword == keyword))
+    };
+    // Replacements by token index: `None` drops the token.
+    let mut replace: Vec<(usize, Option<Vec<Token>>)> = Vec::new();
+    for at in 1..significant.len().saturating_sub(1) {
+        let before = &tokens[significant[at - 1]].token;
+        let after = &tokens[significant[at + 1]].token;
+        if !(word(at, Keyword::TABLE)
             && matches!(before, Token::LParen | Token::Comma | Token::RArrow)
-            && matches!(after, Token::Word(_))
+            && matches!(after, Token::Word(_)))
         {
-            drop[pair[1]] = true;
+            continue;
+        }
+        replace.push((significant[at], None));
+        if !(word(at + 2, Keyword::PARTITION) && word(at + 3, Keyword::BY)) {
+            continue;
+        }
+        let descriptor = vec![Token::Comma, Token::make_word("DESCRIPTOR", None)];
+        replace.push((significant[at + 2], Some(descriptor)));
+        let parenthesized = significant
+            .get(at + 4)
+            .is_some_and(|&t| tokens[t].token == Token::LParen);
+        if parenthesized {
+            replace.push((significant[at + 3], None));
+        } else if let Some(&key) = significant.get(at + 4) {
+            replace.push((significant[at + 3], Some(vec![Token::LParen])));
+            replace.push((key, Some(vec![tokens[key].token.clone(), Token::RParen])));
         }
     }
-    tokens
-        .into_iter()
-        .zip(drop)
-        .filter_map(|(token, drop)| (!drop).then_some(token))
-        .collect()
+    let mut out = Vec::with_capacity(tokens.len());
+    for (index, token) in tokens.into_iter().enumerate() {
+        match replace.iter().find(|(i, _)| *i == index) {
+            None => out.push(token),
+            Some((_, None)) => {}
+            Some((_, Some(with))) => out.extend(with.iter().map(|t| TokenWithSpan {
+                token: t.clone(),
+                span: token.span,
+            })),
+        }
+    }
+    out
 }
 
 struct StatementParser<'p, 'a> {

@@ -295,7 +295,8 @@ impl ContextProvider for PlanningContext<'_> {
         let call = WindowCall::from_args(name, &args)?;
         let source = self.get_table_source(TableReference::from(call.table.as_str()))?;
         let input = LogicalPlanBuilder::scan(call.table.as_str(), source, None)?.build()?;
-        let node = WindowTvfNode::try_new(input, call.spec, call.time_column)?;
+        let node =
+            WindowTvfNode::try_new(input, call.function, call.time_column, call.partition_by)?;
         Ok(Arc::new(DerivedTableSource {
             plan: LogicalPlan::Extension(Extension {
                 node: Arc::new(node),

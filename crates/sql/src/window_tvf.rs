@@ -32,7 +32,7 @@ use sqlparser::ast::{
     ObjectNamePart, Query, Select, SetExpr, TableAlias, TableFactor, TableFunctionArgs,
     TableWithJoins, Value, VisitMut, VisitorMut, visit_expressions_mut,
 };
-use weir_common::WindowSpec;
+use weir_common::{WindowFunction, WindowSpec};
 
 use crate::SqlError;
 
@@ -79,7 +79,29 @@ impl VisitorMut for Rewriter {
         };
         let names: Vec<&str> = ["DATA", "TIMECOL"].iter().chain(params.iter()).copied().collect();
         let mut slots: Vec<Option<SqlExpr>> = vec![None; names.len()];
-        for (position, arg) in list.args.iter().enumerate() {
+        let mut args: Vec<&FunctionArg> = list.args.iter().collect();
+        // SESSION's `TABLE t PARTITION BY k` arrives as a DESCRIPTOR right after the table.
+        let mut partition = None;
+        if name == "SESSION" && args.len() > 1 {
+            let descriptors = args
+                .iter()
+                .filter(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e))
+                    | FunctionArg::Named {
+                        arg: FunctionArgExpr::Expr(e),
+                        ..
+                    } => descriptor(e).is_some(),
+                    _ => false,
+                })
+                .count();
+            if descriptors == 2
+                && let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = args[1]
+            {
+                partition = descriptor(e);
+                args.remove(1);
+            }
+        }
+        for (position, arg) in args.into_iter().enumerate() {
             let (slot, value) = match arg {
                 FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => (position, e),
                 FunctionArg::Named {
@@ -112,9 +134,9 @@ impl VisitorMut for Rewriter {
                     Some(table) => SqlExpr::value(Value::SingleQuotedString(table)),
                     None => return ControlFlow::Break(usage(&name)),
                 },
-                1 => match descriptor(value) {
-                    Some(column) => SqlExpr::value(Value::SingleQuotedString(column)),
-                    None => return ControlFlow::Break(usage(&name)),
+                1 => match descriptor(value).as_deref() {
+                    Some([column]) => SqlExpr::value(Value::SingleQuotedString(column.clone())),
+                    _ => return ControlFlow::Break(usage(&name)),
                 },
                 _ => value.clone(),
             };
@@ -129,7 +151,11 @@ impl VisitorMut for Rewriter {
         if slots[..required].iter().any(Option::is_none) {
             return ControlFlow::Break(usage(&name));
         }
-        *factor = table_function(&name, slots.into_iter().flatten().collect(), alias.take());
+        let mut args: Vec<SqlExpr> = slots.into_iter().flatten().collect();
+        if let Some(keys) = partition {
+            args.push(SqlExpr::value(Value::SingleQuotedString(keys.join(","))));
+        }
+        *factor = table_function(&name, args, alias.take());
         ControlFlow::Continue(())
     }
 
@@ -160,9 +186,6 @@ fn rewrite_group_window(select: &mut Select) -> Result<(), SqlError> {
         return Ok(());
     };
     let function = call.name.to_string().to_uppercase();
-    if function == "SESSION" {
-        return Err(SqlError::Unsupported("SESSION group windows".into()));
-    }
     let args = match &call.args {
         FunctionArguments::List(list) => list
             .args
@@ -176,12 +199,16 @@ fn rewrite_group_window(select: &mut Select) -> Result<(), SqlError> {
     };
     let group_usage = || SqlError::Plan {
         message: format!(
-            "invalid group window {function}: expected TUMBLE(time_attr, size) or HOP(time_attr, slide, size)"
+            "invalid group window {function}: expected TUMBLE(time_attr, size), HOP(time_attr, slide, size) or SESSION(time_attr, gap)"
         ),
         position: None,
     };
     let mut args = args.ok_or_else(group_usage)?;
-    let wanted = if function == "TUMBLE" { 2..=3 } else { 3..=4 };
+    let wanted = match function.as_str() {
+        "TUMBLE" => 2..=3,
+        "HOP" => 3..=4,
+        _ => 2..=2,
+    };
     if !wanted.contains(&args.len()) || args.is_empty() {
         return Err(group_usage());
     }
@@ -297,7 +324,7 @@ fn usage(function: &str) -> SqlError {
         "TUMBLE" => "TUMBLE(TABLE t, DESCRIPTOR(ts), size [, offset])",
         "HOP" => "HOP(TABLE t, DESCRIPTOR(ts), slide, size [, offset])",
         "CUMULATE" => "CUMULATE(TABLE t, DESCRIPTOR(ts), step, max_size [, offset])",
-        _ => "SESSION(TABLE t, DESCRIPTOR(ts), gap)",
+        _ => "SESSION(TABLE t [PARTITION BY k], DESCRIPTOR(ts), gap)",
     };
     SqlError::Plan {
         message: format!(
@@ -321,7 +348,8 @@ fn table_name(expr: &SqlExpr) -> Option<String> {
     }
 }
 
-fn descriptor(expr: &SqlExpr) -> Option<String> {
+/// The columns of `DESCRIPTOR(a, b)`.
+fn descriptor(expr: &SqlExpr) -> Option<Vec<String>> {
     let SqlExpr::Function(f) = expr else {
         return None;
     };
@@ -331,12 +359,16 @@ fn descriptor(expr: &SqlExpr) -> Option<String> {
     let FunctionArguments::List(list) = &f.args else {
         return None;
     };
-    match list.args.as_slice() {
-        [FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Identifier(column)))] => {
-            Some(column.value.clone())
-        }
-        _ => None,
-    }
+    list.args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Identifier(column))) => {
+                Some(column.value.clone())
+            }
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .filter(|columns| !columns.is_empty())
 }
 
 /// A planned window function call: which table, which column, which windows.
@@ -344,7 +376,9 @@ fn descriptor(expr: &SqlExpr) -> Option<String> {
 pub struct WindowCall {
     pub table: String,
     pub time_column: String,
-    pub spec: WindowSpec,
+    pub function: WindowFunction,
+    /// SESSION's PARTITION BY columns.
+    pub partition_by: Vec<String>,
 }
 
 impl WindowCall {
@@ -361,18 +395,22 @@ impl WindowCall {
         };
         let table = text(0)?;
         let time_column = text(1)?;
-        let spec = match function.as_str() {
-            "TUMBLE" => WindowSpec::tumble(millis(2)?, millis(3)?),
-            "HOP" => WindowSpec::hop(millis(2)?, millis(3)?, millis(4)?),
-            "CUMULATE" => WindowSpec::cumulate(millis(2)?, millis(3)?, millis(4)?),
+        let mut partition_by = Vec::new();
+        let window = match function.as_str() {
+            "TUMBLE" => WindowSpec::tumble(millis(2)?, millis(3)?).map(WindowFunction::Sliced),
+            "HOP" => WindowSpec::hop(millis(2)?, millis(3)?, millis(4)?).map(WindowFunction::Sliced),
+            "CUMULATE" => {
+                WindowSpec::cumulate(millis(2)?, millis(3)?, millis(4)?).map(WindowFunction::Sliced)
+            }
             "SESSION" => {
-                return Err(DataFusionError::NotImplemented(
-                    "SESSION window table functions are not supported yet".into(),
-                ));
+                if args.len() > 3 {
+                    partition_by = text(3)?.split(',').map(str::to_string).collect();
+                }
+                WindowFunction::session(millis(2)?)
             }
             other => {
                 return Err(DataFusionError::Plan(format!(
-                    "unknown table function '{other}'; Weir has TUMBLE, HOP and CUMULATE"
+                    "unknown table function '{other}'; Weir has TUMBLE, HOP, CUMULATE and SESSION"
                 )));
             }
         }
@@ -380,7 +418,8 @@ impl WindowCall {
         Ok(Self {
             table,
             time_column,
-            spec,
+            function: window,
+            partition_by,
         })
     }
 }
@@ -408,14 +447,29 @@ fn interval_millis(function: &str, expr: &Expr) -> DFResult<i64> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WindowTvfNode {
     pub input: LogicalPlan,
-    pub spec: WindowSpec,
+    pub function: WindowFunction,
     pub time_column: String,
+    /// SESSION's PARTITION BY columns.
+    pub partition_by: Vec<String>,
     schema: DFSchemaRef,
 }
 
 impl WindowTvfNode {
-    pub fn try_new(input: LogicalPlan, spec: WindowSpec, time_column: String) -> DFResult<Self> {
+    pub fn try_new(
+        input: LogicalPlan,
+        function: WindowFunction,
+        time_column: String,
+        partition_by: Vec<String>,
+    ) -> DFResult<Self> {
         let input_schema = input.schema();
+        if let Some(missing) = partition_by
+            .iter()
+            .find(|c| input_schema.field_with_unqualified_name(c).is_err())
+        {
+            return Err(DataFusionError::Plan(format!(
+                "the window function's PARTITION BY names '{missing}', which is not a column of its table"
+            )));
+        }
         let time_field = input_schema
             .fields()
             .iter()
@@ -463,8 +517,9 @@ impl WindowTvfNode {
         }
         Ok(Self {
             input,
-            spec,
+            function,
             time_column,
+            partition_by,
             schema: Arc::new(schema),
         })
     }
@@ -479,7 +534,11 @@ impl PartialOrd for WindowTvfNode {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         match self.input.partial_cmp(&other.input) {
             Some(Ordering::Equal) => {
-                Some((self.spec, &self.time_column).cmp(&(other.spec, &other.time_column)))
+                Some((self.function, &self.time_column, &self.partition_by).cmp(&(
+                    other.function,
+                    &other.time_column,
+                    &other.partition_by,
+                )))
             }
             o => o,
         }
@@ -515,8 +574,12 @@ impl UserDefinedLogicalNodeCore for WindowTvfNode {
         write!(
             f,
             "WindowTableFunction: {}, timecol={}",
-            self.spec, self.time_column
-        )
+            self.function, self.time_column
+        )?;
+        if !self.partition_by.is_empty() {
+            write!(f, ", partitionBy={}", self.partition_by.join(", "))?;
+        }
+        Ok(())
     }
 
     fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> DFResult<Self> {
@@ -525,13 +588,21 @@ impl UserDefinedLogicalNodeCore for WindowTvfNode {
                 "WindowTableFunction takes one input".into(),
             ));
         };
-        Self::try_new(input, self.spec, self.time_column.clone())
+        Self::try_new(
+            input,
+            self.function,
+            self.time_column.clone(),
+            self.partition_by.clone(),
+        )
     }
 
     fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
         let width = self.input_width();
         let mut needed: Vec<usize> = output_columns.iter().copied().filter(|i| *i < width).collect();
         needed.push(self.input.schema().index_of_column_by_name(None, &self.time_column)?);
+        for column in &self.partition_by {
+            needed.push(self.input.schema().index_of_column_by_name(None, column)?);
+        }
         needed.sort_unstable();
         needed.dedup();
         Some(vec![needed])

@@ -7,10 +7,12 @@
 //! `Accumulator`s behind DataFusion's adapter otherwise (DISTINCT,
 //! STDDEV, approximate functions).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::datatypes::{DataType, SchemaRef};
+use arrow::row::{RowConverter, Rows, SortField};
 use arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
@@ -231,6 +233,72 @@ impl GroupedAccumulators {
             Some(values) => values.emit(EmitTo::All),
             None => Ok(Vec::new()),
         }
+    }
+}
+
+/// Dense ids for grouping keys, and the key of every id; for operators that
+/// keep per-key state of their own. With no key columns every row is id 0.
+pub(crate) struct KeyIndex {
+    converter: RowConverter,
+    ids: HashMap<Box<[u8]>, usize>,
+    keys: Rows,
+    keyless: bool,
+}
+
+impl KeyIndex {
+    pub(crate) fn try_new(grouping: &Grouping) -> Result<Self> {
+        let fields = grouping
+            .key_schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        let converter = RowConverter::new(fields)?;
+        let keys = converter.empty_rows(0, 0);
+        Ok(Self {
+            converter,
+            ids: HashMap::new(),
+            keys,
+            keyless: grouping.keys.is_empty(),
+        })
+    }
+
+    /// How many ids exist (1 for keyless grouping once a row was seen).
+    pub(crate) fn len(&self) -> usize {
+        if self.keyless { 1 } else { self.keys.num_rows() }
+    }
+
+    /// The id of each row's key; new keys get the next ids in row order.
+    pub(crate) fn ids(&mut self, keys: &[ArrayRef], rows: usize) -> Result<Vec<usize>> {
+        if self.keyless {
+            return Ok(vec![0; rows]);
+        }
+        let encoded = self.converter.convert_columns(keys)?;
+        let mut ids = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let key = encoded.row(row);
+            let id = match self.ids.get(key.as_ref()) {
+                Some(id) => *id,
+                None => {
+                    let id = self.keys.num_rows();
+                    self.keys.push(key);
+                    self.ids.insert(key.as_ref().into(), id);
+                    id
+                }
+            };
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// The key columns of `ids`, in order.
+    pub(crate) fn keys(&self, ids: &[usize]) -> Result<Vec<ArrayRef>> {
+        if self.keyless {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .converter
+            .convert_rows(ids.iter().map(|id| self.keys.row(*id)))?)
     }
 }
 

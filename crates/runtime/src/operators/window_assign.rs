@@ -15,14 +15,14 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use weir_common::window::instant;
-use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
+use weir_common::{StreamBatch, Watermark, WindowFunction, WindowSpec, ZoneShift};
 
 use crate::error::batch_error;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
 
 #[derive(Debug, Clone)]
 pub struct WindowAssigner {
-    spec: WindowSpec,
+    function: WindowFunction,
     /// The time column.
     time: Arc<dyn PhysicalExpr>,
     /// Slice mode: one row per input row, bounds of its slice.
@@ -36,7 +36,7 @@ pub struct WindowAssigner {
 
 impl WindowAssigner {
     pub fn new(
-        spec: WindowSpec,
+        function: WindowFunction,
         time: Arc<dyn PhysicalExpr>,
         slices_only: bool,
         output_schema: SchemaRef,
@@ -49,9 +49,14 @@ impl WindowAssigner {
             ));
         }
         let mode = if slices_only { ", slices" } else { "" };
-        let name = format!("WindowTableFunction(window=[{spec}], timecol=[{time}]{mode})");
+        if matches!(function, WindowFunction::Session { .. }) && !slices_only {
+            return Err(DataFusionError::NotImplemented(
+                "a SESSION window table function must be followed by a window aggregation".into(),
+            ));
+        }
+        let name = format!("WindowTableFunction(window=[{function}], timecol=[{time}]{mode})");
         Ok(Self {
-            spec,
+            function,
             time,
             slices_only,
             zone,
@@ -117,19 +122,29 @@ impl Operator for WindowAssigner {
         let zone = self.zone.as_ref();
         for (row, ts) in times.into_iter().enumerate() {
             let local = zone.map_or(ts, |z| z.to_local(ts));
-            let slice_end = self.spec.slice_end(local);
+            let spec = match self.function {
+                WindowFunction::Sliced(spec) => spec,
+                WindowFunction::Session { gap } => {
+                    // The row's own session window; the aggregation merges them.
+                    indices.push(row as u32);
+                    starts.push(local);
+                    ends.push(local.saturating_add(gap));
+                    continue;
+                }
+            };
+            let slice_end = spec.slice_end(local);
             if self.slices_only {
                 // The aggregation decides lateness by slice.
                 indices.push(row as u32);
-                starts.push(slice_end.saturating_sub(self.spec.slice));
+                starts.push(slice_end.saturating_sub(spec.slice));
                 ends.push(slice_end);
                 continue;
             }
             let before = indices.len();
-            for end in self.spec.windows_of_slice(slice_end) {
+            for end in spec.windows_of_slice(slice_end) {
                 if !WindowSpec::is_fired(instant(zone, end), self.watermark) {
                     indices.push(row as u32);
-                    starts.push(self.spec.window_start(end));
+                    starts.push(spec.window_start(end));
                     ends.push(end);
                 }
             }

@@ -2,12 +2,10 @@
 //! `Accumulator`s: the mode for inputs with retractions (their "sliding"
 //! accumulators can retract), and for deletes when a key's last row goes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, UInt8Array, UInt32Array};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Accumulator;
@@ -16,7 +14,7 @@ use weir_common::{RowKind, StreamBatch};
 use super::GroupAggregateSpec;
 use crate::error::batch_error;
 use crate::operator::Collector;
-use crate::operators::aggregate::{AggregateOutput, CallInput, cast_to};
+use crate::operators::aggregate::{AggregateOutput, CallInput, KeyIndex, cast_to};
 
 /// One key's state.
 struct Group {
@@ -29,11 +27,8 @@ struct Group {
 
 pub(super) struct RowGroups {
     spec: Arc<GroupAggregateSpec>,
-    converter: RowConverter,
-    /// Key (in row format) to group id.
-    index: HashMap<Box<[u8]>, usize>,
-    /// The key of every group id.
-    keys: Rows,
+    /// Key to group id.
+    index: KeyIndex,
     groups: Vec<Group>,
 }
 
@@ -54,20 +49,9 @@ struct Change {
 
 impl RowGroups {
     pub(super) fn try_new(spec: Arc<GroupAggregateSpec>) -> Result<Self> {
-        let fields = spec
-            .grouping
-            .key_schema
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect();
-        let converter = RowConverter::new(fields)?;
-        let keys = converter.empty_rows(0, 0);
         Ok(Self {
+            index: KeyIndex::try_new(&spec.grouping)?,
             spec,
-            converter,
-            index: HashMap::new(),
-            keys,
             groups: Vec::new(),
         })
     }
@@ -87,30 +71,10 @@ impl RowGroups {
 
     /// The group id of every row, creating groups for new keys.
     fn group_ids(&mut self, keys: &[ArrayRef], rows: usize) -> Result<Vec<usize>> {
-        if keys.is_empty() {
-            // A global aggregation: one group.
-            if self.groups.is_empty() {
-                let group = self.new_group()?;
-                self.groups.push(group);
-            }
-            return Ok(vec![0; rows]);
-        }
-        let encoded = self.converter.convert_columns(keys)?;
-        let mut ids = Vec::with_capacity(rows);
-        for row in 0..rows {
-            let key = encoded.row(row);
-            let id = match self.index.get(key.as_ref()) {
-                Some(id) => *id,
-                None => {
-                    let id = self.groups.len();
-                    let group = self.new_group()?;
-                    self.groups.push(group);
-                    self.keys.push(key);
-                    self.index.insert(key.as_ref().into(), id);
-                    id
-                }
-            };
-            ids.push(id);
+        let ids = self.index.ids(keys, rows)?;
+        while self.groups.len() < self.index.len() {
+            let group = self.new_group()?;
+            self.groups.push(group);
         }
         Ok(ids)
     }
@@ -226,12 +190,8 @@ impl RowGroups {
             return Ok(());
         }
         let rows = changes.len();
-        let keys = if self.spec.grouping.keys.is_empty() {
-            Vec::new()
-        } else {
-            let key_rows = changes.iter().map(|c| self.keys.row(c.group));
-            self.converter.convert_rows(key_rows)?
-        };
+        let ids: Vec<usize> = changes.iter().map(|c| c.group).collect();
+        let keys = self.index.keys(&ids)?;
         let fields = self.spec.output_schema.fields();
         let mut columns = Vec::with_capacity(fields.len());
         for (output, field) in self.spec.outputs.iter().zip(fields) {

@@ -1,0 +1,289 @@
+//! SESSION window aggregation (Flink's session `WindowAggregate`).
+//!
+//! The window assigner gives every row its own window `[ts, ts + gap)`.
+//! Here, per grouping key, a row's window is merged with every session it
+//! touches (Flink merges windows that intersect or meet), so a session ends
+//! `gap` after its last row. A session fires when the watermark reaches its
+//! end - 1; rows whose own window has already fired are late, dropped and
+//! counted. Accumulators are DataFusion's row-wise ones, merged through
+//! their intermediate state when sessions merge.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{AsArray, BooleanArray};
+use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::Accumulator;
+use datafusion::physical_expr::PhysicalExpr;
+use weir_common::window::instant;
+use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
+
+use super::aggregate::{AggregateCall, AggregateOutput, Grouping, KeyIndex, cast_to};
+use super::window_assign::timestamps;
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+
+/// What a session window aggregation computes; shared by its subtasks.
+#[derive(Debug, Clone)]
+pub struct SessionAggregateSpec {
+    pub gap: i64,
+    pub grouping: Grouping,
+    /// The input's `window_end` column: each row's own window end.
+    pub window_end: Arc<dyn PhysicalExpr>,
+    pub calls: Vec<AggregateCall>,
+    pub outputs: Vec<AggregateOutput>,
+    pub output_schema: SchemaRef,
+    pub zone: Option<ZoneShift>,
+}
+
+impl SessionAggregateSpec {
+    pub fn name(&self) -> String {
+        let keys: Vec<String> = self.grouping.keys.iter().map(|k| k.to_string()).collect();
+        let calls: Vec<&str> = self.calls.iter().map(AggregateCall::name).collect();
+        format!(
+            "WindowAggregate(groupBy=[{}], window=[SESSION(gap={}ms)], select=[{}])",
+            keys.join(", "),
+            self.gap,
+            calls.join(", ")
+        )
+    }
+}
+
+struct Session {
+    start: i64,
+    end: i64,
+    accumulators: Vec<Box<dyn Accumulator>>,
+}
+
+pub struct SessionWindowAggregate {
+    spec: Arc<SessionAggregateSpec>,
+    name: String,
+    keys: KeyIndex,
+    /// Open sessions per key id, by start.
+    sessions: HashMap<usize, Vec<Session>>,
+    /// (end, key id) of every open session, to fire them in time order.
+    timers: BTreeSet<(i64, usize)>,
+    watermark: i64,
+}
+
+impl std::fmt::Debug for SessionWindowAggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionWindowAggregate")
+            .field("name", &self.name)
+            .field("open_sessions", &self.timers.len())
+            .finish()
+    }
+}
+
+impl SessionWindowAggregate {
+    pub fn try_new(spec: Arc<SessionAggregateSpec>) -> Result<Self> {
+        Ok(Self {
+            name: spec.name(),
+            keys: KeyIndex::try_new(&spec.grouping)?,
+            spec,
+            sessions: HashMap::new(),
+            timers: BTreeSet::new(),
+            watermark: Watermark::MIN.millis(),
+        })
+    }
+
+    fn fired(&self, end: i64) -> bool {
+        WindowSpec::is_fired(instant(self.spec.zone.as_ref(), end), self.watermark)
+    }
+
+    /// The session of `key` that `[start, end)` joins, merging every session it touches.
+    fn session(&mut self, key: usize, start: i64, end: i64) -> Result<&mut Session> {
+        let sessions = self.sessions.entry(key).or_default();
+        let (touching, mut rest): (Vec<Session>, Vec<Session>) = std::mem::take(sessions)
+            .into_iter()
+            .partition(|s| s.start <= end && s.end >= start);
+        let mut merged = Session {
+            start,
+            end,
+            accumulators: Vec::new(),
+        };
+        for session in touching {
+            self.timers.remove(&(session.end, key));
+            merged.start = merged.start.min(session.start);
+            merged.end = merged.end.max(session.end);
+            if merged.accumulators.is_empty() {
+                merged.accumulators = session.accumulators;
+            } else {
+                for (into, mut from) in merged.accumulators.iter_mut().zip(session.accumulators) {
+                    let state = from
+                        .state()?
+                        .iter()
+                        .map(|v| v.to_array_of_size(1))
+                        .collect::<Result<Vec<_>>>()?;
+                    into.merge_batch(&state)?;
+                }
+            }
+        }
+        if merged.accumulators.is_empty() {
+            merged.accumulators = self
+                .spec
+                .calls
+                .iter()
+                .map(|c| c.accumulator(false))
+                .collect::<Result<_>>()?;
+        }
+        self.timers.insert((merged.end, key));
+        let at = rest.partition_point(|s| s.start < merged.start);
+        rest.insert(at, merged);
+        *sessions = rest;
+        sessions
+            .get_mut(at)
+            .ok_or_else(|| DataFusionError::Internal("a merged session vanished".into()))
+    }
+
+    fn emit(&self, mut fired: Vec<(usize, Session)>, out: &mut Collector) -> Result<()> {
+        if fired.is_empty() {
+            return Ok(());
+        }
+        let rows = fired.len();
+        let ids: Vec<usize> = fired.iter().map(|(key, _)| *key).collect();
+        let keys = self.keys.keys(&ids)?;
+        let mut results: Vec<Vec<ScalarValue>> = (0..self.spec.calls.len())
+            .map(|_| Vec::with_capacity(rows))
+            .collect();
+        for (_, session) in fired.iter_mut() {
+            for (column, accumulator) in results.iter_mut().zip(session.accumulators.iter_mut()) {
+                column.push(accumulator.evaluate()?);
+            }
+        }
+        let fields = self.spec.output_schema.fields();
+        let mut columns = Vec::with_capacity(fields.len());
+        for (output, field) in self.spec.outputs.iter().zip(fields) {
+            let bound = |f: &dyn Fn(&Session) -> i64| {
+                timestamps(fired.iter().map(|(_, s)| f(s)).collect(), field.data_type())
+            };
+            let column = match *output {
+                AggregateOutput::Key(i) => keys.get(i).cloned().ok_or_else(|| {
+                    DataFusionError::Internal(format!("no key for {}", field.name()))
+                })?,
+                AggregateOutput::Aggregate(i) => ScalarValue::iter_to_array(
+                    results.get_mut(i).map(std::mem::take).unwrap_or_default(),
+                )?,
+                AggregateOutput::WindowStart => bound(&|s| s.start),
+                AggregateOutput::WindowEnd => bound(&|s| s.end),
+                AggregateOutput::WindowTime => {
+                    let zone = self.spec.zone.as_ref();
+                    bound(&|s| instant(zone, s.end).saturating_sub(1))
+                }
+            };
+            columns.push(cast_to(column, field.data_type())?);
+        }
+        let batch = RecordBatch::try_new_with_options(
+            Arc::clone(&self.spec.output_schema),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        out.emit(StreamBatch::inserts(batch));
+        Ok(())
+    }
+}
+
+impl Operator for SessionWindowAggregate {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()> {
+        if !batch.is_insert_only() {
+            return Err(DataFusionError::Execution(
+                "a session window aggregation received updates; its input must be insert-only"
+                    .into(),
+            ));
+        }
+        let data = batch.data();
+        let rows = data.num_rows();
+        let ends = self.spec.window_end.evaluate(data)?.into_array(rows)?;
+        let ends = ends
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(|| DataFusionError::Internal("window ends are not TIMESTAMP(3)".into()))?
+            .values()
+            .clone();
+        let keys = self.spec.grouping.evaluate(data)?;
+        let ids = self.keys.ids(&keys, rows)?;
+        let inputs = self
+            .spec
+            .calls
+            .iter()
+            .map(|c| c.evaluate(data))
+            .collect::<Result<Vec<_>>>()?;
+        let gap = self.spec.gap;
+        let mut late = 0;
+        for (row, (end, key)) in ends.iter().zip(ids).enumerate() {
+            if self.fired(*end) {
+                late += 1;
+                continue;
+            }
+            let session = self.session(key, end.saturating_sub(gap), *end)?;
+            for (accumulator, input) in session.accumulators.iter_mut().zip(&inputs) {
+                if input
+                    .filter
+                    .as_ref()
+                    .is_some_and(|f: &BooleanArray| !f.value(row))
+                {
+                    continue;
+                }
+                let args: Vec<_> = input.args.iter().map(|a| a.slice(row, 1)).collect();
+                accumulator.update_batch(&args)?;
+            }
+        }
+        out.add_late_rows(late);
+        Ok(())
+    }
+
+    fn process_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Collector,
+    ) -> Result<Option<Watermark>> {
+        self.watermark = self.watermark.max(watermark.millis());
+        let mut fired = Vec::new();
+        while let Some(&(end, key)) = self.timers.first() {
+            if !self.fired(end) {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(sessions) = self.sessions.get_mut(&key)
+                && let Some(at) = sessions.iter().position(|s| s.end == end)
+            {
+                fired.push((key, sessions.remove(at)));
+                if sessions.is_empty() {
+                    self.sessions.remove(&key);
+                }
+            }
+        }
+        self.emit(fired, out)?;
+        Ok(Some(watermark))
+    }
+
+    fn finish(&mut self, out: &mut Collector) -> Result<()> {
+        self.process_watermark(Watermark::END_OF_TIME, out)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct SessionWindowAggregateFactory(pub Arc<SessionAggregateSpec>);
+
+impl OperatorFactory for SessionWindowAggregateFactory {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+
+    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(SessionWindowAggregate::try_new(Arc::clone(
+            &self.0,
+        ))?))
+    }
+}
