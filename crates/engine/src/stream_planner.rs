@@ -18,13 +18,18 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatchOptions;
 use datafusion::common::{Column, DFSchema, DFSchemaRef};
 use datafusion::logical_expr::logical_plan::dml::WriteOp;
-use datafusion::logical_expr::{Aggregate, Expr, FetchType, LogicalPlan, SkipType, UserDefinedLogicalNodeCore};
+use arrow::compute::SortOptions;
+use datafusion::logical_expr::expr::Sort as SortExpr;
+use datafusion::logical_expr::{
+    Aggregate, Expr, FetchType, Filter, LogicalPlan, Operator, SkipType, UserDefinedLogicalNodeCore,
+};
+use datafusion::physical_expr::PhysicalSortExpr;
 use weir_connector::{SinkFactory, SourceFactory, TableSpec};
 use weir_common::{WindowFunction, ZoneShift};
 use weir_runtime::operators::{
     AggregateCall, AggregateOutput, Calc, CalcFactory, GroupAggregateFactory, GroupAggregateSpec,
     Grouping, Limit, LimitFactory, SessionAggregateSpec, SessionWindowAggregateFactory,
-    ValuesSource, WatermarkStrategy, WindowAggregateFactory,
+    ValuesSource, WatermarkStrategy, WindowAggregateFactory, WindowRankFactory, WindowRankSpec,
     WindowAggregateSpec, WindowAssigner, WindowAssignerFactory,
 };
 use weir_runtime::{
@@ -91,6 +96,16 @@ pub enum StreamNode {
         zone: Option<ZoneShift>,
         schema: DFSchemaRef,
     },
+    /// Window Top-N / deduplication: ROW_NUMBER() per window, first `limit` rows.
+    WindowRank {
+        input: Box<StreamNode>,
+        partition_by: Vec<Expr>,
+        order_by: Vec<SortExpr>,
+        limit: usize,
+        window_end: Expr,
+        zone: Option<ZoneShift>,
+        schema: DFSchemaRef,
+    },
     /// Unbounded GROUP BY, producing a changelog.
     GroupAggregate {
         input: Box<StreamNode>,
@@ -132,6 +147,7 @@ impl StreamNode {
             | StreamNode::Limit { schema, .. }
             | StreamNode::WindowTvf { schema, .. }
             | StreamNode::WindowAggregate { schema, .. }
+            | StreamNode::WindowRank { schema, .. }
             | StreamNode::GroupAggregate { schema, .. } => schema,
         }
     }
@@ -145,6 +161,7 @@ impl StreamNode {
             | StreamNode::Limit { schema, .. }
             | StreamNode::WindowTvf { schema, .. }
             | StreamNode::WindowAggregate { schema, .. }
+            | StreamNode::WindowRank { schema, .. }
             | StreamNode::GroupAggregate { schema, .. } => *schema = new_schema,
         }
         self
@@ -153,9 +170,9 @@ impl StreamNode {
     /// The row kinds this node emits.
     pub fn changelog_mode(&self) -> ChangelogMode {
         match self {
-            StreamNode::Source { .. } | StreamNode::WindowAggregate { .. } => {
-                ChangelogMode::InsertOnly
-            }
+            StreamNode::Source { .. }
+            | StreamNode::WindowAggregate { .. }
+            | StreamNode::WindowRank { .. } => ChangelogMode::InsertOnly,
             StreamNode::Calc { input, .. }
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. } => input.changelog_mode(),
@@ -189,6 +206,7 @@ impl StreamNode {
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. }
             | StreamNode::WindowAggregate { input, .. }
+            | StreamNode::WindowRank { input, .. }
             | StreamNode::GroupAggregate { input, .. } => input.update_producer(),
             StreamNode::Union { inputs, .. } => inputs.iter().find_map(StreamNode::update_producer),
         }
@@ -263,6 +281,20 @@ impl StreamNode {
                 join_exprs(keys),
                 join_exprs(aggregates)
             ),
+            StreamNode::WindowRank {
+                partition_by,
+                order_by,
+                limit,
+                ..
+            } => format!(
+                "WindowRank(rankType=[ROW_NUMBER], rankRange=[rankStart=1, rankEnd={limit}], partitionBy=[{}], orderBy=[{}])",
+                join_exprs(partition_by),
+                order_by
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             StreamNode::GroupAggregate {
                 keys, aggregates, ..
             } => format!(
@@ -281,6 +313,7 @@ impl StreamNode {
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. }
             | StreamNode::WindowAggregate { input, .. }
+            | StreamNode::WindowRank { input, .. }
             | StreamNode::GroupAggregate { input, .. } => vec![input],
         }
     }
@@ -462,6 +495,9 @@ impl StreamPlanner<'_> {
                 })
             }
             LogicalPlan::Filter(filter) => {
+                if let Some(rank) = self.window_rank(filter)? {
+                    return Ok(rank);
+                }
                 let input = self.translate(&filter.input)?;
                 let schema = Arc::clone(input.schema());
                 Ok(StreamNode::Calc {
@@ -582,7 +618,9 @@ impl StreamPlanner<'_> {
             LogicalPlan::Distinct(_) => Err(EngineError::Unsupported("SELECT DISTINCT".into())),
             LogicalPlan::Join(_) => Err(EngineError::Unsupported("JOIN".into())),
             LogicalPlan::Sort(_) => Err(EngineError::Unsupported("ORDER BY on a stream".into())),
-            LogicalPlan::Window(_) => Err(EngineError::Unsupported("OVER windows".into())),
+            LogicalPlan::Window(_) => Err(EngineError::Unsupported(
+                "OVER windows other than window Top-N (ROW_NUMBER() OVER (PARTITION BY window_start, window_end ...) filtered by <= N)".into(),
+            )),
             other => Err(EngineError::Unsupported(format!(
                 "the plan node {}",
                 other.display()
@@ -667,6 +705,86 @@ impl StreamPlanner<'_> {
                 schema,
             },
         })
+    }
+
+    /// `WHERE rn <= N` over `ROW_NUMBER() OVER (PARTITION BY window_start,
+    /// window_end, ... ORDER BY ...) AS rn`: a window Top-N, or with `= 1` a
+    /// window deduplication. `None` when the filter is anything else.
+    fn window_rank(&self, filter: &Filter) -> Result<Option<StreamNode>, EngineError> {
+        let (projection, window) = match filter.input.as_ref() {
+            LogicalPlan::Window(window) => (None, window),
+            LogicalPlan::Projection(p) => match p.input.as_ref() {
+                LogicalPlan::Window(window) => (Some(p), window),
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        let [expr] = window.window_expr.as_slice() else {
+            return Ok(None);
+        };
+        let Expr::WindowFunction(function) = expr.clone().unalias_nested().data else {
+            return Ok(None);
+        };
+        if !function.fun.name().eq_ignore_ascii_case("row_number") {
+            return Ok(None);
+        }
+        let number_field = window.input.schema().fields().len();
+        let number = Column::from(window.schema.qualified_field(number_field));
+        // The row number's name where the filter sees it.
+        let seen_as = match projection {
+            None => Some(number.name.clone()),
+            Some(p) => p.expr.iter().zip(p.schema.fields()).find_map(|(e, f)| {
+                match e.clone().unalias_nested().data {
+                    Expr::Column(c) if c.name == number.name => Some(f.name().clone()),
+                    _ => None,
+                }
+            }),
+        };
+        let Some(seen_as) = seen_as else {
+            return Ok(None);
+        };
+        let Some(limit) = row_number_limit(&filter.predicate, &seen_as) else {
+            return Ok(None);
+        };
+        let params = &function.params;
+        let window_end = params
+            .partition_by
+            .iter()
+            .find(|e| matches!(e, Expr::Column(c) if c.name == WINDOW_END))
+            .cloned();
+        let has_start = params
+            .partition_by
+            .iter()
+            .any(|e| matches!(e, Expr::Column(c) if c.name == WINDOW_START));
+        let (Some(window_end), true) = (window_end, has_start) else {
+            return Err(EngineError::Unsupported(
+                "Top-N that is not partitioned by window_start and window_end".into(),
+            ));
+        };
+        let input = self.translate(&window.input)?;
+        if input.changelog_mode() != ChangelogMode::InsertOnly {
+            return Err(EngineError::Unsupported(
+                "a window Top-N over an updating input".into(),
+            ));
+        }
+        let rank = StreamNode::WindowRank {
+            zone: window_zone(&input),
+            input: Box::new(input),
+            partition_by: params.partition_by.clone(),
+            order_by: params.order_by.clone(),
+            limit,
+            window_end,
+            schema: Arc::clone(&window.schema),
+        };
+        Ok(Some(match projection {
+            None => rank,
+            Some(p) => StreamNode::Calc {
+                input: Box::new(rank),
+                predicate: None,
+                projection: Some(p.expr.clone()),
+                schema: Arc::clone(&p.schema),
+            },
+        }))
     }
 
     /// Moves a table's computed columns and watermark into its source, so
@@ -779,6 +897,39 @@ impl StreamPlanner<'_> {
             vertices: builder.vertices,
             max_parallelism: MAX_PARALLELISM,
         })
+    }
+}
+
+/// N of `rn <= N`, `rn < N + 1` or `rn = 1` (either side).
+fn row_number_limit(predicate: &Expr, row_number: &str) -> Option<usize> {
+    let Expr::BinaryExpr(binary) = predicate else {
+        return None;
+    };
+    let (column, op, literal) = match (binary.left.as_ref(), binary.right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(v, _)) => (c, binary.op, v),
+        (Expr::Literal(v, _), Expr::Column(c)) => (c, binary.op.swap()?, v),
+        _ => return None,
+    };
+    if column.name != row_number {
+        return None;
+    }
+    let n = usize::try_from(literal.clone().cast_to(&DataType::Int64).ok()?.try_into().ok().unwrap_or(-1i64)).ok()?;
+    match op {
+        Operator::LtEq => Some(n),
+        Operator::Lt => n.checked_sub(1),
+        Operator::Eq if n == 1 => Some(1),
+        _ => None,
+    }
+}
+
+/// The session time zone of the windows an input's rows come from, if they
+/// are windows over TIMESTAMP_LTZ.
+fn window_zone(node: &StreamNode) -> Option<ZoneShift> {
+    match node {
+        StreamNode::WindowTvf { zone, .. }
+        | StreamNode::WindowAggregate { zone, .. }
+        | StreamNode::WindowRank { zone, .. } => *zone,
+        other => other.inputs().into_iter().find_map(window_zone),
     }
 }
 
@@ -1082,6 +1233,49 @@ impl JobGraphBuilder<'_, '_> {
                     )),
                 };
                 open.operators.push(factory);
+                Ok(open)
+            }
+            StreamNode::WindowRank {
+                input,
+                partition_by,
+                order_by,
+                limit,
+                window_end,
+                zone,
+                schema,
+            } => {
+                let input_schema = Arc::clone(input.schema());
+                let planner = self.planner.planner;
+                let partition_by = partition_by
+                    .iter()
+                    .map(|e| planner.physical_expr(e, &input_schema))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let order_by = order_by
+                    .iter()
+                    .map(|s| {
+                        Ok(PhysicalSortExpr {
+                            expr: planner.physical_expr(&s.expr, &input_schema)?,
+                            options: SortOptions {
+                                descending: !s.asc,
+                                nulls_first: s.nulls_first,
+                            },
+                        })
+                    })
+                    .collect::<Result<Vec<_>, EngineError>>()?;
+                let window_end = planner.physical_expr(&window_end, &input_schema)?;
+                let upstream = self.build(*input)?;
+                let mut open =
+                    self.keyed_exchange(upstream, Partitioning::Hash(partition_by.clone()));
+                let spec = WindowRankSpec {
+                    partition_by,
+                    order_by,
+                    limit,
+                    window_end,
+                    output_schema: Arc::clone(schema.inner()),
+                    zone,
+                };
+                open.operators
+                    .push(Arc::new(WindowRankFactory(Arc::new(spec))));
                 Ok(open)
             }
             StreamNode::GroupAggregate {

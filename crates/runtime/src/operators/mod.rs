@@ -9,6 +9,7 @@ mod session_agg;
 pub(crate) mod watermark;
 mod window_agg;
 mod window_assign;
+mod window_rank;
 
 pub use aggregate::{AggregateCall, AggregateOutput, Grouping};
 pub use calc::{Calc, CalcFactory};
@@ -19,3 +20,4 @@ pub use session_agg::{SessionAggregateSpec, SessionWindowAggregateFactory};
 pub use watermark::WatermarkStrategy;
 pub use window_agg::{WindowAggregateFactory, WindowAggregateSpec};
 pub use window_assign::{WindowAssigner, WindowAssignerFactory};
+pub use window_rank::{WindowRankFactory, WindowRankSpec};

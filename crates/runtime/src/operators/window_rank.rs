@@ -1,0 +1,209 @@
+//! Window Top-N and window deduplication (Flink's `WindowRank`):
+//! `ROW_NUMBER() OVER (PARTITION BY window_start, window_end [, k] ORDER BY
+//! ...)` filtered by `<= N` (or `= 1`).
+//!
+//! Rows of a window are buffered until the watermark passes the window's
+//! end; then each partition is sorted and its first N rows are emitted,
+//! insert-only, with their row number. Buffered rows are only those of
+//! windows not fired yet, so memory follows the live windows.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, UInt64Array};
+use arrow::compute::{
+    SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, partition, take,
+};
+use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use arrow::record_batch::RecordBatchOptions;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
+use weir_common::window::instant;
+use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
+
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+
+/// What a window rank computes; shared by its subtasks.
+#[derive(Debug, Clone)]
+pub struct WindowRankSpec {
+    /// PARTITION BY, window_start and window_end among them.
+    pub partition_by: Vec<Arc<dyn PhysicalExpr>>,
+    pub order_by: Vec<PhysicalSortExpr>,
+    /// Rows kept per partition: the N of `ROW_NUMBER() <= N`.
+    pub limit: usize,
+    /// The input's window_end column: when its window fires.
+    pub window_end: Arc<dyn PhysicalExpr>,
+    /// The input's columns, then the row number (BIGINT UNSIGNED).
+    pub output_schema: SchemaRef,
+    pub zone: Option<ZoneShift>,
+}
+
+impl WindowRankSpec {
+    pub fn name(&self) -> String {
+        let partition: Vec<String> = self.partition_by.iter().map(|e| e.to_string()).collect();
+        let order: Vec<String> = self.order_by.iter().map(|e| e.to_string()).collect();
+        format!(
+            "WindowRank(rankType=[ROW_NUMBER], rankRange=[rankStart=1, rankEnd={}], partitionBy=[{}], orderBy=[{}])",
+            self.limit,
+            partition.join(", "),
+            order.join(", ")
+        )
+    }
+}
+
+#[derive(Debug)]
+pub struct WindowRank {
+    spec: Arc<WindowRankSpec>,
+    name: String,
+    /// Rows of windows that have not fired, by the instant their window fires.
+    buffered: BTreeMap<i64, Vec<RecordBatch>>,
+    watermark: i64,
+}
+
+impl WindowRank {
+    pub fn new(spec: Arc<WindowRankSpec>) -> Self {
+        Self {
+            name: spec.name(),
+            spec,
+            buffered: BTreeMap::new(),
+            watermark: Watermark::MIN.millis(),
+        }
+    }
+
+    /// The event-time instant each buffered row's window fires at.
+    fn fire_times(&self, batch: &RecordBatch) -> Result<Vec<i64>> {
+        let rows = batch.num_rows();
+        let ends = self.spec.window_end.evaluate(batch)?.into_array(rows)?;
+        let ends = ends
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(|| DataFusionError::Internal("window_end is not TIMESTAMP(3)".into()))?;
+        Ok(ends
+            .iter()
+            .map(|e| instant(self.spec.zone.as_ref(), e.unwrap_or(i64::MIN)))
+            .collect())
+    }
+
+    /// Ranks `batch` (rows of fired windows) and emits each partition's first rows.
+    fn rank(&self, batch: &RecordBatch, out: &mut Collector) -> Result<()> {
+        let rows = batch.num_rows();
+        let evaluate = |e: &Arc<dyn PhysicalExpr>| e.evaluate(batch)?.into_array(rows);
+        let partition_columns = self
+            .spec
+            .partition_by
+            .iter()
+            .map(evaluate)
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let mut sort: Vec<SortColumn> = partition_columns
+            .iter()
+            .map(|c| SortColumn {
+                values: Arc::clone(c),
+                options: None,
+            })
+            .collect();
+        for order in &self.spec.order_by {
+            sort.push(SortColumn {
+                values: evaluate(&order.expr)?,
+                options: Some(order.options),
+            });
+        }
+        let order = lexsort_to_indices(&sort, None)?;
+        let sorted_partitions = partition_columns
+            .iter()
+            .map(|c| take(c, &order, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut keep = Vec::new();
+        let mut numbers = Vec::new();
+        for range in partition(&sorted_partitions)?.ranges() {
+            let end = range.end.min(range.start + self.spec.limit);
+            for (n, at) in (range.start..end).enumerate() {
+                keep.push(order.value(at));
+                numbers.push(n as u64 + 1);
+            }
+        }
+        let keep = UInt32Array::from(keep);
+        let mut columns = batch
+            .columns()
+            .iter()
+            .map(|c| take(c, &keep, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        columns.push(Arc::new(UInt64Array::from(numbers)));
+        let ranked = RecordBatch::try_new_with_options(
+            Arc::clone(&self.spec.output_schema),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(keep.len())),
+        )?;
+        out.emit(StreamBatch::inserts(ranked));
+        Ok(())
+    }
+}
+
+impl Operator for WindowRank {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()> {
+        if !batch.is_insert_only() {
+            return Err(DataFusionError::Execution(
+                "a window Top-N received updates; its input must be insert-only".into(),
+            ));
+        }
+        let data = batch.into_data();
+        let fire = self.fire_times(&data)?;
+        let mut times = fire.clone();
+        times.sort_unstable();
+        times.dedup();
+        for time in times {
+            let rows: BooleanArray = fire.iter().map(|t| Some(*t == time)).collect();
+            let rows = filter_record_batch(&data, &rows)?;
+            if WindowSpec::is_fired(time, self.watermark) {
+                out.add_late_rows(rows.num_rows());
+            } else {
+                self.buffered.entry(time).or_default().push(rows);
+            }
+        }
+        Ok(())
+    }
+
+    fn process_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Collector,
+    ) -> Result<Option<Watermark>> {
+        self.watermark = self.watermark.max(watermark.millis());
+        while let Some(entry) = self.buffered.first_entry() {
+            if !WindowSpec::is_fired(*entry.key(), self.watermark) {
+                break;
+            }
+            let batches = entry.remove();
+            if let Some(first) = batches.first() {
+                let rows = concat_batches(&first.schema(), &batches)?;
+                self.rank(&rows, out)?;
+            }
+        }
+        Ok(Some(watermark))
+    }
+
+    fn finish(&mut self, out: &mut Collector) -> Result<()> {
+        self.process_watermark(Watermark::END_OF_TIME, out)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct WindowRankFactory(pub Arc<WindowRankSpec>);
+
+impl OperatorFactory for WindowRankFactory {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+
+    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(WindowRank::new(Arc::clone(&self.0))))
+    }
+}
