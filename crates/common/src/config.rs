@@ -21,6 +21,8 @@ pub const LOCAL_TIME_ZONE: &str = "table.local-time-zone";
 pub const DML_SYNC: &str = "table.dml-sync";
 /// `table.exec.source.idle-timeout`: when an idle split stops holding back time.
 pub const SOURCE_IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
+/// `table.exec.state.ttl`: how long an idle key's state is kept (0: forever).
+pub const STATE_TTL: &str = "table.exec.state.ttl";
 /// `sql-client.execution.result-mode`: `table`, `changelog` or `tableau`.
 pub const RESULT_MODE: &str = "sql-client.execution.result-mode";
 /// `pipeline.name`: the job name.
@@ -108,6 +110,13 @@ impl Configuration {
             .filter(|d| !d.is_zero())
     }
 
+    /// `None` when state is kept forever (Flink's default, `0`).
+    pub fn state_ttl(&self) -> Option<Duration> {
+        self.get(STATE_TTL)
+            .and_then(|v| parse_duration(v).ok())
+            .filter(|d| !d.is_zero())
+    }
+
     pub fn pipeline_name(&self) -> Option<&str> {
         self.get(PIPELINE_NAME)
     }
@@ -148,7 +157,7 @@ fn validate(key: &str, value: &str) -> Result<(), CommonError> {
                 ))
             }
         }
-        SOURCE_IDLE_TIMEOUT => parse_duration(v).map(|_| ()),
+        SOURCE_IDLE_TIMEOUT | STATE_TTL => parse_duration(v).map(|_| ()),
         _ => Ok(()),
     }
 }

@@ -381,6 +381,7 @@ impl Session {
             parallelism: self.config.parallelism(),
             batch_mode: self.config.runtime_mode() == weir_common::RuntimeMode::Batch,
             time_zone: self.config.local_time_zone().to_string(),
+            state_ttl: self.config.state_ttl(),
         }
     }
 

@@ -374,6 +374,8 @@ pub struct StreamPlanner<'a> {
     pub batch_mode: bool,
     /// 'table.local-time-zone': windows over TIMESTAMP_LTZ follow its wall clock.
     pub time_zone: String,
+    /// 'table.exec.state.ttl': idle keys of group aggregations are forgotten.
+    pub state_ttl: Option<std::time::Duration>,
 }
 
 impl StreamPlanner<'_> {
@@ -1299,6 +1301,7 @@ impl JobGraphBuilder<'_, '_> {
                     output_schema: Arc::clone(schema.inner()),
                     retracting_input,
                     final_only,
+                    state_ttl: self.planner.state_ttl,
                 };
                 open.operators
                     .push(Arc::new(GroupAggregateFactory(Arc::new(spec))));

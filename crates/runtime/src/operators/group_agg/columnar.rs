@@ -25,7 +25,7 @@ use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use weir_common::{RowKind, StreamBatch};
 
-use super::GroupAggregateSpec;
+use super::{Expiry, GroupAggregateSpec};
 use crate::error::batch_error;
 use crate::operator::Collector;
 use crate::operators::aggregate::{AggregateOutput, GroupedAccumulators, cast_to};
@@ -61,6 +61,13 @@ impl ChunkedRows {
                 Ok(arrow::compute::interleave(&arrays, &positions)?)
             })
             .collect()
+    }
+
+    /// Drops a group's row (its state expired).
+    fn forget(&mut self, group: usize) {
+        if let Some(slot) = self.index.get_mut(group) {
+            *slot = None;
+        }
     }
 
     /// Stores row `i` of `columns` as the latest row of `groups[i]`.
@@ -107,6 +114,7 @@ pub(super) struct ColumnarGroups {
     results: ChunkedRows,
     /// State fields per call, to split a stored row back into calls.
     state_widths: Vec<usize>,
+    expiry: Option<Expiry>,
 }
 
 impl std::fmt::Debug for ColumnarGroups {
@@ -133,6 +141,7 @@ impl ColumnarGroups {
             .map(|c| c.function.state_fields().map(|f| f.len()))
             .collect::<Result<_>>()?;
         Ok(Self {
+            expiry: Expiry::new(spec.state_ttl, spec.final_only),
             spec,
             ids,
             states: ChunkedRows::default(),
@@ -162,7 +171,13 @@ impl ColumnarGroups {
             .collect()
     }
 
-    pub(super) fn process(&mut self, batch: &RecordBatch, out: &mut Collector) -> Result<()> {
+    /// Processes a batch at processing time `now` (for state TTL).
+    pub(super) fn process(
+        &mut self,
+        batch: &RecordBatch,
+        out: &mut Collector,
+        now: u64,
+    ) -> Result<()> {
         let rows = batch.num_rows();
         if rows == 0 {
             return Ok(());
@@ -184,6 +199,13 @@ impl ColumnarGroups {
         match &mut self.ids {
             Some(ids) => ids.intern(&local.keys, &mut groups)?,
             None => groups.push(0),
+        }
+        if let Some(expiry) = &mut self.expiry {
+            for group in expiry.expired(now) {
+                self.states.forget(group);
+                self.results.forget(group);
+            }
+            expiry.touch(&groups, now);
         }
         // 3. Stored state + the batch's state = the new state and result.
         let seen: Vec<usize> = (0..touched)

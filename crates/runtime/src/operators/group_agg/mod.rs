@@ -20,6 +20,7 @@ mod columnar;
 mod retracting;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
@@ -41,6 +42,61 @@ pub struct GroupAggregateSpec {
     pub retracting_input: bool,
     /// Batch runtime mode: emit the final result only, as inserts.
     pub final_only: bool,
+    /// 'table.exec.state.ttl': a key untouched this long is forgotten.
+    pub state_ttl: Option<Duration>,
+}
+
+/// Forgets keys idle for longer than 'table.exec.state.ttl', as Flink's
+/// state TTL: a forgotten key that comes back starts over with `+I`. Times
+/// are processing-time milliseconds since the operator started.
+#[derive(Debug)]
+pub(super) struct Expiry {
+    ttl_ms: u64,
+    last_access: Vec<u64>,
+    next_sweep: u64,
+}
+
+impl Expiry {
+    pub(super) fn new(ttl: Option<Duration>, final_only: bool) -> Option<Self> {
+        // A batch job's result is final: nothing expires.
+        let ttl = ttl.filter(|_| !final_only)?;
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        Some(Self {
+            ttl_ms,
+            last_access: Vec::new(),
+            next_sweep: ttl_ms,
+        })
+    }
+
+    pub(super) fn touch(&mut self, groups: &[usize], now: u64) {
+        for group in groups {
+            if self.last_access.len() <= *group {
+                self.last_access.resize(group + 1, now);
+            }
+            self.last_access[*group] = now;
+        }
+    }
+
+    /// Groups idle for longer than the TTL; checked at most twice per TTL.
+    pub(super) fn expired(&mut self, now: u64) -> Vec<usize> {
+        if now < self.next_sweep {
+            return Vec::new();
+        }
+        self.next_sweep = now.saturating_add(self.ttl_ms / 2);
+        let ttl = self.ttl_ms;
+        let expired: Vec<usize> = self
+            .last_access
+            .iter()
+            .enumerate()
+            .filter(|(_, at)| now.saturating_sub(**at) > ttl && **at != u64::MAX)
+            .map(|(g, _)| g)
+            .collect();
+        for g in &expired {
+            // Forgotten until touched again.
+            self.last_access[*g] = u64::MAX;
+        }
+        expired
+    }
 }
 
 impl GroupAggregateSpec {
@@ -66,6 +122,7 @@ impl Operator for GroupAggregate {
         batch: StreamBatch,
         out: &mut Collector,
     ) -> Result<()> {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match &mut self.groups {
             Groups::Columnar(groups) => {
                 if !batch.is_insert_only() {
@@ -74,9 +131,9 @@ impl Operator for GroupAggregate {
                             .into(),
                     ));
                 }
-                groups.process(batch.data(), out)
+                groups.process(batch.data(), out, now)
             }
-            Groups::Rows(groups) => groups.process(&batch, out),
+            Groups::Rows(groups) => groups.process(&batch, out, now),
         }
     }
 
@@ -93,6 +150,8 @@ impl Operator for GroupAggregate {
 pub struct GroupAggregate {
     name: String,
     groups: Groups,
+    /// Processing time starts here, for state TTL.
+    started: Instant,
 }
 
 #[derive(Debug)]
@@ -109,7 +168,11 @@ impl GroupAggregate {
         } else {
             Groups::Columnar(ColumnarGroups::try_new(spec)?)
         };
-        Ok(Self { name, groups })
+        Ok(Self {
+            name,
+            groups,
+            started: Instant::now(),
+        })
     }
 }
 
@@ -143,6 +206,14 @@ mod tests {
     }
 
     fn operator(retracting_input: bool, final_only: bool) -> GroupAggregate {
+        operator_with_ttl(retracting_input, final_only, None)
+    }
+
+    fn operator_with_ttl(
+        retracting_input: bool,
+        final_only: bool,
+        state_ttl: Option<Duration>,
+    ) -> GroupAggregate {
         let input = input_schema();
         let output = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Utf8, false),
@@ -155,6 +226,7 @@ mod tests {
             output_schema: output,
             retracting_input,
             final_only,
+            state_ttl,
         }))
         .expect("operator")
     }
@@ -224,6 +296,29 @@ mod tests {
         op.process_batch(0, batch(&["a"], &[7], None), &mut out)
             .expect("batch");
         assert_eq!(changelog(&mut out), vec!["+I[a, 7]"]);
+    }
+
+    #[test]
+    fn idle_keys_expire_and_start_over() {
+        for retracting in [false, true] {
+            let mut op = operator_with_ttl(retracting, false, Some(Duration::from_millis(100)));
+            let mut out = Collector::default();
+            let mut at = |b: StreamBatch, now: u64, out: &mut Collector| match &mut op.groups {
+                Groups::Columnar(g) => g.process(b.data(), out, now),
+                Groups::Rows(g) => g.process(&b, out, now),
+            };
+            at(batch(&["a", "b"], &[1, 2], None), 0, &mut out).expect("batch");
+            assert_eq!(changelog(&mut out), vec!["+I[a, 1]", "+I[b, 2]"]);
+            at(batch(&["b"], &[3], None), 90, &mut out).expect("batch");
+            assert_eq!(changelog(&mut out), vec!["-U[b, 2]", "+U[b, 5]"]);
+            // a was idle for 160 ms > 100 ms: forgotten, it starts over; b was not.
+            at(batch(&["a", "b"], &[10, 1], None), 160, &mut out).expect("batch");
+            assert_eq!(
+                changelog(&mut out),
+                vec!["+I[a, 10]", "-U[b, 5]", "+U[b, 6]"],
+                "retracting mode: {retracting}"
+            );
+        }
     }
 
     #[test]

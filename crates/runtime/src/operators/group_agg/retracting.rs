@@ -11,7 +11,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Accumulator;
 use weir_common::{RowKind, StreamBatch};
 
-use super::GroupAggregateSpec;
+use super::{Expiry, GroupAggregateSpec};
 use crate::error::batch_error;
 use crate::operator::Collector;
 use crate::operators::aggregate::{AggregateOutput, CallInput, KeyIndex, cast_to};
@@ -30,6 +30,7 @@ pub(super) struct RowGroups {
     /// Key to group id.
     index: KeyIndex,
     groups: Vec<Group>,
+    expiry: Option<Expiry>,
 }
 
 impl std::fmt::Debug for RowGroups {
@@ -51,18 +52,22 @@ impl RowGroups {
     pub(super) fn try_new(spec: Arc<GroupAggregateSpec>) -> Result<Self> {
         Ok(Self {
             index: KeyIndex::try_new(&spec.grouping)?,
+            expiry: Expiry::new(spec.state_ttl, spec.final_only),
             spec,
             groups: Vec::new(),
         })
     }
 
     fn new_group(&self) -> Result<Group> {
+        Self::fresh_group(&self.spec)
+    }
+
+    fn fresh_group(spec: &GroupAggregateSpec) -> Result<Group> {
         Ok(Group {
-            accumulators: self
-                .spec
+            accumulators: spec
                 .calls
                 .iter()
-                .map(|c| c.accumulator(self.spec.retracting_input))
+                .map(|c| c.accumulator(spec.retracting_input))
                 .collect::<Result<_>>()?,
             rows: 0,
             emitted: None,
@@ -228,7 +233,13 @@ impl RowGroups {
 
 
 impl RowGroups {
-    pub(super) fn process(&mut self, batch: &StreamBatch, out: &mut Collector) -> Result<()> {
+    /// Processes a batch at processing time `now` (for state TTL).
+    pub(super) fn process(
+        &mut self,
+        batch: &StreamBatch,
+        out: &mut Collector,
+        now: u64,
+    ) -> Result<()> {
         let rows = batch.num_rows();
         let keys = self.spec.grouping.evaluate(batch.data())?;
         let inputs = self
@@ -238,6 +249,15 @@ impl RowGroups {
             .map(|c| c.evaluate(batch.data()))
             .collect::<Result<Vec<_>>>()?;
         let ids = self.group_ids(&keys, rows)?;
+        if let Some(expiry) = &mut self.expiry {
+            for group in expiry.expired(now) {
+                let fresh = Self::fresh_group(&self.spec)?;
+                if let Some(slot) = self.groups.get_mut(group) {
+                    *slot = fresh;
+                }
+            }
+            expiry.touch(&ids, now);
+        }
         let touched = self.accumulate(&ids, batch, &inputs)?;
         if self.spec.final_only {
             return Ok(());
