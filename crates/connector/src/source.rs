@@ -101,7 +101,9 @@ pub trait SourceFactory: Send + Sync + Debug {
 ///
 /// Cancellation: the runtime drops the reader (and the future of a pending
 /// `next_event`) when the job is cancelled, so readers must not rely on being
-/// polled to completion.
+/// polled to completion. `next_event` must also be cancel-safe: with
+/// 'table.exec.source.idle-timeout' the runtime drops a pending call when it
+/// times out and calls again later, and no record may be lost or repeated.
 #[async_trait]
 pub trait SourceReader: Send {
     /// The next event; `None` once every split of a bounded source ended.

@@ -382,6 +382,7 @@ impl Session {
             batch_mode: self.config.runtime_mode() == weir_common::RuntimeMode::Batch,
             time_zone: self.config.local_time_zone().to_string(),
             state_ttl: self.config.state_ttl(),
+            idle_timeout: self.config.source_idle_timeout(),
         }
     }
 

@@ -376,6 +376,8 @@ pub struct StreamPlanner<'a> {
     pub time_zone: String,
     /// 'table.exec.state.ttl': idle keys of group aggregations are forgotten.
     pub state_ttl: Option<std::time::Duration>,
+    /// 'table.exec.source.idle-timeout'.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl StreamPlanner<'_> {
@@ -1140,6 +1142,7 @@ impl JobGraphBuilder<'_, '_> {
                     projection,
                     transforms,
                     watermark,
+                    idle_timeout: self.planner.idle_timeout,
                 }),
                 operators: Vec::new(),
             }),

@@ -174,6 +174,8 @@ pub enum GateEvent {
     /// The minimum watermark over all live channels advanced.
     Watermark(Watermark),
     Barrier(CheckpointBarrier),
+    /// Every live channel is idle: downstream should not wait for this one.
+    Idle,
     /// Every channel ended.
     End,
 }
@@ -192,6 +194,9 @@ pub struct InputGate {
     channels: Vec<InputChannel>,
     watermarks: Vec<Watermark>,
     ended: Vec<bool>,
+    idle: Vec<bool>,
+    /// Whether `GateEvent::Idle` was returned and no data came since.
+    reported_idle: bool,
     emitted: Watermark,
     next: usize,
 }
@@ -203,6 +208,8 @@ impl InputGate {
             channels,
             watermarks: vec![Watermark::MIN; n],
             ended: vec![false; n],
+            idle: vec![false; n],
+            reported_idle: false,
             emitted: Watermark::MIN,
             next: 0,
         }
@@ -213,6 +220,10 @@ impl InputGate {
             let Some((channel, message)) = self.receive().await else {
                 return GateEvent::End;
             };
+            if matches!(message, Message::Batch(_) | Message::Watermark(_)) {
+                self.idle[channel] = false;
+                self.reported_idle = false;
+            }
             match message {
                 Message::Batch(batch) => {
                     return GateEvent::Batch {
@@ -229,6 +240,17 @@ impl InputGate {
                 // Alignment across channels arrives with checkpoints; until
                 // then a barrier passes through as soon as it is seen.
                 Message::Barrier(b) => return GateEvent::Barrier(b),
+                Message::Idle => {
+                    self.idle[channel] = true;
+                    if let Some(w) = self.advance() {
+                        return GateEvent::Watermark(w);
+                    }
+                    let all_idle = (0..self.idle.len()).all(|i| self.idle[i] || self.ended[i]);
+                    if all_idle && !self.reported_idle {
+                        self.reported_idle = true;
+                        return GateEvent::Idle;
+                    }
+                }
                 Message::EndOfInput => {
                     self.ended[channel] = true;
                     if let Some(w) = self.advance() {
@@ -240,12 +262,10 @@ impl InputGate {
     }
 
     fn advance(&mut self) -> Option<Watermark> {
-        let current = self
-            .watermarks
-            .iter()
-            .zip(&self.ended)
-            .filter(|(_, ended)| !**ended)
-            .map(|(w, _)| *w)
+        // Ended and idle channels do not hold time back.
+        let current = (0..self.watermarks.len())
+            .filter(|i| !self.ended[*i] && !self.idle[*i])
+            .map(|i| self.watermarks[i])
             .min()?;
         (current > self.emitted).then(|| {
             self.emitted = current;
@@ -323,6 +343,36 @@ mod tests {
         ));
         tx0.send(Message::EndOfInput).await.expect("send");
         assert!(matches!(gate.next().await, GateEvent::End));
+    }
+
+    #[tokio::test]
+    async fn idle_channels_do_not_hold_back_time() {
+        let (tx0, rx0) = mpsc::channel(8);
+        let (tx1, rx1) = mpsc::channel(8);
+        let mut gate = InputGate::new(vec![
+            InputChannel {
+                receiver: rx0,
+                input: 0,
+            },
+            InputChannel {
+                receiver: rx1,
+                input: 0,
+            },
+        ]);
+        tx0.send(Message::Watermark(Watermark(10))).await.expect("send");
+        tx1.send(Message::Idle).await.expect("send");
+        // Channel 1 never sent a watermark, but it is idle: time follows channel 0.
+        assert!(matches!(gate.next().await, GateEvent::Watermark(Watermark(10))));
+        tx0.send(Message::Idle).await.expect("send");
+        assert!(matches!(gate.next().await, GateEvent::Idle), "all channels idle");
+        // Data makes a channel active again; it holds time back from then on.
+        tx1.send(Message::Watermark(Watermark(20))).await.expect("send");
+        assert!(matches!(gate.next().await, GateEvent::Watermark(Watermark(20))));
+        tx0.send(Message::Watermark(Watermark(15))).await.expect("send");
+        tx0.send(Message::Watermark(Watermark(30))).await.expect("send");
+        tx1.send(Message::EndOfInput).await.expect("send");
+        // 30 waits for channel 1 (at 20) to end.
+        assert!(matches!(gate.next().await, GateEvent::Watermark(Watermark(30))));
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct SourceSpec {
     pub transforms: Vec<Calc>,
     /// The table's watermark, generated per split.
     pub watermark: Option<WatermarkStrategy>,
+    /// 'table.exec.source.idle-timeout': a split (or the whole subtask) that
+    /// reads nothing for this long stops holding back the watermark.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// A table written by a vertex.

@@ -14,6 +14,9 @@ pub enum Message {
     Batch(StreamBatch),
     Watermark(Watermark),
     Barrier(CheckpointBarrier),
+    /// The sender has no data for now ('table.exec.source.idle-timeout'):
+    /// receivers stop waiting for its watermark until it sends again.
+    Idle,
     /// The sender has no more messages; sent once, last.
     EndOfInput,
 }

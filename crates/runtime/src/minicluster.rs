@@ -291,6 +291,7 @@ async fn run_job(
                         source.transforms.clone(),
                         source.watermark.clone(),
                         split_count,
+                        source.idle_timeout,
                         op_metrics,
                     ))
                 }

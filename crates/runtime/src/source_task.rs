@@ -2,6 +2,7 @@
 //! table's computed columns, and generates watermarks per split.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use weir_common::{StreamBatch, Watermark};
 use weir_connector::{SourceEvent, SourceReader};
@@ -21,6 +22,11 @@ pub(crate) struct SourceDriver {
     /// A watermark to emit before reading on (it follows the batch that raised it).
     pending_watermark: Option<Watermark>,
     ended: bool,
+    /// 'table.exec.source.idle-timeout'.
+    idle_timeout: Option<Duration>,
+    /// Idle was announced downstream and nothing was read since.
+    idle: bool,
+    started: Instant,
 }
 
 impl SourceDriver {
@@ -30,17 +36,42 @@ impl SourceDriver {
         transforms: Vec<Calc>,
         watermark: Option<WatermarkStrategy>,
         splits: usize,
+        idle_timeout: Option<Duration>,
         metrics: Arc<OperatorMetrics>,
     ) -> Self {
+        let timeout_ms = idle_timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
         Self {
             task,
             reader,
             transforms,
-            watermark: watermark.map(|w| (w, SplitWatermarks::new(splits))),
+            watermark: watermark.map(|w| (w, SplitWatermarks::new(splits, timeout_ms))),
             metrics,
             pending_watermark: None,
             ended: false,
+            idle_timeout,
+            idle: false,
+            started: Instant::now(),
         }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The reader's next event; `None` once the subtask has read nothing for
+    /// the idle timeout (readers' `next_event` is cancel-safe).
+    async fn next_event(&mut self) -> Result<Option<Option<SourceEvent>>, RuntimeError> {
+        let read = self.reader.next_event();
+        let event = match self.idle_timeout {
+            Some(timeout) if !self.idle => match tokio::time::timeout(timeout, read).await {
+                Ok(event) => event,
+                Err(_) => return Ok(None),
+            },
+            _ => read.await,
+        };
+        event
+            .map(Some)
+            .map_err(|e| RuntimeError::connector(&self.task, e))
     }
 
     pub(crate) async fn next(&mut self) -> Result<GateEvent, RuntimeError> {
@@ -51,11 +82,12 @@ impl SourceDriver {
             return Ok(GateEvent::End);
         }
         loop {
-            let event = self
-                .reader
-                .next_event()
-                .await
-                .map_err(|e| RuntimeError::connector(&self.task, e))?;
+            let Some(event) = self.next_event().await? else {
+                self.idle = true;
+                return Ok(GateEvent::Idle);
+            };
+            self.idle = false;
+            let now = self.now();
             match event {
                 Some(SourceEvent::Batch { split, data }) => {
                     let batch = self.transform(StreamBatch::inserts(data))?;
@@ -64,9 +96,9 @@ impl SourceDriver {
                             RuntimeError::operator(&self.task, "WatermarkAssigner", e)
                         })?;
                         if let Some(w) = observed {
-                            splits.observe(split, w);
+                            splits.observe(split, w, now);
                         }
-                        self.pending_watermark = splits.advance();
+                        self.pending_watermark = splits.advance(now);
                     }
                     if batch.num_rows() > 0 {
                         return Ok(GateEvent::Batch { input: 0, batch });
@@ -77,13 +109,13 @@ impl SourceDriver {
                 }
                 Some(SourceEvent::SplitStarted { split }) => {
                     if let Some((_, splits)) = &mut self.watermark {
-                        splits.start_split(split);
+                        splits.start_split(split, now);
                     }
                 }
                 Some(SourceEvent::SplitFinished { split }) => {
                     if let Some((_, splits)) = &mut self.watermark {
                         splits.finish_split(split);
-                        if let Some(w) = splits.advance() {
+                        if let Some(w) = splits.advance(now) {
                             return Ok(GateEvent::Watermark(w));
                         }
                     }

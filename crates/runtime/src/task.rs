@@ -65,6 +65,7 @@ impl Subtask {
                     }
                 }
                 GateEvent::Barrier(barrier) => self.emit_barrier(barrier).await?,
+                GateEvent::Idle => self.emit_idle().await?,
                 GateEvent::End => {
                     let mut out = Vec::new();
                     self.finish_chain(0, &mut out)?;
@@ -177,6 +178,17 @@ impl Subtask {
         if let SubtaskOutput::Edges(edges) = &self.output {
             for edge in edges {
                 edge.send_watermark(watermark)
+                    .await
+                    .map_err(|_| RuntimeError::Cancelled)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn emit_idle(&mut self) -> Result<(), RuntimeError> {
+        if let SubtaskOutput::Edges(edges) = &self.output {
+            for edge in edges {
+                edge.broadcast(Message::Idle)
                     .await
                     .map_err(|_| RuntimeError::Cancelled)?;
             }

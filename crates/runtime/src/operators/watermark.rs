@@ -135,43 +135,55 @@ impl WatermarkStrategy {
 /// Per-split watermark bookkeeping for one source subtask.
 ///
 /// A split holds time back from when it starts (its first batch, or the
-/// reader's `SplitStarted`) until it finishes; splits not started yet do
-/// not, so a subtask reading its file splits one after another advances
-/// time as it goes, not only at its end.
+/// reader's `SplitStarted`) until it finishes, or until it has been idle
+/// for 'table.exec.source.idle-timeout'; splits not started yet do not, so
+/// a subtask reading its file splits one after another advances time as it
+/// goes, not only at its end. Times are processing-time milliseconds.
 #[derive(Debug)]
 pub(crate) struct SplitWatermarks {
     splits: Vec<SplitTime>,
     emitted: Watermark,
+    idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SplitTime {
     NotStarted,
-    Reading(Watermark),
+    Reading { watermark: Watermark, active_at: u64 },
     Finished,
 }
 
 impl SplitWatermarks {
-    pub(crate) fn new(splits: usize) -> Self {
+    pub(crate) fn new(splits: usize, idle_timeout_ms: Option<u64>) -> Self {
         Self {
             splits: vec![SplitTime::NotStarted; splits],
             emitted: Watermark::MIN,
+            idle_timeout_ms,
         }
     }
 
-    pub(crate) fn observe(&mut self, split: usize, watermark: Watermark) {
-        if let Some(slot) = self.splits.get_mut(split) {
-            *slot = match *slot {
-                SplitTime::NotStarted => SplitTime::Reading(watermark),
-                SplitTime::Reading(current) => SplitTime::Reading(current.max(watermark)),
-                SplitTime::Finished => SplitTime::Finished,
+    pub(crate) fn start_split(&mut self, split: usize, now: u64) {
+        if let Some(slot @ SplitTime::NotStarted) = self.splits.get_mut(split) {
+            *slot = SplitTime::Reading {
+                watermark: Watermark::MIN,
+                active_at: now,
             };
         }
     }
 
-    pub(crate) fn start_split(&mut self, split: usize) {
-        if let Some(slot @ SplitTime::NotStarted) = self.splits.get_mut(split) {
-            *slot = SplitTime::Reading(Watermark::MIN);
+    pub(crate) fn observe(&mut self, split: usize, watermark: Watermark, now: u64) {
+        if let Some(slot) = self.splits.get_mut(split) {
+            *slot = match *slot {
+                SplitTime::NotStarted => SplitTime::Reading {
+                    watermark,
+                    active_at: now,
+                },
+                SplitTime::Reading { watermark: w, .. } => SplitTime::Reading {
+                    watermark: w.max(watermark),
+                    active_at: now,
+                },
+                SplitTime::Finished => SplitTime::Finished,
+            };
         }
     }
 
@@ -181,13 +193,19 @@ impl SplitWatermarks {
         }
     }
 
-    /// The new subtask watermark, if it advanced since the last call.
-    pub(crate) fn advance(&mut self) -> Option<Watermark> {
+    /// The new subtask watermark at time `now`, if it advanced since the last call.
+    pub(crate) fn advance(&mut self, now: u64) -> Option<Watermark> {
+        let timeout = self.idle_timeout_ms;
         let current = self
             .splits
             .iter()
             .filter_map(|s| match s {
-                SplitTime::Reading(w) => Some(*w),
+                SplitTime::Reading {
+                    watermark,
+                    active_at,
+                } if timeout.is_none_or(|t| now.saturating_sub(*active_at) < t) => {
+                    Some(*watermark)
+                }
                 _ => None,
             })
             .min()?;
@@ -247,24 +265,38 @@ mod tests {
 
     #[test]
     fn the_slowest_unfinished_split_holds_back_time() {
-        let mut w = SplitWatermarks::new(3);
-        w.start_split(1);
-        w.observe(0, Watermark(100));
-        assert_eq!(w.advance(), None, "split 1 started but has no watermark yet");
-        w.observe(1, Watermark(50));
-        assert_eq!(w.advance(), Some(Watermark(50)));
-        w.observe(1, Watermark(40));
-        assert_eq!(w.advance(), None, "watermarks never go back");
+        let mut w = SplitWatermarks::new(3, None);
+        w.start_split(1, 0);
+        w.observe(0, Watermark(100), 0);
+        assert_eq!(w.advance(0), None, "split 1 started but has no watermark yet");
+        w.observe(1, Watermark(50), 0);
+        assert_eq!(w.advance(0), Some(Watermark(50)));
+        w.observe(1, Watermark(40), 0);
+        assert_eq!(w.advance(0), None, "watermarks never go back");
         w.finish_split(1);
         assert_eq!(
-            w.advance(),
+            w.advance(0),
             Some(Watermark(100)),
             "split 2 has not started, so it does not hold time back"
         );
-        w.observe(2, Watermark(90));
-        assert_eq!(w.advance(), None);
+        w.observe(2, Watermark(90), 0);
+        assert_eq!(w.advance(0), None);
         w.finish_split(0);
-        w.observe(2, Watermark(120));
-        assert_eq!(w.advance(), Some(Watermark(120)));
+        w.observe(2, Watermark(120), 0);
+        assert_eq!(w.advance(0), Some(Watermark(120)));
+    }
+
+    #[test]
+    fn an_idle_split_stops_holding_back_time() {
+        let mut w = SplitWatermarks::new(2, Some(1_000));
+        w.observe(0, Watermark(10), 0);
+        w.observe(1, Watermark(500), 0);
+        assert_eq!(w.advance(0), Some(Watermark(10)));
+        w.observe(1, Watermark(900), 999);
+        assert_eq!(w.advance(999), None, "split 0 is not idle yet");
+        w.observe(1, Watermark(950), 1_000);
+        assert_eq!(w.advance(1_000), Some(Watermark(950)), "split 0 idle for 1 s");
+        w.observe(0, Watermark(20), 1_200);
+        assert_eq!(w.advance(1_200), None, "an active split again, behind: time does not go back");
     }
 }
