@@ -80,6 +80,8 @@ pub enum StreamNode {
         function: WindowFunction,
         time_column: String,
         partition_by: Vec<String>,
+        /// Over a PROCTIME() column: windows fire by the wall clock.
+        proctime: bool,
         slices_only: bool,
         zone: Option<ZoneShift>,
         schema: DFSchemaRef,
@@ -94,6 +96,7 @@ pub enum StreamNode {
         /// The input column holding each row's slice end.
         slice_end: Expr,
         zone: Option<ZoneShift>,
+        proctime: bool,
         schema: DFSchemaRef,
     },
     /// Window Top-N / deduplication: ROW_NUMBER() per window, first `limit` rows.
@@ -104,6 +107,7 @@ pub enum StreamNode {
         limit: usize,
         window_end: Expr,
         zone: Option<ZoneShift>,
+        proctime: bool,
         schema: DFSchemaRef,
     },
     /// Unbounded GROUP BY, producing a changelog.
@@ -608,6 +612,7 @@ impl StreamPlanner<'_> {
                         function: node.function,
                         time_column: node.time_column.clone(),
                         partition_by: node.partition_by.clone(),
+                        proctime: node.proctime,
                         slices_only: false,
                         zone,
                         schema: Arc::clone(node.schema()),
@@ -688,7 +693,13 @@ impl StreamPlanner<'_> {
                         "a SESSION window partitioned by '{column}' aggregated without grouping by it"
                     )));
                 }
+                if window.proctime && matches!(window.function, WindowFunction::Session { .. }) {
+                    return Err(EngineError::Unsupported(
+                        "SESSION windows over a processing-time attribute".into(),
+                    ));
+                }
                 let zone = window.zone;
+                let proctime = window.proctime;
                 StreamNode::WindowAggregate {
                     input: Box::new(input),
                     function: window.function,
@@ -697,6 +708,7 @@ impl StreamPlanner<'_> {
                     outputs,
                     slice_end: aggregate.group_expr[end].clone(),
                     zone,
+                    proctime,
                     schema,
                 }
             }
@@ -773,6 +785,7 @@ impl StreamPlanner<'_> {
         }
         let rank = StreamNode::WindowRank {
             zone: window_zone(&input),
+            proctime: window_proctime(&input),
             input: Box::new(input),
             partition_by: params.partition_by.clone(),
             order_by: params.order_by.clone(),
@@ -937,6 +950,16 @@ fn window_zone(node: &StreamNode) -> Option<ZoneShift> {
     }
 }
 
+/// Whether an input's rows come from processing-time windows.
+fn window_proctime(node: &StreamNode) -> bool {
+    match node {
+        StreamNode::WindowTvf { proctime, .. }
+        | StreamNode::WindowAggregate { proctime, .. }
+        | StreamNode::WindowRank { proctime, .. } => *proctime,
+        other => other.inputs().into_iter().any(window_proctime),
+    }
+}
+
 fn grouping_partitioning(grouping: &Grouping) -> Partitioning {
     if grouping.keys.is_empty() {
         Partitioning::Global
@@ -962,6 +985,7 @@ struct MarkedWindow {
     function: WindowFunction,
     zone: Option<ZoneShift>,
     partition_by: Vec<String>,
+    proctime: bool,
 }
 
 /// Finds the window table function under a window aggregation, through
@@ -978,6 +1002,7 @@ fn mark_slices(node: &mut StreamNode) -> Option<MarkedWindow> {
             slices_only,
             zone,
             partition_by,
+            proctime,
             ..
         } => {
             *slices_only = true;
@@ -985,6 +1010,7 @@ fn mark_slices(node: &mut StreamNode) -> Option<MarkedWindow> {
                 function: *function,
                 zone: *zone,
                 partition_by: partition_by.clone(),
+                proctime: *proctime,
             })
         }
         StreamNode::Calc {
@@ -1204,6 +1230,7 @@ impl JobGraphBuilder<'_, '_> {
                 outputs,
                 slice_end,
                 zone,
+                proctime,
                 schema,
             } => {
                 let input_schema = Arc::clone(input.schema());
@@ -1223,6 +1250,7 @@ impl JobGraphBuilder<'_, '_> {
                             outputs,
                             output_schema,
                             zone,
+                            processing_time: proctime,
                         })))
                     }
                     WindowFunction::Session { gap } => Arc::new(SessionWindowAggregateFactory(
@@ -1247,6 +1275,7 @@ impl JobGraphBuilder<'_, '_> {
                 limit,
                 window_end,
                 zone,
+                proctime,
                 schema,
             } => {
                 let input_schema = Arc::clone(input.schema());
@@ -1278,6 +1307,7 @@ impl JobGraphBuilder<'_, '_> {
                     window_end,
                     output_schema: Arc::clone(schema.inner()),
                     zone,
+                    processing_time: proctime,
                 };
                 open.operators
                     .push(Arc::new(WindowRankFactory(Arc::new(spec))));

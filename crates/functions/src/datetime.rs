@@ -592,7 +592,9 @@ impl ScalarUDFImpl for UnixTimestamp {
     }
 }
 
-/// `CURRENT_TIMESTAMP` and `NOW()`: the current instant as `TIMESTAMP_LTZ(3)`.
+/// `CURRENT_TIMESTAMP`, `NOW()` and `PROCTIME()`: the current instant as
+/// `TIMESTAMP_LTZ(3)`. (`PROCTIME()` in a computed column also marks the
+/// column as the table's processing-time attribute; the SQL planner does that.)
 ///
 /// A UDF because DataFusion's `now()` is fixed when the query is planned, which would stop
 /// the clock for the whole life of a streaming job; Flink evaluates it for each record in
@@ -607,7 +609,7 @@ impl CurrentTimestamp {
     fn new() -> Self {
         Self {
             signature: Signature::nullary(Volatility::Volatile),
-            aliases: vec!["now".to_owned()],
+            aliases: vec!["now".to_owned(), "proctime".to_owned()],
         }
     }
 }

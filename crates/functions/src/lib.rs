@@ -30,7 +30,7 @@
 //! | `TO_TIMESTAMP_LTZ`, `UNIX_TIMESTAMP` | UDF (`datetime.rs`) | missing in DataFusion |
 //! | `FROM_UNIXTIME` | UDF (`datetime.rs`) | DataFusion's returns a timestamp; Flink's returns a string in the session time zone |
 //! | `YEAR`, `QUARTER`, `MONTH`, `WEEK`, `DAYOFYEAR`, `DAYOFMONTH`, `DAYOFWEEK`, `HOUR`, `MINUTE`, `SECOND` | UDF (`datetime.rs`) | missing in DataFusion |
-//! | `NOW()`, `CURRENT_TIMESTAMP`, `LOCALTIMESTAMP` | UDF (`datetime.rs`) | DataFusion fixes `now()` when the query is planned, which freezes it in a streaming job; Flink re-reads the clock for each record |
+//! | `NOW()`, `CURRENT_TIMESTAMP`, `PROCTIME()`, `LOCALTIMESTAMP` | UDF (`datetime.rs`) | DataFusion fixes `now()` when the query is planned, which freezes it in a streaming job; Flink re-reads the clock for each record |
 //! | `CHAR_LENGTH`, `CHARACTER_LENGTH`, `UPPER`, `LOWER`, `CONCAT_WS`, `INITCAP`, `REPEAT`, `REVERSE`, `TRIM`, `LTRIM`, `RTRIM`, `POSITION`, `OVERLAY`, `REPLACE`, `COALESCE`, `CAST`, `TRY_CAST` | DataFusion | same name, same result |
 //! | `ABS`, `POWER`, `SQRT`, `LN`, `LOG10`, `ROUND`, `FLOOR`, `CEIL`, `RAND()`, `UUID()` | DataFusion | same name, same result |
 //! | `MD5`, `SHA256` | not provided | DataFusion's `crypto_expressions` feature is off in this workspace |

@@ -16,6 +16,9 @@ use arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use weir_common::{StreamBatch, Watermark};
 
+/// How often subtasks with processing-time operators read the clock.
+pub const PROCESSING_TIME_TICK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Where an operator puts the batches it emits.
 #[derive(Debug, Default)]
 pub struct Collector {
@@ -91,6 +94,17 @@ pub trait Operator: Send + Debug {
         _out: &mut Collector,
     ) -> Result<Option<Watermark>> {
         Ok(Some(watermark))
+    }
+
+    /// Whether the operator has processing-time timers: its subtask then
+    /// calls [`Operator::process_time`] every [`PROCESSING_TIME_TICK`].
+    fn uses_processing_time(&self) -> bool {
+        false
+    }
+
+    /// The wall clock reached `now` (epoch milliseconds): fire what is due.
+    fn process_time(&mut self, _now: i64, _out: &mut Collector) -> Result<()> {
+        Ok(())
     }
 
     /// Every input ended; emit whatever is still buffered.

@@ -11,8 +11,14 @@ use crate::RuntimeError;
 use crate::exchange::{GateEvent, InputGate, OutputEdge};
 use crate::message::{CheckpointBarrier, Message};
 use crate::metrics::OperatorMetrics;
-use crate::operator::{Collector, Operator};
+use crate::operator::{Collector, Operator, PROCESSING_TIME_TICK};
 use crate::source_task::SourceDriver;
+
+fn epoch_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 pub(crate) enum SubtaskInput {
     Source(SourceDriver),
@@ -49,8 +55,25 @@ pub(crate) struct Subtask {
 
 impl Subtask {
     pub(crate) async fn run(mut self) -> Result<(), RuntimeError> {
+        let timed = self.chain.iter().any(|c| c.operator.uses_processing_time());
+        let mut clock = tokio::time::interval(PROCESSING_TIME_TICK);
+        clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            match self.input.next().await? {
+            // Inputs are cancel-safe, so a tick may interrupt a pending read.
+            let event = if timed {
+                tokio::select! {
+                    event = self.input.next() => event?,
+                    _ = clock.tick() => {
+                        let mut out = Vec::new();
+                        self.push_time(0, epoch_millis(), &mut out)?;
+                        self.emit(out).await?;
+                        continue;
+                    }
+                }
+            } else {
+                self.input.next().await?
+            };
+            match event {
                 GateEvent::Batch { input, batch } => {
                     let mut out = Vec::new();
                     self.push_batch(0, input, batch, &mut out)?;
@@ -129,6 +152,27 @@ impl Subtask {
             }
             None => Ok(None),
         }
+    }
+
+    /// Tells operator `index` and those after it the wall-clock time.
+    fn push_time(
+        &mut self,
+        index: usize,
+        now: i64,
+        out: &mut Vec<StreamBatch>,
+    ) -> Result<(), RuntimeError> {
+        if index == self.chain.len() {
+            return Ok(());
+        }
+        let mut collector = Collector::default();
+        let Chained { operator, metrics } = &mut self.chain[index];
+        let result = metrics.record(0, || operator.process_time(now, &mut collector));
+        metrics.add_output(&collector);
+        result.map_err(|e| self.operator_error(index, e))?;
+        for b in collector.take() {
+            self.push_batch(index + 1, 0, b, out)?;
+        }
+        self.push_time(index + 1, now, out)
     }
 
     fn finish_chain(

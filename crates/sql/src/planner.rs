@@ -22,6 +22,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::metadata::FieldMetadata;
 use datafusion::common::{Column, DFSchema, DFSchemaRef, TableReference};
 use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result as DFResult};
@@ -150,6 +151,10 @@ impl SqlPlanner {
     }
 }
 
+fn is_proctime_call(expr: &sqlparser::ast::Expr) -> bool {
+    matches!(expr, sqlparser::ast::Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("PROCTIME"))
+}
+
 /// Applies Flink's syntax and naming rules before DataFusion plans a statement.
 fn prepare(statement: &mut Statement) -> Result<(), SqlError> {
     match statement {
@@ -202,12 +207,19 @@ impl PlanningContext<'_> {
                     Expr::Column(Column::new(Some(table.name.as_str()), &column.name.value))
                 }
                 ColumnKind::Computed(sql) => {
+                    let proctime = is_proctime_call(sql);
                     let mut sql = sql.clone();
                     weir_functions::rewrite_flink_syntax(&mut sql)
                         .map_err(|e| DataFusionError::Plan(e.to_string()))?;
-                    sql_to_rel
-                        .sql_to_expr(sql, scan.schema(), &mut PlannerContext::new())?
-                        .alias(&column.name.value)
+                    let expr = sql_to_rel.sql_to_expr(sql, scan.schema(), &mut PlannerContext::new())?;
+                    // `pt AS PROCTIME()` is the table's processing-time attribute.
+                    let metadata = proctime.then(|| {
+                        FieldMetadata::from(std::collections::BTreeMap::from([(
+                            crate::window_tvf::TIME_ATTRIBUTE.to_string(),
+                            crate::window_tvf::PROCTIME.to_string(),
+                        )]))
+                    });
+                    expr.alias_with_metadata(&column.name.value, metadata)
                 }
                 ColumnKind::Metadata { .. } => {
                     return Err(DataFusionError::Plan(format!(

@@ -39,6 +39,9 @@ use crate::SqlError;
 pub const WINDOW_START: &str = "window_start";
 pub const WINDOW_END: &str = "window_end";
 pub const WINDOW_TIME: &str = "window_time";
+/// Field metadata key marking a time attribute, and its processing-time value.
+pub const TIME_ATTRIBUTE: &str = "weir.time-attribute";
+pub const PROCTIME: &str = "proctime";
 
 /// The window functions and their parameters after DATA and TIMECOL, in order.
 const FUNCTIONS: &[(&str, &[&str])] = &[
@@ -451,6 +454,9 @@ pub struct WindowTvfNode {
     pub time_column: String,
     /// SESSION's PARTITION BY columns.
     pub partition_by: Vec<String>,
+    /// The time column is a processing-time attribute (`PROCTIME()`):
+    /// windows fire by the wall clock, not by watermarks.
+    pub proctime: bool,
     schema: DFSchemaRef,
 }
 
@@ -485,6 +491,10 @@ impl WindowTvfNode {
                         .join(", ")
                 ))
             })?;
+        let proctime = time_field
+            .metadata()
+            .get(TIME_ATTRIBUTE)
+            .is_some_and(|v| v == PROCTIME);
         let zone = match time_field.data_type() {
             DataType::Timestamp(_, zone) => zone.clone(),
             other => {
@@ -520,6 +530,7 @@ impl WindowTvfNode {
             function,
             time_column,
             partition_by,
+            proctime,
             schema: Arc::new(schema),
         })
     }

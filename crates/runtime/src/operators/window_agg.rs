@@ -13,6 +13,9 @@
 //!
 //! Rows of a slice whose end the watermark has passed are late: dropped and
 //! counted, as Flink does. Memory is bounded by live slices × keys.
+//!
+//! Windows over a `PROCTIME()` column fire by the wall clock instead (the
+//! subtask's processing-time ticks), a short grace after their end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -43,7 +46,13 @@ pub struct WindowAggregateSpec {
     pub output_schema: SchemaRef,
     /// Windows over TIMESTAMP_LTZ: slice ends are wall-clock times of this zone.
     pub zone: Option<ZoneShift>,
+    /// Windows over a PROCTIME() column fire by the wall clock.
+    pub processing_time: bool,
 }
+
+/// How long processing-time windows wait past their end for rows stamped
+/// upstream that are still in flight.
+pub const PROCTIME_GRACE_MS: i64 = 200;
 
 impl WindowAggregateSpec {
     /// The event-time instant of a (wall-clock) window bound.
@@ -176,6 +185,22 @@ impl WindowAggregate {
     }
 }
 
+impl WindowAggregate {
+    /// Time (the watermark, or the wall clock for processing-time windows)
+    /// reached `progress`: fire every window it completes.
+    fn advance(&mut self, progress: i64, out: &mut Collector) -> Result<()> {
+        self.watermark = self.watermark.max(progress);
+        while let Some(&end) = self.pending.first() {
+            if !WindowSpec::is_fired(self.spec.instant(end), self.watermark) {
+                break;
+            }
+            self.pending.pop_first();
+            self.fire(end, out)?;
+        }
+        Ok(())
+    }
+}
+
 impl Operator for WindowAggregate {
     fn name(&self) -> &str {
         &self.name
@@ -253,21 +278,26 @@ impl Operator for WindowAggregate {
         watermark: Watermark,
         out: &mut Collector,
     ) -> Result<Option<Watermark>> {
-        self.watermark = self.watermark.max(watermark.millis());
-        while let Some(&end) = self.pending.first() {
-            if !WindowSpec::is_fired(self.spec.instant(end), self.watermark) {
-                break;
-            }
-            self.pending.pop_first();
-            self.fire(end, out)?;
+        if !self.spec.processing_time {
+            self.advance(watermark.millis(), out)?;
         }
         Ok(Some(watermark))
     }
 
+    fn uses_processing_time(&self) -> bool {
+        self.spec.processing_time
+    }
+
+    fn process_time(&mut self, now: i64, out: &mut Collector) -> Result<()> {
+        if self.spec.processing_time {
+            self.advance(now.saturating_sub(PROCTIME_GRACE_MS), out)?;
+        }
+        Ok(())
+    }
+
     /// The end of a bounded input is the end of time: every window fires.
     fn finish(&mut self, out: &mut Collector) -> Result<()> {
-        self.process_watermark(Watermark::END_OF_TIME, out)?;
-        Ok(())
+        self.advance(Watermark::END_OF_TIME.millis(), out)
     }
 }
 
@@ -315,6 +345,10 @@ mod tests {
     }
 
     fn operator(window: WindowSpec) -> WindowAggregate {
+        operator_in(window, false)
+    }
+
+    fn operator_in(window: WindowSpec, processing_time: bool) -> WindowAggregate {
         let input = input_schema();
         let output = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Utf8, false),
@@ -333,6 +367,7 @@ mod tests {
             ],
             output_schema: output,
             zone: None,
+            processing_time,
         }))
     }
 
@@ -370,6 +405,24 @@ mod tests {
         assert_eq!(out.late_rows(), 1);
         op.finish(&mut out).expect("finish");
         assert_eq!(emitted(&mut out), vec![("b".to_string(), 20, 7)]);
+    }
+
+    #[test]
+    fn processing_time_windows_fire_by_the_clock_not_by_watermarks() {
+        let mut op = operator_in(WindowSpec::tumble(10, 0).expect("valid"), true);
+        assert!(op.uses_processing_time());
+        let mut out = Collector::default();
+        op.process_batch(0, rows(&["a"], &[1], &[10]), &mut out)
+            .expect("batch");
+        op.process_watermark(Watermark(1_000), &mut out)
+            .expect("watermark");
+        assert!(out.take().is_empty(), "watermarks do not fire processing-time windows");
+        op.process_time(9 + PROCTIME_GRACE_MS - 1, &mut out)
+            .expect("time");
+        assert!(out.take().is_empty(), "still within the grace period");
+        op.process_time(9 + PROCTIME_GRACE_MS, &mut out)
+            .expect("time");
+        assert_eq!(emitted(&mut out), vec![("a".to_string(), 10, 1)]);
     }
 
     #[test]

@@ -21,6 +21,8 @@ use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use weir_common::window::instant;
 use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 
+use super::window_agg::PROCTIME_GRACE_MS;
+
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
 
 /// What a window rank computes; shared by its subtasks.
@@ -36,6 +38,8 @@ pub struct WindowRankSpec {
     /// The input's columns, then the row number (BIGINT UNSIGNED).
     pub output_schema: SchemaRef,
     pub zone: Option<ZoneShift>,
+    /// Ranks windows over a PROCTIME() column by the wall clock.
+    pub processing_time: bool,
 }
 
 impl WindowRankSpec {
@@ -137,6 +141,24 @@ impl WindowRank {
     }
 }
 
+impl WindowRank {
+    /// Time reached `progress`: rank every window it completes.
+    fn advance(&mut self, progress: i64, out: &mut Collector) -> Result<()> {
+        self.watermark = self.watermark.max(progress);
+        while let Some(entry) = self.buffered.first_entry() {
+            if !WindowSpec::is_fired(*entry.key(), self.watermark) {
+                break;
+            }
+            let batches = entry.remove();
+            if let Some(first) = batches.first() {
+                let rows = concat_batches(&first.schema(), &batches)?;
+                self.rank(&rows, out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Operator for WindowRank {
     fn name(&self) -> &str {
         &self.name
@@ -175,23 +197,25 @@ impl Operator for WindowRank {
         watermark: Watermark,
         out: &mut Collector,
     ) -> Result<Option<Watermark>> {
-        self.watermark = self.watermark.max(watermark.millis());
-        while let Some(entry) = self.buffered.first_entry() {
-            if !WindowSpec::is_fired(*entry.key(), self.watermark) {
-                break;
-            }
-            let batches = entry.remove();
-            if let Some(first) = batches.first() {
-                let rows = concat_batches(&first.schema(), &batches)?;
-                self.rank(&rows, out)?;
-            }
+        if !self.spec.processing_time {
+            self.advance(watermark.millis(), out)?;
         }
         Ok(Some(watermark))
     }
 
-    fn finish(&mut self, out: &mut Collector) -> Result<()> {
-        self.process_watermark(Watermark::END_OF_TIME, out)?;
+    fn uses_processing_time(&self) -> bool {
+        self.spec.processing_time
+    }
+
+    fn process_time(&mut self, now: i64, out: &mut Collector) -> Result<()> {
+        if self.spec.processing_time {
+            self.advance(now.saturating_sub(PROCTIME_GRACE_MS), out)?;
+        }
         Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Collector) -> Result<()> {
+        self.advance(Watermark::END_OF_TIME.millis(), out)
     }
 }
 
