@@ -27,7 +27,9 @@ use crate::CommonError;
 pub enum WindowFunction {
     Sliced(WindowSpec),
     /// SESSION with this gap in milliseconds.
-    Session { gap: i64 },
+    Session {
+        gap: i64,
+    },
 }
 
 impl WindowFunction {
@@ -159,7 +161,11 @@ impl fmt::Display for WindowSpec {
         };
         match self.kind {
             WindowKind::Tumble => write!(f, "TUMBLE(size={}ms{offset})", self.size),
-            WindowKind::Hop => write!(f, "HOP(slide={}ms, size={}ms{offset})", self.slice, self.size),
+            WindowKind::Hop => write!(
+                f,
+                "HOP(slide={}ms, size={}ms{offset})",
+                self.slice, self.size
+            ),
             WindowKind::Cumulate => write!(
                 f,
                 "CUMULATE(step={}ms, max_size={}ms{offset})",

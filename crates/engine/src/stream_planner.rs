@@ -14,23 +14,23 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatchOptions;
-use datafusion::common::{Column, DFSchema, DFSchemaRef};
-use datafusion::logical_expr::logical_plan::dml::WriteOp;
-use arrow::compute::SortOptions;
+use datafusion::common::{Column, DFSchema, DFSchemaRef, ScalarValue};
 use datafusion::logical_expr::expr::Sort as SortExpr;
+use datafusion::logical_expr::logical_plan::dml::WriteOp;
 use datafusion::logical_expr::{
     Aggregate, Expr, FetchType, Filter, LogicalPlan, Operator, SkipType, UserDefinedLogicalNodeCore,
 };
 use datafusion::physical_expr::PhysicalSortExpr;
-use weir_connector::{SinkFactory, SourceFactory, TableSpec};
 use weir_common::{WindowFunction, ZoneShift};
+use weir_connector::{SinkFactory, SourceFactory, TableSpec};
 use weir_runtime::operators::{
     AggregateCall, AggregateOutput, Calc, CalcFactory, GroupAggregateFactory, GroupAggregateSpec,
-    Grouping, Limit, LimitFactory, SessionAggregateSpec, SessionWindowAggregateFactory,
-    ValuesSource, WatermarkStrategy, WindowAggregateFactory, WindowRankFactory, WindowRankSpec,
-    WindowAggregateSpec, WindowAssigner, WindowAssignerFactory,
+    Grouping, Limit, LimitFactory, SessionAggregateSpec, SessionWindowAggregateFactory, TimeDomain,
+    ValuesSource, WatermarkStrategy, WindowAggregateFactory, WindowAggregateSpec, WindowAssigner,
+    WindowAssignerFactory, WindowRankFactory, WindowRankSpec,
 };
 use weir_runtime::{
     JobEdge, JobGraph, JobVertex, OperatorFactory, Partitioning, SinkSpec, SourceSpec, VertexId,
@@ -327,7 +327,11 @@ impl StreamNode {
         let title = self.title();
         // Flink's EXPLAIN puts the changelog mode last inside the parentheses.
         let title = title.strip_suffix(')').unwrap_or(&title);
-        writeln!(f, "{pad}{title}, changelogMode=[{}])", self.changelog_mode())?;
+        writeln!(
+            f,
+            "{pad}{title}, changelogMode=[{}])",
+            self.changelog_mode()
+        )?;
         self.inputs()
             .into_iter()
             .try_for_each(|i| i.fmt_indent(f, depth + 1))
@@ -641,16 +645,21 @@ impl StreamPlanner<'_> {
     /// `window_end` of a window table function below, else an unbounded
     /// group aggregation with a changelog.
     fn aggregate(&self, aggregate: &Aggregate) -> Result<StreamNode, EngineError> {
-        if aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+        if aggregate
+            .group_expr
+            .iter()
+            .any(|e| matches!(e, Expr::GroupingSet(_)))
+        {
             return Err(EngineError::Unsupported(
                 "GROUPING SETS, ROLLUP and CUBE".into(),
             ));
         }
         let mut input = self.translate(&aggregate.input)?;
         let window_key = |name: &str| {
-            aggregate.group_expr.iter().position(
-                |e| matches!(e, Expr::Column(c) if c.name == name),
-            )
+            aggregate
+                .group_expr
+                .iter()
+                .position(|e| matches!(e, Expr::Column(c) if c.name == name))
         };
         let window = match (window_key(WINDOW_START), window_key(WINDOW_END)) {
             (Some(_), Some(end)) => mark_slices(&mut input).map(|spec| (spec, end)),
@@ -930,7 +939,10 @@ fn row_number_limit(predicate: &Expr, row_number: &str) -> Option<usize> {
     if column.name != row_number {
         return None;
     }
-    let n = usize::try_from(literal.clone().cast_to(&DataType::Int64).ok()?.try_into().ok().unwrap_or(-1i64)).ok()?;
+    let ScalarValue::Int64(Some(n)) = literal.cast_to(&DataType::Int64).ok()? else {
+        return None;
+    };
+    let n = usize::try_from(n).ok()?;
     match op {
         Operator::LtEq => Some(n),
         Operator::Lt => n.checked_sub(1),
@@ -994,7 +1006,8 @@ struct MarkedWindow {
 /// in between computes with the window columns (then the rows are expanded
 /// into their windows and aggregated without the window's help).
 fn mark_slices(node: &mut StreamNode) -> Option<MarkedWindow> {
-    let is_window_column = |c: &Column| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str());
+    let is_window_column =
+        |c: &Column| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str());
     let uses_window_columns = |e: &Expr| e.column_refs().into_iter().any(is_window_column);
     match node {
         StreamNode::WindowTvf {
@@ -1207,10 +1220,10 @@ impl JobGraphBuilder<'_, '_> {
                 ..
             } => {
                 let input_schema = Arc::clone(input.schema());
-                let time = self.planner.planner.physical_expr(
-                    &Expr::Column(Column::from_name(time_column)),
-                    &input_schema,
-                )?;
+                let time = self
+                    .planner
+                    .planner
+                    .physical_expr(&Expr::Column(Column::from_name(time_column)), &input_schema)?;
                 let assigner = WindowAssigner::new(
                     function,
                     time,
@@ -1219,7 +1232,8 @@ impl JobGraphBuilder<'_, '_> {
                     zone,
                 )?;
                 let mut open = self.build(*input)?;
-                open.operators.push(Arc::new(WindowAssignerFactory(assigner)));
+                open.operators
+                    .push(Arc::new(WindowAssignerFactory(assigner)));
                 Ok(open)
             }
             StreamNode::WindowAggregate {
@@ -1235,7 +1249,10 @@ impl JobGraphBuilder<'_, '_> {
             } => {
                 let input_schema = Arc::clone(input.schema());
                 let (grouping, calls) = self.aggregation(&keys, &aggregates, &input_schema)?;
-                let slice_end = self.planner.planner.physical_expr(&slice_end, &input_schema)?;
+                let slice_end = self
+                    .planner
+                    .planner
+                    .physical_expr(&slice_end, &input_schema)?;
                 let partitioning = grouping_partitioning(&grouping);
                 let upstream = self.build(*input)?;
                 let mut open = self.keyed_exchange(upstream, partitioning);
@@ -1250,7 +1267,7 @@ impl JobGraphBuilder<'_, '_> {
                             outputs,
                             output_schema,
                             zone,
-                            processing_time: proctime,
+                            time: TimeDomain::processing(proctime),
                         })))
                     }
                     WindowFunction::Session { gap } => Arc::new(SessionWindowAggregateFactory(
@@ -1307,7 +1324,7 @@ impl JobGraphBuilder<'_, '_> {
                     window_end,
                     output_schema: Arc::clone(schema.inner()),
                     zone,
-                    processing_time: proctime,
+                    time: TimeDomain::processing(proctime),
                 };
                 open.operators
                     .push(Arc::new(WindowRankFactory(Arc::new(spec))));

@@ -359,20 +359,40 @@ mod tests {
                 input: 0,
             },
         ]);
-        tx0.send(Message::Watermark(Watermark(10))).await.expect("send");
+        tx0.send(Message::Watermark(Watermark(10)))
+            .await
+            .expect("send");
         tx1.send(Message::Idle).await.expect("send");
         // Channel 1 never sent a watermark, but it is idle: time follows channel 0.
-        assert!(matches!(gate.next().await, GateEvent::Watermark(Watermark(10))));
+        assert!(matches!(
+            gate.next().await,
+            GateEvent::Watermark(Watermark(10))
+        ));
         tx0.send(Message::Idle).await.expect("send");
-        assert!(matches!(gate.next().await, GateEvent::Idle), "all channels idle");
+        assert!(
+            matches!(gate.next().await, GateEvent::Idle),
+            "all channels idle"
+        );
         // Data makes a channel active again; it holds time back from then on.
-        tx1.send(Message::Watermark(Watermark(20))).await.expect("send");
-        assert!(matches!(gate.next().await, GateEvent::Watermark(Watermark(20))));
-        tx0.send(Message::Watermark(Watermark(15))).await.expect("send");
-        tx0.send(Message::Watermark(Watermark(30))).await.expect("send");
+        tx1.send(Message::Watermark(Watermark(20)))
+            .await
+            .expect("send");
+        assert!(matches!(
+            gate.next().await,
+            GateEvent::Watermark(Watermark(20))
+        ));
+        tx0.send(Message::Watermark(Watermark(15)))
+            .await
+            .expect("send");
+        tx0.send(Message::Watermark(Watermark(30)))
+            .await
+            .expect("send");
         tx1.send(Message::EndOfInput).await.expect("send");
         // 30 waits for channel 1 (at 20) to end.
-        assert!(matches!(gate.next().await, GateEvent::Watermark(Watermark(30))));
+        assert!(matches!(
+            gate.next().await,
+            GateEvent::Watermark(Watermark(30))
+        ));
     }
 
     #[test]

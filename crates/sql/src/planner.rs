@@ -28,12 +28,12 @@ use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::planner::{ContextProvider, ExprPlanner};
 use datafusion::logical_expr::{
     AggregateUDF, Expr, Extension, LogicalPlan, LogicalPlanBuilder, ScalarUDF, TableSource,
     UserDefinedLogicalNodeCore, WindowUDF,
 };
-use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::{LoweredAggregate, LoweredAggregateBuilder};
 use datafusion::prelude::SessionConfig;
@@ -211,7 +211,8 @@ impl PlanningContext<'_> {
                     let mut sql = sql.clone();
                     weir_functions::rewrite_flink_syntax(&mut sql)
                         .map_err(|e| DataFusionError::Plan(e.to_string()))?;
-                    let expr = sql_to_rel.sql_to_expr(sql, scan.schema(), &mut PlannerContext::new())?;
+                    let expr =
+                        sql_to_rel.sql_to_expr(sql, scan.schema(), &mut PlannerContext::new())?;
                     // `pt AS PROCTIME()` is the table's processing-time attribute.
                     let metadata = proctime.then(|| {
                         FieldMetadata::from(std::collections::BTreeMap::from([(

@@ -80,7 +80,11 @@ impl VisitorMut for Rewriter {
         let FunctionArguments::List(list) = &function.args else {
             return ControlFlow::Break(usage(&name));
         };
-        let names: Vec<&str> = ["DATA", "TIMECOL"].iter().chain(params.iter()).copied().collect();
+        let names: Vec<&str> = ["DATA", "TIMECOL"]
+            .iter()
+            .chain(params.iter())
+            .copied()
+            .collect();
         let mut slots: Vec<Option<SqlExpr>> = vec![None; names.len()];
         let mut args: Vec<&FunctionArg> = list.args.iter().collect();
         // SESSION's `TABLE t PARTITION BY k` arrives as a DESCRIPTOR right after the table.
@@ -294,7 +298,9 @@ fn auxiliary(expr: &mut SqlExpr, prefix: &str) -> ControlFlow<SqlError> {
         "END" => WINDOW_END,
         "ROWTIME" => WINDOW_TIME,
         _ => {
-            return ControlFlow::Break(SqlError::Unsupported(format!("the group window function {name}")));
+            return ControlFlow::Break(SqlError::Unsupported(format!(
+                "the group window function {name}"
+            )));
         }
     };
     *expr = SqlExpr::Identifier(column.into());
@@ -401,7 +407,9 @@ impl WindowCall {
         let mut partition_by = Vec::new();
         let window = match function.as_str() {
             "TUMBLE" => WindowSpec::tumble(millis(2)?, millis(3)?).map(WindowFunction::Sliced),
-            "HOP" => WindowSpec::hop(millis(2)?, millis(3)?, millis(4)?).map(WindowFunction::Sliced),
+            "HOP" => {
+                WindowSpec::hop(millis(2)?, millis(3)?, millis(4)?).map(WindowFunction::Sliced)
+            }
             "CUMULATE" => {
                 WindowSpec::cumulate(millis(2)?, millis(3)?, millis(4)?).map(WindowFunction::Sliced)
             }
@@ -544,13 +552,13 @@ impl WindowTvfNode {
 impl PartialOrd for WindowTvfNode {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         match self.input.partial_cmp(&other.input) {
-            Some(Ordering::Equal) => {
-                Some((self.function, &self.time_column, &self.partition_by).cmp(&(
+            Some(Ordering::Equal) => Some(
+                (self.function, &self.time_column, &self.partition_by).cmp(&(
                     other.function,
                     &other.time_column,
                     &other.partition_by,
-                )))
-            }
+                )),
+            ),
             o => o,
         }
     }
@@ -593,7 +601,11 @@ impl UserDefinedLogicalNodeCore for WindowTvfNode {
         Ok(())
     }
 
-    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> DFResult<Self> {
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> DFResult<Self> {
         let Some(input) = inputs.pop() else {
             return Err(DataFusionError::Internal(
                 "WindowTableFunction takes one input".into(),
@@ -609,8 +621,16 @@ impl UserDefinedLogicalNodeCore for WindowTvfNode {
 
     fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
         let width = self.input_width();
-        let mut needed: Vec<usize> = output_columns.iter().copied().filter(|i| *i < width).collect();
-        needed.push(self.input.schema().index_of_column_by_name(None, &self.time_column)?);
+        let mut needed: Vec<usize> = output_columns
+            .iter()
+            .copied()
+            .filter(|i| *i < width)
+            .collect();
+        needed.push(
+            self.input
+                .schema()
+                .index_of_column_by_name(None, &self.time_column)?,
+        );
         for column in &self.partition_by {
             needed.push(self.input.schema().index_of_column_by_name(None, column)?);
         }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::datatypes::{DataType, SchemaRef};
-use arrow::row::{RowConverter, Rows, SortField};
 use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
@@ -96,7 +96,9 @@ impl AggregateCall {
     }
 
     pub(crate) fn name(&self) -> &str {
-        self.function.human_display().unwrap_or(self.function.name())
+        self.function
+            .human_display()
+            .unwrap_or(self.function.name())
     }
 }
 
@@ -181,7 +183,12 @@ impl GroupedAccumulators {
         Ok(())
     }
 
-    pub(crate) fn update(&mut self, keys: &[ArrayRef], inputs: &[CallInput], rows: usize) -> Result<()> {
+    pub(crate) fn update(
+        &mut self,
+        keys: &[ArrayRef],
+        inputs: &[CallInput],
+        rows: usize,
+    ) -> Result<()> {
         self.intern(keys, rows)?;
         for (accumulator, input) in self.accumulators.iter_mut().zip(inputs) {
             accumulator.update_batch(&input.args, &self.ids, input.filter.as_ref(), self.groups)?;
@@ -265,7 +272,11 @@ impl KeyIndex {
 
     /// How many ids exist (1 for keyless grouping once a row was seen).
     pub(crate) fn len(&self) -> usize {
-        if self.keyless { 1 } else { self.keys.num_rows() }
+        if self.keyless {
+            1
+        } else {
+            self.keys.num_rows()
+        }
     }
 
     /// The id of each row's key; new keys get the next ids in row order.

@@ -149,7 +149,10 @@ pub(crate) struct SplitWatermarks {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SplitTime {
     NotStarted,
-    Reading { watermark: Watermark, active_at: u64 },
+    Reading {
+        watermark: Watermark,
+        active_at: u64,
+    },
     Finished,
 }
 
@@ -203,9 +206,7 @@ impl SplitWatermarks {
                 SplitTime::Reading {
                     watermark,
                     active_at,
-                } if timeout.is_none_or(|t| now.saturating_sub(*active_at) < t) => {
-                    Some(*watermark)
-                }
+                } if timeout.is_none_or(|t| now.saturating_sub(*active_at) < t) => Some(*watermark),
                 _ => None,
             })
             .min()?;
@@ -268,7 +269,11 @@ mod tests {
         let mut w = SplitWatermarks::new(3, None);
         w.start_split(1, 0);
         w.observe(0, Watermark(100), 0);
-        assert_eq!(w.advance(0), None, "split 1 started but has no watermark yet");
+        assert_eq!(
+            w.advance(0),
+            None,
+            "split 1 started but has no watermark yet"
+        );
         w.observe(1, Watermark(50), 0);
         assert_eq!(w.advance(0), Some(Watermark(50)));
         w.observe(1, Watermark(40), 0);
@@ -295,8 +300,16 @@ mod tests {
         w.observe(1, Watermark(900), 999);
         assert_eq!(w.advance(999), None, "split 0 is not idle yet");
         w.observe(1, Watermark(950), 1_000);
-        assert_eq!(w.advance(1_000), Some(Watermark(950)), "split 0 idle for 1 s");
+        assert_eq!(
+            w.advance(1_000),
+            Some(Watermark(950)),
+            "split 0 idle for 1 s"
+        );
         w.observe(0, Watermark(20), 1_200);
-        assert_eq!(w.advance(1_200), None, "an active split again, behind: time does not go back");
+        assert_eq!(
+            w.advance(1_200),
+            None,
+            "an active split again, behind: time does not go back"
+        );
     }
 }

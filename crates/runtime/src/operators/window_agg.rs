@@ -46,13 +46,42 @@ pub struct WindowAggregateSpec {
     pub output_schema: SchemaRef,
     /// Windows over TIMESTAMP_LTZ: slice ends are wall-clock times of this zone.
     pub zone: Option<ZoneShift>,
-    /// Windows over a PROCTIME() column fire by the wall clock.
-    pub processing_time: bool,
+    /// What fires the windows.
+    pub time: TimeDomain,
 }
 
 /// How long processing-time windows wait past their end for rows stamped
 /// upstream that are still in flight.
 pub const PROCTIME_GRACE_MS: i64 = 200;
+
+/// Which clock fires a windowed operator's windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeDomain {
+    /// Watermarks (a rowtime attribute).
+    EventTime,
+    /// The wall clock (a `PROCTIME()` attribute), a grace after a window's end.
+    ProcessingTime,
+}
+
+impl TimeDomain {
+    pub fn processing(processing_time: bool) -> Self {
+        if processing_time {
+            TimeDomain::ProcessingTime
+        } else {
+            TimeDomain::EventTime
+        }
+    }
+
+    /// How far a watermark moves time in this domain.
+    pub(crate) fn by_watermark(self, watermark: Watermark) -> Option<i64> {
+        (self == TimeDomain::EventTime).then_some(watermark.millis())
+    }
+
+    /// How far the wall clock moves time in this domain.
+    pub(crate) fn by_clock(self, now: i64) -> Option<i64> {
+        (self == TimeDomain::ProcessingTime).then(|| now.saturating_sub(PROCTIME_GRACE_MS))
+    }
+}
 
 impl WindowAggregateSpec {
     /// The event-time instant of a (wall-clock) window bound.
@@ -117,7 +146,13 @@ impl WindowAggregate {
             .ok_or_else(|| DataFusionError::Internal("a new slice vanished".into()))
     }
 
-    fn add(&mut self, end: i64, keys: &[ArrayRef], inputs: &[CallInput], rows: usize) -> Result<()> {
+    fn add(
+        &mut self,
+        end: i64,
+        keys: &[ArrayRef],
+        inputs: &[CallInput],
+        rows: usize,
+    ) -> Result<()> {
         self.slice(end)?.update(keys, inputs, rows)
     }
 
@@ -278,21 +313,21 @@ impl Operator for WindowAggregate {
         watermark: Watermark,
         out: &mut Collector,
     ) -> Result<Option<Watermark>> {
-        if !self.spec.processing_time {
-            self.advance(watermark.millis(), out)?;
+        if let Some(progress) = self.spec.time.by_watermark(watermark) {
+            self.advance(progress, out)?;
         }
         Ok(Some(watermark))
     }
 
     fn uses_processing_time(&self) -> bool {
-        self.spec.processing_time
+        self.spec.time == TimeDomain::ProcessingTime
     }
 
     fn process_time(&mut self, now: i64, out: &mut Collector) -> Result<()> {
-        if self.spec.processing_time {
-            self.advance(now.saturating_sub(PROCTIME_GRACE_MS), out)?;
+        match self.spec.time.by_clock(now) {
+            Some(progress) => self.advance(progress, out),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The end of a bounded input is the end of time: every window fires.
@@ -327,7 +362,11 @@ mod tests {
         Arc::new(Schema::new(vec![
             Field::new("k", DataType::Utf8, false),
             Field::new("v", DataType::Int64, false),
-            Field::new("window_end", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+            Field::new(
+                "window_end",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            ),
         ]))
     }
 
@@ -352,7 +391,11 @@ mod tests {
         let input = input_schema();
         let output = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Utf8, false),
-            Field::new("window_end", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+            Field::new(
+                "window_end",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            ),
             Field::new("s", DataType::Int64, true),
         ]));
         WindowAggregate::new(Arc::new(WindowAggregateSpec {
@@ -367,7 +410,7 @@ mod tests {
             ],
             output_schema: output,
             zone: None,
-            processing_time,
+            time: TimeDomain::processing(processing_time),
         }))
     }
 
@@ -392,12 +435,18 @@ mod tests {
     fn tumbling_windows_fire_on_the_watermark_and_drop_late_rows() {
         let mut op = operator(WindowSpec::tumble(10, 0).expect("valid"));
         let mut out = Collector::default();
-        op.process_batch(0, rows(&["a", "a", "b"], &[1, 2, 3], &[10, 10, 20]), &mut out)
-            .expect("batch");
+        op.process_batch(
+            0,
+            rows(&["a", "a", "b"], &[1, 2, 3], &[10, 10, 20]),
+            &mut out,
+        )
+        .expect("batch");
         assert!(out.take().is_empty(), "nothing fires before the watermark");
-        op.process_watermark(Watermark(8), &mut out).expect("watermark");
+        op.process_watermark(Watermark(8), &mut out)
+            .expect("watermark");
         assert!(out.take().is_empty(), "window [0, 10) is still open at 8");
-        op.process_watermark(Watermark(9), &mut out).expect("watermark");
+        op.process_watermark(Watermark(9), &mut out)
+            .expect("watermark");
         assert_eq!(emitted(&mut out), vec![("a".to_string(), 10, 3)]);
         // [0, 10) has fired: its rows are late now; [10, 20) still takes rows.
         op.process_batch(0, rows(&["a", "b"], &[5, 4], &[10, 20]), &mut out)
@@ -416,7 +465,10 @@ mod tests {
             .expect("batch");
         op.process_watermark(Watermark(1_000), &mut out)
             .expect("watermark");
-        assert!(out.take().is_empty(), "watermarks do not fire processing-time windows");
+        assert!(
+            out.take().is_empty(),
+            "watermarks do not fire processing-time windows"
+        );
         op.process_time(9 + PROCTIME_GRACE_MS - 1, &mut out)
             .expect("time");
         assert!(out.take().is_empty(), "still within the grace period");
@@ -430,9 +482,14 @@ mod tests {
         // size 4, slide 2: slices [0,2) [2,4) [4,6); windows end at 2, 4, 6, 8.
         let mut op = operator(WindowSpec::hop(2, 4, 0).expect("valid"));
         let mut out = Collector::default();
-        op.process_batch(0, rows(&["a", "a", "a"], &[1, 10, 100], &[2, 4, 6]), &mut out)
-            .expect("batch");
-        op.process_watermark(Watermark(3), &mut out).expect("watermark");
+        op.process_batch(
+            0,
+            rows(&["a", "a", "a"], &[1, 10, 100], &[2, 4, 6]),
+            &mut out,
+        )
+        .expect("batch");
+        op.process_watermark(Watermark(3), &mut out)
+            .expect("watermark");
         assert_eq!(
             emitted(&mut out),
             vec![("a".to_string(), 2, 1), ("a".to_string(), 4, 11)]

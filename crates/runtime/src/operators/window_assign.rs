@@ -153,11 +153,14 @@ impl Operator for WindowAssigner {
             }
         }
         out.add_late_rows(late);
-        let selected = if indices.len() == rows && indices.iter().enumerate().all(|(i, r)| *r as usize == i) {
-            batch
-        } else {
-            batch.take(&UInt32Array::from(indices)).map_err(batch_error)?
-        };
+        let selected =
+            if indices.len() == rows && indices.iter().enumerate().all(|(i, r)| *r as usize == i) {
+                batch
+            } else {
+                batch
+                    .take(&UInt32Array::from(indices))
+                    .map_err(batch_error)?
+            };
         let fields = self.output_schema.fields();
         let width = fields.len();
         let times: Vec<i64> = ends

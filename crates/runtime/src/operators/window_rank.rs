@@ -21,7 +21,7 @@ use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use weir_common::window::instant;
 use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 
-use super::window_agg::PROCTIME_GRACE_MS;
+use super::window_agg::TimeDomain;
 
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
 
@@ -38,8 +38,8 @@ pub struct WindowRankSpec {
     /// The input's columns, then the row number (BIGINT UNSIGNED).
     pub output_schema: SchemaRef,
     pub zone: Option<ZoneShift>,
-    /// Ranks windows over a PROCTIME() column by the wall clock.
-    pub processing_time: bool,
+    /// What fires the windows.
+    pub time: TimeDomain,
 }
 
 impl WindowRankSpec {
@@ -197,21 +197,21 @@ impl Operator for WindowRank {
         watermark: Watermark,
         out: &mut Collector,
     ) -> Result<Option<Watermark>> {
-        if !self.spec.processing_time {
-            self.advance(watermark.millis(), out)?;
+        if let Some(progress) = self.spec.time.by_watermark(watermark) {
+            self.advance(progress, out)?;
         }
         Ok(Some(watermark))
     }
 
     fn uses_processing_time(&self) -> bool {
-        self.spec.processing_time
+        self.spec.time == TimeDomain::ProcessingTime
     }
 
     fn process_time(&mut self, now: i64, out: &mut Collector) -> Result<()> {
-        if self.spec.processing_time {
-            self.advance(now.saturating_sub(PROCTIME_GRACE_MS), out)?;
+        match self.spec.time.by_clock(now) {
+            Some(progress) => self.advance(progress, out),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn finish(&mut self, out: &mut Collector) -> Result<()> {

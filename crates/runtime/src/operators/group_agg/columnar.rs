@@ -268,7 +268,10 @@ impl ColumnarGroups {
             .iter()
             .enumerate()
             .map(|(call, new)| match seen_results.get(call) {
-                Some(old) => Ok(arrow::compute::interleave(&[old.as_ref(), new.as_ref()], &picks)?),
+                Some(old) => Ok(arrow::compute::interleave(
+                    &[old.as_ref(), new.as_ref()],
+                    &picks,
+                )?),
                 // No key was seen before: every pick is from the new results.
                 None => {
                     let rows: UInt32Array = picks.iter().map(|(_, r)| *r as u32).collect();
@@ -283,7 +286,9 @@ impl ColumnarGroups {
             .map(|k| arrow::compute::take(k, &key_rows, None))
             .collect::<Result<Vec<_>, _>>()?;
         let data = self.output(&keys, &results, picks.len())?;
-        out.emit(StreamBatch::try_new_changelog(data, UInt8Array::from(kinds)).map_err(batch_error)?);
+        out.emit(
+            StreamBatch::try_new_changelog(data, UInt8Array::from(kinds)).map_err(batch_error)?,
+        );
         Ok(())
     }
 

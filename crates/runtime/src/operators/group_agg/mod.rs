@@ -195,8 +195,8 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
     use super::*;
-    use weir_common::RowKind;
     use crate::operators::aggregate::test_support::{group_by, sum};
+    use weir_common::RowKind;
 
     fn input_schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -258,7 +258,12 @@ mod tests {
             let k = data.column(0).as_string::<i32>();
             let s = data.column(1).as_primitive::<Int64Type>();
             for row in 0..batch.num_rows() {
-                lines.push(format!("{}[{}, {}]", batch.row_kind(row), k.value(row), s.value(row)));
+                lines.push(format!(
+                    "{}[{}, {}]",
+                    batch.row_kind(row),
+                    k.value(row),
+                    s.value(row)
+                ));
             }
         }
         lines

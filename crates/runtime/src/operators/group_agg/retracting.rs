@@ -205,7 +205,9 @@ impl RowGroups {
                     DataFusionError::Internal(format!("no key for {}", field.name()))
                 })?,
                 AggregateOutput::Aggregate(i) => ScalarValue::iter_to_array(
-                    changes.iter().map(|c| c.values.get(i).cloned().unwrap_or(ScalarValue::Null)),
+                    changes
+                        .iter()
+                        .map(|c| c.values.get(i).cloned().unwrap_or(ScalarValue::Null)),
                 )?,
                 _ => {
                     return Err(DataFusionError::Internal(
@@ -230,7 +232,6 @@ impl RowGroups {
         Ok(())
     }
 }
-
 
 impl RowGroups {
     /// Processes a batch at processing time `now` (for state TTL).
