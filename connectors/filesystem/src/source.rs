@@ -231,7 +231,6 @@ impl SourceReader for FileReader {
                     return Ok(None);
                 };
                 let index = self.next_range;
-                self.next_range += 1;
                 let open = match &self.decoder {
                     Some(_) => OpenSplit::Lines(LineSplit::open(&self.store, range)?),
                     None => OpenSplit::Parquet(
@@ -244,6 +243,8 @@ impl SourceReader for FileReader {
                         .await?,
                     ),
                 };
+                // Only now: a cancelled open (idle timeout) is retried, not skipped.
+                self.next_range += 1;
                 self.current = Some((index, open));
                 continue;
             };

@@ -119,8 +119,9 @@ impl WindowSpec {
     pub fn windows_of_slice(&self, slice_end: i64) -> impl Iterator<Item = i64> + use<> {
         let last = self.last_window_of_slice(slice_end);
         let step = self.slice;
+        // Stops at i64::MAX rather than saturating there forever.
         (0..)
-            .map(move |k: i64| slice_end.saturating_add(k.saturating_mul(step)))
+            .map_while(move |k: i64| k.checked_mul(step).and_then(|d| slice_end.checked_add(d)))
             .take_while(move |e| *e <= last)
     }
 
@@ -287,6 +288,13 @@ mod tests {
         let fixed = ZoneShift::parse("-05:00").expect("offset");
         assert_eq!(fixed.to_local(0), -5 * 3_600_000);
         assert!(ZoneShift::parse("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn times_near_the_end_of_time_have_finitely_many_windows() {
+        let w = WindowSpec::hop(2, 6, 0).expect("valid");
+        let end = w.slice_end(i64::MAX - 1);
+        assert!(w.windows_of_slice(end).count() <= 3);
     }
 
     #[test]

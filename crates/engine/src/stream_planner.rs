@@ -544,6 +544,11 @@ impl StreamPlanner<'_> {
                     }
                 };
                 let input = self.translate(&limit.input)?;
+                if input.changelog_mode() != ChangelogMode::InsertOnly {
+                    return Err(EngineError::Unsupported(
+                        "LIMIT over an updating result".into(),
+                    ));
+                }
                 let schema = Arc::clone(input.schema());
                 Ok(StreamNode::Limit {
                     input: Box::new(input),
@@ -661,8 +666,15 @@ impl StreamPlanner<'_> {
                 .iter()
                 .position(|e| matches!(e, Expr::Column(c) if c.name == name))
         };
+        // Under slicing the window columns hold slice bounds, so only plain
+        // window_start/window_end/window_time keys may use them.
+        let slices_safe = aggregate.aggr_expr.iter().all(|e| !uses_window_columns(e))
+            && aggregate
+                .group_expr
+                .iter()
+                .all(|e| matches!(e, Expr::Column(_)) || !uses_window_columns(e));
         let window = match (window_key(WINDOW_START), window_key(WINDOW_END)) {
-            (Some(_), Some(end)) => mark_slices(&mut input).map(|spec| (spec, end)),
+            (Some(_), Some(end)) if slices_safe => mark_slices(&mut input).map(|spec| (spec, end)),
             _ => None,
         };
         let mut keys = Vec::new();
@@ -790,6 +802,12 @@ impl StreamPlanner<'_> {
         if input.changelog_mode() != ChangelogMode::InsertOnly {
             return Err(EngineError::Unsupported(
                 "a window Top-N over an updating input".into(),
+            ));
+        }
+        if window_proctime(&input) {
+            // Its clock and the upstream window's would race over which rows are late.
+            return Err(EngineError::Unsupported(
+                "a window Top-N over processing-time windows".into(),
             ));
         }
         let rank = StreamNode::WindowRank {
@@ -1005,10 +1023,15 @@ struct MarkedWindow {
 /// switches it to slice mode. `None` when there is none or when something
 /// in between computes with the window columns (then the rows are expanded
 /// into their windows and aggregated without the window's help).
+fn is_window_column(c: &Column) -> bool {
+    [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str())
+}
+
+fn uses_window_columns(e: &Expr) -> bool {
+    e.column_refs().into_iter().any(is_window_column)
+}
+
 fn mark_slices(node: &mut StreamNode) -> Option<MarkedWindow> {
-    let is_window_column =
-        |c: &Column| [WINDOW_START, WINDOW_END, WINDOW_TIME].contains(&c.name.as_str());
-    let uses_window_columns = |e: &Expr| e.column_refs().into_iter().any(is_window_column);
     match node {
         StreamNode::WindowTvf {
             function,
@@ -1032,7 +1055,7 @@ fn mark_slices(node: &mut StreamNode) -> Option<MarkedWindow> {
             projection,
             ..
         } => {
-            if predicate.as_ref().is_some_and(uses_window_columns) {
+            if predicate.as_ref().is_some_and(|p| uses_window_columns(p)) {
                 return None;
             }
             let passes_through = |e: &Expr| match e {
@@ -1216,6 +1239,7 @@ impl JobGraphBuilder<'_, '_> {
                 time_column,
                 slices_only,
                 zone,
+                proctime,
                 schema,
                 ..
             } => {
@@ -1230,6 +1254,7 @@ impl JobGraphBuilder<'_, '_> {
                     slices_only,
                     Arc::clone(schema.inner()),
                     zone,
+                    TimeDomain::processing(proctime),
                 )?;
                 let mut open = self.build(*input)?;
                 open.operators

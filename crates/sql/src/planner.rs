@@ -79,6 +79,19 @@ impl SqlPlanner {
             .with_config(config)
             .with_default_features()
             .build();
+        // Splitting COUNT(DISTINCT x) into two aggregations would turn a
+        // window aggregation into an unbounded one; streaming keeps DISTINCT
+        // inside the accumulator.
+        let rules = state
+            .optimizer()
+            .rules
+            .iter()
+            .filter(|r| r.name() != "single_distinct_aggregation_to_group_by")
+            .cloned()
+            .collect();
+        state = SessionStateBuilder::new_from_existing(state)
+            .with_optimizer_rules(rules)
+            .build();
         for udf in weir_functions::flink_scalar_functions() {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
         }

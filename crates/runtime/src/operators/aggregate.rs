@@ -270,7 +270,7 @@ impl KeyIndex {
         })
     }
 
-    /// How many ids exist (1 for keyless grouping once a row was seen).
+    /// How many ids exist (always 1 for a keyless grouping).
     pub(crate) fn len(&self) -> usize {
         if self.keyless {
             1

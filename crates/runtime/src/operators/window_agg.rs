@@ -11,8 +11,10 @@
 //!   (keys + accumulator states), and a window merges the states of its
 //!   slices; a slice is dropped after the last window holding it fired.
 //!
-//! Rows of a slice whose end the watermark has passed are late: dropped and
-//! counted, as Flink does. Memory is bounded by live slices × keys.
+//! Rows of a slice whose end the watermark has passed still count for the
+//! slice's windows that have not fired; once all have, they are late:
+//! dropped and counted, as Flink does. Memory is bounded by live slices ×
+//! keys.
 //!
 //! Windows over a `PROCTIME()` column fire by the wall clock instead (the
 //! subtask's processing-time ticks), a short grace after their end.
@@ -146,14 +148,44 @@ impl WindowAggregate {
             .ok_or_else(|| DataFusionError::Internal("a new slice vanished".into()))
     }
 
-    fn add(
+    fn fired(&self, end: i64) -> bool {
+        WindowSpec::is_fired(self.spec.instant(end), self.watermark)
+    }
+
+    /// Adds rows of the slice ending at `end`. As in Flink, rows of a slice
+    /// whose end has passed still count for the slice's windows that have
+    /// not fired (HOP, CUMULATE); they are late only once all have.
+    fn accept(
         &mut self,
         end: i64,
         keys: &[ArrayRef],
         inputs: &[CallInput],
         rows: usize,
+        out: &mut Collector,
     ) -> Result<()> {
-        self.slice(end)?.update(keys, inputs, rows)
+        if !self.fired(end) {
+            return self.slice(end)?.update(keys, inputs, rows);
+        }
+        if self.fired(self.spec.window.last_window_of_slice(end)) {
+            out.add_late_rows(rows);
+            return Ok(());
+        }
+        let mut slice = GroupedAccumulators::new(&self.spec.grouping, &self.spec.calls)?;
+        if let Some(states) = self.completed.remove(&end) {
+            slice.merge(&states)?;
+        } else if let Some(live) = self.live.remove(&end) {
+            slice.merge(&live.into_states()?)?;
+        }
+        slice.update(keys, inputs, rows)?;
+        self.completed.insert(end, slice.into_states()?);
+        let unfired: Vec<i64> = self
+            .spec
+            .window
+            .windows_of_slice(end)
+            .filter(|e| !self.fired(*e))
+            .collect();
+        self.pending.extend(unfired);
+        Ok(())
     }
 
     fn fire(&mut self, window_end: i64, out: &mut Collector) -> Result<()> {
@@ -267,19 +299,11 @@ impl Operator for WindowAggregate {
             .iter()
             .map(|c| c.evaluate(data))
             .collect::<Result<Vec<_>>>()?;
-        let watermark = self.watermark;
-        let spec = Arc::clone(&self.spec);
-        let on_time = |end: i64| !WindowSpec::is_fired(spec.instant(end), watermark);
         if let Some(&first) = ends.first()
             && ends.iter().all(|e| *e == first)
         {
             // The usual case: the whole batch falls into one slice.
-            if on_time(first) {
-                self.add(first, &keys, &inputs, rows)?;
-            } else {
-                out.add_late_rows(rows);
-            }
-            return Ok(());
+            return self.accept(first, &keys, &inputs, rows, out);
         }
         let mut distinct: Vec<i64> = ends.to_vec();
         distinct.sort_unstable();
@@ -291,10 +315,6 @@ impl Operator for WindowAggregate {
                 .filter(|(_, e)| **e == end)
                 .map(|(i, _)| i as u32)
                 .collect();
-            if !on_time(end) {
-                out.add_late_rows(indices.len());
-                continue;
-            }
             let slice_keys = keys
                 .iter()
                 .map(|k| arrow::compute::take(k, &indices, None))
@@ -303,7 +323,7 @@ impl Operator for WindowAggregate {
                 .iter()
                 .map(|i| i.take(&indices))
                 .collect::<Result<Vec<_>>>()?;
-            self.add(end, &slice_keys, &slice_inputs, indices.len())?;
+            self.accept(end, &slice_keys, &slice_inputs, indices.len(), out)?;
         }
         Ok(())
     }
@@ -475,6 +495,27 @@ mod tests {
         op.process_time(9 + PROCTIME_GRACE_MS, &mut out)
             .expect("time");
         assert_eq!(emitted(&mut out), vec![("a".to_string(), 10, 1)]);
+    }
+
+    #[test]
+    fn a_row_behind_its_slice_still_counts_for_the_unfired_windows() {
+        // size 4, slide 2: slice [0, 2) is in windows ending at 2 and 4.
+        let mut op = operator(WindowSpec::hop(2, 4, 0).expect("valid"));
+        let mut out = Collector::default();
+        op.process_batch(0, rows(&["a"], &[1], &[2]), &mut out)
+            .expect("batch");
+        op.process_watermark(Watermark(1), &mut out)
+            .expect("watermark");
+        assert_eq!(emitted(&mut out), vec![("a".to_string(), 2, 1)]);
+        op.process_batch(0, rows(&["a"], &[10], &[2]), &mut out)
+            .expect("batch");
+        assert_eq!(out.late_rows(), 0, "window [0, 4) has not fired");
+        op.process_watermark(Watermark(3), &mut out)
+            .expect("watermark");
+        assert_eq!(emitted(&mut out), vec![("a".to_string(), 4, 11)]);
+        op.process_batch(0, rows(&["a"], &[100], &[2]), &mut out)
+            .expect("batch");
+        assert_eq!(out.late_rows(), 1, "every window of the slice has fired");
     }
 
     #[test]

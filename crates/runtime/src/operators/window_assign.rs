@@ -17,6 +17,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use weir_common::window::instant;
 use weir_common::{StreamBatch, Watermark, WindowFunction, WindowSpec, ZoneShift};
 
+use super::window_agg::TimeDomain;
 use crate::error::batch_error;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
 
@@ -29,6 +30,8 @@ pub struct WindowAssigner {
     slices_only: bool,
     /// Set for a TIMESTAMP_LTZ time column: windows follow the session zone's wall clock.
     zone: Option<ZoneShift>,
+    /// Processing-time windows are never late here (watermarks are event time).
+    domain: TimeDomain,
     output_schema: SchemaRef,
     watermark: i64,
     name: String,
@@ -41,6 +44,7 @@ impl WindowAssigner {
         slices_only: bool,
         output_schema: SchemaRef,
         zone: Option<ZoneShift>,
+        domain: TimeDomain,
     ) -> Result<Self> {
         let width = output_schema.fields().len();
         if width < 3 {
@@ -60,6 +64,7 @@ impl WindowAssigner {
             time,
             slices_only,
             zone,
+            domain,
             output_schema,
             watermark: Watermark::MIN.millis(),
             name,
@@ -92,7 +97,7 @@ pub(crate) fn event_times(array: &ArrayRef, column: &dyn std::fmt::Display) -> R
         .to_vec())
 }
 
-/// A constant timestamp column of `rows` rows typed as `data_type`.
+/// A timestamp column of `values` (epoch or wall-clock ms) typed as `data_type`.
 pub(crate) fn timestamps(values: Vec<i64>, data_type: &DataType) -> ArrayRef {
     let array = TimestampMillisecondArray::from(values);
     match data_type {
@@ -142,7 +147,9 @@ impl Operator for WindowAssigner {
             }
             let before = indices.len();
             for end in spec.windows_of_slice(slice_end) {
-                if !WindowSpec::is_fired(instant(zone, end), self.watermark) {
+                let late = self.domain == TimeDomain::EventTime
+                    && WindowSpec::is_fired(instant(zone, end), self.watermark);
+                if !late {
                     indices.push(row as u32);
                     starts.push(spec.window_start(end));
                     ends.push(end);

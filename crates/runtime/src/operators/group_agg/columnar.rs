@@ -12,7 +12,9 @@
 //! 4. compare with the stored results and emit `+I`, or `-U`/`+U` for the
 //!    keys whose result changed.
 //!
-//! Work per batch is proportional to the batch, not to the number of keys.
+//! The aggregation work per batch is proportional to the batch, not to the
+//! number of keys; the store's bookkeeping adds a pass over its index per
+//! batch and a compaction once superseded rows outnumber live ones.
 
 use std::sync::Arc;
 
@@ -322,7 +324,11 @@ impl ColumnarGroups {
             };
             (keys, results)
         };
-        let rows = results.first().map_or(1, |r| r.len());
+        let rows = match keys.first() {
+            Some(k) => k.len(),
+            // A global aggregation has one row.
+            None => 1,
+        };
         let data = self.output(&keys, &results, rows)?;
         out.emit(StreamBatch::inserts(data));
         Ok(())

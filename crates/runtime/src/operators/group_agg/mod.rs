@@ -49,6 +49,10 @@ pub struct GroupAggregateSpec {
 /// Forgets keys idle for longer than 'table.exec.state.ttl', as Flink's
 /// state TTL: a forgotten key that comes back starts over with `+I`. Times
 /// are processing-time milliseconds since the operator started.
+///
+/// What is freed is the keys' aggregate state; their entries in the key
+/// index (a few bytes each) stay, so a stream of ever-new keys still grows
+/// slowly.
 #[derive(Debug)]
 pub(super) struct Expiry {
     ttl_ms: u64,
