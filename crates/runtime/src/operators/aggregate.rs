@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::datatypes::{DataType, SchemaRef};
-use arrow::record_batch::RecordBatch;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
@@ -311,6 +311,49 @@ impl KeyIndex {
             .converter
             .convert_rows(ids.iter().map(|id| self.keys.row(*id)))?)
     }
+}
+
+/// The window bounds of an aggregation's output rows: `window_start` and
+/// `window_end` (wall-clock ms) and `window_time` (an instant, ms).
+pub(crate) struct WindowBounds {
+    pub(crate) start: Vec<i64>,
+    pub(crate) end: Vec<i64>,
+    pub(crate) time: Vec<i64>,
+}
+
+/// Lays out an aggregation's output batch of `rows` rows: key columns,
+/// aggregate results and window bounds in the order of `outputs`, each cast
+/// to its field's type.
+pub(crate) fn output_batch(
+    outputs: &[AggregateOutput],
+    schema: &SchemaRef,
+    rows: usize,
+    keys: &[ArrayRef],
+    results: &[ArrayRef],
+    window: Option<&WindowBounds>,
+) -> Result<RecordBatch> {
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (output, field) in outputs.iter().zip(schema.fields()) {
+        let bound = |pick: fn(&WindowBounds) -> &Vec<i64>| {
+            window.map(|w| super::window_assign::timestamps(pick(w).clone(), field.data_type()))
+        };
+        let column = match *output {
+            AggregateOutput::Key(i) => keys.get(i).cloned(),
+            AggregateOutput::Aggregate(i) => results.get(i).cloned(),
+            AggregateOutput::WindowStart => bound(|w| &w.start),
+            AggregateOutput::WindowEnd => bound(|w| &w.end),
+            AggregateOutput::WindowTime => bound(|w| &w.time),
+        }
+        .ok_or_else(|| {
+            DataFusionError::Internal(format!("no value for output column {}", field.name()))
+        })?;
+        columns.push(cast_to(column, field.data_type())?);
+    }
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
 }
 
 /// `array` as `data_type`, casting only when the types differ.

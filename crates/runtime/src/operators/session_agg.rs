@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, BooleanArray};
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
-use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Accumulator;
@@ -21,8 +20,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use weir_common::window::instant;
 use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 
-use super::aggregate::{AggregateCall, AggregateOutput, Grouping, KeyIndex, cast_to};
-use super::window_assign::timestamps;
+use super::aggregate::{
+    AggregateCall, AggregateOutput, Grouping, KeyIndex, WindowBounds, output_batch,
+};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
 
 /// What a session window aggregation computes; shared by its subtasks.
@@ -153,32 +153,26 @@ impl SessionWindowAggregate {
                 column.push(accumulator.evaluate()?);
             }
         }
-        let fields = self.spec.output_schema.fields();
-        let mut columns = Vec::with_capacity(fields.len());
-        for (output, field) in self.spec.outputs.iter().zip(fields) {
-            let bound = |f: &dyn Fn(&Session) -> i64| {
-                timestamps(fired.iter().map(|(_, s)| f(s)).collect(), field.data_type())
-            };
-            let column = match *output {
-                AggregateOutput::Key(i) => keys.get(i).cloned().ok_or_else(|| {
-                    DataFusionError::Internal(format!("no key for {}", field.name()))
-                })?,
-                AggregateOutput::Aggregate(i) => ScalarValue::iter_to_array(
-                    results.get_mut(i).map(std::mem::take).unwrap_or_default(),
-                )?,
-                AggregateOutput::WindowStart => bound(&|s| s.start),
-                AggregateOutput::WindowEnd => bound(&|s| s.end),
-                AggregateOutput::WindowTime => {
-                    let zone = self.spec.zone.as_ref();
-                    bound(&|s| instant(zone, s.end).saturating_sub(1))
-                }
-            };
-            columns.push(cast_to(column, field.data_type())?);
-        }
-        let batch = RecordBatch::try_new_with_options(
-            Arc::clone(&self.spec.output_schema),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        let results = results
+            .into_iter()
+            .map(ScalarValue::iter_to_array)
+            .collect::<Result<Vec<_>>>()?;
+        let zone = self.spec.zone.as_ref();
+        let bounds = WindowBounds {
+            start: fired.iter().map(|(_, s)| s.start).collect(),
+            end: fired.iter().map(|(_, s)| s.end).collect(),
+            time: fired
+                .iter()
+                .map(|(_, s)| instant(zone, s.end).saturating_sub(1))
+                .collect(),
+        };
+        let batch = output_batch(
+            &self.spec.outputs,
+            &self.spec.output_schema,
+            rows,
+            &keys,
+            &results,
+            Some(&bounds),
         )?;
         out.emit(StreamBatch::inserts(batch));
         Ok(())

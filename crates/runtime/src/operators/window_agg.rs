@@ -24,16 +24,15 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, UInt32Array};
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
-use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use weir_common::window::instant;
 use weir_common::{StreamBatch, Watermark, WindowKind, WindowSpec, ZoneShift};
 
 use super::aggregate::{
-    AggregateCall, AggregateOutput, CallInput, GroupStates, GroupedAccumulators, Grouping, cast_to,
+    AggregateCall, AggregateOutput, CallInput, GroupStates, GroupedAccumulators, Grouping,
+    WindowBounds, output_batch,
 };
-use super::window_assign::timestamps;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
 
 /// What a window aggregation computes; shared by its subtasks.
@@ -220,32 +219,18 @@ impl WindowAggregate {
         }
         let rows = groups.num_groups();
         let (keys, results) = groups.evaluate()?;
-        let fields = self.spec.output_schema.fields();
-        let mut columns = Vec::with_capacity(fields.len());
-        for (output, field) in self.spec.outputs.iter().zip(fields) {
-            let column = match *output {
-                AggregateOutput::Key(i) => keys.get(i).cloned(),
-                AggregateOutput::Aggregate(i) => results.get(i).cloned(),
-                AggregateOutput::WindowStart => {
-                    Some(timestamps(vec![window_start; rows], field.data_type()))
-                }
-                AggregateOutput::WindowEnd => {
-                    Some(timestamps(vec![window_end; rows], field.data_type()))
-                }
-                AggregateOutput::WindowTime => Some(timestamps(
-                    vec![self.spec.instant(window_end).saturating_sub(1); rows],
-                    field.data_type(),
-                )),
-            };
-            let column = column.ok_or_else(|| {
-                DataFusionError::Internal(format!("no value for output column {}", field.name()))
-            })?;
-            columns.push(cast_to(column, field.data_type())?);
-        }
-        let batch = RecordBatch::try_new_with_options(
-            Arc::clone(&self.spec.output_schema),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        let bounds = WindowBounds {
+            start: vec![window_start; rows],
+            end: vec![window_end; rows],
+            time: vec![self.spec.instant(window_end).saturating_sub(1); rows],
+        };
+        let batch = output_batch(
+            &self.spec.outputs,
+            &self.spec.output_schema,
+            rows,
+            &keys,
+            &results,
+            Some(&bounds),
         )?;
         out.emit(StreamBatch::inserts(batch));
         Ok(())
@@ -371,7 +356,7 @@ impl OperatorFactory for WindowAggregateFactory {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Int64Array, StringArray, TimestampMillisecondArray};
+    use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use datafusion::physical_expr::expressions::col;
 

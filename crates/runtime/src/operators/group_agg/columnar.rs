@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, UInt8Array, UInt32Array};
 use arrow::compute::kernels::cmp::distinct;
-use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
@@ -30,7 +30,7 @@ use weir_common::{RowKind, StreamBatch};
 use super::{Expiry, GroupAggregateSpec};
 use crate::error::batch_error;
 use crate::operator::Collector;
-use crate::operators::aggregate::{AggregateOutput, GroupedAccumulators, cast_to};
+use crate::operators::aggregate::{GroupedAccumulators, output_batch};
 
 /// Rows of columns per group id, appended in chunks: a group's latest row
 /// is wherever `index` points. Superseded rows are dropped by compaction
@@ -347,24 +347,14 @@ impl ColumnarGroups {
     }
 
     fn output(&self, keys: &[ArrayRef], results: &[ArrayRef], rows: usize) -> Result<RecordBatch> {
-        let fields = self.spec.output_schema.fields();
-        let mut columns = Vec::with_capacity(fields.len());
-        for (output, field) in self.spec.outputs.iter().zip(fields) {
-            let column = match *output {
-                AggregateOutput::Key(i) => keys.get(i).cloned(),
-                AggregateOutput::Aggregate(i) => results.get(i).cloned(),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                DataFusionError::Internal(format!("no value for output column {}", field.name()))
-            })?;
-            columns.push(cast_to(column, field.data_type())?);
-        }
-        Ok(RecordBatch::try_new_with_options(
-            Arc::clone(&self.spec.output_schema),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?)
+        output_batch(
+            &self.spec.outputs,
+            &self.spec.output_schema,
+            rows,
+            keys,
+            results,
+            None,
+        )
     }
 }
 

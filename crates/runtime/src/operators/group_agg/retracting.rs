@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, UInt8Array, UInt32Array};
-use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Accumulator;
@@ -14,7 +13,7 @@ use weir_common::{RowKind, StreamBatch};
 use super::{Expiry, GroupAggregateSpec};
 use crate::error::batch_error;
 use crate::operator::Collector;
-use crate::operators::aggregate::{AggregateOutput, CallInput, KeyIndex, cast_to};
+use crate::operators::aggregate::{CallInput, KeyIndex, output_batch};
 
 /// One key's state.
 struct Group {
@@ -197,30 +196,22 @@ impl RowGroups {
         let rows = changes.len();
         let ids: Vec<usize> = changes.iter().map(|c| c.group).collect();
         let keys = self.index.keys(&ids)?;
-        let fields = self.spec.output_schema.fields();
-        let mut columns = Vec::with_capacity(fields.len());
-        for (output, field) in self.spec.outputs.iter().zip(fields) {
-            let column = match *output {
-                AggregateOutput::Key(i) => keys.get(i).cloned().ok_or_else(|| {
-                    DataFusionError::Internal(format!("no key for {}", field.name()))
-                })?,
-                AggregateOutput::Aggregate(i) => ScalarValue::iter_to_array(
+        let results = (0..self.spec.calls.len())
+            .map(|call| {
+                ScalarValue::iter_to_array(
                     changes
                         .iter()
-                        .map(|c| c.values.get(i).cloned().unwrap_or(ScalarValue::Null)),
-                )?,
-                _ => {
-                    return Err(DataFusionError::Internal(
-                        "a group aggregation has no window columns".into(),
-                    ));
-                }
-            };
-            columns.push(cast_to(column, field.data_type())?);
-        }
-        let data = RecordBatch::try_new_with_options(
-            Arc::clone(&self.spec.output_schema),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
+                        .map(|c| c.values.get(call).cloned().unwrap_or(ScalarValue::Null)),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let data = output_batch(
+            &self.spec.outputs,
+            &self.spec.output_schema,
+            rows,
+            &keys,
+            &results,
+            None,
         )?;
         let batch = if insert_only {
             StreamBatch::inserts(data)
