@@ -76,6 +76,14 @@ impl AggregateCall {
         Ok(CallInput { args, filter })
     }
 
+    /// Every call's arguments and filter over `batch`.
+    pub(crate) fn evaluate_all(
+        calls: &[AggregateCall],
+        batch: &RecordBatch,
+    ) -> Result<Vec<CallInput>> {
+        calls.iter().map(|c| c.evaluate(batch)).collect()
+    }
+
     pub(crate) fn groups_accumulator(&self) -> Result<Box<dyn GroupsAccumulator>> {
         if self.function.groups_accumulator_supported() {
             return self.function.create_groups_accumulator();

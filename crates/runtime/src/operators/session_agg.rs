@@ -11,8 +11,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{AsArray, BooleanArray};
-use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use arrow::array::BooleanArray;
+use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Accumulator;
@@ -23,6 +23,7 @@ use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 use super::aggregate::{
     AggregateCall, AggregateOutput, Grouping, KeyIndex, WindowBounds, output_batch,
 };
+use super::window_assign::window_bounds;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
 
 /// What a session window aggregation computes; shared by its subtasks.
@@ -198,20 +199,10 @@ impl Operator for SessionWindowAggregate {
         }
         let data = batch.data();
         let rows = data.num_rows();
-        let ends = self.spec.window_end.evaluate(data)?.into_array(rows)?;
-        let ends = ends
-            .as_primitive_opt::<TimestampMillisecondType>()
-            .ok_or_else(|| DataFusionError::Internal("window ends are not TIMESTAMP(3)".into()))?
-            .values()
-            .clone();
+        let ends = window_bounds(&self.spec.window_end, data)?;
         let keys = self.spec.grouping.evaluate(data)?;
         let ids = self.keys.ids(&keys, rows)?;
-        let inputs = self
-            .spec
-            .calls
-            .iter()
-            .map(|c| c.evaluate(data))
-            .collect::<Result<Vec<_>>>()?;
+        let inputs = AggregateCall::evaluate_all(&self.spec.calls, data)?;
         let gap = self.spec.gap;
         let mut late = 0;
         for (row, (end, key)) in ends.iter().zip(ids).enumerate() {

@@ -22,8 +22,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, UInt32Array};
-use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use weir_common::window::instant;
@@ -33,6 +33,7 @@ use super::aggregate::{
     AggregateCall, AggregateOutput, CallInput, GroupStates, GroupedAccumulators, Grouping,
     WindowBounds, output_batch,
 };
+use super::window_assign::window_bounds;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
 
 /// What a window aggregation computes; shared by its subtasks.
@@ -271,19 +272,9 @@ impl Operator for WindowAggregate {
         }
         let data = batch.data();
         let rows = data.num_rows();
-        let ends = self.spec.slice_end.evaluate(data)?.into_array(rows)?;
-        let ends = ends
-            .as_primitive_opt::<TimestampMillisecondType>()
-            .ok_or_else(|| DataFusionError::Internal("slice ends are not TIMESTAMP(3)".into()))?
-            .values()
-            .clone();
+        let ends = window_bounds(&self.spec.slice_end, data)?;
         let keys = self.spec.grouping.evaluate(data)?;
-        let inputs = self
-            .spec
-            .calls
-            .iter()
-            .map(|c| c.evaluate(data))
-            .collect::<Result<Vec<_>>>()?;
+        let inputs = AggregateCall::evaluate_all(&self.spec.calls, data)?;
         if let Some(&first) = ends.first()
             && ends.iter().all(|e| *e == first)
         {
@@ -356,7 +347,8 @@ impl OperatorFactory for WindowAggregateFactory {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+    use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+    use arrow::datatypes::TimestampMillisecondType;
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use datafusion::physical_expr::expressions::col;
 

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray, UInt32Array};
+use arrow::buffer::ScalarBuffer;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::error::{DataFusionError, Result};
@@ -95,6 +96,19 @@ pub(crate) fn event_times(array: &ArrayRef, column: &dyn std::fmt::Display) -> R
         .as_primitive::<TimestampMillisecondType>()
         .values()
         .to_vec())
+}
+
+/// A window-bound column (window_start or window_end, TIMESTAMP(3)) of the
+/// rows of `batch`, as milliseconds.
+pub(crate) fn window_bounds(
+    column: &Arc<dyn PhysicalExpr>,
+    batch: &RecordBatch,
+) -> Result<ScalarBuffer<i64>> {
+    let bounds = column.evaluate(batch)?.into_array(batch.num_rows())?;
+    let bounds = bounds
+        .as_primitive_opt::<TimestampMillisecondType>()
+        .ok_or_else(|| DataFusionError::Internal(format!("{column} is not TIMESTAMP(3)")))?;
+    Ok(bounds.values().clone())
 }
 
 /// A timestamp column of `values` (epoch or wall-clock ms) typed as `data_type`.

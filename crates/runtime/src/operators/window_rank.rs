@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, UInt64Array};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array, UInt64Array};
 use arrow::compute::{
     SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, partition, take,
 };
-use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatchOptions;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
@@ -23,6 +23,7 @@ use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 
 use super::window_agg::TimeDomain;
 
+use super::window_assign::window_bounds;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
 
 /// What a window rank computes; shared by its subtasks.
@@ -76,14 +77,10 @@ impl WindowRank {
 
     /// The event-time instant each buffered row's window fires at.
     fn fire_times(&self, batch: &RecordBatch) -> Result<Vec<i64>> {
-        let rows = batch.num_rows();
-        let ends = self.spec.window_end.evaluate(batch)?.into_array(rows)?;
-        let ends = ends
-            .as_primitive_opt::<TimestampMillisecondType>()
-            .ok_or_else(|| DataFusionError::Internal("window_end is not TIMESTAMP(3)".into()))?;
+        let ends = window_bounds(&self.spec.window_end, batch)?;
         Ok(ends
             .iter()
-            .map(|e| instant(self.spec.zone.as_ref(), e.unwrap_or(i64::MIN)))
+            .map(|e| instant(self.spec.zone.as_ref(), *e))
             .collect())
     }
 

@@ -30,7 +30,7 @@ use weir_common::{RowKind, StreamBatch};
 use super::{Expiry, GroupAggregateSpec};
 use crate::error::batch_error;
 use crate::operator::Collector;
-use crate::operators::aggregate::{GroupedAccumulators, output_batch};
+use crate::operators::aggregate::{AggregateCall, GroupedAccumulators, output_batch};
 
 /// Rows of columns per group id, appended in chunks: a group's latest row
 /// is wherever `index` points. Superseded rows are dropped by compaction
@@ -186,12 +186,7 @@ impl ColumnarGroups {
         }
         // 1. The batch's own aggregate per touched key.
         let keys = self.spec.grouping.evaluate(batch)?;
-        let inputs = self
-            .spec
-            .calls
-            .iter()
-            .map(|c| c.evaluate(batch))
-            .collect::<Result<Vec<_>>>()?;
+        let inputs = AggregateCall::evaluate_all(&self.spec.calls, batch)?;
         let mut local = GroupedAccumulators::new(&self.spec.grouping, &self.spec.calls)?;
         local.update(&keys, &inputs, rows)?;
         let touched = local.num_groups();

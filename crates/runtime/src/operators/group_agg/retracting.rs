@@ -13,7 +13,7 @@ use weir_common::{RowKind, StreamBatch};
 use super::{Expiry, GroupAggregateSpec};
 use crate::error::batch_error;
 use crate::operator::Collector;
-use crate::operators::aggregate::{CallInput, KeyIndex, output_batch};
+use crate::operators::aggregate::{AggregateCall, CallInput, KeyIndex, output_batch};
 
 /// One key's state.
 struct Group {
@@ -234,12 +234,7 @@ impl RowGroups {
     ) -> Result<()> {
         let rows = batch.num_rows();
         let keys = self.spec.grouping.evaluate(batch.data())?;
-        let inputs = self
-            .spec
-            .calls
-            .iter()
-            .map(|c| c.evaluate(batch.data()))
-            .collect::<Result<Vec<_>>>()?;
+        let inputs = AggregateCall::evaluate_all(&self.spec.calls, batch.data())?;
         let ids = self.group_ids(&keys, rows)?;
         if let Some(expiry) = &mut self.expiry {
             for group in expiry.expired(now) {
