@@ -262,8 +262,12 @@ pub(crate) struct KeyIndex {
 
 impl KeyIndex {
     pub(crate) fn try_new(grouping: &Grouping) -> Result<Self> {
-        let fields = grouping
-            .key_schema
+        Self::for_keys(&grouping.key_schema)
+    }
+
+    /// An index over keys of `key_schema`; no columns means one key.
+    pub(crate) fn for_keys(key_schema: &arrow::datatypes::Schema) -> Result<Self> {
+        let fields = key_schema
             .fields()
             .iter()
             .map(|f| SortField::new(f.data_type().clone()))
@@ -274,7 +278,7 @@ impl KeyIndex {
             converter,
             ids: HashMap::new(),
             keys,
-            keyless: grouping.keys.is_empty(),
+            keyless: key_schema.fields().is_empty(),
         })
     }
 

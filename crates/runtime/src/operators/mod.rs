@@ -3,8 +3,10 @@
 mod aggregate;
 mod calc;
 mod group_agg;
+mod join;
 mod limit;
 mod session_agg;
+mod state_ttl;
 mod values;
 pub(crate) mod watermark;
 mod window_agg;
@@ -14,6 +16,10 @@ mod window_rank;
 pub use aggregate::{AggregateCall, AggregateOutput, Grouping};
 pub use calc::{Calc, CalcFactory};
 pub use group_agg::{GroupAggregateFactory, GroupAggregateSpec};
+pub use join::{
+    IntervalJoin, IntervalJoinFactory, IntervalJoinSpec, JoinCondition, JoinKind, StreamingJoin,
+    StreamingJoinFactory, StreamingJoinSpec, WindowJoin, WindowJoinFactory, WindowJoinSpec,
+};
 pub use limit::{Limit, LimitFactory};
 pub use session_agg::{SessionAggregateSpec, SessionWindowAggregateFactory};
 pub use values::ValuesSource;

@@ -27,7 +27,8 @@ use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use weir_common::{RowKind, StreamBatch};
 
-use super::{Expiry, GroupAggregateSpec};
+use super::GroupAggregateSpec;
+use crate::operators::state_ttl::Expiry;
 use crate::error::batch_error;
 use crate::operator::Collector;
 use crate::operators::aggregate::{AggregateCall, GroupedAccumulators, output_batch};

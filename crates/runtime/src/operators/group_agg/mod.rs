@@ -20,7 +20,7 @@ mod columnar;
 mod retracting;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
@@ -30,6 +30,7 @@ use self::columnar::ColumnarGroups;
 use self::retracting::RowGroups;
 use super::aggregate::{AggregateCall, AggregateOutput, Grouping};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operators::state_ttl::ProcessingClock;
 
 /// What a group aggregation computes; shared by its subtasks.
 #[derive(Debug, Clone)]
@@ -44,63 +45,6 @@ pub struct GroupAggregateSpec {
     pub final_only: bool,
     /// 'table.exec.state.ttl': a key untouched this long is forgotten.
     pub state_ttl: Option<Duration>,
-}
-
-/// Forgets keys idle for longer than 'table.exec.state.ttl', as Flink's
-/// state TTL: a forgotten key that comes back starts over with `+I`. Times
-/// are processing-time milliseconds since the operator started.
-///
-/// What is freed is the keys' aggregate state; their entries in the key
-/// index (a few bytes each) stay, so a stream of ever-new keys still grows
-/// slowly.
-#[derive(Debug)]
-pub(super) struct Expiry {
-    ttl_ms: u64,
-    last_access: Vec<u64>,
-    next_sweep: u64,
-}
-
-impl Expiry {
-    pub(super) fn new(ttl: Option<Duration>, final_only: bool) -> Option<Self> {
-        // A batch job's result is final: nothing expires.
-        let ttl = ttl.filter(|_| !final_only)?;
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        Some(Self {
-            ttl_ms,
-            last_access: Vec::new(),
-            next_sweep: ttl_ms,
-        })
-    }
-
-    pub(super) fn touch(&mut self, groups: &[usize], now: u64) {
-        for group in groups {
-            if self.last_access.len() <= *group {
-                self.last_access.resize(group + 1, now);
-            }
-            self.last_access[*group] = now;
-        }
-    }
-
-    /// Groups idle for longer than the TTL; checked at most twice per TTL.
-    pub(super) fn expired(&mut self, now: u64) -> Vec<usize> {
-        if now < self.next_sweep {
-            return Vec::new();
-        }
-        self.next_sweep = now.saturating_add(self.ttl_ms / 2);
-        let ttl = self.ttl_ms;
-        let expired: Vec<usize> = self
-            .last_access
-            .iter()
-            .enumerate()
-            .filter(|(_, at)| now.saturating_sub(**at) > ttl && **at != u64::MAX)
-            .map(|(g, _)| g)
-            .collect();
-        for g in &expired {
-            // Forgotten until touched again.
-            self.last_access[*g] = u64::MAX;
-        }
-        expired
-    }
 }
 
 impl GroupAggregateSpec {
@@ -126,7 +70,7 @@ impl Operator for GroupAggregate {
         batch: StreamBatch,
         out: &mut Collector,
     ) -> Result<()> {
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let now = self.clock.now();
         match &mut self.groups {
             Groups::Columnar(groups) => {
                 if !batch.is_insert_only() {
@@ -154,8 +98,8 @@ impl Operator for GroupAggregate {
 pub struct GroupAggregate {
     name: String,
     groups: Groups,
-    /// Processing time starts here, for state TTL.
-    started: Instant,
+    /// Processing time for state TTL.
+    clock: ProcessingClock,
 }
 
 #[derive(Debug)]
@@ -175,7 +119,7 @@ impl GroupAggregate {
         Ok(Self {
             name,
             groups,
-            started: Instant::now(),
+            clock: ProcessingClock::start(),
         })
     }
 }

@@ -10,7 +10,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Accumulator;
 use weir_common::{RowKind, StreamBatch};
 
-use super::{Expiry, GroupAggregateSpec};
+use super::GroupAggregateSpec;
+use crate::operators::state_ttl::Expiry;
 use crate::error::batch_error;
 use crate::operator::Collector;
 use crate::operators::aggregate::{AggregateCall, CallInput, KeyIndex, output_batch};
