@@ -425,12 +425,34 @@ pub struct WatermarkNode {
 
 impl WatermarkNode {
     pub fn try_new(input: LogicalPlan, rowtime: String, expr: Expr) -> DFResult<Self> {
-        let schema = Arc::clone(input.schema());
-        if !schema.fields().iter().any(|f| f.name() == &rowtime) {
+        let input_schema = input.schema();
+        if !input_schema.fields().iter().any(|f| f.name() == &rowtime) {
             return Err(DataFusionError::Plan(format!(
                 "the watermark column '{rowtime}' is not a column of the table"
             )));
         }
+        // The rowtime column becomes an event-time attribute: joins and
+        // OVER aggregations recognise it by this mark.
+        let fields = input_schema
+            .iter()
+            .map(|(qualifier, field)| {
+                let field = if field.name() == &rowtime {
+                    let mut metadata = field.metadata().clone();
+                    metadata.insert(
+                        crate::window_tvf::TIME_ATTRIBUTE.to_string(),
+                        crate::window_tvf::ROWTIME.to_string(),
+                    );
+                    Arc::new(field.as_ref().clone().with_metadata(metadata))
+                } else {
+                    Arc::clone(field)
+                };
+                (qualifier.cloned(), field)
+            })
+            .collect();
+        let schema = Arc::new(DFSchema::new_with_metadata(
+            fields,
+            input_schema.metadata().clone(),
+        )?);
         Ok(Self {
             input,
             rowtime,

@@ -42,6 +42,30 @@ pub const WINDOW_TIME: &str = "window_time";
 /// Field metadata key marking a time attribute, and its processing-time value.
 pub const TIME_ATTRIBUTE: &str = "weir.time-attribute";
 pub const PROCTIME: &str = "proctime";
+/// The metadata value marking the column a table's WATERMARK is declared for.
+pub const ROWTIME: &str = "rowtime";
+
+/// Whether `field` is an event-time attribute (a table's rowtime column,
+/// passed on unchanged).
+pub fn is_rowtime(field: &arrow::datatypes::Field) -> bool {
+    field
+        .metadata()
+        .get(TIME_ATTRIBUTE)
+        .is_some_and(|v| v == ROWTIME)
+}
+
+/// A day-time interval literal in milliseconds.
+pub fn interval_literal_millis(expr: &Expr) -> Option<i64> {
+    match expr {
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+            Some(i64::from(v.days) * 86_400_000 + v.nanoseconds / 1_000_000)
+        }
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
+            Some(i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds))
+        }
+        _ => None,
+    }
+}
 
 /// The window functions and their parameters after DATA and TIMECOL, in order.
 const FUNCTIONS: &[(&str, &[&str])] = &[
@@ -436,15 +460,7 @@ impl WindowCall {
 }
 
 fn interval_millis(function: &str, expr: &Expr) -> DFResult<i64> {
-    let millis = match expr {
-        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
-            Some(i64::from(v.days) * 86_400_000 + v.nanoseconds / 1_000_000)
-        }
-        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
-            Some(i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds))
-        }
-        _ => None,
-    };
+    let millis = interval_literal_millis(expr);
     millis.ok_or_else(|| {
         DataFusionError::Plan(format!(
             "the window function {function} takes day-time interval literals such as INTERVAL '10' SECOND, not {expr}"

@@ -5,6 +5,9 @@
 //! window's end; then the window's rows are joined at once (INNER, outer
 //! with NULL padding, SEMI, ANTI) and dropped. Output is insert-only, and
 //! rows for a window that has already fired are late: dropped and counted.
+//!
+//! Without window columns the whole input is one window that fires when
+//! both inputs end: a join in batch runtime mode, final and insert-only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,9 +32,9 @@ pub struct WindowJoinSpec {
     pub condition: JoinCondition,
     /// NOT IN semantics for an anti join.
     pub null_aware: bool,
-    /// Each input's window_end column.
-    pub left_window_end: Arc<dyn PhysicalExpr>,
-    pub right_window_end: Arc<dyn PhysicalExpr>,
+    /// Each input's window_end column; `None` joins all rows once, when
+    /// the inputs end (a join in batch runtime mode).
+    pub window_ends: Option<[Arc<dyn PhysicalExpr>; 2]>,
     pub zone: Option<ZoneShift>,
     pub time: TimeDomain,
 }
@@ -46,7 +49,8 @@ impl WindowJoinSpec {
             .map(|(l, r)| format!("{l} = {r}"))
             .collect();
         format!(
-            "WindowJoin(joinType=[{}], where=[{}])",
+            "{}(joinType=[{}], where=[{}])",
+            if self.window_ends.is_some() { "WindowJoin" } else { "HashJoin" },
             c.kind.flink_name(),
             pairs.join(" AND ")
         )
@@ -102,14 +106,13 @@ impl Operator for WindowJoin {
         }
         let side = Side::of_input(input)?;
         let data = batch.into_data();
-        let end = match side {
-            Side::Left => &self.spec.left_window_end,
-            Side::Right => &self.spec.right_window_end,
+        let fire: Vec<i64> = match &self.spec.window_ends {
+            Some(ends) => window_bounds(&ends[side.index()], &data)?
+                .iter()
+                .map(|e| instant(self.spec.zone.as_ref(), *e))
+                .collect(),
+            None => vec![Watermark::END_OF_TIME.millis(); data.num_rows()],
         };
-        let fire: Vec<i64> = window_bounds(end, &data)?
-            .iter()
-            .map(|e| instant(self.spec.zone.as_ref(), *e))
-            .collect();
         let mut times = fire.clone();
         times.sort_unstable();
         times.dedup();

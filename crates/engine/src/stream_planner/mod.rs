@@ -28,7 +28,8 @@ use weir_common::{WindowFunction, ZoneShift};
 use weir_connector::{SinkFactory, SourceFactory, TableSpec};
 use weir_runtime::operators::{
     AggregateCall, AggregateOutput, Calc, CalcFactory, GroupAggregateFactory, GroupAggregateSpec,
-    Grouping, Limit, LimitFactory, SessionAggregateSpec, SessionWindowAggregateFactory, TimeDomain,
+    Grouping, IntervalJoinFactory, IntervalJoinSpec, Limit, LimitFactory, StreamingJoinFactory,
+    StreamingJoinSpec, WindowJoinFactory, WindowJoinSpec, SessionAggregateSpec, SessionWindowAggregateFactory, TimeDomain,
     ValuesSource, WatermarkStrategy, WindowAggregateFactory, WindowAggregateSpec, WindowAssigner,
     WindowAssignerFactory, WindowRankFactory, WindowRankSpec,
 };
@@ -41,6 +42,10 @@ use weir_sql::{CatalogTable, ConnectorTableSource, SqlPlanner, WatermarkNode, Wi
 
 use crate::EngineError;
 use crate::registry::ConnectorRegistry;
+
+mod join;
+
+pub use self::join::{JoinNode, JoinStrategy};
 
 /// Flink's default max parallelism: the number of key groups.
 pub const MAX_PARALLELISM: usize = 128;
@@ -110,6 +115,8 @@ pub enum StreamNode {
         proctime: bool,
         schema: DFSchemaRef,
     },
+    /// A two-input join.
+    Join(JoinNode),
     /// Unbounded GROUP BY, producing a changelog.
     GroupAggregate {
         input: Box<StreamNode>,
@@ -121,8 +128,9 @@ pub enum StreamNode {
     },
 }
 
-/// Which row kinds a node emits, as Flink's `changelogMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which row kinds a node emits, as Flink's `changelogMode`; ordered from
+/// fewest to most kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ChangelogMode {
     /// `[I]`
     InsertOnly,
@@ -152,7 +160,8 @@ impl StreamNode {
             | StreamNode::WindowTvf { schema, .. }
             | StreamNode::WindowAggregate { schema, .. }
             | StreamNode::WindowRank { schema, .. }
-            | StreamNode::GroupAggregate { schema, .. } => schema,
+            | StreamNode::GroupAggregate { schema, .. }
+            | StreamNode::Join(JoinNode { schema, .. }) => schema,
         }
     }
 
@@ -166,7 +175,8 @@ impl StreamNode {
             | StreamNode::WindowTvf { schema, .. }
             | StreamNode::WindowAggregate { schema, .. }
             | StreamNode::WindowRank { schema, .. }
-            | StreamNode::GroupAggregate { schema, .. } => *schema = new_schema,
+            | StreamNode::GroupAggregate { schema, .. }
+            | StreamNode::Join(JoinNode { schema, .. }) => *schema = new_schema,
         }
         self
     }
@@ -183,8 +193,9 @@ impl StreamNode {
             StreamNode::Union { inputs, .. } => inputs
                 .iter()
                 .map(StreamNode::changelog_mode)
-                .max_by_key(|m| *m as u8)
+                .max()
                 .unwrap_or(ChangelogMode::InsertOnly),
+            StreamNode::Join(join) => join.changelog_mode(),
             StreamNode::GroupAggregate {
                 input, final_only, ..
             } => match (final_only, input.changelog_mode()) {
@@ -205,6 +216,17 @@ impl StreamNode {
             {
                 Some(self)
             }
+            StreamNode::Join(join)
+                if join.left.changelog_mode() == ChangelogMode::InsertOnly
+                    && join.right.changelog_mode() == ChangelogMode::InsertOnly
+                    && join.changelog_mode() != ChangelogMode::InsertOnly =>
+            {
+                Some(self)
+            }
+            StreamNode::Join(join) => join
+                .left
+                .update_producer()
+                .or_else(|| join.right.update_producer()),
             StreamNode::Source { .. } => None,
             StreamNode::Calc { input, .. }
             | StreamNode::Limit { input, .. }
@@ -299,6 +321,7 @@ impl StreamNode {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            StreamNode::Join(join) => join.title(),
             StreamNode::GroupAggregate {
                 keys, aggregates, ..
             } => format!(
@@ -313,6 +336,7 @@ impl StreamNode {
         match self {
             StreamNode::Source { .. } => Vec::new(),
             StreamNode::Union { inputs, .. } => inputs.iter().collect(),
+            StreamNode::Join(join) => vec![&join.left, &join.right],
             StreamNode::Calc { input, .. }
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. }
@@ -634,7 +658,7 @@ impl StreamPlanner<'_> {
             }
             LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
             LogicalPlan::Distinct(_) => Err(EngineError::Unsupported("SELECT DISTINCT".into())),
-            LogicalPlan::Join(_) => Err(EngineError::Unsupported("JOIN".into())),
+            LogicalPlan::Join(join) => self.join(join),
             LogicalPlan::Sort(_) => Err(EngineError::Unsupported("ORDER BY on a stream".into())),
             LogicalPlan::Window(_) => Err(EngineError::Unsupported(
                 "OVER windows other than window Top-N (ROW_NUMBER() OVER (PARTITION BY window_start, window_end ...) filtered by <= N)".into(),
@@ -1141,6 +1165,28 @@ impl JobGraphBuilder<'_, '_> {
         }
     }
 
+    /// Starts a vertex whose inputs 0 and 1 are the two given vertices.
+    fn join_exchange(
+        &mut self,
+        inputs: [(OpenVertex, Partitioning); 2],
+        parallelism: usize,
+    ) -> OpenVertex {
+        let edges = inputs
+            .into_iter()
+            .enumerate()
+            .map(|(input, (open, partitioning))| JobEdge {
+                from: self.close(open, VertexOutput::Downstream),
+                partitioning,
+                input,
+            })
+            .collect();
+        OpenVertex {
+            parallelism,
+            input: VertexInput::Edges(edges),
+            operators: Vec::new(),
+        }
+    }
+
     /// Compiles grouping keys and aggregate calls over `input_schema`.
     fn aggregation(
         &self,
@@ -1380,6 +1426,81 @@ impl JobGraphBuilder<'_, '_> {
                 };
                 open.operators
                     .push(Arc::new(GroupAggregateFactory(Arc::new(spec))));
+                Ok(open)
+            }
+            StreamNode::Join(join) => {
+                let condition = self.planner.join_condition(&join)?;
+                // NOT IN looks at the whole right side (does it hold a NULL?
+                // is it empty?), so it runs in one subtask.
+                let (left_partitioning, right_partitioning, parallelism) =
+                    if condition.left_keys.is_empty() || join.null_aware {
+                        (Partitioning::Global, Partitioning::Global, 1)
+                    } else {
+                        (
+                            Partitioning::Hash(condition.left_keys.clone()),
+                            Partitioning::Hash(condition.right_keys.clone()),
+                            self.planner.parallelism,
+                        )
+                    };
+                let updating = [
+                    join.left.changelog_mode() != ChangelogMode::InsertOnly,
+                    join.right.changelog_mode() != ChangelogMode::InsertOnly,
+                ];
+                let planner = self.planner.planner;
+                let (left_schema, right_schema) =
+                    (Arc::clone(join.left.schema()), Arc::clone(join.right.schema()));
+                let factory: Arc<dyn OperatorFactory> = match join.strategy {
+                    JoinStrategy::Regular => {
+                        Arc::new(StreamingJoinFactory(Arc::new(StreamingJoinSpec {
+                            condition,
+                            updating,
+                            null_aware: join.null_aware,
+                            state_ttl: self.planner.state_ttl,
+                        })))
+                    }
+                    JoinStrategy::Interval {
+                        left_time,
+                        right_time,
+                        lower,
+                        upper,
+                    } => Arc::new(IntervalJoinFactory(Arc::new(IntervalJoinSpec {
+                        condition,
+                        left_time: planner.physical_expr(&left_time, &left_schema)?,
+                        right_time: planner.physical_expr(&right_time, &right_schema)?,
+                        lower,
+                        upper,
+                    }))),
+                    JoinStrategy::Window {
+                        left_end,
+                        right_end,
+                        zone,
+                        proctime,
+                        ..
+                    } => Arc::new(WindowJoinFactory(Arc::new(WindowJoinSpec {
+                        condition,
+                        null_aware: join.null_aware,
+                        window_ends: Some([
+                            planner.physical_expr(&left_end, &left_schema)?,
+                            planner.physical_expr(&right_end, &right_schema)?,
+                        ]),
+                        zone,
+                        time: TimeDomain::processing(proctime),
+                    }))),
+                    JoinStrategy::Final => Arc::new(WindowJoinFactory(Arc::new(WindowJoinSpec {
+                        condition,
+                        null_aware: join.null_aware,
+                        window_ends: None,
+                        zone: None,
+                        time: TimeDomain::EventTime,
+                    }))),
+                };
+                let left = self.build(*join.left)?;
+                let right = self.build(*join.right)?;
+                let mut open = self.join_exchange(
+                    [(left, left_partitioning), (right, right_partitioning)],
+                    parallelism,
+                );
+                open.operators.push(factory);
                 Ok(open)
             }
             StreamNode::Limit {

@@ -1,0 +1,347 @@
+//! Planning joins: which streaming join a logical `Join` becomes.
+//!
+//! - Both inputs windowed by the same window function and joined on
+//!   window_start and window_end: a window join (insert-only).
+//! - Event-time bounds between a rowtime attribute of each side
+//!   (`r.ts BETWEEN l.ts - INTERVAL .. AND l.ts + INTERVAL ..`, or `<`, `>`
+//!   forms) over insert-only inputs: an interval join (insert-only).
+//! - Anything else: a regular join, whose output is a changelog.
+//! - In batch runtime mode, over insert-only inputs: a hash join of the
+//!   whole inputs, run once they end (final, insert-only).
+//!
+//! RIGHT SEMI/ANTI joins are planned as LEFT ones with the inputs swapped,
+//! so the runtime's semi and anti joins always filter their left input.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema};
+use datafusion::common::{Column, DFSchema, DFSchemaRef};
+use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::common::NullEquality;
+use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, Join, JoinType, Operator};
+use weir_common::{WindowFunction, ZoneShift};
+use weir_runtime::operators::{JoinCondition, JoinKind};
+use weir_sql::window_tvf::{WINDOW_END, WINDOW_START, interval_literal_millis, is_rowtime};
+
+use super::{ChangelogMode, StreamNode, StreamPlanner, window_proctime, window_zone};
+use crate::EngineError;
+
+/// How a join runs.
+#[derive(Debug, Clone)]
+pub enum JoinStrategy {
+    /// Both inputs kept in state; the output is a changelog.
+    Regular,
+    /// `right_time - left_time` within `[lower, upper]` milliseconds.
+    Interval {
+        left_time: Expr,
+        right_time: Expr,
+        lower: i64,
+        upper: i64,
+    },
+    /// Rows joined per window, when it fires.
+    Window {
+        function: WindowFunction,
+        left_end: Expr,
+        right_end: Expr,
+        zone: Option<ZoneShift>,
+        proctime: bool,
+    },
+    /// Batch runtime mode: all rows joined once, when the inputs end.
+    Final,
+}
+
+/// A join as the streaming plan holds it.
+#[derive(Debug)]
+pub struct JoinNode {
+    pub left: Box<StreamNode>,
+    pub right: Box<StreamNode>,
+    pub kind: JoinKind,
+    pub on: Vec<(Expr, Expr)>,
+    /// The non-equi condition, applied to candidate pairs (for interval
+    /// joins it includes the time bounds).
+    pub residual: Option<Expr>,
+    pub nulls_equal: bool,
+    /// NOT IN.
+    pub null_aware: bool,
+    pub strategy: JoinStrategy,
+    pub schema: DFSchemaRef,
+}
+
+impl JoinNode {
+    pub fn changelog_mode(&self) -> ChangelogMode {
+        let (left, right) = (self.left.changelog_mode(), self.right.changelog_mode());
+        if !matches!(self.strategy, JoinStrategy::Regular) {
+            return ChangelogMode::InsertOnly;
+        }
+        match self.kind {
+            JoinKind::Inner => left.max(right),
+            JoinKind::Semi if right == ChangelogMode::InsertOnly => left,
+            _ => ChangelogMode::UpdatesAndDeletes,
+        }
+    }
+
+    pub fn title(&self) -> String {
+        let mut condition: Vec<String> = self.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
+        condition.extend(self.residual.iter().map(|r| r.to_string()));
+        let condition = condition.join(" AND ");
+        let kind = self.kind.flink_name();
+        match &self.strategy {
+            JoinStrategy::Regular => format!("Join(joinType=[{kind}], where=[{condition}])"),
+            JoinStrategy::Interval {
+                left_time,
+                right_time,
+                lower,
+                upper,
+            } => format!(
+                "IntervalJoin(joinType=[{kind}], windowBounds=[isRowTime=true, leftLowerBound={}, leftUpperBound={}, leftTime={left_time}, rightTime={right_time}], where=[{condition}])",
+                upper.saturating_neg(),
+                lower.saturating_neg()
+            ),
+            JoinStrategy::Window { function, .. } => format!(
+                "WindowJoin(leftWindow=[{function}], rightWindow=[{function}], joinType=[{kind}], where=[{condition}])"
+            ),
+            JoinStrategy::Final => format!("HashJoin(joinType=[{kind}], where=[{condition}])"),
+        }
+    }
+}
+
+impl StreamPlanner<'_> {
+    pub(super) fn join(&self, join: &Join) -> Result<StreamNode, EngineError> {
+        let (kind, swap) = match join.join_type {
+            JoinType::Inner => (JoinKind::Inner, false),
+            JoinType::Left => (JoinKind::LeftOuter, false),
+            JoinType::Right => (JoinKind::RightOuter, false),
+            JoinType::Full => (JoinKind::FullOuter, false),
+            JoinType::LeftSemi => (JoinKind::Semi, false),
+            JoinType::RightSemi => (JoinKind::Semi, true),
+            JoinType::LeftAnti => (JoinKind::Anti, false),
+            JoinType::RightAnti => (JoinKind::Anti, true),
+            JoinType::LeftMark | JoinType::RightMark => {
+                return Err(EngineError::Unsupported(
+                    "a subquery inside OR or in the SELECT list (a mark join)".into(),
+                ));
+            }
+        };
+        let (left_plan, right_plan) = if swap {
+            (&join.right, &join.left)
+        } else {
+            (&join.left, &join.right)
+        };
+        let on: Vec<(Expr, Expr)> = if swap {
+            join.on.iter().map(|(l, r)| (r.clone(), l.clone())).collect()
+        } else {
+            join.on.clone()
+        };
+        let left = self.translate(left_plan)?;
+        let right = self.translate(right_plan)?;
+        let insert_only = left.changelog_mode() == ChangelogMode::InsertOnly
+            && right.changelog_mode() == ChangelogMode::InsertOnly;
+        let strategy = if self.batch_mode && insert_only {
+            JoinStrategy::Final
+        } else if let Some(window) = window_join(&left, &right, &on).filter(|_| insert_only) {
+            window
+        } else if let Some(interval) = join
+            .filter
+            .as_ref()
+            .and_then(|f| interval_bounds(f, left.schema(), right.schema()))
+            .filter(|_| insert_only && !matches!(kind, JoinKind::Semi | JoinKind::Anti))
+        {
+            interval
+        } else {
+            JoinStrategy::Regular
+        };
+        Ok(StreamNode::Join(JoinNode {
+            left: Box::new(left),
+            right: Box::new(right),
+            kind,
+            on,
+            residual: join.filter.clone(),
+            nulls_equal: join.null_equality == NullEquality::NullEqualsNull,
+            null_aware: join.null_aware,
+            strategy,
+            schema: Arc::clone(&join.schema),
+        }))
+    }
+
+    /// Compiles a join's keys and residual over its inputs' schemas.
+    pub(super) fn join_condition(&self, node: &JoinNode) -> Result<JoinCondition, EngineError> {
+        let (left, right) = (node.left.schema(), node.right.schema());
+        let planner = self.planner;
+        let mut left_keys = Vec::new();
+        let mut right_keys = Vec::new();
+        let mut key_fields = Vec::new();
+        for (i, (l, r)) in node.on.iter().enumerate() {
+            let (lt, rt) = (l.get_type(left)?, r.get_type(right)?);
+            let common = if lt == rt {
+                lt.clone()
+            } else {
+                comparison_coercion(&lt, &rt).ok_or_else(|| {
+                    EngineError::Plan(format!("cannot join {l} ({lt}) with {r} ({rt})"))
+                })?
+            };
+            let cast = |e: &Expr, t: &arrow::datatypes::DataType| {
+                if *t == common {
+                    e.clone()
+                } else {
+                    Expr::Cast(Cast::new(Box::new(e.clone()), common.clone()))
+                }
+            };
+            left_keys.push(planner.physical_expr(&cast(l, &lt), left)?);
+            right_keys.push(planner.physical_expr(&cast(r, &rt), right)?);
+            key_fields.push(Field::new(format!("key{i}"), common.clone(), true));
+        }
+        let joined = left.join(right)?;
+        let residual = node
+            .residual
+            .as_ref()
+            .map(|r| planner.physical_expr(r, &joined))
+            .transpose()?;
+        let nullable = |schema: &DFSchema| -> Vec<Field> {
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect()
+        };
+        let mut joined_fields = nullable(left);
+        joined_fields.extend(nullable(right));
+        Ok(JoinCondition {
+            kind: node.kind,
+            left_keys,
+            right_keys,
+            key_schema: Arc::new(Schema::new(key_fields)),
+            nulls_equal: node.nulls_equal,
+            residual,
+            left_schema: Arc::clone(left.inner()),
+            right_schema: Arc::clone(right.inner()),
+            joined_schema: Arc::new(Schema::new(joined_fields)),
+            output_schema: Arc::clone(node.schema.inner()),
+        })
+    }
+}
+
+/// The window function an input's rows are windowed by, if any: a window
+/// table function or window aggregation, through projections and filters.
+fn window_origin(node: &StreamNode) -> Option<WindowFunction> {
+    match node {
+        StreamNode::WindowTvf {
+            function,
+            slices_only: false,
+            ..
+        }
+        | StreamNode::WindowAggregate { function, .. } => Some(*function),
+        StreamNode::Calc { input, .. } | StreamNode::WindowRank { input, .. } => {
+            window_origin(input)
+        }
+        _ => None,
+    }
+}
+
+/// A window join when both inputs come from the same window function and
+/// the keys pair window_start with window_start and window_end with window_end.
+fn window_join(left: &StreamNode, right: &StreamNode, on: &[(Expr, Expr)]) -> Option<JoinStrategy> {
+    let function = window_origin(left)?;
+    if window_origin(right)? != function {
+        return None;
+    }
+    let paired = |name: &str| {
+        on.iter().find_map(|(l, r)| match (l, r) {
+            (Expr::Column(a), Expr::Column(b)) if a.name == name && b.name == name => {
+                Some((l.clone(), r.clone()))
+            }
+            _ => None,
+        })
+    };
+    paired(WINDOW_START)?;
+    let (left_end, right_end) = paired(WINDOW_END)?;
+    Some(JoinStrategy::Window {
+        function,
+        left_end,
+        right_end,
+        zone: window_zone(left),
+        proctime: window_proctime(left) || window_proctime(right),
+    })
+}
+
+/// A rowtime column plus a constant: `ts`, `ts + INTERVAL ..`, `ts - INTERVAL ..`.
+fn time_term(expr: &Expr) -> Option<(&Column, i64)> {
+    match expr {
+        Expr::Column(c) => Some((c, 0)),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match (left.as_ref(), op, right.as_ref()) {
+            (Expr::Column(c), Operator::Plus, i) | (i, Operator::Plus, Expr::Column(c)) => {
+                Some((c, interval_literal_millis(i)?))
+            }
+            (Expr::Column(c), Operator::Minus, i) => Some((c, interval_literal_millis(i)?.checked_neg()?)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Which side's rowtime attribute a column is, if it is one.
+fn rowtime_side(column: &Column, left: &DFSchema, right: &DFSchema) -> Option<bool> {
+    let is_rowtime_in = |schema: &DFSchema| {
+        schema
+            .qualified_field_from_column(column)
+            .is_ok_and(|(_, f)| is_rowtime(f))
+    };
+    match (is_rowtime_in(left), is_rowtime_in(right)) {
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        _ => None,
+    }
+}
+
+/// The bounds of an interval join in a join's non-equi condition: each
+/// conjunct comparing a rowtime attribute of one side (plus a constant)
+/// with one of the other side narrows `right_time - left_time`.
+fn interval_bounds(filter: &Expr, left: &DFSchema, right: &DFSchema) -> Option<JoinStrategy> {
+    let mut comparisons: Vec<(&Expr, Operator, &Expr)> = Vec::new();
+    for conjunct in split_conjunction(filter) {
+        match conjunct {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                comparisons.push((left, *op, right));
+            }
+            Expr::Between(between) if !between.negated => {
+                comparisons.push((&between.expr, Operator::GtEq, &between.low));
+                comparisons.push((&between.expr, Operator::LtEq, &between.high));
+            }
+            _ => {}
+        }
+    }
+    let mut times: Option<(Column, Column)> = None;
+    let (mut lower, mut upper) = (None::<i64>, None::<i64>);
+    for (a, op, b) in comparisons {
+        let (Some((ca, oa)), Some((cb, ob))) = (time_term(a), time_term(b)) else {
+            continue;
+        };
+        // Normalise to `l + ol  op  r + or`.
+        let (l, ol, op, r, or) = match (rowtime_side(ca, left, right), rowtime_side(cb, left, right)) {
+            (Some(true), Some(false)) => (ca, oa, op, cb, ob),
+            (Some(false), Some(true)) => (cb, ob, op.swap()?, ca, oa),
+            _ => continue,
+        };
+        match &times {
+            Some((tl, tr)) if tl != l || tr != r => continue,
+            None => times = Some((l.clone(), r.clone())),
+            _ => {}
+        }
+        // l + ol op r + or  <=>  r - l  op'  ol - or
+        let bound = ol.checked_sub(or)?;
+        match op {
+            Operator::LtEq => lower = Some(lower.map_or(bound, |v| v.max(bound))),
+            Operator::Lt => lower = Some(lower.map_or(bound + 1, |v| v.max(bound + 1))),
+            Operator::GtEq => upper = Some(upper.map_or(bound, |v| v.min(bound))),
+            Operator::Gt => upper = Some(upper.map_or(bound - 1, |v| v.min(bound - 1))),
+            _ => continue,
+        }
+    }
+    let (left_time, right_time) = times?;
+    Some(JoinStrategy::Interval {
+        left_time: Expr::Column(left_time),
+        right_time: Expr::Column(right_time),
+        lower: lower?,
+        upper: upper?,
+    })
+}
