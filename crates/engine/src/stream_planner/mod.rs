@@ -28,7 +28,8 @@ use weir_common::{WindowFunction, ZoneShift};
 use weir_connector::{SinkFactory, SourceFactory, TableSpec};
 use weir_runtime::operators::{
     AggregateCall, AggregateOutput, Calc, CalcFactory, GroupAggregateFactory, GroupAggregateSpec,
-    Grouping, IntervalJoinFactory, IntervalJoinSpec, Limit, LimitFactory, StreamingJoinFactory,
+    Grouping, IntervalJoinFactory, IntervalJoinSpec, Limit, LimitFactory, RankFactory, RankNumber,
+    RankOrder, RankSpec, StreamingJoinFactory,
     StreamingJoinSpec, WindowJoinFactory, WindowJoinSpec, SessionAggregateSpec, SessionWindowAggregateFactory, TimeDomain,
     ValuesSource, WatermarkStrategy, WindowAggregateFactory, WindowAggregateSpec, WindowAssigner,
     WindowAssignerFactory, WindowRankFactory, WindowRankSpec,
@@ -117,6 +118,19 @@ pub enum StreamNode {
     },
     /// A two-input join.
     Join(JoinNode),
+    /// Top-N or deduplication per partition, producing a changelog.
+    Rank {
+        input: Box<StreamNode>,
+        partition_by: Vec<Expr>,
+        order_by: Vec<SortExpr>,
+        /// Ordered by a processing-time attribute: by arrival, the latest
+        /// first when `Some(true)`.
+        arrival: Option<bool>,
+        rank_start: usize,
+        rank_end: usize,
+        rank_number: RankNumber,
+        schema: DFSchemaRef,
+    },
     /// Unbounded GROUP BY, producing a changelog.
     GroupAggregate {
         input: Box<StreamNode>,
@@ -161,7 +175,8 @@ impl StreamNode {
             | StreamNode::WindowAggregate { schema, .. }
             | StreamNode::WindowRank { schema, .. }
             | StreamNode::GroupAggregate { schema, .. }
-            | StreamNode::Join(JoinNode { schema, .. }) => schema,
+            | StreamNode::Join(JoinNode { schema, .. })
+            | StreamNode::Rank { schema, .. } => schema,
         }
     }
 
@@ -176,7 +191,8 @@ impl StreamNode {
             | StreamNode::WindowAggregate { schema, .. }
             | StreamNode::WindowRank { schema, .. }
             | StreamNode::GroupAggregate { schema, .. }
-            | StreamNode::Join(JoinNode { schema, .. }) => *schema = new_schema,
+            | StreamNode::Join(JoinNode { schema, .. })
+            | StreamNode::Rank { schema, .. } => *schema = new_schema,
         }
         self
     }
@@ -196,6 +212,22 @@ impl StreamNode {
                 .max()
                 .unwrap_or(ChangelogMode::InsertOnly),
             StreamNode::Join(join) => join.changelog_mode(),
+            StreamNode::Rank {
+                input,
+                arrival,
+                rank_start,
+                rank_end,
+                ..
+            } => {
+                let insert_only = input.changelog_mode() == ChangelogMode::InsertOnly;
+                match (insert_only, *arrival, *rank_start, *rank_end) {
+                    // Deduplication keeping the first row by processing time.
+                    (true, Some(false), 1, 1) => ChangelogMode::InsertOnly,
+                    // One row per key, replaced but never removed.
+                    (true, _, 1, 1) => ChangelogMode::Updates,
+                    _ => ChangelogMode::UpdatesAndDeletes,
+                }
+            }
             StreamNode::GroupAggregate {
                 input, final_only, ..
             } => match (final_only, input.changelog_mode()) {
@@ -223,6 +255,13 @@ impl StreamNode {
             {
                 Some(self)
             }
+            StreamNode::Rank { input, .. }
+                if input.changelog_mode() == ChangelogMode::InsertOnly
+                    && self.changelog_mode() != ChangelogMode::InsertOnly =>
+            {
+                Some(self)
+            }
+            StreamNode::Rank { input, .. } => input.update_producer(),
             StreamNode::Join(join) => join
                 .left
                 .update_producer()
@@ -322,6 +361,39 @@ impl StreamNode {
                     .join(", ")
             ),
             StreamNode::Join(join) => join.title(),
+            StreamNode::Rank {
+                input,
+                partition_by,
+                order_by,
+                arrival,
+                rank_start,
+                rank_end,
+                ..
+            } => {
+                let order = match arrival {
+                    Some(last_first) => {
+                        format!("$proctime {}", if *last_first { "DESC" } else { "ASC" })
+                    }
+                    None => order_by
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                let dedup = (*rank_start, *rank_end) == (1, 1)
+                    && input.changelog_mode() == ChangelogMode::InsertOnly;
+                match arrival {
+                    Some(last_first) if dedup => format!(
+                        "Deduplicate(keep=[{}], key=[{}], order=[PROCTIME])",
+                        if *last_first { "LastRow" } else { "FirstRow" },
+                        join_exprs(partition_by)
+                    ),
+                    _ => format!(
+                        "Rank(rankType=[ROW_NUMBER], rankRange=[rankStart={rank_start}, rankEnd={rank_end}], partitionBy=[{}], orderBy=[{order}])",
+                        join_exprs(partition_by)
+                    ),
+                }
+            }
             StreamNode::GroupAggregate {
                 keys, aggregates, ..
             } => format!(
@@ -337,6 +409,7 @@ impl StreamNode {
             StreamNode::Source { .. } => Vec::new(),
             StreamNode::Union { inputs, .. } => inputs.iter().collect(),
             StreamNode::Join(join) => vec![&join.left, &join.right],
+            StreamNode::Rank { input, .. } => vec![input],
             StreamNode::Calc { input, .. }
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. }
@@ -509,7 +582,24 @@ impl StreamPlanner<'_> {
                 })
             }
             LogicalPlan::Projection(p) => {
-                let input = self.translate(&p.input)?;
+                let mut input = self.translate(&p.input)?;
+                // A rank nobody reads need not be kept up to date.
+                if let StreamNode::Rank {
+                    rank_number: rank_number @ RankNumber::Emitted,
+                    schema,
+                    ..
+                } = &mut input
+                {
+                    let rank = schema.field(schema.fields().len() - 1).name().clone();
+                    if !p
+                        .expr
+                        .iter()
+                        .flat_map(|e| e.column_refs())
+                        .any(|c| c.name == rank)
+                    {
+                        *rank_number = RankNumber::Unused;
+                    }
+                }
                 Ok(match input {
                     StreamNode::Calc {
                         input,
@@ -554,6 +644,12 @@ impl StreamPlanner<'_> {
                     .collect::<Result<_, _>>()?,
                 schema: Arc::clone(&union.schema),
             }),
+            LogicalPlan::Sort(sort) => match sort.fetch {
+                Some(fetch) => self.sort_top_n(sort, 0, fetch),
+                None => Err(EngineError::Unsupported(
+                    "ORDER BY on a stream without LIMIT".into(),
+                )),
+            },
             LogicalPlan::Limit(limit) => {
                 let skip = match limit.get_skip_type()? {
                     SkipType::Literal(n) => n,
@@ -567,6 +663,9 @@ impl StreamPlanner<'_> {
                         return Err(EngineError::Unsupported("a non-constant LIMIT".into()));
                     }
                 };
+                if let (LogicalPlan::Sort(sort), Some(fetch)) = (limit.input.as_ref(), fetch) {
+                    return self.sort_top_n(sort, skip, fetch);
+                }
                 let input = self.translate(&limit.input)?;
                 if input.changelog_mode() != ChangelogMode::InsertOnly {
                     return Err(EngineError::Unsupported(
@@ -659,7 +758,6 @@ impl StreamPlanner<'_> {
             LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
             LogicalPlan::Distinct(_) => Err(EngineError::Unsupported("SELECT DISTINCT".into())),
             LogicalPlan::Join(join) => self.join(join),
-            LogicalPlan::Sort(_) => Err(EngineError::Unsupported("ORDER BY on a stream".into())),
             LogicalPlan::Window(_) => Err(EngineError::Unsupported(
                 "OVER windows other than window Top-N (ROW_NUMBER() OVER (PARTITION BY window_start, window_end ...) filtered by <= N)".into(),
             )),
@@ -768,9 +866,10 @@ impl StreamPlanner<'_> {
         })
     }
 
-    /// `WHERE rn <= N` over `ROW_NUMBER() OVER (PARTITION BY window_start,
-    /// window_end, ... ORDER BY ...) AS rn`: a window Top-N, or with `= 1` a
-    /// window deduplication. `None` when the filter is anything else.
+    /// `WHERE rn <= N` over `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY
+    /// ...) AS rn`: a Top-N, or with `= 1` a deduplication; partitioned by
+    /// window_start and window_end, a window Top-N (insert-only). `None`
+    /// when the filter is anything else.
     fn window_rank(&self, filter: &Filter) -> Result<Option<StreamNode>, EngineError> {
         let (projection, window) = match filter.input.as_ref() {
             LogicalPlan::Window(window) => (None, window),
@@ -817,12 +916,29 @@ impl StreamPlanner<'_> {
             .partition_by
             .iter()
             .any(|e| matches!(e, Expr::Column(c) if c.name == WINDOW_START));
-        let (Some(window_end), true) = (window_end, has_start) else {
-            return Err(EngineError::Unsupported(
-                "Top-N that is not partitioned by window_start and window_end".into(),
-            ));
-        };
         let input = self.translate(&window.input)?;
+        let (Some(window_end), true) = (window_end, has_start) else {
+            let arrival = proctime_order(&params.order_by, window.input.schema());
+            let rank = StreamNode::Rank {
+                input: Box::new(input),
+                partition_by: params.partition_by.clone(),
+                order_by: params.order_by.clone(),
+                arrival,
+                rank_start: 1,
+                rank_end: limit,
+                rank_number: RankNumber::Emitted,
+                schema: Arc::clone(&window.schema),
+            };
+            return Ok(Some(match projection {
+                None => rank,
+                Some(p) => StreamNode::Calc {
+                    input: Box::new(rank),
+                    predicate: None,
+                    projection: Some(p.expr.clone()),
+                    schema: Arc::clone(&p.schema),
+                },
+            }));
+        };
         if input.changelog_mode() != ChangelogMode::InsertOnly {
             return Err(EngineError::Unsupported(
                 "a window Top-N over an updating input".into(),
@@ -853,6 +969,30 @@ impl StreamPlanner<'_> {
                 schema: Arc::clone(&p.schema),
             },
         }))
+    }
+
+    /// `ORDER BY ... LIMIT n OFFSET m` over a stream: a global Top-N whose
+    /// result is a changelog.
+    fn sort_top_n(
+        &self,
+        sort: &datafusion::logical_expr::Sort,
+        skip: usize,
+        fetch: usize,
+    ) -> Result<StreamNode, EngineError> {
+        if fetch == 0 {
+            return Ok(values_node(Vec::new(), Arc::clone(sort.input.schema())));
+        }
+        let input = self.translate(&sort.input)?;
+        Ok(StreamNode::Rank {
+            arrival: proctime_order(&sort.expr, sort.input.schema()),
+            input: Box::new(input),
+            partition_by: Vec::new(),
+            order_by: sort.expr.clone(),
+            rank_start: skip + 1,
+            rank_end: skip + fetch,
+            rank_number: RankNumber::Absent,
+            schema: Arc::clone(sort.input.schema()),
+        })
     }
 
     /// Moves a table's computed columns and watermark into its source, so
@@ -966,6 +1106,23 @@ impl StreamPlanner<'_> {
             max_parallelism: MAX_PARALLELISM,
         })
     }
+}
+
+/// `Some(descending)` when rows are ordered by a processing-time attribute
+/// alone: by arrival.
+fn proctime_order(order_by: &[SortExpr], schema: &DFSchema) -> Option<bool> {
+    let [sort] = order_by else {
+        return None;
+    };
+    let Expr::Column(column) = &sort.expr else {
+        return None;
+    };
+    let (_, field) = schema.qualified_field_from_column(column).ok()?;
+    field
+        .metadata()
+        .get(weir_sql::window_tvf::TIME_ATTRIBUTE)
+        .is_some_and(|v| v == weir_sql::window_tvf::PROCTIME)
+        .then_some(!sort.asc)
 }
 
 /// N of `rn <= N`, `rn < N + 1` or `rn = 1` (either side).
@@ -1163,6 +1320,25 @@ impl JobGraphBuilder<'_, '_> {
             input: VertexInput::Edges(edges),
             operators: Vec::new(),
         }
+    }
+
+    fn sort_exprs(
+        &self,
+        order_by: &[SortExpr],
+        schema: &DFSchema,
+    ) -> Result<Vec<PhysicalSortExpr>, EngineError> {
+        order_by
+            .iter()
+            .map(|s| {
+                Ok(PhysicalSortExpr {
+                    expr: self.planner.planner.physical_expr(&s.expr, schema)?,
+                    options: SortOptions {
+                        descending: !s.asc,
+                        nulls_first: s.nulls_first,
+                    },
+                })
+            })
+            .collect()
     }
 
     /// Starts a vertex whose inputs 0 and 1 are the two given vertices.
@@ -1372,18 +1548,7 @@ impl JobGraphBuilder<'_, '_> {
                     .iter()
                     .map(|e| planner.physical_expr(e, &input_schema))
                     .collect::<Result<Vec<_>, _>>()?;
-                let order_by = order_by
-                    .iter()
-                    .map(|s| {
-                        Ok(PhysicalSortExpr {
-                            expr: planner.physical_expr(&s.expr, &input_schema)?,
-                            options: SortOptions {
-                                descending: !s.asc,
-                                nulls_first: s.nulls_first,
-                            },
-                        })
-                    })
-                    .collect::<Result<Vec<_>, EngineError>>()?;
+                let order_by = self.sort_exprs(&order_by, &input_schema)?;
                 let window_end = planner.physical_expr(&window_end, &input_schema)?;
                 let upstream = self.build(*input)?;
                 let mut open =
@@ -1501,6 +1666,52 @@ impl JobGraphBuilder<'_, '_> {
                     parallelism,
                 );
                 open.operators.push(factory);
+                Ok(open)
+            }
+            StreamNode::Rank {
+                input,
+                partition_by,
+                order_by,
+                arrival,
+                rank_start,
+                rank_end,
+                rank_number,
+                schema,
+            } => {
+                let input_schema = Arc::clone(input.schema());
+                let updating_input = input.changelog_mode() != ChangelogMode::InsertOnly;
+                let planner = self.planner.planner;
+                let partition_by = partition_by
+                    .iter()
+                    .map(|e| planner.physical_expr(e, &input_schema))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let partition_fields = partition_by
+                    .iter()
+                    .map(|k| k.return_field(input_schema.as_arrow()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let order = match arrival {
+                    Some(last_first) => RankOrder::Arrival { last_first },
+                    None => RankOrder::Values(self.sort_exprs(&order_by, &input_schema)?),
+                };
+                let partitioning = if partition_by.is_empty() {
+                    Partitioning::Global
+                } else {
+                    Partitioning::Hash(partition_by.clone())
+                };
+                let upstream = self.build(*input)?;
+                let mut open = self.keyed_exchange(upstream, partitioning);
+                let spec = RankSpec {
+                    partition_by,
+                    partition_schema: Arc::new(Schema::new(partition_fields)),
+                    order,
+                    rank_start,
+                    rank_end,
+                    rank_number,
+                    updating_input,
+                    input_schema: Arc::clone(input_schema.inner()),
+                    output_schema: Arc::clone(schema.inner()),
+                };
+                open.operators.push(Arc::new(RankFactory(Arc::new(spec))));
                 Ok(open)
             }
             StreamNode::Limit {

@@ -5,6 +5,7 @@ mod calc;
 mod group_agg;
 mod join;
 mod limit;
+mod rank;
 mod session_agg;
 mod state_ttl;
 mod values;
@@ -21,6 +22,7 @@ pub use join::{
     StreamingJoinFactory, StreamingJoinSpec, WindowJoin, WindowJoinFactory, WindowJoinSpec,
 };
 pub use limit::{Limit, LimitFactory};
+pub use rank::{Rank, RankFactory, RankNumber, RankOrder, RankSpec};
 pub use session_agg::{SessionAggregateSpec, SessionWindowAggregateFactory};
 pub use values::ValuesSource;
 pub use watermark::WatermarkStrategy;

@@ -1,0 +1,547 @@
+//! Top-N and deduplication over unbounded streams (Flink's `Rank` and
+//! `Deduplicate`): `ROW_NUMBER() OVER (PARTITION BY k ORDER BY ...)` kept
+//! to the rows ranked `rank_start..=rank_end`, and `ORDER BY ... LIMIT n`.
+//!
+//! Each partition keeps its rows in a `BTreeMap` ordered by the sort key
+//! (Arrow row-format bytes, so byte order is SQL order) and then arrival,
+//! so ties rank in arrival order as in Flink. Over an insert-only input a
+//! partition keeps only its first `rank_end` rows: a row that cannot enter
+//! is dropped at once. Over an updating input every row is kept, since a
+//! retraction can bring a lower row back into the top N.
+//!
+//! Output is computed per input batch, like Flink with mini-batch on: the
+//! first time a batch touches a partition its current top N is remembered;
+//! after the batch the new top N is compared with it. With the rank column
+//! in the output, every rank whose row changed emits `-U old`/`+U new`
+//! (`+I`/`-D` when the rank was or becomes empty); without it, rows that
+//! left the top N emit `-D` and rows that entered it `+I`.
+//!
+//! Ordering by a processing-time attribute orders by arrival: ascending
+//! keeps the first row per key, which is insert-only and needs only the set
+//! of keys seen; descending keeps the last.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatchOptions;
+use arrow::row::{RowConverter, SortField};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
+use weir_common::{RowKind, StreamBatch};
+
+use crate::error::batch_error;
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operators::aggregate::KeyIndex;
+
+/// What the output says about a row's rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankNumber {
+    /// The output has no rank column (`ORDER BY ... LIMIT`).
+    Absent,
+    /// The last output column is the row's rank; when a row enters, the
+    /// rows below it are updated with their new ranks.
+    Emitted,
+    /// The output has a rank column that nothing above reads: it holds 0
+    /// and only rows entering or leaving the top N are emitted.
+    Unused,
+}
+
+/// How rows of a partition are ordered.
+#[derive(Debug, Clone)]
+pub enum RankOrder {
+    /// By these expressions, ties by arrival.
+    Values(Vec<PhysicalSortExpr>),
+    /// By arrival (a processing-time attribute): first rows first, or with
+    /// `last_first` the latest row first.
+    Arrival { last_first: bool },
+}
+
+/// What a rank computes; shared by its subtasks.
+#[derive(Debug, Clone)]
+pub struct RankSpec {
+    pub partition_by: Vec<Arc<dyn PhysicalExpr>>,
+    pub partition_schema: SchemaRef,
+    pub order: RankOrder,
+    /// The ranks kept, from 1.
+    pub rank_start: usize,
+    pub rank_end: usize,
+    pub rank_number: RankNumber,
+    /// The input carries retractions.
+    pub updating_input: bool,
+    pub input_schema: SchemaRef,
+    pub output_schema: SchemaRef,
+}
+
+impl RankSpec {
+    pub fn name(&self) -> String {
+        let partition: Vec<String> = self.partition_by.iter().map(|e| e.to_string()).collect();
+        let order = match &self.order {
+            RankOrder::Values(sort) => sort
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            RankOrder::Arrival { last_first } => {
+                format!("$proctime {}", if *last_first { "DESC" } else { "ASC" })
+            }
+        };
+        if self.keeps_first_row() {
+            return format!(
+                "Deduplicate(keep=[FirstRow], key=[{}], order=[PROCTIME])",
+                partition.join(", ")
+            );
+        }
+        format!(
+            "Rank(rankType=[ROW_NUMBER], rankRange=[rankStart={}, rankEnd={}], partitionBy=[{}], orderBy=[{order}], select=[{}])",
+            self.rank_start,
+            self.rank_end,
+            partition.join(", "),
+            if self.rank_number == RankNumber::Emitted {
+                "*, rank"
+            } else {
+                "*"
+            }
+        )
+    }
+
+    /// Proctime-ordered `= 1` over an insert-only input: the first row per
+    /// key, never updated.
+    pub fn keeps_first_row(&self) -> bool {
+        matches!(self.order, RankOrder::Arrival { last_first: false })
+            && self.rank_start == 1
+            && self.rank_end == 1
+            && !self.updating_input
+    }
+}
+
+/// A row's place in its partition: sort key bytes, then arrival.
+type Place = (Box<[u8]>, u64);
+
+#[derive(Debug, Default)]
+struct Partition {
+    rows: BTreeMap<Place, Arc<[u8]>>,
+}
+
+impl Partition {
+    /// The rows ranked `start..=end` (1-based), with their places.
+    fn top(&self, start: usize, end: usize) -> Vec<(Place, Arc<[u8]>)> {
+        self.rows
+            .iter()
+            .skip(start - 1)
+            .take(end + 1 - start)
+            .map(|(p, r)| (p.clone(), Arc::clone(r)))
+            .collect()
+    }
+}
+
+/// An output row before decoding: its row bytes, rank and kind.
+struct Change {
+    row: Arc<[u8]>,
+    rank: u64,
+    kind: RowKind,
+}
+
+pub struct Rank {
+    spec: Arc<RankSpec>,
+    name: String,
+    keys: KeyIndex,
+    sort: Option<RowConverter>,
+    rows: RowConverter,
+    partitions: Vec<Partition>,
+    /// Arrival counter: ties and processing-time order.
+    arrivals: u64,
+}
+
+impl std::fmt::Debug for Rank {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rank")
+            .field("partitions", &self.partitions.len())
+            .finish()
+    }
+}
+
+impl Rank {
+    pub fn try_new(spec: Arc<RankSpec>) -> Result<Self> {
+        if spec.rank_start == 0 || spec.rank_end < spec.rank_start {
+            return Err(DataFusionError::Plan(format!(
+                "a rank range must start at 1 or later and not end before it starts, not {}..{}",
+                spec.rank_start, spec.rank_end
+            )));
+        }
+        let sort = match &spec.order {
+            RankOrder::Values(exprs) => {
+                let fields = exprs
+                    .iter()
+                    .map(|e| {
+                        Ok(SortField::new_with_options(
+                            e.expr.data_type(&spec.input_schema)?,
+                            e.options,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Some(RowConverter::new(fields)?)
+            }
+            RankOrder::Arrival { .. } => None,
+        };
+        let rows = RowConverter::new(
+            spec.input_schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        Ok(Self {
+            name: spec.name(),
+            keys: KeyIndex::for_keys(&spec.partition_schema)?,
+            sort,
+            rows,
+            partitions: Vec::new(),
+            arrivals: 0,
+            spec,
+        })
+    }
+
+    fn partition_ids(&mut self, data: &RecordBatch) -> Result<Vec<usize>> {
+        let n = data.num_rows();
+        let keys = self
+            .spec
+            .partition_by
+            .iter()
+            .map(|k| k.evaluate(data)?.into_array(n))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        self.keys.ids(&keys, n)
+    }
+
+    /// The first row of every key not seen before.
+    fn first_rows(&mut self, data: &RecordBatch, out: &mut Collector) -> Result<()> {
+        let seen = self.keys.len();
+        let ids = self.partition_ids(data)?;
+        // Ids are dense and new keys get the next ones, in row order.
+        let mut next = seen;
+        let firsts: UInt32Array = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(row, id)| {
+                (*id == next).then(|| {
+                    next += 1;
+                    row as u32
+                })
+            })
+            .collect();
+        if firsts.is_empty() {
+            return Ok(());
+        }
+        let columns = data
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::take(c, &firsts, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let ranks = vec![1; firsts.len()];
+        let batch = self.output(columns, ranks)?;
+        out.emit(StreamBatch::inserts(batch));
+        Ok(())
+    }
+
+    fn output(&self, mut columns: Vec<ArrayRef>, ranks: Vec<u64>) -> Result<RecordBatch> {
+        let rows = ranks.len();
+        match self.spec.rank_number {
+            RankNumber::Absent => {}
+            RankNumber::Emitted => columns.push(Arc::new(UInt64Array::from(ranks))),
+            RankNumber::Unused => columns.push(Arc::new(UInt64Array::from(vec![0; rows]))),
+        }
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.spec.output_schema),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?)
+    }
+
+    fn process(&mut self, batch: &StreamBatch, out: &mut Collector) -> Result<()> {
+        let data = batch.data();
+        let n = data.num_rows();
+        let ids = self.partition_ids(data)?;
+        self.partitions
+            .resize_with(self.keys.len(), Partition::default);
+        let sort_keys = match (&self.sort, &self.spec.order) {
+            (Some(converter), RankOrder::Values(exprs)) => {
+                let columns = exprs
+                    .iter()
+                    .map(|e| e.expr.evaluate(data)?.into_array(n))
+                    .collect::<Result<Vec<_>>>()?;
+                Some(converter.convert_columns(&columns)?)
+            }
+            _ => None,
+        };
+        let last_first = matches!(self.spec.order, RankOrder::Arrival { last_first: true });
+        let encoded = self.rows.convert_columns(data.columns())?;
+        let (start, end) = (self.spec.rank_start, self.spec.rank_end);
+        let bounded = !self.spec.updating_input;
+        // Partitions touched by the batch, in first-touch order, with their top N before it.
+        let mut before: HashMap<usize, Vec<(Place, Arc<[u8]>)>> = HashMap::new();
+        let mut touched: Vec<usize> = Vec::new();
+        for row in 0..n {
+            let id = ids[row];
+            let arrival = self.arrivals;
+            self.arrivals += 1;
+            let sort_key: Box<[u8]> = match &sort_keys {
+                Some(keys) => keys.row(row).as_ref().into(),
+                None => Box::new([]),
+            };
+            let order = if last_first { u64::MAX - arrival } else { arrival };
+            let partition = &mut self.partitions[id];
+            let accumulate = batch.row_kind(row).is_accumulate();
+            // Over an insert-only input a row after a full top N changes nothing.
+            if bounded
+                && accumulate
+                && partition.rows.len() >= end
+                && partition
+                    .rows
+                    .last_key_value()
+                    .is_some_and(|(last, _)| (&sort_key, order) > (&last.0, last.1))
+            {
+                continue;
+            }
+            if !before.contains_key(&id) {
+                before.insert(id, partition.top(start, end));
+                touched.push(id);
+            }
+            let bytes = encoded.row(row);
+            if accumulate {
+                partition
+                    .rows
+                    .insert((sort_key, order), Arc::from(bytes.as_ref()));
+                if bounded && partition.rows.len() > end {
+                    partition.rows.pop_last();
+                }
+            } else {
+                let from = Bound::Included((sort_key.clone(), 0));
+                let to = Bound::Included((sort_key, u64::MAX));
+                let found = partition
+                    .rows
+                    .range((from, to))
+                    .find(|(_, r)| r.as_ref() == bytes.as_ref())
+                    .map(|(place, _)| place.clone());
+                if let Some(place) = found {
+                    partition.rows.remove(&place);
+                }
+            }
+        }
+        let mut changes = Vec::new();
+        for id in touched {
+            let old = before.remove(&id).unwrap_or_default();
+            let new = self.partitions[id].top(start, end);
+            self.diff(old, new, &mut changes);
+        }
+        self.emit(changes, out)
+    }
+
+    /// The changes from one top N of a partition to the next.
+    fn diff(
+        &self,
+        old: Vec<(Place, Arc<[u8]>)>,
+        new: Vec<(Place, Arc<[u8]>)>,
+        changes: &mut Vec<Change>,
+    ) {
+        let by_rank = self.spec.rank_number == RankNumber::Emitted || self.spec.rank_start == self.spec.rank_end;
+        if by_rank {
+            for at in 0..old.len().max(new.len()) {
+                let rank = (self.spec.rank_start + at) as u64;
+                match (old.get(at), new.get(at)) {
+                    (Some((op, _)), Some((np, _))) if op == np => {}
+                    (Some((_, o)), Some((_, n))) => {
+                        changes.push(Change { row: Arc::clone(o), rank, kind: RowKind::UpdateBefore });
+                        changes.push(Change { row: Arc::clone(n), rank, kind: RowKind::UpdateAfter });
+                    }
+                    (Some((_, o)), None) => {
+                        changes.push(Change { row: Arc::clone(o), rank, kind: RowKind::Delete });
+                    }
+                    (None, Some((_, n))) => {
+                        changes.push(Change { row: Arc::clone(n), rank, kind: RowKind::Insert });
+                    }
+                    (None, None) => {}
+                }
+            }
+            return;
+        }
+        let places = |rows: &[(Place, Arc<[u8]>)]| -> Vec<Place> {
+            rows.iter().map(|(p, _)| p.clone()).collect()
+        };
+        let (old_places, new_places) = (places(&old), places(&new));
+        for (place, row) in &old {
+            if !new_places.contains(place) {
+                changes.push(Change { row: Arc::clone(row), rank: 0, kind: RowKind::Delete });
+            }
+        }
+        for (place, row) in &new {
+            if !old_places.contains(place) {
+                changes.push(Change { row: Arc::clone(row), rank: 0, kind: RowKind::Insert });
+            }
+        }
+    }
+
+    fn emit(&self, changes: Vec<Change>, out: &mut Collector) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let parser = self.rows.parser();
+        let columns = self
+            .rows
+            .convert_rows(changes.iter().map(|c| parser.parse(&c.row)))?;
+        let ranks = changes.iter().map(|c| c.rank).collect();
+        let kinds = changes.iter().map(|c| c.kind as u8).collect();
+        let batch = self.output(columns, ranks)?;
+        out.emit(StreamBatch::try_new_changelog(batch, kinds).map_err(batch_error)?);
+        Ok(())
+    }
+}
+
+impl Operator for Rank {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process_batch(&mut self, _input: usize, batch: StreamBatch, out: &mut Collector) -> Result<()> {
+        if !self.spec.updating_input && !batch.is_insert_only() {
+            return Err(DataFusionError::Internal(
+                "a Top-N planned for an insert-only input received updates".into(),
+            ));
+        }
+        if self.spec.keeps_first_row() {
+            self.first_rows(batch.data(), out)
+        } else {
+            self.process(&batch, out)
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RankFactory(pub Arc<RankSpec>);
+
+impl OperatorFactory for RankFactory {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+
+    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(Rank::try_new(Arc::clone(&self.0))?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Int64Array, UInt8Array};
+    use arrow::compute::SortOptions;
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema, UInt64Type};
+    use datafusion::physical_expr::expressions::Column;
+
+    use super::*;
+
+    fn rank(limit: usize, number: RankNumber, updating: bool, order: Option<bool>) -> Rank {
+        let input = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Int64, false),
+        ]));
+        let mut fields = input.fields().to_vec();
+        if number != RankNumber::Absent {
+            fields.push(Arc::new(Field::new("rn", DataType::UInt64, false)));
+        }
+        let order = match order {
+            None => RankOrder::Values(vec![PhysicalSortExpr {
+                expr: Arc::new(Column::new("v", 1)),
+                options: SortOptions {
+                    descending: true,
+                    nulls_first: false,
+                },
+            }]),
+            Some(last_first) => RankOrder::Arrival { last_first },
+        };
+        Rank::try_new(Arc::new(RankSpec {
+            partition_by: vec![Arc::new(Column::new("k", 0))],
+            partition_schema: Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)])),
+            order,
+            rank_start: 1,
+            rank_end: limit,
+            rank_number: number,
+            updating_input: updating,
+            input_schema: input,
+            output_schema: Arc::new(Schema::new(fields)),
+        }))
+        .expect("rank")
+    }
+
+    fn feed(r: &mut Rank, rows: &[(i64, i64)], kinds: &[u8]) -> Vec<String> {
+        let k: Int64Array = rows.iter().map(|r| r.0).collect();
+        let v: Int64Array = rows.iter().map(|r| r.1).collect();
+        let data = RecordBatch::try_new(
+            Arc::clone(&r.spec.input_schema),
+            vec![Arc::new(k), Arc::new(v)],
+        )
+        .expect("batch");
+        let batch = StreamBatch::try_new_changelog(data, UInt8Array::from(kinds.to_vec()))
+            .expect("changelog");
+        let mut out = Collector::default();
+        r.process_batch(0, batch, &mut out).expect("process");
+        let mut lines = Vec::new();
+        for b in out.take() {
+            let d = b.data();
+            for row in 0..d.num_rows() {
+                let k = d.column(0).as_primitive::<Int64Type>().value(row);
+                let v = d.column(1).as_primitive::<Int64Type>().value(row);
+                let rank = (d.num_columns() > 2)
+                    .then(|| d.column(2).as_primitive::<UInt64Type>().value(row));
+                lines.push(match rank {
+                    Some(n) => format!("{}[{k}, {v}, #{n}]", b.row_kind(row)),
+                    None => format!("{}[{k}, {v}]", b.row_kind(row)),
+                });
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn top_two_with_ranks_shifts_the_rows_below() {
+        let mut r = rank(2, RankNumber::Emitted, false, None);
+        assert_eq!(feed(&mut r, &[(1, 10), (2, 5)], &[0, 0]), ["+I[1, 10, #1]", "+I[2, 5, #1]"]);
+        assert_eq!(
+            feed(&mut r, &[(1, 20)], &[0]),
+            ["-U[1, 10, #1]", "+U[1, 20, #1]", "+I[1, 10, #2]"]
+        );
+        assert_eq!(
+            feed(&mut r, &[(1, 15)], &[0]),
+            ["-U[1, 10, #2]", "+U[1, 15, #2]"]
+        );
+        // Below the top two: nothing.
+        assert!(feed(&mut r, &[(1, 1)], &[0]).is_empty());
+        assert_eq!(r.partitions[0].rows.len(), 2, "an insert-only Top-N keeps only N rows");
+    }
+
+    #[test]
+    fn without_ranks_only_rows_entering_and_leaving_are_emitted() {
+        let mut r = rank(2, RankNumber::Unused, false, None);
+        feed(&mut r, &[(1, 10), (1, 5)], &[0, 0]);
+        assert_eq!(feed(&mut r, &[(1, 20)], &[0]), ["-D[1, 5, #0]", "+I[1, 20, #0]"]);
+    }
+
+    #[test]
+    fn retractions_bring_lower_rows_back() {
+        let mut r = rank(1, RankNumber::Absent, true, None);
+        assert_eq!(feed(&mut r, &[(1, 10), (1, 20)], &[0, 0]), ["+I[1, 20]"]);
+        assert_eq!(feed(&mut r, &[(1, 20)], &[3]), ["-U[1, 20]", "+U[1, 10]"]);
+        assert_eq!(feed(&mut r, &[(1, 10)], &[3]), ["-D[1, 10]"]);
+    }
+
+    #[test]
+    fn deduplication_by_arrival() {
+        let mut first = rank(1, RankNumber::Unused, false, Some(false));
+        assert!(first.spec.keeps_first_row());
+        assert_eq!(feed(&mut first, &[(1, 10), (1, 11), (2, 20)], &[0, 0, 0]), ["+I[1, 10, #0]", "+I[2, 20, #0]"]);
+        assert!(feed(&mut first, &[(1, 12)], &[0]).is_empty());
+        let mut last = rank(1, RankNumber::Unused, false, Some(true));
+        assert_eq!(feed(&mut last, &[(1, 10), (1, 11)], &[0, 0]), ["+I[1, 11, #0]"]);
+        assert_eq!(feed(&mut last, &[(1, 12)], &[0]), ["-U[1, 11, #0]", "+U[1, 12, #0]"]);
+        assert!(last.partitions[0].rows.len() == 1);
+    }
+}
