@@ -28,7 +28,8 @@ use weir_common::{WindowFunction, ZoneShift};
 use weir_connector::{SinkFactory, SourceFactory, TableSpec};
 use weir_runtime::operators::{
     AggregateCall, AggregateOutput, Calc, CalcFactory, GroupAggregateFactory, GroupAggregateSpec,
-    Grouping, IntervalJoinFactory, IntervalJoinSpec, Limit, LimitFactory, RankFactory, RankNumber,
+    Grouping, IntervalJoinFactory, IntervalJoinSpec, Limit, LimitFactory, OverAggregateFactory,
+    OverAggregateSpec, OverFrame, RankFactory, RankNumber,
     RankOrder, RankSpec, StreamingJoinFactory,
     StreamingJoinSpec, WindowJoinFactory, WindowJoinSpec, SessionAggregateSpec, SessionWindowAggregateFactory, TimeDomain,
     ValuesSource, WatermarkStrategy, WindowAggregateFactory, WindowAggregateSpec, WindowAssigner,
@@ -45,6 +46,7 @@ use crate::EngineError;
 use crate::registry::ConnectorRegistry;
 
 mod join;
+mod over;
 
 pub use self::join::{JoinNode, JoinStrategy};
 
@@ -118,6 +120,16 @@ pub enum StreamNode {
     },
     /// A two-input join.
     Join(JoinNode),
+    /// Aggregates over the rows before each row (`agg(x) OVER (...)`).
+    OverAggregate {
+        input: Box<StreamNode>,
+        partition_by: Vec<Expr>,
+        order_time: Expr,
+        frame: OverFrame,
+        proctime: bool,
+        aggregates: Vec<Expr>,
+        schema: DFSchemaRef,
+    },
     /// Top-N or deduplication per partition, producing a changelog.
     Rank {
         input: Box<StreamNode>,
@@ -176,7 +188,8 @@ impl StreamNode {
             | StreamNode::WindowRank { schema, .. }
             | StreamNode::GroupAggregate { schema, .. }
             | StreamNode::Join(JoinNode { schema, .. })
-            | StreamNode::Rank { schema, .. } => schema,
+            | StreamNode::Rank { schema, .. }
+            | StreamNode::OverAggregate { schema, .. } => schema,
         }
     }
 
@@ -192,7 +205,8 @@ impl StreamNode {
             | StreamNode::WindowRank { schema, .. }
             | StreamNode::GroupAggregate { schema, .. }
             | StreamNode::Join(JoinNode { schema, .. })
-            | StreamNode::Rank { schema, .. } => *schema = new_schema,
+            | StreamNode::Rank { schema, .. }
+            | StreamNode::OverAggregate { schema, .. } => *schema = new_schema,
         }
         self
     }
@@ -201,6 +215,7 @@ impl StreamNode {
     pub fn changelog_mode(&self) -> ChangelogMode {
         match self {
             StreamNode::Source { .. }
+            | StreamNode::OverAggregate { .. }
             | StreamNode::WindowAggregate { .. }
             | StreamNode::WindowRank { .. } => ChangelogMode::InsertOnly,
             StreamNode::Calc { input, .. }
@@ -261,7 +276,9 @@ impl StreamNode {
             {
                 Some(self)
             }
-            StreamNode::Rank { input, .. } => input.update_producer(),
+            StreamNode::Rank { input, .. } | StreamNode::OverAggregate { input, .. } => {
+                input.update_producer()
+            }
             StreamNode::Join(join) => join
                 .left
                 .update_producer()
@@ -361,6 +378,17 @@ impl StreamNode {
                     .join(", ")
             ),
             StreamNode::Join(join) => join.title(),
+            StreamNode::OverAggregate {
+                partition_by,
+                order_time,
+                frame,
+                aggregates,
+                ..
+            } => format!(
+                "OverAggregate(partitionBy=[{}], orderBy=[{order_time} ASC], window=[{frame}], select=[{}])",
+                join_exprs(partition_by),
+                join_exprs(aggregates)
+            ),
             StreamNode::Rank {
                 input,
                 partition_by,
@@ -409,7 +437,9 @@ impl StreamNode {
             StreamNode::Source { .. } => Vec::new(),
             StreamNode::Union { inputs, .. } => inputs.iter().collect(),
             StreamNode::Join(join) => vec![&join.left, &join.right],
-            StreamNode::Rank { input, .. } => vec![input],
+            StreamNode::Rank { input, .. } | StreamNode::OverAggregate { input, .. } => {
+                vec![input]
+            }
             StreamNode::Calc { input, .. }
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. }
@@ -758,9 +788,7 @@ impl StreamPlanner<'_> {
             LogicalPlan::Aggregate(aggregate) => self.aggregate(aggregate),
             LogicalPlan::Distinct(_) => Err(EngineError::Unsupported("SELECT DISTINCT".into())),
             LogicalPlan::Join(join) => self.join(join),
-            LogicalPlan::Window(_) => Err(EngineError::Unsupported(
-                "OVER windows other than window Top-N (ROW_NUMBER() OVER (PARTITION BY window_start, window_end ...) filtered by <= N)".into(),
-            )),
+            LogicalPlan::Window(window) => self.over_aggregate(window),
             other => Err(EngineError::Unsupported(format!(
                 "the plan node {}",
                 other.display()
@@ -1666,6 +1694,39 @@ impl JobGraphBuilder<'_, '_> {
                     parallelism,
                 );
                 open.operators.push(factory);
+                Ok(open)
+            }
+            StreamNode::OverAggregate {
+                input,
+                partition_by,
+                order_time,
+                frame,
+                proctime,
+                aggregates,
+                schema,
+            } => {
+                let input_schema = Arc::clone(input.schema());
+                let (grouping, calls) =
+                    self.aggregation(&partition_by, &aggregates, &input_schema)?;
+                let order_time = self
+                    .planner
+                    .planner
+                    .physical_expr(&order_time, &input_schema)?;
+                let partitioning = grouping_partitioning(&grouping);
+                let upstream = self.build(*input)?;
+                let mut open = self.keyed_exchange(upstream, partitioning);
+                let spec = OverAggregateSpec {
+                    partition_by: grouping.keys,
+                    partition_schema: grouping.key_schema,
+                    order_time,
+                    frame,
+                    calls,
+                    input_schema: Arc::clone(input_schema.inner()),
+                    output_schema: Arc::clone(schema.inner()),
+                    time: TimeDomain::processing(proctime),
+                };
+                open.operators
+                    .push(Arc::new(OverAggregateFactory(Arc::new(spec))));
                 Ok(open)
             }
             StreamNode::Rank {

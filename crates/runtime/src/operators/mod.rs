@@ -2,9 +2,11 @@
 
 mod aggregate;
 mod calc;
+mod chunks;
 mod group_agg;
 mod join;
 mod limit;
+mod over_agg;
 mod rank;
 mod session_agg;
 mod state_ttl;
@@ -22,6 +24,7 @@ pub use join::{
     StreamingJoinFactory, StreamingJoinSpec, WindowJoin, WindowJoinFactory, WindowJoinSpec,
 };
 pub use limit::{Limit, LimitFactory};
+pub use over_agg::{OverAggregate, OverAggregateFactory, OverAggregateSpec, OverFrame};
 pub use rank::{Rank, RankFactory, RankNumber, RankOrder, RankSpec};
 pub use session_agg::{SessionAggregateSpec, SessionWindowAggregateFactory};
 pub use values::ValuesSource;

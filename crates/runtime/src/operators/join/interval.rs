@@ -15,10 +15,10 @@
 //! that much, as Flink does, to keep them from being late downstream.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::array::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use weir_common::{StreamBatch, Watermark};
@@ -26,6 +26,7 @@ use weir_common::{StreamBatch, Watermark};
 use super::{JoinCondition, JoinKind, Side, gather, null_columns, spread};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
 use crate::operators::aggregate::KeyIndex;
+use crate::operators::chunks::ChunkStore;
 use crate::operators::window_assign::event_times;
 
 /// What an interval join computes; shared by its subtasks.
@@ -88,69 +89,15 @@ struct Stored {
     matched: bool,
 }
 
-#[derive(Debug)]
-struct Chunk {
-    batch: RecordBatch,
-    /// Stored rows still referring to the chunk.
-    live: usize,
-}
-
 #[derive(Debug, Default)]
 struct IntervalSide {
-    chunks: HashMap<u32, Chunk>,
-    next_chunk: u32,
+    chunks: ChunkStore,
     by_key: Vec<Vec<Stored>>,
     /// (expiry watermark, key id) per stored row, earliest first.
     expiring: BinaryHeap<Reverse<(i64, usize)>>,
 }
 
 impl IntervalSide {
-    /// The columns of the stored rows `refs`, in order.
-    fn columns(&self, refs: &[(u32, u32)]) -> Result<Vec<ArrayRef>> {
-        let mut order: Vec<u32> = Vec::new();
-        let positions: Vec<(usize, usize)> = refs
-            .iter()
-            .map(|(chunk, row)| {
-                let at = match order.iter().position(|c| c == chunk) {
-                    Some(at) => at,
-                    None => {
-                        order.push(*chunk);
-                        order.len() - 1
-                    }
-                };
-                (at, *row as usize)
-            })
-            .collect();
-        let batches = order
-            .iter()
-            .map(|c| {
-                self.chunks
-                    .get(c)
-                    .map(|chunk| &chunk.batch)
-                    .ok_or_else(|| DataFusionError::Internal("a stored row lost its chunk".into()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let Some(first) = batches.first() else {
-            return Ok(Vec::new());
-        };
-        (0..first.num_columns())
-            .map(|column| {
-                let arrays: Vec<&dyn Array> =
-                    batches.iter().map(|b| b.column(column).as_ref()).collect();
-                Ok(arrow::compute::interleave(&arrays, &positions)?)
-            })
-            .collect()
-    }
-
-    fn release(&mut self, chunk: u32) {
-        if let Some(c) = self.chunks.get_mut(&chunk) {
-            c.live -= 1;
-            if c.live == 0 {
-                self.chunks.remove(&chunk);
-            }
-        }
-    }
-
     fn stored_rows(&self) -> usize {
         self.by_key.iter().map(Vec::len).sum()
     }
@@ -236,7 +183,7 @@ impl IntervalJoin {
             let input_rows: Vec<Option<u32>> = candidates.iter().map(|c| Some(c.0)).collect();
             let refs: Vec<(u32, u32)> = candidates.iter().map(|(r, e)| stored_ref(*r, *e)).collect();
             let this_columns = gather(data.columns(), &input_rows)?;
-            let other_columns = self.sides[oi].columns(&refs)?;
+            let other_columns = self.sides[oi].chunks.columns(&refs)?;
             let (left, right) = match this {
                 Side::Left => (this_columns, other_columns),
                 Side::Right => (other_columns, this_columns),
@@ -258,7 +205,7 @@ impl IntervalJoin {
             self.sides[oi].by_key[ids[*row as usize]][*e as usize].matched = true;
         }
         let outer = condition.kind.is_outer(this);
-        let chunk = self.sides[ti].next_chunk;
+        let chunk = self.sides[ti].chunks.next_id();
         let mut live = 0;
         for row in 0..n {
             let expires = self.spec.expires_at(this, times[row]);
@@ -277,11 +224,7 @@ impl IntervalJoin {
             }
         }
         self.emit(this, &data, &pairs, out)?;
-        if live > 0 {
-            let side = &mut self.sides[ti];
-            side.chunks.insert(chunk, Chunk { batch: data, live });
-            side.next_chunk = side.next_chunk.wrapping_add(1);
-        }
+        self.sides[ti].chunks.insert(data, live);
         Ok(())
     }
 
@@ -304,7 +247,7 @@ impl IntervalJoin {
         let other_columns = if refs.is_empty() {
             null_columns(condition.schema(this.other()), pairs.len())
         } else {
-            spread(self.sides[this.other().index()].columns(&refs)?, &present)?
+            spread(self.sides[this.other().index()].chunks.columns(&refs)?, &present)?
         };
         let (left, right) = match this {
             Side::Left => (this_columns, other_columns),
@@ -342,7 +285,7 @@ impl IntervalJoin {
                 });
             }
             if !padded.is_empty() {
-                let columns = state.columns(&padded)?;
+                let columns = state.chunks.columns(&padded)?;
                 let nulls = null_columns(self.spec.condition.schema(side.other()), padded.len());
                 let (left, right) = match side {
                     Side::Left => (columns, nulls),
@@ -353,7 +296,7 @@ impl IntervalJoin {
             }
             let state = &mut self.sides[side.index()];
             for chunk in released {
-                state.release(chunk);
+                state.chunks.release(chunk);
             }
         }
         Ok(())
@@ -406,7 +349,7 @@ impl OperatorFactory for IntervalJoinFactory {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::AsArray;
+    use arrow::array::{Array, AsArray};
     use arrow::datatypes::Int64Type;
     use datafusion::physical_expr::expressions::{CastExpr, Column};
 
