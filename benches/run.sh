@@ -5,7 +5,7 @@
 #
 #   benches/run.sh [BENCH] [ROWS] [RUNS]      e.g. benches/run.sh scan_filter_project 10000000 5
 #
-# Scripts may use BENCH_DATA, BENCH_OUT and BENCH_ROWS. CSV data is generated
+# Scripts may use BENCH_DATA, BENCH_OUT, BENCH_ROWS and BENCH_TENTH (ROWS / 10). CSV data is generated
 # once into $BENCH_DATA (default benches/data/<ROWS>) for scripts that read it;
 # ROWS should be a multiple of 1M above 1M. SKIP_BUILD=1 reuses the built binary.
 set -euo pipefail
@@ -31,6 +31,16 @@ if grep -q BENCH_DATA "benches/sql/$bench.sql" && [ ! -f "$data/bids/bids.csv" ]
   cat "$data/bids"/block-*.csv > "$data/bids/bids.csv"
   rm "$data/bids"/block-*.csv
 fi
+if grep -q BENCH_DATA/auctions "benches/sql/$bench.sql" && [ ! -f "$data/auctions/auctions.csv" ]; then
+  mkdir -p "$data/auctions"
+  echo "generating $(( rows / 10 )) auctions into $data/auctions/auctions.csv ..." >&2
+  python3 benches/gen_auctions.py $(( rows / 10 )) "$data/auctions/auctions.csv"
+fi
+# Rows read: the bids, plus a tenth as many auctions for scripts that join them.
+input_rows=$rows
+if grep -q 'BENCH_TENTH\|BENCH_DATA/auctions' "benches/sql/$bench.sql"; then
+  input_rows=$(( rows + rows / 10 ))
+fi
 ${SKIP_BUILD:+true} cargo build --release -p weir >&2
 weir="${CARGO_TARGET_DIR:-target}/release/weir"
 script="$out/$bench.sql"
@@ -38,7 +48,7 @@ script="$out/$bench.sql"
 results=()
 for i in $(seq 1 "$runs"); do
   rm -rf "$out/picked"
-  sed -e "s#BENCH_DATA#$PWD/$data#g" -e "s#BENCH_OUT#$out#g" -e "s#BENCH_ROWS#$rows#g" "benches/sql/$bench.sql" > "$script"
+  sed -e "s#BENCH_DATA#$PWD/$data#g" -e "s#BENCH_OUT#$out#g" -e "s#BENCH_ROWS#$rows#g" -e "s#BENCH_TENTH#$(( rows / 10 ))#g" "benches/sql/$bench.sql" > "$script"
   /usr/bin/time -f "%e %M" -o "$out/time" "$weir" run "$script" > /dev/null
   read -r secs rss_kb < "$out/time"
   results+=("$secs $rss_kb")
@@ -51,4 +61,4 @@ runs = [tuple(map(float, line.split())) for line in sys.stdin if line.strip()]
 secs = statistics.median(r[0] for r in runs)
 rss = statistics.median(r[1] for r in runs) / 1024
 print(f'$bench: {rows} rows, median {secs:.2f} s over {len(runs)} runs = {rows / secs / 1e6:.2f}M rows/s, median peak RSS {rss:.0f} MB')
-" "$rows"
+" "$input_rows"

@@ -133,6 +133,12 @@ impl StreamPlanner<'_> {
         } else {
             join.on.clone()
         };
+        if join.null_aware && (on.len() > 1 || join.filter.is_some()) {
+            // Its NULL and emptiness checks would have to be per correlation group.
+            return Err(EngineError::Unsupported(
+                "a correlated NOT IN subquery (use NOT EXISTS)".into(),
+            ));
+        }
         let left = self.translate(left_plan)?;
         let right = self.translate(right_plan)?;
         let insert_only = left.changelog_mode() == ChangelogMode::InsertOnly
@@ -145,7 +151,12 @@ impl StreamPlanner<'_> {
             .filter
             .as_ref()
             .and_then(|f| interval_bounds(f, left.schema(), right.schema()))
-            .filter(|_| insert_only && !matches!(kind, JoinKind::Semi | JoinKind::Anti))
+            .filter(|_| {
+                insert_only
+                    && !matches!(kind, JoinKind::Semi | JoinKind::Anti)
+                    && left.keeps_rowtime()
+                    && right.keeps_rowtime()
+            })
         {
             interval
         } else {
@@ -327,13 +338,17 @@ fn interval_bounds(filter: &Expr, left: &DFSchema, right: &DFSchema) -> Option<J
             None => times = Some((l.clone(), r.clone())),
             _ => {}
         }
-        // l + ol op r + or  <=>  r - l  op'  ol - or
+        // l + ol op r + or  <=>  r - l  op'  ol - or. Strict comparisons
+        // keep the bound: in milliseconds it is a safe (inclusive) range for
+        // finer timestamps too, and the residual predicate decides exactly.
         let bound = ol.checked_sub(or)?;
         match op {
-            Operator::LtEq => lower = Some(lower.map_or(bound, |v| v.max(bound))),
-            Operator::Lt => lower = Some(lower.map_or(bound + 1, |v| v.max(bound + 1))),
-            Operator::GtEq => upper = Some(upper.map_or(bound, |v| v.min(bound))),
-            Operator::Gt => upper = Some(upper.map_or(bound - 1, |v| v.min(bound - 1))),
+            Operator::LtEq | Operator::Lt => {
+                lower = Some(lower.map_or(bound, |v| v.max(bound)));
+            }
+            Operator::GtEq | Operator::Gt => {
+                upper = Some(upper.map_or(bound, |v| v.min(bound)));
+            }
             _ => continue,
         }
     }

@@ -253,6 +253,32 @@ impl StreamNode {
         }
     }
 
+    /// Whether the rowtime attributes among this node's columns are still
+    /// in step with the watermarks: no row comes out behind the watermark
+    /// it passed on. Joins (but inner interval joins, which hold the
+    /// watermark back), ranks and aggregations break that, as in Flink,
+    /// where their time columns become plain timestamps.
+    pub fn keeps_rowtime(&self) -> bool {
+        match self {
+            StreamNode::Source { .. } => true,
+            StreamNode::Calc { input, .. }
+            | StreamNode::Limit { input, .. }
+            | StreamNode::WindowTvf { input, .. }
+            | StreamNode::OverAggregate { input, .. } => input.keeps_rowtime(),
+            StreamNode::Union { inputs, .. } => inputs.iter().all(StreamNode::keeps_rowtime),
+            StreamNode::Join(join) => {
+                matches!(join.strategy, JoinStrategy::Interval { .. })
+                    && join.kind == weir_runtime::operators::JoinKind::Inner
+                    && join.left.keeps_rowtime()
+                    && join.right.keeps_rowtime()
+            }
+            StreamNode::WindowAggregate { .. }
+            | StreamNode::WindowRank { .. }
+            | StreamNode::GroupAggregate { .. }
+            | StreamNode::Rank { .. } => false,
+        }
+    }
+
     /// The first node (from the top) that turns an insert-only stream into
     /// updates, for errors that must name it.
     fn update_producer(&self) -> Option<&StreamNode> {
@@ -934,6 +960,10 @@ impl StreamPlanner<'_> {
         let Some(limit) = row_number_limit(&filter.predicate, &seen_as) else {
             return Ok(None);
         };
+        if limit == 0 {
+            // `rn < 1`: no row ever qualifies.
+            return Ok(Some(values_node(Vec::new(), Arc::clone(filter.input.schema()))));
+        }
         let params = &function.params;
         let window_end = params
             .partition_by
@@ -1010,6 +1040,9 @@ impl StreamPlanner<'_> {
         if fetch == 0 {
             return Ok(values_node(Vec::new(), Arc::clone(sort.input.schema())));
         }
+        let rank_end = skip
+            .checked_add(fetch)
+            .ok_or_else(|| EngineError::Unsupported("OFFSET + LIMIT beyond 2^64".into()))?;
         let input = self.translate(&sort.input)?;
         Ok(StreamNode::Rank {
             arrival: proctime_order(&sort.expr, sort.input.schema()),
@@ -1017,7 +1050,7 @@ impl StreamPlanner<'_> {
             partition_by: Vec::new(),
             order_by: sort.expr.clone(),
             rank_start: skip + 1,
-            rank_end: skip + fetch,
+            rank_end,
             rank_number: RankNumber::Absent,
             schema: Arc::clone(sort.input.schema()),
         })
@@ -1648,7 +1681,8 @@ impl JobGraphBuilder<'_, '_> {
                             condition,
                             updating,
                             null_aware: join.null_aware,
-                            state_ttl: self.planner.state_ttl,
+                            // NOT IN's NULL and emptiness counts must not expire.
+                            state_ttl: self.planner.state_ttl.filter(|_| !join.null_aware),
                         })))
                     }
                     JoinStrategy::Interval {
@@ -1708,6 +1742,21 @@ impl JobGraphBuilder<'_, '_> {
                 let input_schema = Arc::clone(input.schema());
                 let (grouping, calls) =
                     self.aggregation(&partition_by, &aggregates, &input_schema)?;
+                let bounded = !matches!(frame, OverFrame::Rows(None) | OverFrame::Range(None));
+                for call in &calls {
+                    if call.filter.is_some() {
+                        return Err(EngineError::Unsupported(
+                            "FILTER in an OVER aggregation".into(),
+                        ));
+                    }
+                    // Checked now rather than when the frame first slides, hours in.
+                    if bounded && !call.accumulator(true)?.supports_retract_batch() {
+                        return Err(EngineError::Unsupported(format!(
+                            "{} over a bounded OVER frame (it cannot drop rows leaving the frame; use UNBOUNDED PRECEDING)",
+                            call.name()
+                        )));
+                    }
+                }
                 let order_time = self
                     .planner
                     .planner

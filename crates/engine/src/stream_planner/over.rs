@@ -65,6 +65,11 @@ impl StreamPlanner<'_> {
         let (order_time, proctime) = time_order(order_by, input_schema)?;
         let frame = over_frame(frame)?;
         let input = self.translate(&window.input)?;
+        if !proctime && !input.keeps_rowtime() {
+            return Err(EngineError::Unsupported(
+                "an OVER aggregation ordered by a time column that an upstream join, rank or aggregation made a plain timestamp".into(),
+            ));
+        }
         if input.changelog_mode() != ChangelogMode::InsertOnly {
             return Err(EngineError::Unsupported(
                 "an OVER aggregation over an updating input".into(),

@@ -7,7 +7,6 @@
 //! `Accumulator`s behind DataFusion's adapter otherwise (DISTINCT,
 //! STDDEV, approximate functions).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
@@ -95,7 +94,7 @@ impl AggregateCall {
     }
 
     /// A row-wise accumulator; `retracting` when the input has retractions.
-    pub(crate) fn accumulator(&self, retracting: bool) -> Result<Box<dyn Accumulator>> {
+    pub fn accumulator(&self, retracting: bool) -> Result<Box<dyn Accumulator>> {
         if retracting {
             self.function.create_sliding_accumulator()
         } else {
@@ -103,7 +102,7 @@ impl AggregateCall {
         }
     }
 
-    pub(crate) fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         self.function
             .human_display()
             .unwrap_or(self.function.name())
@@ -255,7 +254,8 @@ impl GroupedAccumulators {
 /// keep per-key state of their own. With no key columns every row is id 0.
 pub(crate) struct KeyIndex {
     converter: RowConverter,
-    ids: HashMap<Box<[u8]>, usize>,
+    /// DataFusion's hash map (foldhash): hashing keys is on every row's path.
+    ids: datafusion::common::HashMap<Box<[u8]>, usize>,
     keys: Rows,
     keyless: bool,
 }
@@ -276,7 +276,7 @@ impl KeyIndex {
         let keys = converter.empty_rows(0, 0);
         Ok(Self {
             converter,
-            ids: HashMap::new(),
+            ids: datafusion::common::HashMap::default(),
             keys,
             keyless: key_schema.fields().is_empty(),
         })

@@ -352,7 +352,9 @@ impl OverAggregate {
             }
             loop {
                 let leaves = match (frame, partition.frame.front()) {
-                    (OverFrame::Rows(Some(n)), Some(_)) => partition.frame.len() as u64 > n + 1,
+                    (OverFrame::Rows(Some(n)), Some(_)) => {
+                        partition.frame.len() as u64 > n.saturating_add(1)
+                    }
                     (OverFrame::Range(Some(ms)), Some(oldest)) => {
                         oldest.time < first.time.saturating_sub(ms)
                     }

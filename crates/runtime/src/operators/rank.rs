@@ -20,7 +20,7 @@
 //! keeps the first row per key, which is insert-only and needs only the set
 //! of keys seen; descending keeps the last.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -28,6 +28,7 @@ use arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatchOptions;
 use arrow::row::{RowConverter, SortField};
+use datafusion::common::HashMap;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use weir_common::{RowKind, StreamBatch};
@@ -117,8 +118,12 @@ impl RankSpec {
     }
 }
 
-/// A row's place in its partition: sort key bytes, then arrival.
+/// A row's place in its partition: sort key bytes, then arrival (the
+/// arrival number alone identifies the row).
 type Place = (Box<[u8]>, u64);
+
+/// A row of a top N: its arrival number and its bytes.
+type Ranked = (u64, Arc<[u8]>);
 
 #[derive(Debug, Default)]
 struct Partition {
@@ -127,12 +132,12 @@ struct Partition {
 
 impl Partition {
     /// The rows ranked `start..=end` (1-based), with their places.
-    fn top(&self, start: usize, end: usize) -> Vec<(Place, Arc<[u8]>)> {
+    fn top(&self, start: usize, end: usize) -> Vec<Ranked> {
         self.rows
             .iter()
             .skip(start - 1)
             .take(end + 1 - start)
-            .map(|(p, r)| (p.clone(), Arc::clone(r)))
+            .map(|(p, r)| (p.1, Arc::clone(r)))
             .collect()
     }
 }
@@ -280,15 +285,15 @@ impl Rank {
         let (start, end) = (self.spec.rank_start, self.spec.rank_end);
         let bounded = !self.spec.updating_input;
         // Partitions touched by the batch, in first-touch order, with their top N before it.
-        let mut before: HashMap<usize, Vec<(Place, Arc<[u8]>)>> = HashMap::new();
+        let mut before: HashMap<usize, Vec<Ranked>> = HashMap::default();
         let mut touched: Vec<usize> = Vec::new();
         for row in 0..n {
             let id = ids[row];
             let arrival = self.arrivals;
             self.arrivals += 1;
-            let sort_key: Box<[u8]> = match &sort_keys {
-                Some(keys) => keys.row(row).as_ref().into(),
-                None => Box::new([]),
+            let sort_key: &[u8] = match &sort_keys {
+                Some(keys) => keys.row(row).data(),
+                None => &[],
             };
             let order = if last_first { u64::MAX - arrival } else { arrival };
             let partition = &mut self.partitions[id];
@@ -300,7 +305,7 @@ impl Rank {
                 && partition
                     .rows
                     .last_key_value()
-                    .is_some_and(|(last, _)| (&sort_key, order) > (&last.0, last.1))
+                    .is_some_and(|(last, _)| (sort_key, order) > (last.0.as_ref(), last.1))
             {
                 continue;
             }
@@ -312,13 +317,13 @@ impl Rank {
             if accumulate {
                 partition
                     .rows
-                    .insert((sort_key, order), Arc::from(bytes.as_ref()));
+                    .insert((sort_key.into(), order), Arc::from(bytes.as_ref()));
                 if bounded && partition.rows.len() > end {
                     partition.rows.pop_last();
                 }
             } else {
-                let from = Bound::Included((sort_key.clone(), 0));
-                let to = Bound::Included((sort_key, u64::MAX));
+                let from = Bound::Included((sort_key.into(), 0));
+                let to = Bound::Included((sort_key.into(), u64::MAX));
                 let found = partition
                     .rows
                     .range((from, to))
@@ -341,8 +346,8 @@ impl Rank {
     /// The changes from one top N of a partition to the next.
     fn diff(
         &self,
-        old: Vec<(Place, Arc<[u8]>)>,
-        new: Vec<(Place, Arc<[u8]>)>,
+        old: Vec<Ranked>,
+        new: Vec<Ranked>,
         changes: &mut Vec<Change>,
     ) {
         let by_rank = self.spec.rank_number == RankNumber::Emitted || self.spec.rank_start == self.spec.rank_end;
@@ -366,18 +371,20 @@ impl Rank {
             }
             return;
         }
-        let places = |rows: &[(Place, Arc<[u8]>)]| -> Vec<Place> {
-            rows.iter().map(|(p, _)| p.clone()).collect()
+        let ids = |rows: &[Ranked]| {
+            let mut ids: Vec<u64> = rows.iter().map(|(id, _)| *id).collect();
+            ids.sort_unstable();
+            ids
         };
-        let (old_places, new_places) = (places(&old), places(&new));
-        for (place, row) in &old {
-            if !new_places.contains(place) {
-                changes.push(Change { row: Arc::clone(row), rank: 0, kind: RowKind::Delete });
+        let (old_ids, new_ids) = (ids(&old), ids(&new));
+        for (id, row) in &new {
+            if old_ids.binary_search(id).is_err() {
+                changes.push(Change { row: Arc::clone(row), rank: 0, kind: RowKind::Insert });
             }
         }
-        for (place, row) in &new {
-            if !old_places.contains(place) {
-                changes.push(Change { row: Arc::clone(row), rank: 0, kind: RowKind::Insert });
+        for (id, row) in &old {
+            if new_ids.binary_search(id).is_err() {
+                changes.push(Change { row: Arc::clone(row), rank: 0, kind: RowKind::Delete });
             }
         }
     }
@@ -522,7 +529,7 @@ mod tests {
     fn without_ranks_only_rows_entering_and_leaving_are_emitted() {
         let mut r = rank(2, RankNumber::Unused, false, None);
         feed(&mut r, &[(1, 10), (1, 5)], &[0, 0]);
-        assert_eq!(feed(&mut r, &[(1, 20)], &[0]), ["-D[1, 5, #0]", "+I[1, 20, #0]"]);
+        assert_eq!(feed(&mut r, &[(1, 20)], &[0]), ["+I[1, 20, #0]", "-D[1, 5, #0]"]);
     }
 
     #[test]

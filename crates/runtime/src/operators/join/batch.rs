@@ -33,15 +33,11 @@ pub(crate) fn join_batches(
     if condition.residual.is_some() && !pairs.is_empty() {
         let l: Vec<Option<u32>> = pairs.iter().map(|p| Some(p.0)).collect();
         let r: Vec<Option<u32>> = pairs.iter().map(|p| Some(p.1)).collect();
-        let joined = condition.joined(
+        condition.retain_passing(
+            &mut pairs,
             gather(left.columns(), &l)?,
             gather(right.columns(), &r)?,
-            pairs.len(),
         )?;
-        if let Some(mask) = condition.residual_mask(&joined)? {
-            let mut keep = mask.values().iter();
-            pairs.retain(|_| keep.next().unwrap_or(false));
-        }
     }
     let mut left_matched = vec![false; ln];
     let mut right_matched = vec![false; rn];

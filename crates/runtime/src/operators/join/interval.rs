@@ -44,19 +44,13 @@ pub struct IntervalJoinSpec {
 impl IntervalJoinSpec {
     pub fn name(&self) -> String {
         let c = &self.condition;
-        let pairs: Vec<String> = c
-            .left_keys
-            .iter()
-            .zip(&c.right_keys)
-            .map(|(l, r)| format!("{l} = {r}"))
-            .collect();
         // Flink states the bounds of left time minus right time.
         format!(
             "IntervalJoin(joinType=[{}], windowBounds=[isRowTime=true, leftLowerBound={}, leftUpperBound={}], where=[{}])",
             c.kind.flink_name(),
             self.upper.saturating_neg(),
             self.lower.saturating_neg(),
-            pairs.join(" AND ")
+            c.key_pairs()
         )
     }
 
@@ -93,13 +87,27 @@ struct Stored {
 struct IntervalSide {
     chunks: ChunkStore,
     by_key: Vec<Vec<Stored>>,
-    /// (expiry watermark, key id) per stored row, earliest first.
+    /// Per key id, when its earliest stored row expires (`None`: no rows).
+    next_expiry: Vec<Option<i64>>,
+    /// (expiry watermark, key id), earliest first: one live entry per key
+    /// with rows, for its `next_expiry`; others are stale and skipped.
     expiring: BinaryHeap<Reverse<(i64, usize)>>,
 }
 
 impl IntervalSide {
     fn stored_rows(&self) -> usize {
         self.by_key.iter().map(Vec::len).sum()
+    }
+
+    /// Notes that `key` holds a row expiring at `at`.
+    fn schedule(&mut self, key: usize, at: i64) {
+        if self.next_expiry.len() <= key {
+            self.next_expiry.resize(key + 1, None);
+        }
+        if self.next_expiry[key].is_none_or(|next| at < next) {
+            self.next_expiry[key] = Some(at);
+            self.expiring.push(Reverse((at, key)));
+        }
     }
 }
 
@@ -188,11 +196,7 @@ impl IntervalJoin {
                 Side::Left => (this_columns, other_columns),
                 Side::Right => (other_columns, this_columns),
             };
-            let joined = condition.joined(left, right, candidates.len())?;
-            if let Some(mask) = condition.residual_mask(&joined)? {
-                let mut keep = mask.values().iter();
-                candidates.retain(|_| keep.next().unwrap_or(false));
-            }
+            condition.retain_passing(&mut candidates, left, right)?;
         }
 
         let mut pairs: Vec<Pair> = Vec::with_capacity(candidates.len());
@@ -217,7 +221,7 @@ impl IntervalJoin {
                     time: times[row],
                     matched: matched[row],
                 });
-                side.expiring.push(Reverse((expires, ids[row])));
+                side.schedule(ids[row], expires);
                 live += 1;
             } else if outer && !matched[row] {
                 pairs.push((Some(row as u32), None));
@@ -272,10 +276,17 @@ impl IntervalJoin {
                     break;
                 }
                 state.expiring.pop();
+                if state.next_expiry.get(key).copied().flatten() != Some(at) {
+                    continue;
+                }
                 let watermark = self.watermark;
+                let mut next = None::<i64>;
                 state.by_key[key].retain(|s| {
-                    let keep = spec.expires_at(side, s.time) > watermark;
-                    if !keep {
+                    let expires = spec.expires_at(side, s.time);
+                    let keep = expires > watermark;
+                    if keep {
+                        next = Some(next.map_or(expires, |n| n.min(expires)));
+                    } else {
                         if outer && !s.matched {
                             padded.push((s.chunk, s.row));
                         }
@@ -283,6 +294,10 @@ impl IntervalJoin {
                     }
                     keep
                 });
+                state.next_expiry[key] = None;
+                if let Some(next) = next {
+                    state.schedule(key, next);
+                }
             }
             if !padded.is_empty() {
                 let columns = state.chunks.columns(&padded)?;

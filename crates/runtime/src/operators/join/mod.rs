@@ -195,6 +195,32 @@ impl JoinCondition {
         }))
     }
 
+    /// `left = right AND ...` of the key pairs, for operator names.
+    pub(crate) fn key_pairs(&self) -> String {
+        self.left_keys
+            .iter()
+            .zip(&self.right_keys)
+            .map(|(l, r)| format!("{l} = {r}"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// Keeps the candidate pairs whose joined rows (`left` and `right`
+    /// columns gathered for them, in order) pass the residual predicate.
+    pub(crate) fn retain_passing<T>(
+        &self,
+        candidates: &mut Vec<T>,
+        left: Vec<ArrayRef>,
+        right: Vec<ArrayRef>,
+    ) -> Result<()> {
+        let joined = self.joined(left, right, candidates.len())?;
+        if let Some(mask) = self.residual_mask(&joined)? {
+            let mut keep = mask.values().iter();
+            candidates.retain(|_| keep.next().unwrap_or(false));
+        }
+        Ok(())
+    }
+
     /// Lays out the columns of output rows from the left and right columns
     /// gathered for them (`right` is ignored by semi and anti joins).
     pub(crate) fn output(
@@ -211,7 +237,7 @@ impl JoinCondition {
     }
 
     /// Candidate pairs as rows of `joined_schema`, for the residual.
-    pub(crate) fn joined(
+    fn joined(
         &self,
         left: Vec<ArrayRef>,
         right: Vec<ArrayRef>,

@@ -49,16 +49,10 @@ pub struct StreamingJoinSpec {
 impl StreamingJoinSpec {
     pub fn name(&self) -> String {
         let c = &self.condition;
-        let pairs: Vec<String> = c
-            .left_keys
-            .iter()
-            .zip(&c.right_keys)
-            .map(|(l, r)| format!("{l} = {r}"))
-            .collect();
         let mut text = format!(
             "Join(joinType=[{}], where=[{}]",
             c.kind.flink_name(),
-            pairs.join(" AND ")
+            c.key_pairs()
         );
         if let Some(residual) = &c.residual {
             text.push_str(&format!(", residual=[{residual}]"));
@@ -314,11 +308,7 @@ impl StreamingJoin {
                 Side::Left => (this_columns, other_columns),
                 Side::Right => (other_columns, this_columns),
             };
-            let joined = condition.joined(left, right, candidates.len())?;
-            if let Some(mask) = condition.residual_mask(&joined)? {
-                let mut keep = mask.values().iter();
-                candidates.retain(|_| keep.next().unwrap_or(false));
-            }
+            condition.retain_passing(&mut candidates, left, right)?;
         }
 
         // Pass 2: state and output changes, row by row.
@@ -657,6 +647,23 @@ mod tests {
         assert_eq!(feed(&mut anti, 1, &[(Some(2), 20)], &[0]), ["-D[null, 11]"]);
         assert_eq!(feed(&mut anti, 1, &[(None, 21)], &[0]), ["-D[1, 10]"]);
         assert_eq!(feed(&mut anti, 1, &[(None, 21)], &[3]), ["+I[1, 10]"]);
+    }
+
+    #[test]
+    fn state_ttl_forgets_idle_keys() {
+        let mut j = StreamingJoin::try_new(Arc::new(StreamingJoinSpec {
+            condition: condition(JoinKind::Inner),
+            updating: [false, false],
+            null_aware: false,
+            state_ttl: Some(Duration::from_millis(1)),
+        }))
+        .expect("join");
+        feed(&mut j, 0, &[(Some(1), 10)], &[0]);
+        std::thread::sleep(Duration::from_millis(10));
+        // Touching key 2 sweeps key 1, idle for longer than the TTL.
+        feed(&mut j, 0, &[(Some(2), 20)], &[0]);
+        assert!(feed(&mut j, 1, &[(Some(1), 100)], &[0]).is_empty());
+        assert_eq!(feed(&mut j, 1, &[(Some(2), 200)], &[0]), ["+I[2, 20, 2, 200]"]);
     }
 
     #[test]

@@ -42,17 +42,11 @@ pub struct WindowJoinSpec {
 impl WindowJoinSpec {
     pub fn name(&self) -> String {
         let c = &self.condition;
-        let pairs: Vec<String> = c
-            .left_keys
-            .iter()
-            .zip(&c.right_keys)
-            .map(|(l, r)| format!("{l} = {r}"))
-            .collect();
         format!(
             "{}(joinType=[{}], where=[{}])",
             if self.window_ends.is_some() { "WindowJoin" } else { "HashJoin" },
             c.kind.flink_name(),
-            pairs.join(" AND ")
+            c.key_pairs()
         )
     }
 }
