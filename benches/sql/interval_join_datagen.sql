@@ -8,7 +8,7 @@ CREATE TABLE bids (
   WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
 ) WITH (
   'connector' = 'datagen', 'number-of-rows' = 'BENCH_ROWS', 'rows-per-second' = '1000000000',
-  'fields.auction.min' = '1', 'fields.auction.max' = '1000000',
+  'fields.auction.min' = '1', 'fields.auction.max' = '100000',
   'fields.price.min' = '100', 'fields.price.max' = '10000000',
   'fields.date_time.max-past' = '0'
 );
@@ -17,7 +17,7 @@ CREATE TABLE auctions (
   WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
 ) WITH (
   'connector' = 'datagen', 'number-of-rows' = 'BENCH_TENTH', 'rows-per-second' = '1000000000',
-  'fields.id.min' = '1', 'fields.id.max' = '1000000',
+  'fields.id.min' = '1', 'fields.id.max' = '100000',
   'fields.seller.min' = '1', 'fields.seller.max' = '10000',
   'fields.date_time.max-past' = '0'
 );
