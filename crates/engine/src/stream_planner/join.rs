@@ -15,10 +15,10 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema};
+use datafusion::common::NullEquality;
 use datafusion::common::{Column, DFSchema, DFSchemaRef};
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::utils::split_conjunction;
-use datafusion::common::NullEquality;
 use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, Join, JoinType, Operator};
 use weir_common::{WindowFunction, ZoneShift};
 use weir_runtime::operators::{JoinCondition, JoinKind};
@@ -82,7 +82,8 @@ impl JoinNode {
     }
 
     pub fn title(&self) -> String {
-        let mut condition: Vec<String> = self.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
+        let mut condition: Vec<String> =
+            self.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
         condition.extend(self.residual.iter().map(|r| r.to_string()));
         let condition = condition.join(" AND ");
         let kind = self.kind.flink_name();
@@ -129,7 +130,10 @@ impl StreamPlanner<'_> {
             (&join.left, &join.right)
         };
         let on: Vec<(Expr, Expr)> = if swap {
-            join.on.iter().map(|(l, r)| (r.clone(), l.clone())).collect()
+            join.on
+                .iter()
+                .map(|(l, r)| (r.clone(), l.clone()))
+                .collect()
         } else {
             join.on.clone()
         };
@@ -162,7 +166,7 @@ impl StreamPlanner<'_> {
         } else {
             JoinStrategy::Regular
         };
-        Ok(StreamNode::Join(JoinNode {
+        Ok(StreamNode::Join(Box::new(JoinNode {
             left: Box::new(left),
             right: Box::new(right),
             kind,
@@ -172,7 +176,7 @@ impl StreamPlanner<'_> {
             null_aware: join.null_aware,
             strategy,
             schema: Arc::clone(&join.schema),
-        }))
+        })))
     }
 
     /// Compiles a join's keys and residual over its inputs' schemas.
@@ -279,13 +283,17 @@ fn window_join(left: &StreamNode, right: &StreamNode, on: &[(Expr, Expr)]) -> Op
 fn time_term(expr: &Expr) -> Option<(&Column, i64)> {
     match expr {
         Expr::Column(c) => Some((c, 0)),
-        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match (left.as_ref(), op, right.as_ref()) {
-            (Expr::Column(c), Operator::Plus, i) | (i, Operator::Plus, Expr::Column(c)) => {
-                Some((c, interval_literal_millis(i)?))
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            match (left.as_ref(), op, right.as_ref()) {
+                (Expr::Column(c), Operator::Plus, i) | (i, Operator::Plus, Expr::Column(c)) => {
+                    Some((c, interval_literal_millis(i)?))
+                }
+                (Expr::Column(c), Operator::Minus, i) => {
+                    Some((c, interval_literal_millis(i)?.checked_neg()?))
+                }
+                _ => None,
             }
-            (Expr::Column(c), Operator::Minus, i) => Some((c, interval_literal_millis(i)?.checked_neg()?)),
-            _ => None,
-        },
+        }
         _ => None,
     }
 }
@@ -328,11 +336,12 @@ fn interval_bounds(filter: &Expr, left: &DFSchema, right: &DFSchema) -> Option<J
             continue;
         };
         // Normalise to `l + ol  op  r + or`.
-        let (l, ol, op, r, or) = match (rowtime_side(ca, left, right), rowtime_side(cb, left, right)) {
-            (Some(true), Some(false)) => (ca, oa, op, cb, ob),
-            (Some(false), Some(true)) => (cb, ob, op.swap()?, ca, oa),
-            _ => continue,
-        };
+        let (l, ol, op, r, or) =
+            match (rowtime_side(ca, left, right), rowtime_side(cb, left, right)) {
+                (Some(true), Some(false)) => (ca, oa, op, cb, ob),
+                (Some(false), Some(true)) => (cb, ob, op.swap()?, ca, oa),
+                _ => continue,
+            };
         match &times {
             Some((tl, tr)) if tl != l || tr != r => continue,
             None => times = Some((l.clone(), r.clone())),

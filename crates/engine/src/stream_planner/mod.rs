@@ -29,11 +29,11 @@ use weir_connector::{SinkFactory, SourceFactory, TableSpec};
 use weir_runtime::operators::{
     AggregateCall, AggregateOutput, Calc, CalcFactory, GroupAggregateFactory, GroupAggregateSpec,
     Grouping, IntervalJoinFactory, IntervalJoinSpec, Limit, LimitFactory, OverAggregateFactory,
-    OverAggregateSpec, OverFrame, RankFactory, RankNumber,
-    RankOrder, RankSpec, StreamingJoinFactory,
-    StreamingJoinSpec, WindowJoinFactory, WindowJoinSpec, SessionAggregateSpec, SessionWindowAggregateFactory, TimeDomain,
-    ValuesSource, WatermarkStrategy, WindowAggregateFactory, WindowAggregateSpec, WindowAssigner,
-    WindowAssignerFactory, WindowRankFactory, WindowRankSpec,
+    OverAggregateSpec, OverFrame, RankFactory, RankNumber, RankOrder, RankSpec,
+    SessionAggregateSpec, SessionWindowAggregateFactory, StreamingJoinFactory, StreamingJoinSpec,
+    TimeDomain, ValuesSource, WatermarkStrategy, WindowAggregateFactory, WindowAggregateSpec,
+    WindowAssigner, WindowAssignerFactory, WindowJoinFactory, WindowJoinSpec, WindowRankFactory,
+    WindowRankSpec,
 };
 use weir_runtime::{
     JobEdge, JobGraph, JobVertex, OperatorFactory, Partitioning, SinkSpec, SourceSpec, VertexId,
@@ -119,7 +119,7 @@ pub enum StreamNode {
         schema: DFSchemaRef,
     },
     /// A two-input join.
-    Join(JoinNode),
+    Join(Box<JoinNode>),
     /// Aggregates over the rows before each row (`agg(x) OVER (...)`).
     OverAggregate {
         input: Box<StreamNode>,
@@ -187,9 +187,9 @@ impl StreamNode {
             | StreamNode::WindowAggregate { schema, .. }
             | StreamNode::WindowRank { schema, .. }
             | StreamNode::GroupAggregate { schema, .. }
-            | StreamNode::Join(JoinNode { schema, .. })
             | StreamNode::Rank { schema, .. }
             | StreamNode::OverAggregate { schema, .. } => schema,
+            StreamNode::Join(join) => &join.schema,
         }
     }
 
@@ -204,9 +204,9 @@ impl StreamNode {
             | StreamNode::WindowAggregate { schema, .. }
             | StreamNode::WindowRank { schema, .. }
             | StreamNode::GroupAggregate { schema, .. }
-            | StreamNode::Join(JoinNode { schema, .. })
             | StreamNode::Rank { schema, .. }
             | StreamNode::OverAggregate { schema, .. } => *schema = new_schema,
+            StreamNode::Join(join) => join.schema = new_schema,
         }
         self
     }
@@ -962,7 +962,10 @@ impl StreamPlanner<'_> {
         };
         if limit == 0 {
             // `rn < 1`: no row ever qualifies.
-            return Ok(Some(values_node(Vec::new(), Arc::clone(filter.input.schema()))));
+            return Ok(Some(values_node(
+                Vec::new(),
+                Arc::clone(filter.input.schema()),
+            )));
         }
         let params = &function.params;
         let window_end = params
@@ -1673,8 +1676,10 @@ impl JobGraphBuilder<'_, '_> {
                     join.right.changelog_mode() != ChangelogMode::InsertOnly,
                 ];
                 let planner = self.planner.planner;
-                let (left_schema, right_schema) =
-                    (Arc::clone(join.left.schema()), Arc::clone(join.right.schema()));
+                let (left_schema, right_schema) = (
+                    Arc::clone(join.left.schema()),
+                    Arc::clone(join.right.schema()),
+                );
                 let factory: Arc<dyn OperatorFactory> = match join.strategy {
                     JoinStrategy::Regular => {
                         Arc::new(StreamingJoinFactory(Arc::new(StreamingJoinSpec {

@@ -59,7 +59,9 @@ impl StreamPlanner<'_> {
             )));
         }
         let Some((partition_by, order_by, frame)) = shared else {
-            return Err(EngineError::Internal("a window node without functions".into()));
+            return Err(EngineError::Internal(
+                "a window node without functions".into(),
+            ));
         };
         let input_schema = window.input.schema();
         let (order_time, proctime) = time_order(order_by, input_schema)?;
@@ -142,7 +144,8 @@ fn over_frame(frame: &WindowFrame) -> Result<OverFrame, EngineError> {
             Ok(OverFrame::Range(None))
         }
         (WindowFrameUnits::Range, WindowFrameBound::Preceding(v)) => {
-            let ms = interval_literal_millis(&Expr::Literal(v.clone(), None)).ok_or_else(refused)?;
+            let ms =
+                interval_literal_millis(&Expr::Literal(v.clone(), None)).ok_or_else(refused)?;
             Ok(OverFrame::Range(Some(ms)))
         }
         (WindowFrameUnits::Range, WindowFrameBound::CurrentRow) => Ok(OverFrame::Range(Some(0))),

@@ -49,9 +49,13 @@ pub enum OverFrame {
 impl std::fmt::Display for OverFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            OverFrame::Rows(None) => f.write_str("ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"),
+            OverFrame::Rows(None) => {
+                f.write_str("ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW")
+            }
             OverFrame::Rows(Some(n)) => write!(f, "ROWS BETWEEN {n} PRECEDING AND CURRENT ROW"),
-            OverFrame::Range(None) => f.write_str("RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"),
+            OverFrame::Range(None) => {
+                f.write_str("RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW")
+            }
             OverFrame::Range(Some(ms)) => {
                 write!(f, "RANGE BETWEEN {ms} ms PRECEDING AND CURRENT ROW")
             }
@@ -88,7 +92,10 @@ impl OverAggregateSpec {
     }
 
     fn bounded(&self) -> bool {
-        matches!(self.frame, OverFrame::Rows(Some(_)) | OverFrame::Range(Some(_)))
+        matches!(
+            self.frame,
+            OverFrame::Rows(Some(_)) | OverFrame::Range(Some(_))
+        )
     }
 }
 
@@ -388,7 +395,12 @@ impl Operator for OverAggregate {
         &self.name
     }
 
-    fn process_batch(&mut self, _input: usize, batch: StreamBatch, out: &mut Collector) -> Result<()> {
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()> {
         if !batch.is_insert_only() {
             return Err(DataFusionError::Execution(
                 "an OVER aggregation received updates; its input must be insert-only".into(),

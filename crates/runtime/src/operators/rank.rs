@@ -230,10 +230,11 @@ impl Rank {
             .iter()
             .enumerate()
             .filter_map(|(row, id)| {
-                (*id == next).then(|| {
-                    next += 1;
-                    row as u32
-                })
+                if *id != next {
+                    return None;
+                }
+                next += 1;
+                Some(row as u32)
             })
             .collect();
         if firsts.is_empty() {
@@ -287,15 +288,18 @@ impl Rank {
         // Partitions touched by the batch, in first-touch order, with their top N before it.
         let mut before: HashMap<usize, Vec<Ranked>> = HashMap::default();
         let mut touched: Vec<usize> = Vec::new();
-        for row in 0..n {
-            let id = ids[row];
+        for (row, &id) in ids.iter().enumerate() {
             let arrival = self.arrivals;
             self.arrivals += 1;
             let sort_key: &[u8] = match &sort_keys {
                 Some(keys) => keys.row(row).data(),
                 None => &[],
             };
-            let order = if last_first { u64::MAX - arrival } else { arrival };
+            let order = if last_first {
+                u64::MAX - arrival
+            } else {
+                arrival
+            };
             let partition = &mut self.partitions[id];
             let accumulate = batch.row_kind(row).is_accumulate();
             // Over an insert-only input a row after a full top N changes nothing.
@@ -344,27 +348,39 @@ impl Rank {
     }
 
     /// The changes from one top N of a partition to the next.
-    fn diff(
-        &self,
-        old: Vec<Ranked>,
-        new: Vec<Ranked>,
-        changes: &mut Vec<Change>,
-    ) {
-        let by_rank = self.spec.rank_number == RankNumber::Emitted || self.spec.rank_start == self.spec.rank_end;
+    fn diff(&self, old: Vec<Ranked>, new: Vec<Ranked>, changes: &mut Vec<Change>) {
+        let by_rank = self.spec.rank_number == RankNumber::Emitted
+            || self.spec.rank_start == self.spec.rank_end;
         if by_rank {
             for at in 0..old.len().max(new.len()) {
                 let rank = (self.spec.rank_start + at) as u64;
                 match (old.get(at), new.get(at)) {
                     (Some((op, _)), Some((np, _))) if op == np => {}
                     (Some((_, o)), Some((_, n))) => {
-                        changes.push(Change { row: Arc::clone(o), rank, kind: RowKind::UpdateBefore });
-                        changes.push(Change { row: Arc::clone(n), rank, kind: RowKind::UpdateAfter });
+                        changes.push(Change {
+                            row: Arc::clone(o),
+                            rank,
+                            kind: RowKind::UpdateBefore,
+                        });
+                        changes.push(Change {
+                            row: Arc::clone(n),
+                            rank,
+                            kind: RowKind::UpdateAfter,
+                        });
                     }
                     (Some((_, o)), None) => {
-                        changes.push(Change { row: Arc::clone(o), rank, kind: RowKind::Delete });
+                        changes.push(Change {
+                            row: Arc::clone(o),
+                            rank,
+                            kind: RowKind::Delete,
+                        });
                     }
                     (None, Some((_, n))) => {
-                        changes.push(Change { row: Arc::clone(n), rank, kind: RowKind::Insert });
+                        changes.push(Change {
+                            row: Arc::clone(n),
+                            rank,
+                            kind: RowKind::Insert,
+                        });
                     }
                     (None, None) => {}
                 }
@@ -379,12 +395,20 @@ impl Rank {
         let (old_ids, new_ids) = (ids(&old), ids(&new));
         for (id, row) in &new {
             if old_ids.binary_search(id).is_err() {
-                changes.push(Change { row: Arc::clone(row), rank: 0, kind: RowKind::Insert });
+                changes.push(Change {
+                    row: Arc::clone(row),
+                    rank: 0,
+                    kind: RowKind::Insert,
+                });
             }
         }
         for (id, row) in &old {
             if new_ids.binary_search(id).is_err() {
-                changes.push(Change { row: Arc::clone(row), rank: 0, kind: RowKind::Delete });
+                changes.push(Change {
+                    row: Arc::clone(row),
+                    rank: 0,
+                    kind: RowKind::Delete,
+                });
             }
         }
     }
@@ -410,7 +434,12 @@ impl Operator for Rank {
         &self.name
     }
 
-    fn process_batch(&mut self, _input: usize, batch: StreamBatch, out: &mut Collector) -> Result<()> {
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()> {
         if !self.spec.updating_input && !batch.is_insert_only() {
             return Err(DataFusionError::Internal(
                 "a Top-N planned for an insert-only input received updates".into(),
@@ -511,7 +540,10 @@ mod tests {
     #[test]
     fn top_two_with_ranks_shifts_the_rows_below() {
         let mut r = rank(2, RankNumber::Emitted, false, None);
-        assert_eq!(feed(&mut r, &[(1, 10), (2, 5)], &[0, 0]), ["+I[1, 10, #1]", "+I[2, 5, #1]"]);
+        assert_eq!(
+            feed(&mut r, &[(1, 10), (2, 5)], &[0, 0]),
+            ["+I[1, 10, #1]", "+I[2, 5, #1]"]
+        );
         assert_eq!(
             feed(&mut r, &[(1, 20)], &[0]),
             ["-U[1, 10, #1]", "+U[1, 20, #1]", "+I[1, 10, #2]"]
@@ -522,14 +554,21 @@ mod tests {
         );
         // Below the top two: nothing.
         assert!(feed(&mut r, &[(1, 1)], &[0]).is_empty());
-        assert_eq!(r.partitions[0].rows.len(), 2, "an insert-only Top-N keeps only N rows");
+        assert_eq!(
+            r.partitions[0].rows.len(),
+            2,
+            "an insert-only Top-N keeps only N rows"
+        );
     }
 
     #[test]
     fn without_ranks_only_rows_entering_and_leaving_are_emitted() {
         let mut r = rank(2, RankNumber::Unused, false, None);
         feed(&mut r, &[(1, 10), (1, 5)], &[0, 0]);
-        assert_eq!(feed(&mut r, &[(1, 20)], &[0]), ["+I[1, 20, #0]", "-D[1, 5, #0]"]);
+        assert_eq!(
+            feed(&mut r, &[(1, 20)], &[0]),
+            ["+I[1, 20, #0]", "-D[1, 5, #0]"]
+        );
     }
 
     #[test]
@@ -544,11 +583,20 @@ mod tests {
     fn deduplication_by_arrival() {
         let mut first = rank(1, RankNumber::Unused, false, Some(false));
         assert!(first.spec.keeps_first_row());
-        assert_eq!(feed(&mut first, &[(1, 10), (1, 11), (2, 20)], &[0, 0, 0]), ["+I[1, 10, #0]", "+I[2, 20, #0]"]);
+        assert_eq!(
+            feed(&mut first, &[(1, 10), (1, 11), (2, 20)], &[0, 0, 0]),
+            ["+I[1, 10, #0]", "+I[2, 20, #0]"]
+        );
         assert!(feed(&mut first, &[(1, 12)], &[0]).is_empty());
         let mut last = rank(1, RankNumber::Unused, false, Some(true));
-        assert_eq!(feed(&mut last, &[(1, 10), (1, 11)], &[0, 0]), ["+I[1, 11, #0]"]);
-        assert_eq!(feed(&mut last, &[(1, 12)], &[0]), ["-U[1, 11, #0]", "+U[1, 12, #0]"]);
+        assert_eq!(
+            feed(&mut last, &[(1, 10), (1, 11)], &[0, 0]),
+            ["+I[1, 11, #0]"]
+        );
+        assert_eq!(
+            feed(&mut last, &[(1, 12)], &[0]),
+            ["-U[1, 11, #0]", "+U[1, 12, #0]"]
+        );
         assert!(last.partitions[0].rows.len() == 1);
     }
 }

@@ -74,4 +74,3 @@ impl Expiry {
         expired
     }
 }
-

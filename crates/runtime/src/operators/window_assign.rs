@@ -111,6 +111,21 @@ pub(crate) fn window_bounds(
     Ok(bounds.values().clone())
 }
 
+/// The rows of `data` grouped by `times` (one per row), in time order:
+/// the rows of each window by the instant it fires.
+pub(crate) fn split_by_time(data: &RecordBatch, times: &[i64]) -> Result<Vec<(i64, RecordBatch)>> {
+    let mut distinct = times.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct
+        .into_iter()
+        .map(|time| {
+            let rows: arrow::array::BooleanArray = times.iter().map(|t| Some(*t == time)).collect();
+            Ok((time, arrow::compute::filter_record_batch(data, &rows)?))
+        })
+        .collect()
+}
+
 /// A timestamp column of `values` (epoch or wall-clock ms) typed as `data_type`.
 pub(crate) fn timestamps(values: Vec<i64>, data_type: &DataType) -> ArrayRef {
     let array = TimestampMillisecondArray::from(values);

@@ -10,10 +10,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array, UInt64Array};
-use arrow::compute::{
-    SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, partition, take,
-};
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, partition, take};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatchOptions;
 use datafusion::error::{DataFusionError, Result};
@@ -23,7 +21,7 @@ use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 
 use super::window_agg::TimeDomain;
 
-use super::window_assign::window_bounds;
+use super::window_assign::{split_by_time, window_bounds};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
 
 /// What a window rank computes; shared by its subtasks.
@@ -174,12 +172,7 @@ impl Operator for WindowRank {
         }
         let data = batch.into_data();
         let fire = self.fire_times(&data)?;
-        let mut times = fire.clone();
-        times.sort_unstable();
-        times.dedup();
-        for time in times {
-            let rows: BooleanArray = fire.iter().map(|t| Some(*t == time)).collect();
-            let rows = filter_record_batch(&data, &rows)?;
+        for (time, rows) in split_by_time(&data, &fire)? {
             if WindowSpec::is_fired(time, self.watermark) {
                 out.add_late_rows(rows.num_rows());
             } else {

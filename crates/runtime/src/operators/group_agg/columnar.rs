@@ -28,10 +28,10 @@ use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use weir_common::{RowKind, StreamBatch};
 
 use super::GroupAggregateSpec;
-use crate::operators::state_ttl::Expiry;
 use crate::error::batch_error;
 use crate::operator::Collector;
 use crate::operators::aggregate::{AggregateCall, GroupedAccumulators, output_batch};
+use crate::operators::state_ttl::Expiry;
 
 /// Rows of columns per group id, appended in chunks: a group's latest row
 /// is wherever `index` points. Superseded rows are dropped by compaction

@@ -11,10 +11,10 @@ use datafusion::logical_expr::Accumulator;
 use weir_common::{RowKind, StreamBatch};
 
 use super::GroupAggregateSpec;
-use crate::operators::state_ttl::Expiry;
 use crate::error::batch_error;
 use crate::operator::Collector;
 use crate::operators::aggregate::{AggregateCall, CallInput, KeyIndex, output_batch};
+use crate::operators::state_ttl::Expiry;
 
 /// One key's state.
 struct Group {

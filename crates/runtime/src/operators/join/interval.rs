@@ -57,8 +57,14 @@ impl IntervalJoinSpec {
     /// The other side's times a row of `side` at `time` matches.
     fn matching_range(&self, side: Side, time: i64) -> (i64, i64) {
         match side {
-            Side::Left => (time.saturating_add(self.lower), time.saturating_add(self.upper)),
-            Side::Right => (time.saturating_sub(self.upper), time.saturating_sub(self.lower)),
+            Side::Left => (
+                time.saturating_add(self.lower),
+                time.saturating_add(self.upper),
+            ),
+            Side::Right => (
+                time.saturating_sub(self.upper),
+                time.saturating_sub(self.lower),
+            ),
         }
     }
 
@@ -189,7 +195,8 @@ impl IntervalJoin {
         };
         if condition.residual.is_some() && !candidates.is_empty() {
             let input_rows: Vec<Option<u32>> = candidates.iter().map(|c| Some(c.0)).collect();
-            let refs: Vec<(u32, u32)> = candidates.iter().map(|(r, e)| stored_ref(*r, *e)).collect();
+            let refs: Vec<(u32, u32)> =
+                candidates.iter().map(|(r, e)| stored_ref(*r, *e)).collect();
             let this_columns = gather(data.columns(), &input_rows)?;
             let other_columns = self.sides[oi].chunks.columns(&refs)?;
             let (left, right) = match this {
@@ -251,13 +258,20 @@ impl IntervalJoin {
         let other_columns = if refs.is_empty() {
             null_columns(condition.schema(this.other()), pairs.len())
         } else {
-            spread(self.sides[this.other().index()].chunks.columns(&refs)?, &present)?
+            spread(
+                self.sides[this.other().index()].chunks.columns(&refs)?,
+                &present,
+            )?
         };
         let (left, right) = match this {
             Side::Left => (this_columns, other_columns),
             Side::Right => (other_columns, this_columns),
         };
-        out.emit(StreamBatch::inserts(condition.output(left, right, pairs.len())?));
+        out.emit(StreamBatch::inserts(condition.output(
+            left,
+            right,
+            pairs.len(),
+        )?));
         Ok(())
     }
 
@@ -323,7 +337,12 @@ impl Operator for IntervalJoin {
         &self.name
     }
 
-    fn process_batch(&mut self, input: usize, batch: StreamBatch, out: &mut Collector) -> Result<()> {
+    fn process_batch(
+        &mut self,
+        input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()> {
         if !batch.is_insert_only() {
             return Err(DataFusionError::Execution(
                 "an interval join received updates; its inputs must be insert-only".into(),
@@ -376,7 +395,10 @@ mod tests {
         let as_time = |name: &str| -> Arc<dyn PhysicalExpr> {
             Arc::new(CastExpr::new(
                 Arc::new(Column::new(name, 1)),
-                arrow::datatypes::DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
+                arrow::datatypes::DataType::Timestamp(
+                    arrow::datatypes::TimeUnit::Millisecond,
+                    None,
+                ),
                 None,
             ))
         };
@@ -390,7 +412,11 @@ mod tests {
         .expect("join")
     }
 
-    fn feed(j: &mut IntervalJoin, side: usize, data: &[(Option<i64>, i64)]) -> Vec<Vec<Option<i64>>> {
+    fn feed(
+        j: &mut IntervalJoin,
+        side: usize,
+        data: &[(Option<i64>, i64)],
+    ) -> Vec<Vec<Option<i64>>> {
         let schema = if side == 0 {
             Arc::clone(&j.spec.condition.left_schema)
         } else {
@@ -423,7 +449,9 @@ mod tests {
 
     fn watermark(j: &mut IntervalJoin, at: i64) -> (Vec<Vec<Option<i64>>>, Option<Watermark>) {
         let mut out = Collector::default();
-        let forwarded = j.process_watermark(Watermark(at), &mut out).expect("watermark");
+        let forwarded = j
+            .process_watermark(Watermark(at), &mut out)
+            .expect("watermark");
         (values(&mut out), forwarded)
     }
 
@@ -434,7 +462,17 @@ mod tests {
         assert!(feed(&mut j, 0, &[(s(1), 100), (s(2), 100)]).is_empty());
         // 94 is before 100 - 5; 95 and 110 are the bounds; 111 is after.
         assert_eq!(
-            feed(&mut j, 1, &[(s(1), 94), (s(1), 95), (s(1), 110), (s(1), 111), (s(3), 100)]),
+            feed(
+                &mut j,
+                1,
+                &[
+                    (s(1), 94),
+                    (s(1), 95),
+                    (s(1), 110),
+                    (s(1), 111),
+                    (s(3), 100)
+                ]
+            ),
             [[s(1), s(100), s(1), s(95)], [s(1), s(100), s(1), s(110)]]
         );
         // The left rows live until the watermark reaches 110; the unmatched one is padded.
@@ -459,12 +497,18 @@ mod tests {
         feed(&mut j, 1, &[(s(1), 100)]);
         watermark(&mut j, 98);
         // Left at 96 matches right rows up to 106, so it is stored ...
-        assert_eq!(feed(&mut j, 0, &[(s(1), 96)]), [[s(1), s(96), s(1), s(100)]]);
+        assert_eq!(
+            feed(&mut j, 0, &[(s(1), 96)]),
+            [[s(1), s(96), s(1), s(100)]]
+        );
         watermark(&mut j, 104);
         // ... left at 90 can only match right rows up to 100, all of them
         // behind the watermark: it joins with what is stored, is not kept,
         // and is padded at once when nothing matched.
-        assert_eq!(feed(&mut j, 0, &[(s(1), 90)]), [[s(1), s(90), s(1), s(100)]]);
+        assert_eq!(
+            feed(&mut j, 0, &[(s(1), 90)]),
+            [[s(1), s(90), s(1), s(100)]]
+        );
         assert_eq!(feed(&mut j, 0, &[(s(1), 80)]), [[s(1), s(80), None, None]]);
     }
 }

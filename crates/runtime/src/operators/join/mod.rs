@@ -181,9 +181,7 @@ impl JoinCondition {
         let Some(residual) = &self.residual else {
             return Ok(None);
         };
-        let mask = residual
-            .evaluate(joined)?
-            .into_array(joined.num_rows())?;
+        let mask = residual.evaluate(joined)?.into_array(joined.num_rows())?;
         let mask = mask
             .as_any()
             .downcast_ref::<BooleanArray>()

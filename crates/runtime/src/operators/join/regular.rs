@@ -92,7 +92,11 @@ struct SideState {
 }
 
 impl SideState {
-    fn try_new(schema: &arrow::datatypes::Schema, spec: &StreamingJoinSpec, side: Side) -> Result<Self> {
+    fn try_new(
+        schema: &arrow::datatypes::Schema,
+        spec: &StreamingJoinSpec,
+        side: Side,
+    ) -> Result<Self> {
         let fields = schema
             .fields()
             .iter()
@@ -394,7 +398,12 @@ impl StreamingJoin {
                             let entry = &mut self.sides[oi].by_key[key][*e];
                             if other_outer {
                                 if entry.matched == 0 {
-                                    pending.push(None, Some(entry.row), RowKind::Delete, entry.count);
+                                    pending.push(
+                                        None,
+                                        Some(entry.row),
+                                        RowKind::Delete,
+                                        entry.count,
+                                    );
                                 }
                                 entry.matched += 1;
                             }
@@ -418,7 +427,12 @@ impl StreamingJoin {
                             if other_outer && entry.matched > 0 {
                                 entry.matched -= 1;
                                 if entry.matched == 0 {
-                                    pending.push(None, Some(entry.row), RowKind::Insert, entry.count);
+                                    pending.push(
+                                        None,
+                                        Some(entry.row),
+                                        RowKind::Insert,
+                                        entry.count,
+                                    );
                                 }
                             }
                         }
@@ -455,7 +469,13 @@ impl StreamingJoin {
     }
 
     /// Gathers the columns of `outs` and emits them.
-    fn emit(&self, this: Side, data: &RecordBatch, outs: &[Out], out: &mut Collector) -> Result<()> {
+    fn emit(
+        &self,
+        this: Side,
+        data: &RecordBatch,
+        outs: &[Out],
+        out: &mut Collector,
+    ) -> Result<()> {
         if outs.is_empty() {
             return Ok(());
         }
@@ -465,7 +485,10 @@ impl StreamingJoin {
         let other = &self.sides[this.other().index()];
         let present: Vec<bool> = outs.iter().map(|o| o.stored.is_some()).collect();
         let other_columns = if present.iter().any(|p| *p) {
-            spread(other.columns(outs.iter().filter_map(|o| o.stored))?, &present)?
+            spread(
+                other.columns(outs.iter().filter_map(|o| o.stored))?,
+                &present,
+            )?
         } else {
             null_columns(condition.schema(this.other()), outs.len())
         };
@@ -485,7 +508,12 @@ impl Operator for StreamingJoin {
         &self.name
     }
 
-    fn process_batch(&mut self, input: usize, batch: StreamBatch, out: &mut Collector) -> Result<()> {
+    fn process_batch(
+        &mut self,
+        input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()> {
         let side = Side::of_input(input)?;
         if !self.spec.updating[side.index()] && !batch.is_insert_only() {
             return Err(DataFusionError::Internal(
@@ -563,8 +591,9 @@ mod tests {
         } else {
             Arc::clone(&join.spec.condition.right_schema)
         };
-        let batch = StreamBatch::try_new_changelog(rows(&schema, data), UInt8Array::from(kinds.to_vec()))
-            .expect("batch");
+        let batch =
+            StreamBatch::try_new_changelog(rows(&schema, data), UInt8Array::from(kinds.to_vec()))
+                .expect("batch");
         let mut out = Collector::default();
         join.process_batch(side, batch, &mut out).expect("process");
         changes(&mut out)
@@ -574,7 +603,10 @@ mod tests {
     fn inner_join_forwards_row_kinds() {
         let mut j = join(JoinKind::Inner, true);
         assert!(feed(&mut j, 0, &[(Some(1), 10)], &[0]).is_empty());
-        assert_eq!(feed(&mut j, 1, &[(Some(1), 20), (Some(2), 30)], &[0, 0]), ["+I[1, 10, 1, 20]"]);
+        assert_eq!(
+            feed(&mut j, 1, &[(Some(1), 20), (Some(2), 30)], &[0, 0]),
+            ["+I[1, 10, 1, 20]"]
+        );
         assert_eq!(
             feed(&mut j, 0, &[(Some(1), 10), (Some(1), 11)], &[1, 2]),
             ["-U[1, 10, 1, 20]", "+U[1, 11, 1, 20]"]
@@ -587,27 +619,46 @@ mod tests {
     #[test]
     fn left_join_pads_and_retracts_the_padding() {
         let mut j = join(JoinKind::LeftOuter, true);
-        assert_eq!(feed(&mut j, 0, &[(Some(1), 10)], &[0]), ["+I[1, 10, null, null]"]);
+        assert_eq!(
+            feed(&mut j, 0, &[(Some(1), 10)], &[0]),
+            ["+I[1, 10, null, null]"]
+        );
         assert_eq!(
             feed(&mut j, 1, &[(Some(1), 20)], &[0]),
             ["-D[1, 10, null, null]", "+I[1, 10, 1, 20]"]
         );
-        assert_eq!(feed(&mut j, 1, &[(Some(1), 21)], &[0]), ["+I[1, 10, 1, 21]"]);
-        assert_eq!(feed(&mut j, 1, &[(Some(1), 20)], &[3]), ["-D[1, 10, 1, 20]"]);
+        assert_eq!(
+            feed(&mut j, 1, &[(Some(1), 21)], &[0]),
+            ["+I[1, 10, 1, 21]"]
+        );
+        assert_eq!(
+            feed(&mut j, 1, &[(Some(1), 20)], &[3]),
+            ["-D[1, 10, 1, 20]"]
+        );
         assert_eq!(
             feed(&mut j, 1, &[(Some(1), 21)], &[3]),
             ["-D[1, 10, 1, 21]", "+I[1, 10, null, null]"]
         );
-        assert_eq!(feed(&mut j, 0, &[(Some(1), 10)], &[3]), ["-D[1, 10, null, null]"]);
+        assert_eq!(
+            feed(&mut j, 0, &[(Some(1), 10)], &[3]),
+            ["-D[1, 10, null, null]"]
+        );
     }
 
     #[test]
     fn full_join_pads_both_sides() {
         let mut j = join(JoinKind::FullOuter, false);
-        assert_eq!(feed(&mut j, 1, &[(Some(2), 20)], &[0]), ["+I[null, null, 2, 20]"]);
+        assert_eq!(
+            feed(&mut j, 1, &[(Some(2), 20)], &[0]),
+            ["+I[null, null, 2, 20]"]
+        );
         assert_eq!(
             feed(&mut j, 0, &[(Some(2), 10), (Some(3), 30)], &[0, 0]),
-            ["-D[null, null, 2, 20]", "+I[2, 10, 2, 20]", "+I[3, 30, null, null]"]
+            [
+                "-D[null, null, 2, 20]",
+                "+I[2, 10, 2, 20]",
+                "+I[3, 30, null, null]"
+            ]
         );
         // Duplicates join once each.
         assert_eq!(
@@ -622,8 +673,14 @@ mod tests {
         let mut anti = join(JoinKind::Anti, true);
         assert!(feed(&mut semi, 0, &[(Some(1), 10)], &[0]).is_empty());
         assert_eq!(feed(&mut anti, 0, &[(Some(1), 10)], &[0]), ["+I[1, 10]"]);
-        assert_eq!(feed(&mut semi, 1, &[(Some(1), 20), (Some(1), 21)], &[0, 0]), ["+I[1, 10]"]);
-        assert_eq!(feed(&mut anti, 1, &[(Some(1), 20), (Some(1), 21)], &[0, 0]), ["-D[1, 10]"]);
+        assert_eq!(
+            feed(&mut semi, 1, &[(Some(1), 20), (Some(1), 21)], &[0, 0]),
+            ["+I[1, 10]"]
+        );
+        assert_eq!(
+            feed(&mut anti, 1, &[(Some(1), 20), (Some(1), 21)], &[0, 0]),
+            ["-D[1, 10]"]
+        );
         assert!(feed(&mut semi, 1, &[(Some(1), 20)], &[3]).is_empty());
         assert_eq!(feed(&mut semi, 1, &[(Some(1), 21)], &[3]), ["-D[1, 10]"]);
         assert!(feed(&mut anti, 1, &[(Some(1), 20)], &[3]).is_empty());
@@ -663,7 +720,10 @@ mod tests {
         // Touching key 2 sweeps key 1, idle for longer than the TTL.
         feed(&mut j, 0, &[(Some(2), 20)], &[0]);
         assert!(feed(&mut j, 1, &[(Some(1), 100)], &[0]).is_empty());
-        assert_eq!(feed(&mut j, 1, &[(Some(2), 200)], &[0]), ["+I[2, 20, 2, 200]"]);
+        assert_eq!(
+            feed(&mut j, 1, &[(Some(2), 200)], &[0]),
+            ["+I[2, 20, 2, 200]"]
+        );
     }
 
     #[test]
@@ -674,7 +734,11 @@ mod tests {
             feed(&mut j, 0, &[(Some(i), i)], &[3]);
         }
         feed(&mut j, 0, &[(Some(7), 70)], &[0]);
-        assert!(j.sides[0].rows.num_rows() < 2100, "{}", j.sides[0].rows.num_rows());
+        assert!(
+            j.sides[0].rows.num_rows() < 2100,
+            "{}",
+            j.sides[0].rows.num_rows()
+        );
         assert_eq!(feed(&mut j, 1, &[(Some(7), 1)], &[0]), ["+I[7, 70, 7, 1]"]);
     }
 }

@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{BooleanArray, RecordBatch};
-use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use weir_common::window::instant;
@@ -23,7 +23,7 @@ use super::batch::join_batches;
 use super::{JoinCondition, Side};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
 use crate::operators::window_agg::TimeDomain;
-use crate::operators::window_assign::window_bounds;
+use crate::operators::window_assign::{split_by_time, window_bounds};
 
 /// What a window join computes; shared by its subtasks.
 #[derive(Debug, Clone)]
@@ -44,7 +44,11 @@ impl WindowJoinSpec {
         let c = &self.condition;
         format!(
             "{}(joinType=[{}], where=[{}])",
-            if self.window_ends.is_some() { "WindowJoin" } else { "HashJoin" },
+            if self.window_ends.is_some() {
+                "WindowJoin"
+            } else {
+                "HashJoin"
+            },
             c.kind.flink_name(),
             c.key_pairs()
         )
@@ -92,7 +96,12 @@ impl Operator for WindowJoin {
         &self.name
     }
 
-    fn process_batch(&mut self, input: usize, batch: StreamBatch, out: &mut Collector) -> Result<()> {
+    fn process_batch(
+        &mut self,
+        input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()> {
         if !batch.is_insert_only() {
             return Err(DataFusionError::Execution(
                 "a window join received updates; its inputs must be insert-only".into(),
@@ -107,12 +116,7 @@ impl Operator for WindowJoin {
                 .collect(),
             None => vec![Watermark::END_OF_TIME.millis(); data.num_rows()],
         };
-        let mut times = fire.clone();
-        times.sort_unstable();
-        times.dedup();
-        for time in times {
-            let rows: BooleanArray = fire.iter().map(|t| Some(*t == time)).collect();
-            let rows = filter_record_batch(&data, &rows)?;
+        for (time, rows) in split_by_time(&data, &fire)? {
             if WindowSpec::is_fired(time, self.watermark) {
                 out.add_late_rows(rows.num_rows());
             } else {
