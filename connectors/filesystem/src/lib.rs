@@ -12,7 +12,10 @@
 //!
 //! As a source the table is bounded: its files are listed when the job
 //! starts and read as splits ([`source`]). As a sink each subtask writes part
-//! files that appear when complete ([`sink`]).
+//! files that appear when complete ([`sink`]). As the dimension table of a
+//! lookup join (`JOIN t FOR SYSTEM_TIME AS OF o.proc_time`) its files are
+//! read whole into memory and read again after 'lookup.join.cache.ttl'
+//! (60 min by default), as Flink's filesystem connector does.
 
 mod location;
 mod parquet_read;
@@ -20,9 +23,12 @@ pub mod sink;
 pub mod source;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use weir_connector::{
-    Connector, ConnectorError, OptionRules, SinkFactory, SourceFactory, TableSpec,
+    Connector, ConnectorError, LookupTableFactory, OptionRules, SinkFactory, SourceFactory,
+    TableSpec,
 };
 use weir_format::FormatConfig;
 
@@ -31,6 +37,8 @@ pub use location::Location;
 const PATH: &str = "path";
 const FORMAT: &str = "format";
 const ROLLING_FILE_SIZE: &str = "sink.rolling-policy.file-size";
+const LOOKUP_CACHE_TTL: &str = "lookup.join.cache.ttl";
+const DEFAULT_LOOKUP_CACHE_TTL: Duration = Duration::from_secs(60 * 60);
 
 /// Tables over files.
 #[derive(Debug, Default)]
@@ -45,6 +53,44 @@ impl FileSystemConnector {
     fn location(table: &TableSpec) -> Result<Location, ConnectorError> {
         Location::parse(table.options.required("filesystem", PATH)?)
     }
+
+    fn file_source(table: &TableSpec) -> Result<source::FileSource, ConnectorError> {
+        Ok(source::FileSource {
+            location: Self::location(table)?,
+            format: Self::format(table)?,
+            schema: Arc::clone(&table.schema),
+            split_bytes: source::SPLIT_BYTES,
+        })
+    }
+}
+
+/// The files of a table, read whole for a lookup join.
+#[derive(Debug)]
+struct FileLookup {
+    source: source::FileSource,
+    ttl: Duration,
+}
+
+#[async_trait]
+impl LookupTableFactory for FileLookup {
+    fn cache_ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    async fn load(&self) -> Result<Vec<arrow::record_batch::RecordBatch>, ConnectorError> {
+        weir_connector::read_all(&self.source).await
+    }
+}
+
+fn lookup_cache_ttl(table: &TableSpec) -> Result<Duration, ConnectorError> {
+    let Some(text) = table.options.get(LOOKUP_CACHE_TTL) else {
+        return Ok(DEFAULT_LOOKUP_CACHE_TTL);
+    };
+    weir_common::duration::parse_duration(text).map_err(|_| ConnectorError::InvalidOption {
+        key: LOOKUP_CACHE_TTL.to_string(),
+        value: text.to_string(),
+        reason: "expected a duration such as '10 min', '30s' or '500 ms'".to_string(),
+    })
 }
 
 impl Connector for FileSystemConnector {
@@ -53,7 +99,7 @@ impl Connector for FileSystemConnector {
     }
 
     fn option_rules(&self, table: &TableSpec) -> Result<OptionRules, ConnectorError> {
-        let mut rules = OptionRules::new([PATH, FORMAT, ROLLING_FILE_SIZE]);
+        let mut rules = OptionRules::new([PATH, FORMAT, ROLLING_FILE_SIZE, LOOKUP_CACHE_TTL]);
         if let Some(format) = table.options.get(FORMAT) {
             let config = FormatConfig::from_options(format, table.options.as_map())?;
             rules.extend(FormatConfig::option_keys(config.kind()).iter().copied());
@@ -67,17 +113,23 @@ impl Connector for FileSystemConnector {
         Self::format(table)?;
         Self::location(table)?;
         rolling_bytes(table)?;
+        lookup_cache_ttl(table)?;
         sink::parquet_properties(&Self::format(table)?)?;
         Ok(())
     }
 
     fn create_source(&self, table: &TableSpec) -> Result<Arc<dyn SourceFactory>, ConnectorError> {
-        Ok(Arc::new(source::FileSource {
-            location: Self::location(table)?,
-            format: Self::format(table)?,
-            schema: Arc::clone(&table.schema),
-            split_bytes: source::SPLIT_BYTES,
-        }))
+        Ok(Arc::new(Self::file_source(table)?))
+    }
+
+    fn create_lookup(
+        &self,
+        table: &TableSpec,
+    ) -> Result<Option<Arc<dyn LookupTableFactory>>, ConnectorError> {
+        Ok(Some(Arc::new(FileLookup {
+            source: Self::file_source(table)?,
+            ttl: lookup_cache_ttl(table)?,
+        })))
     }
 
     fn create_sink(&self, table: &TableSpec) -> Result<Arc<dyn SinkFactory>, ConnectorError> {

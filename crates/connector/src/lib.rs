@@ -15,11 +15,13 @@
 //! depend on it, never on the engine.
 
 mod error;
+mod lookup;
 mod options;
 mod sink;
 mod source;
 
 pub use error::ConnectorError;
+pub use lookup::{LookupTableFactory, read_all};
 pub use options::{OptionRules, TableOptions};
 pub use sink::{SinkContext, SinkFactory, SinkWriter};
 pub use source::{
@@ -65,4 +67,13 @@ pub trait Connector: Send + Sync + Debug {
 
     /// A sink writing `table`; an error if the connector cannot write.
     fn create_sink(&self, table: &TableSpec) -> Result<Arc<dyn SinkFactory>, ConnectorError>;
+
+    /// The table as a lookup join's dimension table; `None` when the
+    /// connector cannot serve lookups.
+    fn create_lookup(
+        &self,
+        _table: &TableSpec,
+    ) -> Result<Option<Arc<dyn LookupTableFactory>>, ConnectorError> {
+        Ok(None)
+    }
 }

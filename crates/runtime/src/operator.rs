@@ -2,7 +2,9 @@
 //!
 //! An [`Operator`] is synchronous and CPU-bound: it turns input batches into
 //! output batches and never blocks or awaits. I/O belongs to sources and
-//! sinks. Errors are returned, never panicked; the task that runs the
+//! sinks, with one exception: an operator that must fetch something before
+//! it can go on (a lookup join loading its dimension table) returns that
+//! work from [`Operator::prepare`], which its subtask awaits. Errors are returned, never panicked; the task that runs the
 //! operator fails the job with the operator's name attached.
 //!
 //! The hooks with defaults are the ones later features fill in: watermark
@@ -11,6 +13,8 @@
 //! (checkpoints). A stateless operator implements only `process_batch`.
 
 use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 
 use arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
@@ -68,6 +72,9 @@ pub struct OperatorState {
     pub batches: Vec<RecordBatch>,
 }
 
+/// Asynchronous work an operator needs done before its next input.
+pub type Preparation<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+
 /// A streaming operator in a chain.
 pub trait Operator: Send + Debug {
     /// The name shown in EXPLAIN, metrics and errors, e.g. `Calc(...)`.
@@ -75,6 +82,13 @@ pub trait Operator: Send + Debug {
 
     fn open(&mut self, _context: &OperatorContext) -> Result<()> {
         Ok(())
+    }
+
+    /// I/O that must finish before the operator takes its next input
+    /// (batch, watermark or end), such as (re)loading a lookup table. The
+    /// subtask awaits it, so input waits meanwhile: backpressure, not loss.
+    fn prepare(&mut self) -> Option<Preparation<'_>> {
+        None
     }
 
     /// Processes a batch from input `input` (0 unless the operator has

@@ -73,6 +73,7 @@ impl Subtask {
             } else {
                 self.input.next().await?
             };
+            self.prepare_chain().await?;
             match event {
                 GateEvent::Batch { input, batch } => {
                     let mut out = Vec::new();
@@ -97,6 +98,18 @@ impl Subtask {
                 }
             }
         }
+    }
+
+    /// Awaits what each operator must fetch before its next input.
+    async fn prepare_chain(&mut self) -> Result<(), RuntimeError> {
+        for index in 0..self.chain.len() {
+            let result = match self.chain[index].operator.prepare() {
+                Some(preparation) => preparation.await,
+                None => Ok(()),
+            };
+            result.map_err(|e| self.operator_error(index, e))?;
+        }
+        Ok(())
     }
 
     fn operator_error(&self, index: usize, e: datafusion::error::DataFusionError) -> RuntimeError {

@@ -15,6 +15,7 @@ pub mod error;
 mod naming;
 pub mod parser;
 pub mod planner;
+pub mod temporal;
 pub mod types;
 pub mod window_tvf;
 
@@ -22,4 +23,5 @@ pub use catalog::{Catalog, CatalogTable, CatalogView};
 pub use error::{Position, SqlError, caret_snippet};
 pub use parser::{FlinkStatement, ParsedStatement, parse_script};
 pub use planner::{ConnectorTableSource, SqlPlanner, WatermarkNode};
+pub use temporal::{TemporalReference, TemporalTableNode, temporal_table};
 pub use window_tvf::WindowTvfNode;

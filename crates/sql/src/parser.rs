@@ -144,7 +144,7 @@ fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
         .with_unescape(true)
         .tokenize_with_location()
         .map_err(|e| from_parser_error(e.into(), Position { line: 1, column: 1 }))?;
-    refuse_temporal_joins(&tokens)?;
+    let tokens = crate::temporal::mark_temporal_tables(tokens)?;
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(table_arguments(tokens));
     let mut statements = Vec::new();
     loop {
@@ -176,29 +176,6 @@ fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
 /// functions' planning takes the bare name as the table. A table argument's
 /// `PARTITION BY k` or `PARTITION BY (k1, k2)` (SESSION) becomes an extra
 /// `DESCRIPTOR(k1, k2)` argument right after the table.
-/// `FOR SYSTEM_TIME AS OF` (temporal table joins) gets a clear error
-/// rather than the parser's complaint about `FOR UPDATE`.
-fn refuse_temporal_joins(tokens: &[TokenWithSpan]) -> Result<(), SqlError> {
-    let mut previous: Option<&TokenWithSpan> = None;
-    for token in tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-    {
-        if let (Some(before), Token::Word(w)) = (previous, &token.token)
-            && matches!(&before.token, Token::Word(f) if f.keyword == Keyword::FOR)
-            && w.value.eq_ignore_ascii_case("SYSTEM_TIME")
-        {
-            return Err(SqlError::Plan {
-                message: "temporal table joins (FOR SYSTEM_TIME AS OF) are not supported yet"
-                    .into(),
-                position: Some(before.span.start.into()),
-            });
-        }
-        previous = Some(token);
-    }
-    Ok(())
-}
-
 fn table_arguments(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let significant: Vec<usize> = (0..tokens.len())
         .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))

@@ -45,6 +45,7 @@ use crate::SqlError;
 use crate::catalog::{Catalog, CatalogTable, CatalogView};
 use crate::error::Position;
 use crate::parser::ColumnKind;
+use crate::temporal::{TemporalReference, TemporalTableNode};
 use crate::window_tvf::{WindowCall, WindowTvfNode};
 
 /// Plans SQL against a catalog; built from the session's configuration.
@@ -92,6 +93,7 @@ impl SqlPlanner {
         state = SessionStateBuilder::new_from_existing(state)
             .with_optimizer_rules(rules)
             .build();
+        state.add_analyzer_rule(Arc::new(crate::temporal::TemporalJoinConditionRule));
         for udf in weir_functions::flink_scalar_functions() {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
         }
@@ -261,6 +263,39 @@ impl PlanningContext<'_> {
         Ok(Arc::new(DerivedTableSource { plan }))
     }
 
+    /// `t FOR SYSTEM_TIME AS OF time`: the table under a [`TemporalTableNode`].
+    fn temporal_source(
+        &self,
+        name: &TableReference,
+        temporal: TemporalReference,
+    ) -> DFResult<Arc<dyn TableSource>> {
+        let base = match (name.schema(), name.catalog()) {
+            (Some(schema), Some(catalog)) => {
+                TableReference::full(catalog, schema, temporal.table.as_str())
+            }
+            (Some(schema), None) => TableReference::partial(schema, temporal.table.as_str()),
+            _ => TableReference::bare(temporal.table.as_str()),
+        };
+        let source = self.get_table_source(base)?;
+        let input = LogicalPlanBuilder::scan(temporal.table.as_str(), source, None)?.build()?;
+        let primary_key = self
+            .catalog
+            .table(&temporal.table)
+            .map(|t| t.primary_key.clone())
+            .unwrap_or_default();
+        let node = TemporalTableNode {
+            input,
+            table: temporal.table,
+            time: temporal.time,
+            primary_key,
+        };
+        Ok(Arc::new(DerivedTableSource {
+            plan: LogicalPlan::Extension(Extension {
+                node: Arc::new(node),
+            }),
+        }))
+    }
+
     fn view_source(&self, view: &CatalogView) -> DFResult<Arc<dyn TableSource>> {
         let sql_to_rel = SqlToRel::new_with_options(self, parser_options(self.options()));
         let mut statement = Statement::Query(view.query.clone());
@@ -289,6 +324,9 @@ impl PlanningContext<'_> {
 
 impl ContextProvider for PlanningContext<'_> {
     fn get_table_source(&self, name: TableReference) -> DFResult<Arc<dyn TableSource>> {
+        if let Some(temporal) = TemporalReference::parse(name.table()) {
+            return self.temporal_source(&name, temporal);
+        }
         let key = match (&name, name.schema(), name.catalog()) {
             (_, None, None) => name.table().to_string(),
             (

@@ -8,6 +8,12 @@
 //! - Anything else: a regular join, whose output is a changelog.
 //! - In batch runtime mode, over insert-only inputs: a hash join of the
 //!   whole inputs, run once they end (final, insert-only).
+//! - The right input joined `FOR SYSTEM_TIME AS OF` a time attribute of the
+//!   left: an event-time temporal join against a versioned table (its
+//!   primary key, declared or that of a deduplicating view, must be among
+//!   the join keys) when the time is the left rowtime; a lookup join
+//!   against the connector's lookup table when it is the left PROCTIME().
+//!   Either keeps the left input's changelog mode.
 //!
 //! RIGHT SEMI/ANTI joins are planned as LEFT ones with the inputs swapped,
 //! so the runtime's semi and anti joins always filter their left input.
@@ -19,12 +25,19 @@ use datafusion::common::NullEquality;
 use datafusion::common::{Column, DFSchema, DFSchemaRef};
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::utils::split_conjunction;
-use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, Join, JoinType, Operator};
+use datafusion::logical_expr::{
+    BinaryExpr, Cast, Expr, ExprSchemable, Join, JoinType, LogicalPlan, Operator,
+};
 use weir_common::{WindowFunction, ZoneShift};
+use weir_connector::{ConnectorError, LookupTableFactory};
 use weir_runtime::operators::{JoinCondition, JoinKind};
-use weir_sql::window_tvf::{WINDOW_END, WINDOW_START, interval_literal_millis, is_rowtime};
+use weir_sql::temporal::{TemporalCondition, temporal_condition};
+use weir_sql::window_tvf::{
+    PROCTIME, TIME_ATTRIBUTE, WINDOW_END, WINDOW_START, interval_literal_millis, is_rowtime,
+};
+use weir_sql::{CatalogTable, ConnectorTableSource, TemporalTableNode, temporal_table};
 
-use super::{ChangelogMode, StreamNode, StreamPlanner, window_proctime, window_zone};
+use super::{ChangelogMode, StreamNode, StreamPlanner, table_spec, window_proctime, window_zone};
 use crate::EngineError;
 
 /// How a join runs.
@@ -49,6 +62,16 @@ pub enum JoinStrategy {
     },
     /// Batch runtime mode: all rows joined once, when the inputs end.
     Final,
+    /// Each left row joins the right version current at its rowtime; the
+    /// keys are the versioned table's primary key.
+    Temporal { left_time: Expr, right_time: Expr },
+    /// Each left row looks its key up in the right table, loaded whole
+    /// from its connector; the right node only describes how its rows are
+    /// derived from the table and never runs.
+    Lookup {
+        table: String,
+        lookup: Arc<dyn LookupTableFactory>,
+    },
 }
 
 /// A join as the streaming plan holds it.
@@ -71,8 +94,10 @@ pub struct JoinNode {
 impl JoinNode {
     pub fn changelog_mode(&self) -> ChangelogMode {
         let (left, right) = (self.left.changelog_mode(), self.right.changelog_mode());
-        if !matches!(self.strategy, JoinStrategy::Regular) {
-            return ChangelogMode::InsertOnly;
+        match self.strategy {
+            JoinStrategy::Regular => {}
+            JoinStrategy::Temporal { .. } | JoinStrategy::Lookup { .. } => return left,
+            _ => return ChangelogMode::InsertOnly,
         }
         match self.kind {
             JoinKind::Inner => left.max(right),
@@ -103,6 +128,15 @@ impl JoinNode {
                 "WindowJoin(leftWindow=[{function}], rightWindow=[{function}], joinType=[{kind}], where=[{condition}])"
             ),
             JoinStrategy::Final => format!("HashJoin(joinType=[{kind}], where=[{condition}])"),
+            JoinStrategy::Temporal {
+                left_time,
+                right_time,
+            } => format!(
+                "TemporalJoin(joinType=[{kind}], where=[{condition} AND __TEMPORAL_JOIN_CONDITION({left_time}, {right_time})])"
+            ),
+            JoinStrategy::Lookup { table, .. } => {
+                format!("LookupJoin(table=[{table}], joinType=[{kind}], where=[{condition}])")
+            }
         }
     }
 }
@@ -129,6 +163,9 @@ impl StreamPlanner<'_> {
         } else {
             (&join.left, &join.right)
         };
+        if let Some(temporal) = temporal_table(right_plan) {
+            return self.temporal_join(join, kind, temporal);
+        }
         let on: Vec<(Expr, Expr)> = if swap {
             join.on
                 .iter()
@@ -174,6 +211,149 @@ impl StreamPlanner<'_> {
             residual: join.filter.clone(),
             nulls_equal: join.null_equality == NullEquality::NullEqualsNull,
             null_aware: join.null_aware,
+            strategy,
+            schema: Arc::clone(&join.schema),
+        })))
+    }
+
+    /// `JOIN right FOR SYSTEM_TIME AS OF left.time`: an event-time
+    /// temporal join or a lookup join, by the kind of time.
+    fn temporal_join(
+        &self,
+        join: &Join,
+        kind: JoinKind,
+        temporal: &TemporalTableNode,
+    ) -> Result<StreamNode, EngineError> {
+        if !matches!(join.join_type, JoinType::Inner | JoinType::Left) {
+            return Err(EngineError::Unsupported(format!(
+                "a temporal join of type {} (FOR SYSTEM_TIME AS OF takes INNER and LEFT joins)",
+                join.join_type
+            )));
+        }
+        let left = self.translate(&join.left)?;
+        let mut right = self.translate(&join.right)?;
+        let (time, right_time, mut residual) =
+            match join.filter.as_ref().and_then(temporal_condition) {
+                Some(TemporalCondition {
+                    time: Expr::Column(time),
+                    right_time,
+                    residual,
+                }) => (time, right_time, residual),
+                _ => {
+                    return Err(EngineError::Internal(format!(
+                        "the temporal join against '{}' lost its time condition",
+                        temporal.table
+                    )));
+                }
+            };
+        let (_, time_field) = left.schema().qualified_field_from_column(&time)?;
+        let proctime = time_field
+            .metadata()
+            .get(TIME_ATTRIBUTE)
+            .is_some_and(|v| v == PROCTIME);
+        let rowtime = is_rowtime(time_field) && left.keeps_rowtime();
+        let mut on = join.on.clone();
+        let strategy = if proctime {
+            let table = scanned_table(&temporal.input).ok_or_else(|| {
+                EngineError::Unsupported(format!(
+                    "a processing-time temporal join against '{}', which is not a table (a lookup join needs a table whose connector supports lookups)",
+                    temporal.table
+                ))
+            })?;
+            let spec = table_spec(table);
+            let lookup = self
+                .registry
+                .for_table(&spec)
+                .and_then(|c| {
+                    c.create_lookup(&spec)?
+                        .ok_or_else(|| ConnectorError::Unsupported {
+                            connector: c.name().to_string(),
+                            what: "cannot serve lookups, so its tables cannot be joined FOR SYSTEM_TIME AS OF a processing time (connectors with lookups: filesystem)".to_string(),
+                        })
+                })
+                .map_err(|source| EngineError::Table {
+                    table: table.name.clone(),
+                    source,
+                })?;
+            if on.is_empty() {
+                return Err(EngineError::Plan(format!(
+                    "the lookup join against '{}' needs an equality condition on its columns",
+                    table.name
+                )));
+            }
+            JoinStrategy::Lookup {
+                table: table.name.clone(),
+                lookup,
+            }
+        } else if rowtime {
+            let versioned_rowtime = matches!(&right_time, Expr::Column(c)
+                if right.schema().qualified_field_from_column(c).is_ok_and(|(_, f)| is_rowtime(f)));
+            if !versioned_rowtime {
+                return Err(EngineError::Plan(format!(
+                    "Event-Time Temporal Table Join requires both primary key and row time attribute in versioned table, but no row time attribute can be found in '{}'",
+                    temporal.table
+                )));
+            }
+            let primary_key = if temporal.primary_key.is_empty() {
+                unique_key(&right).unwrap_or_default()
+            } else {
+                temporal.primary_key.clone()
+            };
+            if primary_key.is_empty() {
+                return Err(EngineError::Plan(format!(
+                    "Temporal Table Join requires primary key in versioned table, but no primary key can be found in '{}' (declare PRIMARY KEY (...) NOT ENFORCED, or deduplicate it with ROW_NUMBER() ... = 1)",
+                    temporal.table
+                )));
+            }
+            // The primary key pairs are the state's keys; other equalities
+            // are checked on the version found.
+            let (keys, others): (Vec<_>, Vec<_>) = on
+                .into_iter()
+                .partition(|(_, r)| matches!(r, Expr::Column(c) if primary_key.contains(&c.name)));
+            let missing: Vec<&String> = primary_key
+                .iter()
+                .filter(|k| {
+                    !keys
+                        .iter()
+                        .any(|(_, r)| matches!(r, Expr::Column(c) if &c.name == *k))
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Err(EngineError::Plan(format!(
+                    "Temporal table's primary key [{}] must be included in the equivalence condition of temporal join, but the condition has no {}",
+                    primary_key.join(", "),
+                    missing
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            on = keys;
+            right = versions_of(right);
+            residual = others
+                .into_iter()
+                .map(|(l, r)| l.eq(r))
+                .chain(residual)
+                .reduce(Expr::and);
+            JoinStrategy::Temporal {
+                left_time: Expr::Column(time),
+                right_time,
+            }
+        } else {
+            return Err(EngineError::Plan(format!(
+                "FOR SYSTEM_TIME AS OF {} must name a time attribute of the left table: its rowtime (the column of its WATERMARK, unchanged by joins or aggregations) or a PROCTIME() column",
+                temporal.time
+            )));
+        };
+        Ok(StreamNode::Join(Box::new(JoinNode {
+            left: Box::new(left),
+            right: Box::new(right),
+            kind,
+            on,
+            residual,
+            nulls_equal: join.null_equality == NullEquality::NullEqualsNull,
+            null_aware: false,
             strategy,
             schema: Arc::clone(&join.schema),
         })))
@@ -233,6 +413,101 @@ impl StreamPlanner<'_> {
             joined_schema: Arc::new(Schema::new(joined_fields)),
             output_schema: Arc::clone(node.schema.inner()),
         })
+    }
+}
+
+/// The catalog table a plan reads, through projections, filters and the
+/// computed columns of the table itself.
+fn scanned_table(plan: &LogicalPlan) -> Option<&CatalogTable> {
+    match plan {
+        LogicalPlan::TableScan(scan) => scan
+            .source
+            .downcast_ref::<ConnectorTableSource>()
+            .map(|s| s.table.as_ref()),
+        LogicalPlan::SubqueryAlias(a) => scanned_table(&a.input),
+        LogicalPlan::Projection(p) => scanned_table(&p.input),
+        LogicalPlan::Filter(f) => scanned_table(&f.input),
+        _ => None,
+    }
+}
+
+/// The columns (by name) that identify a row of `node`'s output, when its
+/// plan guarantees one row per key: a deduplication's partition keys,
+/// through projections that keep them.
+fn unique_key(node: &StreamNode) -> Option<Vec<String>> {
+    match node {
+        StreamNode::Rank {
+            partition_by,
+            rank_start: 1,
+            rank_end: 1,
+            ..
+        } => partition_by
+            .iter()
+            .map(|e| match e {
+                Expr::Column(c) => Some(c.name.clone()),
+                _ => None,
+            })
+            .collect(),
+        StreamNode::Calc {
+            input,
+            projection: None,
+            ..
+        } => unique_key(input),
+        StreamNode::Calc {
+            input,
+            projection: Some(exprs),
+            schema,
+            ..
+        } => unique_key(input)?
+            .into_iter()
+            .map(|key| {
+                exprs.iter().enumerate().find_map(|(i, e)| {
+                    let column = match e {
+                        Expr::Alias(a) => a.expr.as_ref(),
+                        other => other,
+                    };
+                    matches!(column, Expr::Column(c) if c.name == key)
+                        .then(|| schema.field(i).name().clone())
+                })
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+/// A versioned view's changelog as the temporal join wants it. A view
+/// keeping the last row per key by rowtime (`ROW_NUMBER() OVER (PARTITION
+/// BY k ORDER BY rowtime DESC) = 1`) over an append-only input is that
+/// input: every row is the key's next version, which the join keeps in
+/// time order itself. The deduplication would pass on only the net change
+/// of each batch, skipping versions earlier rows must see.
+fn versions_of(node: StreamNode) -> StreamNode {
+    match node {
+        StreamNode::Rank {
+            input,
+            order_by,
+            arrival: None,
+            rank_start: 1,
+            rank_end: 1,
+            ..
+        } if input.changelog_mode() == ChangelogMode::InsertOnly
+            && matches!(order_by.as_slice(), [sort] if !sort.asc && matches!(&sort.expr, Expr::Column(c)
+                if input.schema().qualified_field_from_column(c).is_ok_and(|(_, f)| is_rowtime(f)))) =>
+        {
+            *input
+        }
+        StreamNode::Calc {
+            input,
+            predicate,
+            projection,
+            schema,
+        } => StreamNode::Calc {
+            input: Box::new(versions_of(*input)),
+            predicate,
+            projection,
+            schema,
+        },
+        other => other,
     }
 }
 

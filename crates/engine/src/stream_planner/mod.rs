@@ -20,6 +20,7 @@ use arrow::record_batch::RecordBatchOptions;
 use datafusion::common::{Column, DFSchema, DFSchemaRef, ScalarValue};
 use datafusion::logical_expr::expr::Sort as SortExpr;
 use datafusion::logical_expr::logical_plan::dml::WriteOp;
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     Aggregate, Expr, FetchType, Filter, LogicalPlan, Operator, SkipType, UserDefinedLogicalNodeCore,
 };
@@ -28,19 +29,21 @@ use weir_common::{WindowFunction, ZoneShift};
 use weir_connector::{SinkFactory, SourceFactory, TableSpec};
 use weir_runtime::operators::{
     AggregateCall, AggregateOutput, Calc, CalcFactory, GroupAggregateFactory, GroupAggregateSpec,
-    Grouping, IntervalJoinFactory, IntervalJoinSpec, Limit, LimitFactory, OverAggregateFactory,
-    OverAggregateSpec, OverFrame, RankFactory, RankNumber, RankOrder, RankSpec,
-    SessionAggregateSpec, SessionWindowAggregateFactory, StreamingJoinFactory, StreamingJoinSpec,
-    TimeDomain, ValuesSource, WatermarkStrategy, WindowAggregateFactory, WindowAggregateSpec,
-    WindowAssigner, WindowAssignerFactory, WindowJoinFactory, WindowJoinSpec, WindowRankFactory,
-    WindowRankSpec,
+    Grouping, IntervalJoinFactory, IntervalJoinSpec, Limit, LimitFactory, LookupJoinFactory,
+    LookupJoinSpec, OverAggregateFactory, OverAggregateSpec, OverFrame, RankFactory, RankNumber,
+    RankOrder, RankSpec, SessionAggregateSpec, SessionWindowAggregateFactory, StreamingJoinFactory,
+    StreamingJoinSpec, TemporalJoinFactory, TemporalJoinSpec, TimeDomain, ValuesSource,
+    WatermarkStrategy, WindowAggregateFactory, WindowAggregateSpec, WindowAssigner,
+    WindowAssignerFactory, WindowJoinFactory, WindowJoinSpec, WindowRankFactory, WindowRankSpec,
 };
 use weir_runtime::{
     JobEdge, JobGraph, JobVertex, OperatorFactory, Partitioning, SinkSpec, SourceSpec, VertexId,
     VertexInput, VertexOutput,
 };
 use weir_sql::window_tvf::{WINDOW_END, WINDOW_START, WINDOW_TIME};
-use weir_sql::{CatalogTable, ConnectorTableSource, SqlPlanner, WatermarkNode, WindowTvfNode};
+use weir_sql::{
+    CatalogTable, ConnectorTableSource, SqlPlanner, TemporalTableNode, WatermarkNode, WindowTvfNode,
+};
 
 use crate::EngineError;
 use crate::registry::ConnectorRegistry;
@@ -266,6 +269,16 @@ impl StreamNode {
             | StreamNode::WindowTvf { input, .. }
             | StreamNode::OverAggregate { input, .. } => input.keeps_rowtime(),
             StreamNode::Union { inputs, .. } => inputs.iter().all(StreamNode::keeps_rowtime),
+            // Rows leave a temporal join before the watermark that released
+            // them, and a lookup join at once.
+            StreamNode::Join(join)
+                if matches!(
+                    join.strategy,
+                    JoinStrategy::Temporal { .. } | JoinStrategy::Lookup { .. }
+                ) =>
+            {
+                join.left.keeps_rowtime()
+            }
             StreamNode::Join(join) => {
                 matches!(join.strategy, JoinStrategy::Interval { .. })
                     && join.kind == weir_runtime::operators::JoinKind::Inner
@@ -283,6 +296,15 @@ impl StreamNode {
     /// updates, for errors that must name it.
     fn update_producer(&self) -> Option<&StreamNode> {
         match self {
+            // Only the left input's changes reach a temporal join's output.
+            StreamNode::Join(join)
+                if matches!(
+                    join.strategy,
+                    JoinStrategy::Temporal { .. } | JoinStrategy::Lookup { .. }
+                ) =>
+            {
+                join.left.update_producer()
+            }
             StreamNode::GroupAggregate { input, .. }
                 if input.changelog_mode() == ChangelogMode::InsertOnly
                     && self.changelog_mode() != ChangelogMode::InsertOnly =>
@@ -462,6 +484,10 @@ impl StreamNode {
         match self {
             StreamNode::Source { .. } => Vec::new(),
             StreamNode::Union { inputs, .. } => inputs.iter().collect(),
+            // A lookup table is read by the join, not as an input stream.
+            StreamNode::Join(join) if matches!(join.strategy, JoinStrategy::Lookup { .. }) => {
+                vec![&join.left]
+            }
             StreamNode::Join(join) => vec![&join.left, &join.right],
             StreamNode::Rank { input, .. } | StreamNode::OverAggregate { input, .. } => {
                 vec![input]
@@ -489,6 +515,27 @@ impl StreamNode {
             .into_iter()
             .try_for_each(|i| i.fmt_indent(f, depth + 1))
     }
+}
+
+/// `FOR SYSTEM_TIME AS OF` belongs to the right input of a join only.
+fn check_temporal_tables(plan: &LogicalPlan) -> Result<(), EngineError> {
+    if let LogicalPlan::Join(join) = plan
+        && let Some(temporal) = weir_sql::temporal_table(&join.right)
+    {
+        check_temporal_tables(&join.left)?;
+        return check_temporal_tables(&temporal.input);
+    }
+    if let LogicalPlan::Extension(e) = plan
+        && let Some(temporal) = e.node.as_any().downcast_ref::<TemporalTableNode>()
+    {
+        return Err(EngineError::Plan(format!(
+            "'{} FOR SYSTEM_TIME AS OF {}' is only valid as the right side of a join",
+            temporal.table, temporal.time
+        )));
+    }
+    plan.inputs()
+        .into_iter()
+        .try_for_each(check_temporal_tables)
 }
 
 fn join_exprs(exprs: &[Expr]) -> String {
@@ -544,6 +591,7 @@ pub struct StreamPlanner<'a> {
 impl StreamPlanner<'_> {
     /// Plans a query (rows to the client) or an INSERT (rows to a table).
     pub fn plan(&self, plan: &LogicalPlan) -> Result<StreamPlan, EngineError> {
+        check_temporal_tables(plan)?;
         if let LogicalPlan::Dml(dml) = plan {
             if !matches!(dml.op, WriteOp::Insert(_)) {
                 return Err(EngineError::Unsupported(format!("{} statements", dml.op)));
@@ -681,10 +729,20 @@ impl StreamPlanner<'_> {
                     return Ok(rank);
                 }
                 let input = self.translate(&filter.input)?;
+                // The optimizer may copy a temporal join's marker (always
+                // true) onto the other side of an equality.
+                let Some(predicate) = split_conjunction(&filter.predicate)
+                    .into_iter()
+                    .filter(|e| !weir_sql::temporal::is_temporal_marker(e))
+                    .cloned()
+                    .reduce(Expr::and)
+                else {
+                    return Ok(input);
+                };
                 let schema = Arc::clone(input.schema());
                 Ok(StreamNode::Calc {
                     input: Box::new(input),
-                    predicate: Some(filter.predicate.clone()),
+                    predicate: Some(predicate),
                     projection: None,
                     schema,
                 })
@@ -785,6 +843,10 @@ impl StreamPlanner<'_> {
                 let any = extension.node.as_any();
                 if let Some(node) = any.downcast_ref::<WatermarkNode>() {
                     return self.fold_watermark(node);
+                }
+                // Its join has seen it (`check_temporal_tables`).
+                if let Some(node) = any.downcast_ref::<TemporalTableNode>() {
+                    return self.translate(&node.input);
                 }
                 if let Some(node) = any.downcast_ref::<WindowTvfNode>() {
                     let local_time = node
@@ -1472,6 +1534,42 @@ impl JobGraphBuilder<'_, '_> {
         self.exchange(vec![upstream], parallelism, move |_| partitioning.clone())
     }
 
+    /// How a lookup join derives its right rows from the table's physical
+    /// columns: the scan's projection, then computed columns, filters and
+    /// projections.
+    fn lookup_rows(
+        &self,
+        node: StreamNode,
+    ) -> Result<(Option<Vec<usize>>, Vec<Calc>), EngineError> {
+        match node {
+            StreamNode::Source {
+                projection,
+                transforms,
+                ..
+            } => Ok((projection, transforms)),
+            StreamNode::Calc {
+                input,
+                predicate,
+                projection,
+                schema,
+            } => {
+                let input_schema = Arc::clone(input.schema());
+                let (columns, mut calcs) = self.lookup_rows(*input)?;
+                calcs.push(self.planner.compile_calc(
+                    predicate.as_ref(),
+                    projection.as_deref(),
+                    &schema,
+                    &input_schema,
+                )?);
+                Ok((columns, calcs))
+            }
+            other => Err(EngineError::Unsupported(format!(
+                "a lookup join against {} (only a table, filtered or projected, can be looked up)",
+                other.title()
+            ))),
+        }
+    }
+
     fn build(&mut self, node: StreamNode) -> Result<OpenVertex, EngineError> {
         match node {
             StreamNode::Source {
@@ -1659,6 +1757,21 @@ impl JobGraphBuilder<'_, '_> {
             }
             StreamNode::Join(join) => {
                 let condition = self.planner.join_condition(&join)?;
+                if let JoinStrategy::Lookup { table, lookup } = join.strategy {
+                    // The dimension table is read by the join itself, in
+                    // each subtask of the left input's vertex.
+                    let (projection, calcs) = self.lookup_rows(*join.right)?;
+                    let mut open = self.build(*join.left)?;
+                    open.operators
+                        .push(Arc::new(LookupJoinFactory(Arc::new(LookupJoinSpec {
+                            condition,
+                            table_name: table,
+                            table: lookup,
+                            projection,
+                            calcs,
+                        }))));
+                    return Ok(open);
+                }
                 // NOT IN looks at the whole right side (does it hold a NULL?
                 // is it empty?), so it runs in one subtask.
                 let (left_partitioning, right_partitioning, parallelism) =
@@ -1725,6 +1838,19 @@ impl JobGraphBuilder<'_, '_> {
                         zone: None,
                         time: TimeDomain::EventTime,
                     }))),
+                    JoinStrategy::Temporal {
+                        left_time,
+                        right_time,
+                    } => Arc::new(TemporalJoinFactory(Arc::new(TemporalJoinSpec {
+                        condition,
+                        left_time: planner.physical_expr(&left_time, &left_schema)?,
+                        right_time: planner.physical_expr(&right_time, &right_schema)?,
+                    }))),
+                    JoinStrategy::Lookup { .. } => {
+                        return Err(EngineError::Internal(
+                            "a lookup join reached the two-input join path".into(),
+                        ));
+                    }
                 };
                 let left = self.build(*join.left)?;
                 let right = self.build(*join.right)?;

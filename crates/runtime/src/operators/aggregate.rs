@@ -314,6 +314,17 @@ impl KeyIndex {
         Ok(ids)
     }
 
+    /// The id of each row's key if the index holds it; adds nothing.
+    pub(crate) fn find(&self, keys: &[ArrayRef], rows: usize) -> Result<Vec<Option<usize>>> {
+        if self.keyless {
+            return Ok(vec![Some(0); rows]);
+        }
+        let encoded = self.converter.convert_columns(keys)?;
+        Ok((0..rows)
+            .map(|row| self.ids.get(encoded.row(row).as_ref()).copied())
+            .collect())
+    }
+
     /// The key columns of `ids`, in order.
     pub(crate) fn keys(&self, ids: &[usize]) -> Result<Vec<ArrayRef>> {
         if self.keyless {

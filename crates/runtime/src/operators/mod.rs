@@ -20,8 +20,10 @@ pub use aggregate::{AggregateCall, AggregateOutput, Grouping};
 pub use calc::{Calc, CalcFactory};
 pub use group_agg::{GroupAggregateFactory, GroupAggregateSpec};
 pub use join::{
-    IntervalJoin, IntervalJoinFactory, IntervalJoinSpec, JoinCondition, JoinKind, StreamingJoin,
-    StreamingJoinFactory, StreamingJoinSpec, WindowJoin, WindowJoinFactory, WindowJoinSpec,
+    IntervalJoin, IntervalJoinFactory, IntervalJoinSpec, JoinCondition, JoinKind, LookupJoin,
+    LookupJoinFactory, LookupJoinSpec, StreamingJoin, StreamingJoinFactory, StreamingJoinSpec,
+    TemporalJoin, TemporalJoinFactory, TemporalJoinSpec, WindowJoin, WindowJoinFactory,
+    WindowJoinSpec,
 };
 pub use limit::{Limit, LimitFactory};
 pub use over_agg::{OverAggregate, OverAggregateFactory, OverAggregateSpec, OverFrame};

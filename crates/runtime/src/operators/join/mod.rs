@@ -1,4 +1,4 @@
-//! Streaming joins: what the three join operators share.
+//! Streaming joins: what the join operators share.
 //!
 //! - [`StreamingJoin`] (Flink's regular `Join`) keeps both inputs in state,
 //!   forever or until 'table.exec.state.ttl', and answers every change on
@@ -9,6 +9,10 @@
 //!   them (emitting NULL-padded rows for outer joins). Insert-only.
 //! - [`WindowJoin`] buffers both sides per window and joins a window's
 //!   rows once, when the watermark passes its end. Insert-only.
+//! - [`TemporalJoin`] (event time) joins each left row, once the watermark
+//!   passes it, with the version of a versioned table current at its time.
+//! - [`LookupJoin`] (processing time) joins each row with a dimension table
+//!   loaded whole from a connector and reloaded after its cache TTL.
 //!
 //! Every join evaluates its equi-join keys on both sides into one shared
 //! key index, so equal keys of either side get the same dense id; rows
@@ -18,7 +22,9 @@
 
 mod batch;
 mod interval;
+mod lookup;
 mod regular;
+mod temporal;
 mod window;
 
 use std::sync::Arc;
@@ -30,7 +36,9 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 
 pub use self::interval::{IntervalJoin, IntervalJoinFactory, IntervalJoinSpec};
+pub use self::lookup::{LookupJoin, LookupJoinFactory, LookupJoinSpec};
 pub use self::regular::{StreamingJoin, StreamingJoinFactory, StreamingJoinSpec};
+pub use self::temporal::{TemporalJoin, TemporalJoinFactory, TemporalJoinSpec};
 pub use self::window::{WindowJoin, WindowJoinFactory, WindowJoinSpec};
 
 /// The join types, as Flink names them in plans. Semi and anti joins emit

@@ -1,0 +1,480 @@
+//! The event-time temporal join (Flink's `TemporalJoin` on rowtime):
+//! `o JOIN versioned FOR SYSTEM_TIME AS OF o.ts AS v ON o.k = v.pk`.
+//!
+//! The right input is a versioned table: a changelog keyed by its primary
+//! key, each row a version of its key valid from its rowtime on (`+I`/`+U`),
+//! a `-D` ending the key's versions at its time, `-U` carrying nothing new.
+//! Versions are kept per key in time order.
+//!
+//! Left rows wait until the watermark (the minimum over both inputs) passes
+//! their time; then no version at or before that time can still arrive, and
+//! each joins the version of its key that was current at its time: the
+//! latest at or before it. Without one (or when it is a delete) an inner
+//! join drops the row and a left join pads it with NULLs. Output rows keep
+//! their left row's kind and time, and leave before the watermark that
+//! released them, so the left rowtime stays a time attribute.
+//!
+//! State stays bounded by the table, not the stream: once the watermark
+//! has passed a version's successor, no waiting or future left row can see
+//! it, and it is dropped. Only each key's current version (and versions
+//! ahead of the watermark) remain.
+
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, UInt8Array};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_expr::PhysicalExpr;
+use weir_common::{RowKind, StreamBatch, Watermark};
+
+use super::{JoinCondition, JoinKind, Side};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operators::aggregate::KeyIndex;
+use crate::operators::chunks::{ChunkStore, RowRef};
+use crate::operators::window_assign::event_times;
+
+/// What an event-time temporal join computes; shared by its subtasks.
+#[derive(Debug, Clone)]
+pub struct TemporalJoinSpec {
+    /// Inner or left outer; the keys are the versioned table's primary key
+    /// (other conditions are in the residual).
+    pub condition: JoinCondition,
+    pub left_time: Arc<dyn PhysicalExpr>,
+    /// The versioned table's rowtime.
+    pub right_time: Arc<dyn PhysicalExpr>,
+}
+
+impl TemporalJoinSpec {
+    pub fn name(&self) -> String {
+        format!(
+            "TemporalJoin(joinType=[{}], where=[{} AND __TEMPORAL_JOIN_CONDITION({}, {})])",
+            self.condition.kind.flink_name(),
+            self.condition.key_pairs(),
+            self.left_time,
+            self.right_time
+        )
+    }
+}
+
+/// One version of a key: valid from `time` until the next one.
+#[derive(Debug, Clone, Copy)]
+struct Version {
+    time: i64,
+    /// The row; `None` for a delete.
+    row: Option<RowRef>,
+}
+
+/// A left row waiting for the watermark.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    time: i64,
+    row: RowRef,
+    kind: u8,
+    /// Its key id; `None` when a NULL key part can match nothing.
+    key: Option<usize>,
+}
+
+pub struct TemporalJoin {
+    spec: Arc<TemporalJoinSpec>,
+    name: String,
+    keys: KeyIndex,
+    left_rows: ChunkStore,
+    waiting: Vec<Waiting>,
+    right_rows: ChunkStore,
+    /// Per key id, its versions in time order.
+    versions: Vec<Vec<Version>>,
+    /// Keys holding more than their current version, to prune.
+    to_prune: Vec<usize>,
+    pruning: Vec<bool>,
+}
+
+impl std::fmt::Debug for TemporalJoin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemporalJoin")
+            .field("waiting", &self.waiting.len())
+            .field(
+                "versions",
+                &self.versions.iter().map(Vec::len).sum::<usize>(),
+            )
+            .finish()
+    }
+}
+
+impl TemporalJoin {
+    pub fn try_new(spec: Arc<TemporalJoinSpec>) -> Result<Self> {
+        if !matches!(spec.condition.kind, JoinKind::Inner | JoinKind::LeftOuter) {
+            return Err(DataFusionError::Internal(format!(
+                "a temporal join cannot be a {}",
+                spec.condition.kind.flink_name()
+            )));
+        }
+        Ok(Self {
+            name: spec.name(),
+            keys: KeyIndex::for_keys(&spec.condition.key_schema)?,
+            left_rows: ChunkStore::default(),
+            waiting: Vec::new(),
+            right_rows: ChunkStore::default(),
+            versions: Vec::new(),
+            to_prune: Vec::new(),
+            pruning: Vec::new(),
+            spec,
+        })
+    }
+
+    /// Key ids (`None`: a NULL key part) and times of a batch of `side`.
+    fn keyed_times(
+        &mut self,
+        side: Side,
+        data: &RecordBatch,
+    ) -> Result<(Vec<Option<usize>>, Vec<i64>)> {
+        let n = data.num_rows();
+        let time = match side {
+            Side::Left => &self.spec.left_time,
+            Side::Right => &self.spec.right_time,
+        };
+        let times = event_times(&time.evaluate(data)?.into_array(n)?, time)?;
+        let condition = &self.spec.condition;
+        let keys = condition.key_columns(side, data)?;
+        let ids = self.keys.ids(&keys, n)?;
+        let matchable = condition.matchable(&keys, n);
+        self.versions.resize_with(self.keys.len(), Vec::new);
+        self.pruning.resize(self.keys.len(), false);
+        let ids = ids
+            .into_iter()
+            .zip(matchable)
+            .map(|(id, m)| m.then_some(id))
+            .collect();
+        Ok((ids, times))
+    }
+
+    fn wait(&mut self, batch: StreamBatch) -> Result<()> {
+        let data = batch.data();
+        let (keys, times) = self.keyed_times(Side::Left, data)?;
+        let chunk = self.left_rows.insert(data.clone(), data.num_rows());
+        for (row, (key, time)) in keys.into_iter().zip(times).enumerate() {
+            self.waiting.push(Waiting {
+                time,
+                row: (chunk, row as u32),
+                kind: batch.row_kind(row) as u8,
+                key,
+            });
+        }
+        Ok(())
+    }
+
+    fn add_versions(&mut self, batch: StreamBatch) -> Result<()> {
+        let data = batch.data();
+        let (keys, times) = self.keyed_times(Side::Right, data)?;
+        let kinds: Vec<RowKind> = (0..data.num_rows()).map(|r| batch.row_kind(r)).collect();
+        let stored = (0..data.num_rows())
+            .filter(|r| keys[*r].is_some() && kinds[*r].is_accumulate())
+            .count();
+        let chunk = self.right_rows.insert(data.clone(), stored);
+        for row in 0..data.num_rows() {
+            let Some(key) = keys[row] else { continue };
+            let row_ref = match kinds[row] {
+                RowKind::Insert | RowKind::UpdateAfter => Some((chunk, row as u32)),
+                RowKind::Delete => None,
+                // The +U that follows carries the new version.
+                RowKind::UpdateBefore => continue,
+            };
+            let version = Version {
+                time: times[row],
+                row: row_ref,
+            };
+            let versions = &mut self.versions[key];
+            // A later change at the same time replaces the version.
+            match versions.binary_search_by(|v| v.time.cmp(&version.time)) {
+                Ok(at) => {
+                    if let Some((old, _)) = std::mem::replace(&mut versions[at], version).row {
+                        self.right_rows.release(old);
+                    }
+                }
+                Err(at) => versions.insert(at, version),
+            }
+            if versions.len() > 1 && !self.pruning[key] {
+                self.pruning[key] = true;
+                self.to_prune.push(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins the left rows at or before `watermark`, in time order.
+    fn release(&mut self, watermark: i64, out: &mut Collector) -> Result<()> {
+        let (mut due, waiting): (Vec<Waiting>, Vec<Waiting>) =
+            self.waiting.iter().partition(|w| w.time <= watermark);
+        self.waiting = waiting;
+        if !due.is_empty() {
+            due.sort_by_key(|w| w.time);
+            self.join(&due, out)?;
+            for w in &due {
+                self.left_rows.release(w.row.0);
+            }
+        }
+        self.prune(watermark);
+        Ok(())
+    }
+
+    fn join(&self, due: &[Waiting], out: &mut Collector) -> Result<()> {
+        let condition = &self.spec.condition;
+        let current = |w: &Waiting| -> Option<RowRef> {
+            let versions = &self.versions[w.key?];
+            let at = versions.partition_point(|v| v.time <= w.time);
+            versions.get(at.checked_sub(1)?)?.row
+        };
+        let mut pairs: Vec<(usize, RowRef)> = due
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| Some((i, current(w)?)))
+            .collect();
+        if condition.residual.is_some() && !pairs.is_empty() {
+            let left: Vec<RowRef> = pairs.iter().map(|(i, _)| due[*i].row).collect();
+            let right: Vec<RowRef> = pairs.iter().map(|(_, r)| *r).collect();
+            condition.retain_passing(
+                &mut pairs,
+                self.left_rows.columns(&left)?,
+                self.right_rows.columns(&right)?,
+            )?;
+        }
+        let mut matched: Vec<Option<RowRef>> = vec![None; due.len()];
+        for (i, r) in pairs {
+            matched[i] = Some(r);
+        }
+        let outer = condition.kind == JoinKind::LeftOuter;
+        let emitted: Vec<usize> = (0..due.len())
+            .filter(|i| outer || matched[*i].is_some())
+            .collect();
+        if emitted.is_empty() {
+            return Ok(());
+        }
+        let left: Vec<RowRef> = emitted.iter().map(|i| due[*i].row).collect();
+        let found: Vec<RowRef> = emitted.iter().filter_map(|i| matched[*i]).collect();
+        let right = if found.is_empty() {
+            super::null_columns(&condition.right_schema, emitted.len())
+        } else {
+            let slots: Vec<bool> = emitted.iter().map(|i| matched[*i].is_some()).collect();
+            super::spread(self.right_rows.columns(&found)?, &slots)?
+        };
+        let data = condition.output(self.left_rows.columns(&left)?, right, emitted.len())?;
+        let kinds = UInt8Array::from(emitted.iter().map(|i| due[*i].kind).collect::<Vec<_>>());
+        out.emit(
+            StreamBatch::try_new_changelog(data, kinds)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+        );
+        Ok(())
+    }
+
+    /// Drops the versions no left row can see any more: those followed by
+    /// a version at or before the watermark, and a leading delete.
+    fn prune(&mut self, watermark: i64) {
+        let mut still = Vec::new();
+        for key in std::mem::take(&mut self.to_prune) {
+            let versions = &mut self.versions[key];
+            let current = versions.partition_point(|v| v.time <= watermark);
+            let mut drop = current.saturating_sub(1);
+            if versions.get(drop).is_some_and(|v| v.row.is_none()) {
+                drop += 1;
+            }
+            for v in versions.drain(..drop) {
+                if let Some((chunk, _)) = v.row {
+                    self.right_rows.release(chunk);
+                }
+            }
+            if versions.len() > 1 {
+                still.push(key);
+            } else {
+                self.pruning[key] = false;
+            }
+        }
+        self.to_prune = still;
+    }
+}
+
+impl Operator for TemporalJoin {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process_batch(
+        &mut self,
+        input: usize,
+        batch: StreamBatch,
+        _out: &mut Collector,
+    ) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        match Side::of_input(input)? {
+            Side::Left => self.wait(batch),
+            Side::Right => self.add_versions(batch),
+        }
+    }
+
+    fn process_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Collector,
+    ) -> Result<Option<Watermark>> {
+        self.release(watermark.millis(), out)?;
+        Ok(Some(watermark))
+    }
+
+    fn finish(&mut self, out: &mut Collector) -> Result<()> {
+        self.release(Watermark::END_OF_TIME.millis(), out)
+    }
+}
+
+#[derive(Debug)]
+pub struct TemporalJoinFactory(pub Arc<TemporalJoinSpec>);
+
+impl OperatorFactory for TemporalJoinFactory {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+
+    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(TemporalJoin::try_new(Arc::clone(&self.0))?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+    use datafusion::physical_expr::expressions::{CastExpr, Column};
+
+    use super::*;
+    use crate::operators::join::test_support::{condition, rows};
+
+    /// Joins on k; v is each side's time in ms.
+    fn temporal(kind: JoinKind) -> TemporalJoin {
+        let as_time = |name: &str| -> Arc<dyn PhysicalExpr> {
+            Arc::new(CastExpr::new(
+                Arc::new(Column::new(name, 1)),
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                None,
+            ))
+        };
+        TemporalJoin::try_new(Arc::new(TemporalJoinSpec {
+            condition: condition(kind),
+            left_time: as_time("lv"),
+            right_time: as_time("rv"),
+        }))
+        .expect("join")
+    }
+
+    fn feed(j: &mut TemporalJoin, side: usize, data: &[(Option<i64>, i64)], kind: RowKind) {
+        let schema = if side == 0 {
+            Arc::clone(&j.spec.condition.left_schema)
+        } else {
+            Arc::clone(&j.spec.condition.right_schema)
+        };
+        let kinds = UInt8Array::from(vec![kind as u8; data.len()]);
+        let batch = StreamBatch::try_new_changelog(rows(&schema, data), kinds).expect("batch");
+        j.process_batch(side, batch, &mut Collector::default())
+            .expect("process");
+    }
+
+    fn watermark(j: &mut TemporalJoin, at: i64) -> Vec<(RowKind, Vec<Option<i64>>)> {
+        let mut out = Collector::default();
+        j.process_watermark(Watermark(at), &mut out)
+            .expect("watermark");
+        out.take()
+            .iter()
+            .flat_map(|b| {
+                (0..b.num_rows()).map(move |r| {
+                    let values = b
+                        .data()
+                        .columns()
+                        .iter()
+                        .map(|c| {
+                            let c = c.as_primitive::<Int64Type>();
+                            (!c.is_null(r)).then(|| c.value(r))
+                        })
+                        .collect();
+                    (b.row_kind(r), values)
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn left_rows_join_the_version_current_at_their_time() {
+        let (s, n) = (Some, None);
+        let mut j = temporal(JoinKind::LeftOuter);
+        // Versions of key 1 at 10 and 20, deleted at 30; key 2 from 25.
+        feed(
+            &mut j,
+            1,
+            &[(s(1), 10), (s(1), 20), (s(2), 25)],
+            RowKind::Insert,
+        );
+        feed(&mut j, 1, &[(s(1), 30)], RowKind::Delete);
+        feed(
+            &mut j,
+            0,
+            &[
+                (s(1), 5),
+                (s(1), 15),
+                (s(1), 20),
+                (s(2), 22),
+                (s(1), 35),
+                (n, 40),
+            ],
+            RowKind::Insert,
+        );
+        // Nothing leaves before the watermark passes a row's time.
+        assert!(watermark(&mut j, 4).is_empty());
+        let i = RowKind::Insert;
+        assert_eq!(
+            watermark(&mut j, 22),
+            [
+                (i, vec![s(1), s(5), n, n]),
+                (i, vec![s(1), s(15), s(1), s(10)]),
+                (i, vec![s(1), s(20), s(1), s(20)]),
+                (i, vec![s(2), s(22), n, n]),
+            ]
+        );
+        assert_eq!(
+            watermark(&mut j, 100),
+            [(i, vec![s(1), s(35), n, n]), (i, vec![n, s(40), n, n])]
+        );
+    }
+
+    #[test]
+    fn versions_behind_the_watermark_are_dropped_but_the_current_one() {
+        let s = Some;
+        let mut j = temporal(JoinKind::Inner);
+        feed(
+            &mut j,
+            1,
+            &[(s(1), 10), (s(1), 20), (s(1), 30)],
+            RowKind::Insert,
+        );
+        assert!(watermark(&mut j, 25).is_empty());
+        assert_eq!(
+            j.versions[0].iter().map(|v| v.time).collect::<Vec<_>>(),
+            [20, 30]
+        );
+        // A late left row still finds the version current at its time, if kept.
+        feed(&mut j, 0, &[(s(1), 26)], RowKind::Insert);
+        assert_eq!(
+            watermark(&mut j, 40),
+            [(RowKind::Insert, vec![s(1), s(26), s(1), s(20)])]
+        );
+        assert_eq!(j.versions[0].len(), 1);
+        // Updates: -U is ignored, +U is the next version; retractions of
+        // left rows come out as retractions.
+        feed(&mut j, 1, &[(s(1), 30)], RowKind::UpdateBefore);
+        feed(&mut j, 1, &[(s(1), 50)], RowKind::UpdateAfter);
+        feed(&mut j, 0, &[(s(1), 45), (s(1), 55)], RowKind::Delete);
+        assert_eq!(
+            watermark(&mut j, 60),
+            [
+                (RowKind::Delete, vec![s(1), s(45), s(1), s(30)]),
+                (RowKind::Delete, vec![s(1), s(55), s(1), s(50)]),
+            ]
+        );
+        assert!(j.left_rows.is_empty());
+    }
+}
