@@ -32,9 +32,10 @@ use weir_runtime::operators::{
     Grouping, IntervalJoinFactory, IntervalJoinSpec, Limit, LimitFactory, LookupJoinFactory,
     LookupJoinSpec, OverAggregateFactory, OverAggregateSpec, OverFrame, RankFactory, RankNumber,
     RankOrder, RankSpec, SessionAggregateSpec, SessionWindowAggregateFactory, StreamingJoinFactory,
-    StreamingJoinSpec, TemporalJoinFactory, TemporalJoinSpec, TimeDomain, ValuesSource,
-    WatermarkStrategy, WindowAggregateFactory, WindowAggregateSpec, WindowAssigner,
-    WindowAssignerFactory, WindowJoinFactory, WindowJoinSpec, WindowRankFactory, WindowRankSpec,
+    StreamingJoinSpec, TemporalJoinFactory, TemporalJoinSpec, TimeDomain,
+    UpdatingOverAggregateFactory, UpdatingOverSpec, ValuesSource, WatermarkStrategy,
+    WindowAggregateFactory, WindowAggregateSpec, WindowAssigner, WindowAssignerFactory,
+    WindowJoinFactory, WindowJoinSpec, WindowRankFactory, WindowRankSpec,
 };
 use weir_runtime::{
     JobEdge, JobGraph, JobVertex, OperatorFactory, Partitioning, SinkSpec, SourceSpec, VertexId,
@@ -52,6 +53,7 @@ mod join;
 mod over;
 
 pub use self::join::{JoinNode, JoinStrategy};
+pub use self::over::OverOrder;
 
 /// Flink's default max parallelism: the number of key groups.
 pub const MAX_PARALLELISM: usize = 128;
@@ -127,9 +129,8 @@ pub enum StreamNode {
     OverAggregate {
         input: Box<StreamNode>,
         partition_by: Vec<Expr>,
-        order_time: Expr,
+        order: OverOrder,
         frame: OverFrame,
-        proctime: bool,
         aggregates: Vec<Expr>,
         schema: DFSchemaRef,
     },
@@ -218,9 +219,17 @@ impl StreamNode {
     pub fn changelog_mode(&self) -> ChangelogMode {
         match self {
             StreamNode::Source { .. }
-            | StreamNode::OverAggregate { .. }
+            | StreamNode::OverAggregate {
+                order: OverOrder::Time { .. },
+                ..
+            }
             | StreamNode::WindowAggregate { .. }
             | StreamNode::WindowRank { .. } => ChangelogMode::InsertOnly,
+            // Rows whose frames change are updated; retracted rows deleted.
+            StreamNode::OverAggregate { input, .. } => match input.changelog_mode() {
+                ChangelogMode::InsertOnly => ChangelogMode::Updates,
+                _ => ChangelogMode::UpdatesAndDeletes,
+            },
             StreamNode::Calc { input, .. }
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. } => input.changelog_mode(),
@@ -267,7 +276,12 @@ impl StreamNode {
             StreamNode::Calc { input, .. }
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. }
-            | StreamNode::OverAggregate { input, .. } => input.keeps_rowtime(),
+            | StreamNode::OverAggregate {
+                input,
+                order: OverOrder::Time { .. },
+                ..
+            } => input.keeps_rowtime(),
+            StreamNode::OverAggregate { .. } => false,
             StreamNode::Union { inputs, .. } => inputs.iter().all(StreamNode::keeps_rowtime),
             // Rows leave a temporal join before the watermark that released
             // them, and a lookup join at once.
@@ -318,7 +332,7 @@ impl StreamNode {
             {
                 Some(self)
             }
-            StreamNode::Rank { input, .. }
+            StreamNode::Rank { input, .. } | StreamNode::OverAggregate { input, .. }
                 if input.changelog_mode() == ChangelogMode::InsertOnly
                     && self.changelog_mode() != ChangelogMode::InsertOnly =>
             {
@@ -428,15 +442,25 @@ impl StreamNode {
             StreamNode::Join(join) => join.title(),
             StreamNode::OverAggregate {
                 partition_by,
-                order_time,
+                order,
                 frame,
                 aggregates,
                 ..
-            } => format!(
-                "OverAggregate(partitionBy=[{}], orderBy=[{order_time} ASC], window=[{frame}], select=[{}])",
-                join_exprs(partition_by),
-                join_exprs(aggregates)
-            ),
+            } => {
+                let order = match order {
+                    OverOrder::Time { expr, .. } => format!("{expr} ASC"),
+                    OverOrder::Values(sort) => sort
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                format!(
+                    "OverAggregate(partitionBy=[{}], orderBy=[{order}], window=[{frame}], select=[{}])",
+                    join_exprs(partition_by),
+                    join_exprs(aggregates)
+                )
+            }
             StreamNode::Rank {
                 input,
                 partition_by,
@@ -1864,9 +1888,8 @@ impl JobGraphBuilder<'_, '_> {
             StreamNode::OverAggregate {
                 input,
                 partition_by,
-                order_time,
+                order,
                 frame,
-                proctime,
                 aggregates,
                 schema,
             } => {
@@ -1888,25 +1911,37 @@ impl JobGraphBuilder<'_, '_> {
                         )));
                     }
                 }
-                let order_time = self
-                    .planner
-                    .planner
-                    .physical_expr(&order_time, &input_schema)?;
                 let partitioning = grouping_partitioning(&grouping);
+                let factory: Arc<dyn OperatorFactory> = match order {
+                    OverOrder::Time { expr, proctime } => {
+                        let spec = OverAggregateSpec {
+                            partition_by: grouping.keys,
+                            partition_schema: grouping.key_schema,
+                            order_time: self.planner.planner.physical_expr(&expr, &input_schema)?,
+                            frame,
+                            calls,
+                            input_schema: Arc::clone(input_schema.inner()),
+                            output_schema: Arc::clone(schema.inner()),
+                            time: TimeDomain::processing(proctime),
+                        };
+                        Arc::new(OverAggregateFactory(Arc::new(spec)))
+                    }
+                    OverOrder::Values(sort) => {
+                        let spec = UpdatingOverSpec {
+                            partition_by: grouping.keys,
+                            partition_schema: grouping.key_schema,
+                            order_by: self.sort_exprs(&sort, &input_schema)?,
+                            frame,
+                            calls,
+                            input_schema: Arc::clone(input_schema.inner()),
+                            output_schema: Arc::clone(schema.inner()),
+                        };
+                        Arc::new(UpdatingOverAggregateFactory(Arc::new(spec)))
+                    }
+                };
                 let upstream = self.build(*input)?;
                 let mut open = self.keyed_exchange(upstream, partitioning);
-                let spec = OverAggregateSpec {
-                    partition_by: grouping.keys,
-                    partition_schema: grouping.key_schema,
-                    order_time,
-                    frame,
-                    calls,
-                    input_schema: Arc::clone(input_schema.inner()),
-                    output_schema: Arc::clone(schema.inner()),
-                    time: TimeDomain::processing(proctime),
-                };
-                open.operators
-                    .push(Arc::new(OverAggregateFactory(Arc::new(spec))));
+                open.operators.push(factory);
                 Ok(open)
             }
             StreamNode::Rank {

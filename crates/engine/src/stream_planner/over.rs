@@ -1,13 +1,17 @@
 //! Planning OVER aggregations: aggregate functions over a window of rows
-//! before each row, partitioned by keys and ordered by a time attribute.
-//! As in Flink, every OVER aggregate of a SELECT must share one window.
+//! before each row, partitioned by keys. Ordered by a time attribute over
+//! an insert-only input, as Flink runs them, each row comes out once; in
+//! any other order or over an updating input (Nexmark q6, which Flink
+//! cannot run) the result is a changelog kept up to date. As in Flink,
+//! every OVER aggregate of a SELECT must share one window.
 
 use std::sync::Arc;
 
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::expr::{AggregateFunction, Sort as SortExpr, WindowFunction};
 use datafusion::logical_expr::{
-    Expr, Window, WindowFrame, WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition,
+    Expr, ExprSchemable, Window, WindowFrame, WindowFrameBound, WindowFrameUnits,
+    WindowFunctionDefinition,
 };
 use weir_runtime::operators::OverFrame;
 use weir_sql::window_tvf::{PROCTIME, ROWTIME, TIME_ATTRIBUTE, interval_literal_millis};
@@ -64,55 +68,71 @@ impl StreamPlanner<'_> {
             ));
         };
         let input_schema = window.input.schema();
-        let (order_time, proctime) = time_order(order_by, input_schema)?;
         let frame = over_frame(frame)?;
         let input = self.translate(&window.input)?;
-        if !proctime && !input.keeps_rowtime() {
-            return Err(EngineError::Unsupported(
-                "an OVER aggregation ordered by a time column that an upstream join, rank or aggregation made a plain timestamp".into(),
-            ));
-        }
-        if input.changelog_mode() != ChangelogMode::InsertOnly {
-            return Err(EngineError::Unsupported(
-                "an OVER aggregation over an updating input".into(),
-            ));
-        }
+        let insert_only = input.changelog_mode() == ChangelogMode::InsertOnly;
+        let order = match time_order(order_by, input_schema) {
+            Some((expr, proctime)) if insert_only && (proctime || input.keeps_rowtime()) => {
+                OverOrder::Time { expr, proctime }
+            }
+            _ => {
+                if matches!(frame, OverFrame::Range(Some(_)))
+                    && !ascending_timestamp(order_by, input_schema)
+                {
+                    return Err(EngineError::Unsupported(
+                        "a RANGE ... PRECEDING frame with an interval that is not ordered by one timestamp ascending".into(),
+                    ));
+                }
+                if order_by.is_empty() {
+                    return Err(EngineError::Unsupported(
+                        "an OVER window without ORDER BY on a stream".into(),
+                    ));
+                }
+                OverOrder::Values(order_by.to_vec())
+            }
+        };
         Ok(StreamNode::OverAggregate {
             input: Box::new(input),
             partition_by: partition_by.to_vec(),
-            order_time,
+            order,
             frame,
-            proctime,
             aggregates,
             schema: Arc::clone(&window.schema),
         })
     }
 }
 
-/// The one time attribute, ascending, that OVER windows order by on a
-/// stream; and whether it is processing time.
-fn time_order(order_by: &[SortExpr], schema: &DFSchema) -> Result<(Expr, bool), EngineError> {
-    let refused = || {
-        EngineError::Unsupported(
-            "OVER windows not ordered by one time attribute ascending (ORDER BY a rowtime or PROCTIME() column)".into(),
-        )
-    };
+/// How an OVER window's rows are ordered, which decides how it runs.
+#[derive(Debug, Clone)]
+pub enum OverOrder {
+    /// An insert-only input ordered by a time attribute ascending, as Flink
+    /// requires: each row comes out once, when its time is complete.
+    Time { expr: Expr, proctime: bool },
+    /// Any other order, or an updating input (which Flink refuses): the
+    /// result is kept up to date as a changelog.
+    Values(Vec<SortExpr>),
+}
+
+/// The one time attribute, ascending, an OVER window orders by, if it
+/// does; and whether it is processing time.
+fn time_order(order_by: &[SortExpr], schema: &DFSchema) -> Option<(Expr, bool)> {
     let [sort] = order_by else {
-        return Err(refused());
+        return None;
     };
     let Expr::Column(column) = &sort.expr else {
-        return Err(refused());
+        return None;
     };
-    let (_, field) = schema
-        .qualified_field_from_column(column)
-        .map_err(|_| refused())?;
-    let attribute = field.metadata().get(TIME_ATTRIBUTE).map(String::as_str);
-    match attribute {
-        Some(kind) if sort.asc && (kind == ROWTIME || kind == PROCTIME) => {
-            Ok((sort.expr.clone(), kind == PROCTIME))
-        }
-        _ => Err(refused()),
-    }
+    let (_, field) = schema.qualified_field_from_column(column).ok()?;
+    let kind = field.metadata().get(TIME_ATTRIBUTE)?;
+    (sort.asc && (kind == ROWTIME || kind == PROCTIME))
+        .then(|| (sort.expr.clone(), kind == PROCTIME))
+}
+
+/// Whether the order is one timestamp ascending, as a RANGE frame with an
+/// interval needs.
+fn ascending_timestamp(order_by: &[SortExpr], schema: &DFSchema) -> bool {
+    matches!(order_by, [sort] if sort.asc
+        && matches!(sort.expr.get_type(schema), Ok(arrow::datatypes::DataType::Timestamp(_, _))))
 }
 
 fn over_frame(frame: &WindowFrame) -> Result<OverFrame, EngineError> {

@@ -13,6 +13,7 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
@@ -93,7 +94,8 @@ impl AggregateCall {
         })))
     }
 
-    /// A row-wise accumulator; `retracting` when the input has retractions.
+    /// A row-wise accumulator; `retracting` when the input has retractions
+    /// of its oldest rows (a sliding frame).
     pub fn accumulator(&self, retracting: bool) -> Result<Box<dyn Accumulator>> {
         if retracting {
             self.function.create_sliding_accumulator()
@@ -102,10 +104,118 @@ impl AggregateCall {
         }
     }
 
+    /// A row-wise accumulator for a changelog, whose retractions may remove
+    /// any earlier row. DataFusion's sliding MIN and MAX retract the oldest
+    /// value whatever the retracted one is, so those keep every value.
+    pub fn changelog_accumulator(&self) -> Result<Box<dyn Accumulator>> {
+        match self.function.fun().name() {
+            "min" => Ok(Box::new(Extreme::new(false))),
+            "max" => Ok(Box::new(Extreme::new(true))),
+            _ => self.function.create_sliding_accumulator(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         self.function
             .human_display()
             .unwrap_or(self.function.name())
+    }
+}
+
+/// MIN or MAX over a multiset of values: any value can be retracted.
+#[derive(Debug)]
+struct Extreme {
+    max: bool,
+    /// Distinct non-NULL values in ascending order, with their counts.
+    values: Vec<(ScalarValue, usize)>,
+    /// The type of the result when there are no values (a typed NULL).
+    null: Option<ScalarValue>,
+}
+
+impl Extreme {
+    fn new(max: bool) -> Self {
+        Self {
+            max,
+            values: Vec::new(),
+            null: None,
+        }
+    }
+
+    fn position(&self, value: &ScalarValue) -> std::result::Result<usize, usize> {
+        self.values
+            .binary_search_by(|(v, _)| v.partial_cmp(value).unwrap_or(std::cmp::Ordering::Equal))
+    }
+
+    fn apply(&mut self, values: &[ArrayRef], add: bool) -> Result<()> {
+        let Some(array) = values.first() else {
+            return Ok(());
+        };
+        if self.null.is_none() {
+            self.null = Some(ScalarValue::try_from(array.data_type())?);
+        }
+        for row in 0..array.len() {
+            if array.is_null(row) {
+                continue;
+            }
+            let value = ScalarValue::try_from_array(array, row)?;
+            match (self.position(&value), add) {
+                (Ok(at), true) => self.values[at].1 += 1,
+                (Err(at), true) => self.values.insert(at, (value, 1)),
+                (Ok(at), false) => {
+                    self.values[at].1 -= 1;
+                    if self.values[at].1 == 0 {
+                        self.values.remove(at);
+                    }
+                }
+                // Retracting a value never added changes nothing.
+                (Err(_), false) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for Extreme {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.apply(values, true)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.apply(values, false)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let extreme = if self.max {
+            self.values.last()
+        } else {
+            self.values.first()
+        };
+        match (extreme, &self.null) {
+            (Some((value, _)), _) => Ok(value.clone()),
+            (None, Some(null)) => Ok(null.clone()),
+            (None, None) => Ok(ScalarValue::Null),
+        }
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self
+                .values
+                .iter()
+                .map(|(v, _)| v.size() + std::mem::size_of::<usize>())
+                .sum::<usize>()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.apply(states, true)
     }
 }
 
@@ -421,5 +531,28 @@ pub(crate) mod test_support {
             keys: vec![key],
             key_schema: Arc::new(Schema::new(vec![field])),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::Int64Array;
+
+    use super::*;
+
+    #[test]
+    fn min_and_max_retract_any_value_not_just_the_oldest() {
+        let values = |v: &[i64]| -> Vec<ArrayRef> { vec![Arc::new(Int64Array::from(v.to_vec()))] };
+        let mut min = Extreme::new(false);
+        let mut max = Extreme::new(true);
+        for a in [&mut min, &mut max] {
+            a.update_batch(&values(&[5, 1, 3, 9])).expect("update");
+            // Rows of a changelog retract in any order: here the middle ones.
+            a.retract_batch(&values(&[1, 9])).expect("retract");
+        }
+        assert_eq!(min.evaluate().expect("min"), ScalarValue::Int64(Some(3)));
+        assert_eq!(max.evaluate().expect("max"), ScalarValue::Int64(Some(5)));
+        min.retract_batch(&values(&[5, 3])).expect("retract");
+        assert_eq!(min.evaluate().expect("min"), ScalarValue::Int64(None));
     }
 }

@@ -7,6 +7,7 @@ mod group_agg;
 mod join;
 mod limit;
 mod over_agg;
+mod over_updating;
 mod rank;
 mod session_agg;
 mod state_ttl;
@@ -27,6 +28,7 @@ pub use join::{
 };
 pub use limit::{Limit, LimitFactory};
 pub use over_agg::{OverAggregate, OverAggregateFactory, OverAggregateSpec, OverFrame};
+pub use over_updating::{UpdatingOverAggregate, UpdatingOverAggregateFactory, UpdatingOverSpec};
 pub use rank::{Rank, RankFactory, RankNumber, RankOrder, RankSpec};
 pub use session_agg::{SessionAggregateSpec, SessionWindowAggregateFactory};
 pub use values::ValuesSource;

@@ -67,7 +67,13 @@ impl RowGroups {
             accumulators: spec
                 .calls
                 .iter()
-                .map(|c| c.accumulator(spec.retracting_input))
+                .map(|c| {
+                    if spec.retracting_input {
+                        c.changelog_accumulator()
+                    } else {
+                        c.accumulator(false)
+                    }
+                })
                 .collect::<Result<_>>()?,
             rows: 0,
             emitted: None,
