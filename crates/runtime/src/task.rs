@@ -64,6 +64,7 @@ impl Subtask {
                 tokio::select! {
                     event = self.input.next() => event?,
                     _ = clock.tick() => {
+                        self.prepare_chain().await?;
                         let mut out = Vec::new();
                         self.push_time(0, epoch_millis(), &mut out)?;
                         self.emit(out).await?;
@@ -73,14 +74,15 @@ impl Subtask {
             } else {
                 self.input.next().await?
             };
-            self.prepare_chain().await?;
             match event {
                 GateEvent::Batch { input, batch } => {
+                    self.prepare_chain().await?;
                     let mut out = Vec::new();
                     self.push_batch(0, input, batch, &mut out)?;
                     self.emit(out).await?;
                 }
                 GateEvent::Watermark(w) => {
+                    self.prepare_chain().await?;
                     let mut out = Vec::new();
                     let forwarded = self.push_watermark(0, w, &mut out)?;
                     self.emit(out).await?;
@@ -100,7 +102,8 @@ impl Subtask {
         }
     }
 
-    /// Awaits what each operator must fetch before its next input.
+    /// Awaits what each operator must fetch before its next batch,
+    /// watermark or clock tick (not before barriers or the end of input).
     async fn prepare_chain(&mut self) -> Result<(), RuntimeError> {
         for index in 0..self.chain.len() {
             let result = match self.chain[index].operator.prepare() {

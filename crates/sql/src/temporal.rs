@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use arrow::array::BooleanArray;
 use arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, DFSchemaRef, ScalarValue};
 use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result as DFResult};
@@ -214,7 +214,7 @@ impl AnalyzerRule for TemporalJoinConditionRule {
     }
 
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
-        plan.transform_up(|plan| {
+        plan.transform_up_with_subqueries(|plan| {
             let LogicalPlan::Join(mut join) = plan else {
                 return Ok(Transformed::no(plan));
             };

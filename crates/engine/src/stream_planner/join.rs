@@ -22,16 +22,18 @@ use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema};
 use datafusion::common::NullEquality;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, DFSchemaRef};
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
-    BinaryExpr, Cast, Expr, ExprSchemable, Join, JoinType, LogicalPlan, Operator,
+    BinaryExpr, Cast, Expr, ExprSchemable, Join, JoinType, LogicalPlan, Operator, Projection,
+    SubqueryAlias,
 };
 use weir_common::{WindowFunction, ZoneShift};
 use weir_connector::{ConnectorError, LookupTableFactory};
-use weir_runtime::operators::{JoinCondition, JoinKind};
-use weir_sql::temporal::{TemporalCondition, temporal_condition};
+use weir_runtime::operators::{JoinCondition, JoinKind, RankNumber};
+use weir_sql::temporal::{TemporalCondition, is_temporal_marker, temporal_condition};
 use weir_sql::window_tvf::{
     PROCTIME, TIME_ATTRIBUTE, WINDOW_END, WINDOW_START, interval_literal_millis, is_rowtime,
 };
@@ -231,7 +233,6 @@ impl StreamPlanner<'_> {
             )));
         }
         let left = self.translate(&join.left)?;
-        let mut right = self.translate(&join.right)?;
         let (time, right_time, mut residual) =
             match join.filter.as_ref().and_then(temporal_condition) {
                 Some(TemporalCondition {
@@ -252,6 +253,38 @@ impl StreamPlanner<'_> {
             .get(TIME_ATTRIBUTE)
             .is_some_and(|v| v == PROCTIME);
         let rowtime = is_rowtime(time_field) && left.keeps_rowtime();
+        let mut right = if rowtime {
+            // Conditions the optimizer pushed (from ON or WHERE) onto the
+            // versioned table apply to the version found, not to which
+            // version is current: they go back into the join.
+            let (plan, lifted) = lift_filters(&join.right)?;
+            let right_schema = join.right.schema();
+            for predicate in lifted {
+                let predicate = predicate
+                    .transform(|e| match e {
+                        Expr::Column(c) => {
+                            let (q, f) = right_schema
+                                .qualified_field_with_unqualified_name(&c.name)?;
+                            Ok(Transformed::yes(Expr::Column(Column::new(q.cloned(), f.name()))))
+                        }
+                        other => Ok(Transformed::no(other)),
+                    })
+                    .map_err(|_| {
+                        EngineError::Unsupported(format!(
+                            "a condition on a column of the versioned table '{}' that the join does not output",
+                            temporal.table
+                        ))
+                    })?
+                    .data;
+                residual = Some(match residual {
+                    Some(r) => r.and(predicate),
+                    None => predicate,
+                });
+            }
+            self.translate(&plan)?
+        } else {
+            self.translate(&join.right)?
+        };
         let mut on = join.on.clone();
         let strategy = if proctime {
             let table = scanned_table(&temporal.input).ok_or_else(|| {
@@ -416,6 +449,34 @@ impl StreamPlanner<'_> {
     }
 }
 
+/// A temporal join's right input without the filters above its temporal
+/// table, and those filters' predicates (temporal markers left out).
+fn lift_filters(plan: &LogicalPlan) -> Result<(LogicalPlan, Vec<Expr>), EngineError> {
+    Ok(match plan {
+        LogicalPlan::SubqueryAlias(a) => {
+            let (input, lifted) = lift_filters(&a.input)?;
+            let alias = SubqueryAlias::try_new(Arc::new(input), a.alias.clone())?;
+            (LogicalPlan::SubqueryAlias(alias), lifted)
+        }
+        LogicalPlan::Projection(p) => {
+            let (input, lifted) = lift_filters(&p.input)?;
+            let projection = Projection::try_new(p.expr.clone(), Arc::new(input))?;
+            (LogicalPlan::Projection(projection), lifted)
+        }
+        LogicalPlan::Filter(f) => {
+            let (input, mut lifted) = lift_filters(&f.input)?;
+            lifted.extend(
+                split_conjunction(&f.predicate)
+                    .into_iter()
+                    .filter(|e| !is_temporal_marker(e))
+                    .cloned(),
+            );
+            (input, lifted)
+        }
+        other => (other.clone(), Vec::new()),
+    })
+}
+
 /// The catalog table a plan reads, through projections, filters and the
 /// computed columns of the table itself.
 fn scanned_table(plan: &LogicalPlan) -> Option<&CatalogTable> {
@@ -489,6 +550,7 @@ fn versions_of(node: StreamNode) -> StreamNode {
             arrival: None,
             rank_start: 1,
             rank_end: 1,
+            rank_number: RankNumber::Absent | RankNumber::Unused,
             ..
         } if input.changelog_mode() == ChangelogMode::InsertOnly
             && matches!(order_by.as_slice(), [sort] if !sort.asc && matches!(&sort.expr, Expr::Column(c)

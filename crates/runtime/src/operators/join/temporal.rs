@@ -21,7 +21,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt8Array};
+use arrow::array::{ArrayRef, RecordBatch, UInt8Array, UInt32Array};
+use arrow::record_batch::RecordBatchOptions;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use weir_common::{RowKind, StreamBatch, Watermark};
@@ -69,8 +70,6 @@ struct Waiting {
     time: i64,
     row: RowRef,
     kind: u8,
-    /// Its key id; `None` when a NULL key part can match nothing.
-    key: Option<usize>,
 }
 
 pub struct TemporalJoin {
@@ -120,42 +119,47 @@ impl TemporalJoin {
         })
     }
 
-    /// Key ids (`None`: a NULL key part) and times of a batch of `side`.
-    fn keyed_times(
-        &mut self,
-        side: Side,
-        data: &RecordBatch,
-    ) -> Result<(Vec<Option<usize>>, Vec<i64>)> {
-        let n = data.num_rows();
+    fn times(&self, side: Side, data: &RecordBatch) -> Result<Vec<i64>> {
         let time = match side {
             Side::Left => &self.spec.left_time,
             Side::Right => &self.spec.right_time,
         };
-        let times = event_times(&time.evaluate(data)?.into_array(n)?, time)?;
+        event_times(&time.evaluate(data)?.into_array(data.num_rows())?, time)
+    }
+
+    /// Key ids (`None`: a NULL key part) of a batch of `side`. Only the
+    /// versioned side adds keys: left keys are looked up when their rows
+    /// are released, so state follows the table, not the stream.
+    fn key_ids(&mut self, side: Side, data: &RecordBatch) -> Result<Vec<Option<usize>>> {
+        let n = data.num_rows();
         let condition = &self.spec.condition;
         let keys = condition.key_columns(side, data)?;
-        let ids = self.keys.ids(&keys, n)?;
         let matchable = condition.matchable(&keys, n);
-        self.versions.resize_with(self.keys.len(), Vec::new);
-        self.pruning.resize(self.keys.len(), false);
-        let ids = ids
+        let ids = match side {
+            Side::Right => {
+                let ids = self.keys.ids(&keys, n)?;
+                self.versions.resize_with(self.keys.len(), Vec::new);
+                self.pruning.resize(self.keys.len(), false);
+                ids.into_iter().map(Some).collect()
+            }
+            Side::Left => self.keys.find(&keys, n)?,
+        };
+        Ok(ids
             .into_iter()
             .zip(matchable)
-            .map(|(id, m)| m.then_some(id))
-            .collect();
-        Ok((ids, times))
+            .map(|(id, m)| id.filter(|_| m))
+            .collect())
     }
 
     fn wait(&mut self, batch: StreamBatch) -> Result<()> {
         let data = batch.data();
-        let (keys, times) = self.keyed_times(Side::Left, data)?;
+        let times = self.times(Side::Left, data)?;
         let chunk = self.left_rows.insert(data.clone(), data.num_rows());
-        for (row, (key, time)) in keys.into_iter().zip(times).enumerate() {
+        for (row, time) in times.into_iter().enumerate() {
             self.waiting.push(Waiting {
                 time,
                 row: (chunk, row as u32),
                 kind: batch.row_kind(row) as u8,
-                key,
             });
         }
         Ok(())
@@ -163,7 +167,8 @@ impl TemporalJoin {
 
     fn add_versions(&mut self, batch: StreamBatch) -> Result<()> {
         let data = batch.data();
-        let (keys, times) = self.keyed_times(Side::Right, data)?;
+        let keys = self.key_ids(Side::Right, data)?;
+        let times = self.times(Side::Right, data)?;
         let kinds: Vec<RowKind> = (0..data.num_rows()).map(|r| batch.row_kind(r)).collect();
         let stored = (0..data.num_rows())
             .filter(|r| keys[*r].is_some() && kinds[*r].is_accumulate())
@@ -215,24 +220,37 @@ impl TemporalJoin {
         Ok(())
     }
 
-    fn join(&self, due: &[Waiting], out: &mut Collector) -> Result<()> {
+    fn join(&mut self, due: &[Waiting], out: &mut Collector) -> Result<()> {
+        let refs: Vec<RowRef> = due.iter().map(|w| w.row).collect();
+        let left_rows = RecordBatch::try_new_with_options(
+            Arc::clone(&self.spec.condition.left_schema),
+            self.left_rows.columns(&refs)?,
+            &RecordBatchOptions::new().with_row_count(Some(due.len())),
+        )?;
+        let keys = self.key_ids(Side::Left, &left_rows)?;
         let condition = &self.spec.condition;
-        let current = |w: &Waiting| -> Option<RowRef> {
-            let versions = &self.versions[w.key?];
-            let at = versions.partition_point(|v| v.time <= w.time);
+        let current = |i: usize| -> Option<RowRef> {
+            let versions = &self.versions[keys[i]?];
+            let at = versions.partition_point(|v| v.time <= due[i].time);
             versions.get(at.checked_sub(1)?)?.row
         };
-        let mut pairs: Vec<(usize, RowRef)> = due
-            .iter()
-            .enumerate()
-            .filter_map(|(i, w)| Some((i, current(w)?)))
+        let mut pairs: Vec<(usize, RowRef)> = (0..due.len())
+            .filter_map(|i| Some((i, current(i)?)))
             .collect();
+        let gather_left = |rows: &[usize]| -> Result<Vec<ArrayRef>> {
+            let indices = UInt32Array::from(rows.iter().map(|i| *i as u32).collect::<Vec<_>>());
+            left_rows
+                .columns()
+                .iter()
+                .map(|c| Ok(arrow::compute::take(c, &indices, None)?))
+                .collect()
+        };
         if condition.residual.is_some() && !pairs.is_empty() {
-            let left: Vec<RowRef> = pairs.iter().map(|(i, _)| due[*i].row).collect();
+            let left: Vec<usize> = pairs.iter().map(|(i, _)| *i).collect();
             let right: Vec<RowRef> = pairs.iter().map(|(_, r)| *r).collect();
             condition.retain_passing(
                 &mut pairs,
-                self.left_rows.columns(&left)?,
+                gather_left(&left)?,
                 self.right_rows.columns(&right)?,
             )?;
         }
@@ -247,7 +265,6 @@ impl TemporalJoin {
         if emitted.is_empty() {
             return Ok(());
         }
-        let left: Vec<RowRef> = emitted.iter().map(|i| due[*i].row).collect();
         let found: Vec<RowRef> = emitted.iter().filter_map(|i| matched[*i]).collect();
         let right = if found.is_empty() {
             super::null_columns(&condition.right_schema, emitted.len())
@@ -255,7 +272,7 @@ impl TemporalJoin {
             let slots: Vec<bool> = emitted.iter().map(|i| matched[*i].is_some()).collect();
             super::spread(self.right_rows.columns(&found)?, &slots)?
         };
-        let data = condition.output(self.left_rows.columns(&left)?, right, emitted.len())?;
+        let data = condition.output(gather_left(&emitted)?, right, emitted.len())?;
         let kinds = UInt8Array::from(emitted.iter().map(|i| due[*i].kind).collect::<Vec<_>>());
         out.emit(
             StreamBatch::try_new_changelog(data, kinds)
