@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{RecordBatch, UInt32Array};
-use arrow::record_batch::RecordBatchOptions;
 use datafusion::error::{DataFusionError, Result};
 use weir_common::StreamBatch;
 use weir_connector::LookupTableFactory;
@@ -65,24 +64,7 @@ impl LookupJoinSpec {
             }
             parts.push(rows.into_data());
         }
-        let schema = &condition.right_schema;
-        let rows = parts.iter().map(RecordBatch::num_rows).sum();
-        let columns = (0..schema.fields().len())
-            .map(|c| {
-                let arrays: Vec<&dyn arrow::array::Array> =
-                    parts.iter().map(|p| p.column(c).as_ref()).collect();
-                if arrays.is_empty() {
-                    Ok(arrow::array::new_empty_array(schema.field(c).data_type()))
-                } else {
-                    Ok(arrow::compute::concat(&arrays)?)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let rows = RecordBatch::try_new_with_options(
-            Arc::clone(schema),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?;
+        let rows = arrow::compute::concat_batches(&condition.right_schema, &parts)?;
         let n = rows.num_rows();
         let keys = condition.key_columns(Side::Right, &rows)?;
         let mut index = KeyIndex::for_keys(&condition.key_schema)?;
@@ -251,14 +233,13 @@ mod tests {
     use std::sync::atomic::{AtomicI64, Ordering};
     use std::time::Duration;
 
-    use arrow::array::{Array, AsArray, UInt8Array};
-    use arrow::datatypes::Int64Type;
+    use arrow::array::UInt8Array;
     use async_trait::async_trait;
     use weir_common::RowKind;
     use weir_connector::ConnectorError;
 
     use super::*;
-    use crate::operators::join::test_support::{condition, rows};
+    use crate::operators::join::test_support::{changelog, condition, rows};
 
     /// A table whose value column counts the loads: (1, 100 + n), (1, 101 + n), (3, 300 + n).
     #[derive(Debug)]
@@ -309,23 +290,7 @@ mod tests {
             });
         let mut out = Collector::default();
         op.process_batch(0, batch, &mut out).expect("process");
-        out.take()
-            .iter()
-            .flat_map(|b| {
-                (0..b.num_rows()).map(move |r| {
-                    let values = b
-                        .data()
-                        .columns()
-                        .iter()
-                        .map(|c| {
-                            let c = c.as_primitive::<Int64Type>();
-                            (!c.is_null(r)).then(|| c.value(r))
-                        })
-                        .collect();
-                    (b.row_kind(r), values)
-                })
-            })
-            .collect()
+        changelog(&mut out)
     }
 
     #[test]

@@ -313,11 +313,13 @@ pub(crate) mod test_support {
 
     use std::sync::Arc;
 
-    use arrow::array::{Int64Array, RecordBatch};
-    use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+    use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
     use datafusion::physical_expr::expressions::Column;
+    use weir_common::RowKind;
 
     use super::{JoinCondition, JoinKind};
+    use crate::operator::Collector;
 
     pub(crate) fn side_schema(prefix: &str) -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -355,6 +357,27 @@ pub(crate) mod test_support {
             joined_schema: joined,
             output_schema: output,
         }
+    }
+
+    /// What a join emitted: each row's kind and BIGINT values (NULL as `None`).
+    pub(crate) fn changelog(out: &mut Collector) -> Vec<(RowKind, Vec<Option<i64>>)> {
+        out.take()
+            .iter()
+            .flat_map(|b| {
+                (0..b.num_rows()).map(move |r| {
+                    let values = b
+                        .data()
+                        .columns()
+                        .iter()
+                        .map(|c| {
+                            let c = c.as_primitive::<Int64Type>();
+                            (!c.is_null(r)).then(|| c.value(r))
+                        })
+                        .collect();
+                    (b.row_kind(r), values)
+                })
+            })
+            .collect()
     }
 
     pub(crate) fn rows(schema: &SchemaRef, rows: &[(Option<i64>, i64)]) -> RecordBatch {

@@ -356,12 +356,11 @@ impl OperatorFactory for TemporalJoinFactory {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+    use arrow::datatypes::{DataType, TimeUnit};
     use datafusion::physical_expr::expressions::{CastExpr, Column};
 
     use super::*;
-    use crate::operators::join::test_support::{condition, rows};
+    use crate::operators::join::test_support::{changelog, condition, rows};
 
     /// Joins on k; v is each side's time in ms.
     fn temporal(kind: JoinKind) -> TemporalJoin {
@@ -396,23 +395,7 @@ mod tests {
         let mut out = Collector::default();
         j.process_watermark(Watermark(at), &mut out)
             .expect("watermark");
-        out.take()
-            .iter()
-            .flat_map(|b| {
-                (0..b.num_rows()).map(move |r| {
-                    let values = b
-                        .data()
-                        .columns()
-                        .iter()
-                        .map(|c| {
-                            let c = c.as_primitive::<Int64Type>();
-                            (!c.is_null(r)).then(|| c.value(r))
-                        })
-                        .collect();
-                    (b.row_kind(r), values)
-                })
-            })
-            .collect()
+        changelog(&mut out)
     }
 
     #[test]
