@@ -40,6 +40,25 @@ impl WeirDb {
         Ok(Self { session })
     }
 
+    /// Runs `sql` (one or more statements) and returns the last one's rows,
+    /// a changelog materialized, values rendered as in `.slt` files; for
+    /// tests that drive Weir from Rust (e.g. against a Kafka broker).
+    pub async fn rows(&mut self, sql: &str) -> Result<Vec<Vec<String>>, WeirTestError> {
+        match self.run_sql(sql).await {
+            Ok(DBOutput::Rows { rows, .. }) => Ok(rows),
+            Ok(_) => Ok(Vec::new()),
+            Err(e) => Err(WeirTestError(e.to_string())),
+        }
+    }
+
+    /// Waits for the session's INSERT jobs to end; the first failure is returned.
+    pub async fn wait_for_jobs(&mut self) -> Result<(), WeirTestError> {
+        self.session
+            .wait_for_jobs()
+            .await
+            .map_err(|e| WeirTestError(e.to_string()))
+    }
+
     async fn run_sql(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, EngineError> {
         let mut output = DBOutput::StatementComplete(0);
         for statement in self.session.parse(sql)? {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use tokio::time::Instant;
+use weir_common::StreamBatch;
 use weir_connector::{
     Boundedness, ConnectorError, SourceContext, SourceEvent, SourceFactory, SourceMetrics,
     SourceReader, SourceSplit,
@@ -145,7 +146,10 @@ impl SourceReader for DatagenReader {
             let rows = split.generator.next_batch_rows(wanted);
             self.pacer.admit(rows).await;
             let data = split.generator.generate(rows)?;
-            return Ok(Some(SourceEvent::Batch { split: index, data }));
+            return Ok(Some(SourceEvent::Batch {
+                split: index,
+                data: StreamBatch::inserts(data),
+            }));
         }
         Ok(None)
     }

@@ -25,11 +25,7 @@ fn table(fields: Vec<Field>, options: &[(&str, &str)]) -> TableSpec {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     map.insert("connector".to_string(), "datagen".to_string());
-    TableSpec {
-        name: "gen".to_string(),
-        schema: Arc::new(Schema::new(fields)),
-        options: TableOptions::new(map),
-    }
+    TableSpec::new("gen", Arc::new(Schema::new(fields)), TableOptions::new(map))
 }
 
 fn source(table: &TableSpec) -> Arc<dyn SourceFactory> {
@@ -131,7 +127,7 @@ async fn read(
             SourceEvent::Batch { split, data } => {
                 assert_eq!(split, 0);
                 assert!(output.finished.is_empty(), "a batch after SplitFinished");
-                output.batches.push(data);
+                output.batches.push(data.into_data());
             }
             SourceEvent::SplitFinished { split } => output.finished.push(split),
             SourceEvent::SplitStarted { .. } => {}
@@ -557,6 +553,7 @@ async fn without_a_row_count_the_source_is_endless() {
     for _ in 0..5 {
         match reader.next_event().await.expect("event") {
             Some(SourceEvent::Batch { data, .. }) => {
+                let data = data.into_data();
                 assert_eq!(data.num_rows(), MAX_BATCH_ROWS);
                 values.extend(data.column(0).as_boolean().iter().flatten());
             }

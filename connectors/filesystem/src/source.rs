@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
+use weir_common::StreamBatch;
 use weir_connector::{
     Boundedness, ConnectorError, SourceContext, SourceEvent, SourceFactory, SourceMetrics,
     SourceReader, SourceSplit,
@@ -257,7 +258,12 @@ impl SourceReader for FileReader {
                 OpenSplit::Parquet(parquet) => parquet.next_batch(&self.metrics).await?,
             };
             match batch {
-                Some(data) => return Ok(Some(SourceEvent::Batch { split: index, data })),
+                Some(data) => {
+                    return Ok(Some(SourceEvent::Batch {
+                        split: index,
+                        data: StreamBatch::inserts(data),
+                    }));
+                }
                 None => {
                     self.current = None;
                     self.metrics
@@ -483,6 +489,7 @@ mod tests {
             let mut reader = source.create_reader(context).await?;
             while let Some(event) = reader.next_event().await? {
                 if let SourceEvent::Batch { data, .. } = event {
+                    let data = data.into_data();
                     let ids = data.column(0).as_primitive::<Int64Type>();
                     let names = data
                         .column(1)

@@ -85,11 +85,11 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        TableSpec {
-            name: "sink".to_string(),
-            schema: Arc::new(Schema::new(vec![Field::new("v", DataType::Int32, true)])),
-            options: TableOptions::new(map),
-        }
+        TableSpec::new(
+            "sink",
+            Arc::new(Schema::new(vec![Field::new("v", DataType::Int32, true)])),
+            TableOptions::new(map),
+        )
     }
 
     #[tokio::test]

@@ -268,14 +268,14 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         map.insert("connector".to_string(), CONNECTOR.to_string());
-        TableSpec {
-            name: "out".to_string(),
-            schema: Arc::new(Schema::new(vec![
+        TableSpec::new(
+            "out",
+            Arc::new(Schema::new(vec![
                 Field::new("id", DataType::Int32, false),
                 Field::new("name", DataType::Utf8, true),
             ])),
-            options: TableOptions::new(map),
-        }
+            TableOptions::new(map),
+        )
     }
 
     /// One row of each kind: `+I[1, a]`, `-U[1, a]`, `+U[1, b]`, `-D[2, null]`.

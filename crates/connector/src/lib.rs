@@ -32,20 +32,71 @@ pub use source::{
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-/// A table as a connector sees it: its physical columns and its options.
+/// A table as a connector sees it: its physical columns, the metadata it is
+/// asked for, and its options.
 ///
-/// Computed columns, watermarks and metadata handling are the planner's
-/// business; the connector reads and writes exactly `schema`.
+/// Computed columns and watermarks are the planner's business. A source
+/// produces [`TableSpec::read_schema`]: the physical columns followed by the
+/// metadata columns; a sink writes exactly `schema`.
 #[derive(Debug, Clone)]
 pub struct TableSpec {
     /// The table's name as written in SQL, for messages.
     pub name: String,
     /// The physical columns, in declaration order.
     pub schema: SchemaRef,
+    /// `col TYPE METADATA [FROM 'key']` columns, in declaration order.
+    pub metadata: Vec<MetadataColumn>,
+    /// The PRIMARY KEY columns, empty when the table has none.
+    pub primary_key: Vec<String>,
     /// The WITH options, including `connector`.
     pub options: TableOptions,
+}
+
+impl TableSpec {
+    /// A table with only physical columns and no key.
+    pub fn new(name: impl Into<String>, schema: SchemaRef, options: TableOptions) -> Self {
+        Self {
+            name: name.into(),
+            schema,
+            metadata: Vec::new(),
+            primary_key: Vec::new(),
+            options,
+        }
+    }
+
+    /// What a source of this table produces: the physical columns, then
+    /// one column per metadata column (named after the column, typed as declared).
+    pub fn read_schema(&self) -> SchemaRef {
+        if self.metadata.is_empty() {
+            return Arc::clone(&self.schema);
+        }
+        let fields = self.schema.fields().iter().cloned().chain(
+            self.metadata
+                .iter()
+                .map(|m| Arc::new(Field::new(&m.name, m.data_type.clone(), true))),
+        );
+        Arc::new(Schema::new(fields.collect::<Vec<_>>()))
+    }
+}
+
+/// A column filled from the connector's metadata about each record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataColumn {
+    /// The column's name in the table.
+    pub name: String,
+    /// The metadata key (`FROM 'key'`, else the column's name).
+    pub key: String,
+    /// The declared type; the connector casts its value to it.
+    pub data_type: DataType,
+}
+
+/// A metadata key a connector can read, with the type it produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataKey {
+    pub key: &'static str,
+    pub data_type: DataType,
 }
 
 /// A family of tables reachable through one `'connector' = '<name>'` value.
@@ -67,6 +118,48 @@ pub trait Connector: Send + Sync + Debug {
 
     /// A sink writing `table`; an error if the connector cannot write.
     fn create_sink(&self, table: &TableSpec) -> Result<Arc<dyn SinkFactory>, ConnectorError>;
+
+    /// The metadata keys this connector's sources can fill.
+    fn readable_metadata(&self) -> Vec<MetadataKey> {
+        Vec::new()
+    }
+
+    /// Checks a table's metadata columns: each key must be one the
+    /// connector reads, and its value must cast to the declared type.
+    fn check_metadata(&self, table: &TableSpec) -> Result<(), ConnectorError> {
+        let readable = self.readable_metadata();
+        for column in &table.metadata {
+            let Some(known) = readable.iter().find(|k| k.key == column.key) else {
+                let valid: Vec<&str> = readable.iter().map(|k| k.key).collect();
+                return Err(ConnectorError::Unsupported {
+                    connector: self.name().to_string(),
+                    what: if valid.is_empty() {
+                        format!(
+                            "provides no metadata, so column '{}' cannot read '{}'",
+                            column.name, column.key
+                        )
+                    } else {
+                        format!(
+                            "has no metadata key '{}' (column '{}'); valid keys are: {}",
+                            column.key,
+                            column.name,
+                            valid.join(", ")
+                        )
+                    },
+                });
+            };
+            if !arrow::compute::can_cast_types(&known.data_type, &column.data_type) {
+                return Err(ConnectorError::Unsupported {
+                    connector: self.name().to_string(),
+                    what: format!(
+                        "provides metadata '{}' as {}, which cannot be read into column '{}' of type {}",
+                        column.key, known.data_type, column.name, column.data_type
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 
     /// The table as a lookup join's dimension table; `None` when the
     /// connector cannot serve lookups.

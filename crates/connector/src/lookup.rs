@@ -44,7 +44,7 @@ pub async fn read_all(source: &dyn SourceFactory) -> Result<Vec<RecordBatch>, Co
         if let SourceEvent::Batch { data, .. } = event
             && data.num_rows() > 0
         {
-            batches.push(data);
+            batches.push(data.into_data());
         }
     }
     Ok(batches)

@@ -4,8 +4,8 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use weir_common::StreamBatch;
 
 use crate::ConnectorError;
 
@@ -39,7 +39,8 @@ pub struct SourceContext {
     pub parallelism: usize,
     /// The splits assigned to this subtask.
     pub splits: Vec<SourceSplit>,
-    /// Indices of the physical columns to produce; `None` for all.
+    /// Indices into the table's [read schema](crate::TableSpec::read_schema)
+    /// of the columns to produce; `None` for all.
     pub projection: Option<Vec<usize>>,
     /// Counters the reader updates; the runtime reports them.
     pub metrics: Arc<SourceMetrics>,
@@ -69,8 +70,9 @@ impl SourceMetrics {
 /// What a reader yields.
 #[derive(Debug)]
 pub enum SourceEvent {
-    /// Rows read from the split at index `split` of [`SourceContext::splits`].
-    Batch { split: usize, data: RecordBatch },
+    /// Rows read from the split at index `split` of [`SourceContext::splits`];
+    /// inserts, unless the factory [produces updates](SourceFactory::produces_updates).
+    Batch { split: usize, data: StreamBatch },
     /// The reader opened the split at index `split`: from now until it
     /// finishes it holds back the watermark, even before its first rows.
     /// Readers of concurrent splits (Kafka partitions) send it; a split of a
@@ -86,6 +88,12 @@ pub enum SourceEvent {
 #[async_trait]
 pub trait SourceFactory: Send + Sync + Debug {
     fn boundedness(&self) -> Boundedness;
+
+    /// Whether batches carry updates and deletes (a changelog such as an
+    /// upsert-kafka topic) rather than inserts only.
+    fn produces_updates(&self) -> bool {
+        false
+    }
 
     /// Lists the splits of the input (files are listed here, once per job).
     async fn plan_splits(&self, parallelism: usize) -> Result<Vec<SourceSplit>, ConnectorError>;

@@ -19,6 +19,8 @@ impl Default for ConnectorRegistry {
                 Arc::new(weir_connector_datagen::DatagenConnector::default()),
                 Arc::new(weir_connector_print::PrintConnector::default()),
                 Arc::new(weir_connector_print::BlackholeConnector::default()),
+                Arc::new(weir_connector_kafka::KafkaConnector),
+                Arc::new(weir_connector_kafka::UpsertKafkaConnector),
             ],
         }
     }

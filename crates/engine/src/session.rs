@@ -392,7 +392,10 @@ impl Session {
         let spec = table_spec(&table);
         self.registry
             .for_table(&spec)
-            .and_then(|connector| connector.validate(&spec))
+            .and_then(|connector| {
+                connector.validate(&spec)?;
+                connector.check_metadata(&spec)
+            })
             .map_err(|source| EngineError::Table {
                 table: table.name.clone(),
                 source,

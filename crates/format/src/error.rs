@@ -87,6 +87,19 @@ pub enum FormatError {
         hint: String,
     },
 
+    /// A message (e.g. a Kafka record) that could not be decoded.
+    #[error("malformed {format} record {location}: {message}{hint}")]
+    MalformedMessage {
+        /// `CSV`, `JSON` or `raw`.
+        format: &'static str,
+        /// Where the message is, e.g. "in topic 'bids' partition 0 at offset 17".
+        location: String,
+        /// What is wrong with the record.
+        message: String,
+        /// Advice appended to the message, e.g. which option skips such records.
+        hint: String,
+    },
+
     /// An Arrow failure that is not tied to a particular record (e.g. while encoding).
     #[error("arrow error: {0}")]
     Arrow(#[from] ArrowError),

@@ -25,6 +25,7 @@ pub mod display;
 mod error;
 mod json;
 mod lines;
+mod messages;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 pub use error::FormatError;
+pub use messages::{DecodedMessages, decode_messages, encode_messages};
 
 /// The record formats Weir understands, by their Flink `'format'` identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -272,6 +274,16 @@ pub trait RecordDecoder: Send {
     /// Decodes `chunk`, which holds whole records (lines) only; output batches
     /// have [`Self::output_schema`].
     fn decode(&mut self, chunk: &[u8], origin: &ChunkOrigin<'_>) -> Result<Decoded, FormatError>;
+
+    /// Decodes one record that arrived whole (a message), which may hold
+    /// line breaks of its own; by default, as a chunk of lines.
+    fn decode_record(
+        &mut self,
+        record: &[u8],
+        origin: &ChunkOrigin<'_>,
+    ) -> Result<Decoded, FormatError> {
+        self.decode(record, origin)
+    }
 
     /// The projected schema of every batch this decoder returns.
     fn output_schema(&self) -> SchemaRef;

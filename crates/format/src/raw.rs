@@ -175,13 +175,42 @@ impl RecordDecoder for RawDecoder {
         if spans.is_empty() {
             return Ok(Decoded::default());
         }
+        self.decode_spans(chunk, &spans, origin)
+    }
+
+    /// A message is one value, line breaks and all; an empty one is ''.
+    fn decode_record(
+        &mut self,
+        record: &[u8],
+        origin: &ChunkOrigin<'_>,
+    ) -> Result<Decoded, FormatError> {
+        let whole = crate::lines::RecordSpan {
+            start: 0,
+            end: record.len(),
+            line: 0,
+        };
+        self.decode_spans(record, &[whole], origin)
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        self.output_schema.clone()
+    }
+}
+
+impl RawDecoder {
+    fn decode_spans(
+        &self,
+        chunk: &[u8],
+        spans: &[crate::lines::RecordSpan],
+        origin: &ChunkOrigin<'_>,
+    ) -> Result<Decoded, FormatError> {
         let mut columns = Vec::new();
         if !self.output_schema.fields().is_empty() {
             let read = if self.text {
-                self.decode_text(chunk, &spans, origin)?
+                self.decode_text(chunk, spans, origin)?
             } else {
                 let mut builder = BinaryBuilder::with_capacity(spans.len(), chunk.len());
-                for span in &spans {
+                for span in spans {
                     builder.append_value(&chunk[span.start..span.end]);
                 }
                 Arc::new(builder.finish()) as ArrayRef
@@ -202,10 +231,6 @@ impl RecordDecoder for RawDecoder {
             batches: vec![batch],
             skipped: 0,
         })
-    }
-
-    fn output_schema(&self) -> SchemaRef {
-        self.output_schema.clone()
     }
 }
 

@@ -90,7 +90,7 @@ impl SourceDriver {
             let now = self.now();
             match event {
                 Some(SourceEvent::Batch { split, data }) => {
-                    let batch = self.transform(StreamBatch::inserts(data))?;
+                    let batch = self.transform(data)?;
                     if let Some((strategy, splits)) = &mut self.watermark {
                         let observed = strategy.batch_watermark(batch.data()).map_err(|e| {
                             RuntimeError::operator(&self.task, "WatermarkAssigner", e)

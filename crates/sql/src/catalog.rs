@@ -28,6 +28,15 @@ pub struct CatalogTable {
     pub physical_schema: SchemaRef,
 }
 
+/// A `METADATA` column as the connector is asked to fill it.
+#[derive(Debug, Clone)]
+pub struct MetadataField {
+    pub name: String,
+    /// The connector's key: `FROM 'key'`, else the column's name.
+    pub key: String,
+    pub field: Field,
+}
+
 impl CatalogTable {
     pub fn try_new(definition: CreateTable) -> Result<Self, SqlError> {
         let name = table_name(&definition.name)?;
@@ -42,24 +51,6 @@ impl CatalogTable {
                     position: Some(column.position),
                 });
             }
-        }
-        if let Some(ColumnDefinition {
-            kind: ColumnKind::Metadata { .. },
-            name: column,
-            position,
-            ..
-        }) = definition
-            .columns
-            .iter()
-            .find(|c| matches!(c.kind, ColumnKind::Metadata { .. }))
-        {
-            return Err(SqlError::Plan {
-                message: format!(
-                    "metadata column '{}': the connectors Weir has now provide no metadata",
-                    column.value
-                ),
-                position: Some(*position),
-            });
         }
         let fields: Vec<Field> = definition
             .columns
@@ -115,6 +106,37 @@ impl CatalogTable {
             comment: definition.comment,
             physical_schema: Arc::new(Schema::new(fields)),
         })
+    }
+
+    /// The metadata columns in declaration order.
+    pub fn metadata_fields(&self) -> Vec<MetadataField> {
+        self.columns
+            .iter()
+            .filter_map(|c| match &c.kind {
+                ColumnKind::Metadata { data_type, key, .. } => Some(MetadataField {
+                    name: c.name.value.clone(),
+                    key: key.clone().unwrap_or_else(|| c.name.value.clone()),
+                    field: Field::new(&c.name.value, data_type.data_type.clone(), true),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What a scan of the table reads: the physical columns, then the
+    /// metadata columns.
+    pub fn read_schema(&self) -> SchemaRef {
+        let metadata = self.metadata_fields();
+        if metadata.is_empty() {
+            return Arc::clone(&self.physical_schema);
+        }
+        let fields = self
+            .physical_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .chain(metadata.into_iter().map(|m| m.field));
+        Arc::new(Schema::new(fields.collect::<Vec<_>>()))
     }
 
     /// True when reading needs more than the physical columns as stored.

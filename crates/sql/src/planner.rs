@@ -218,7 +218,7 @@ impl PlanningContext<'_> {
         let mut exprs = Vec::with_capacity(table.columns.len());
         for column in &table.columns {
             let expr = match &column.kind {
-                ColumnKind::Physical(_) => {
+                ColumnKind::Physical(_) | ColumnKind::Metadata { .. } => {
                     Expr::Column(Column::new(Some(table.name.as_str()), &column.name.value))
                 }
                 ColumnKind::Computed(sql) => {
@@ -236,12 +236,6 @@ impl PlanningContext<'_> {
                         )]))
                     });
                     expr.alias_with_metadata(&column.name.value, metadata)
-                }
-                ColumnKind::Metadata { .. } => {
-                    return Err(DataFusionError::Plan(format!(
-                        "metadata column '{}' is not supported by this connector",
-                        column.name.value
-                    )));
                 }
             };
             exprs.push(expr);
@@ -420,7 +414,7 @@ impl ContextProvider for PlanningContext<'_> {
     }
 }
 
-/// The physical columns of a catalog table, as a scan reads them.
+/// The physical and metadata columns of a catalog table, as a scan reads them.
 #[derive(Debug)]
 pub struct ConnectorTableSource {
     pub table: Arc<CatalogTable>,
@@ -428,7 +422,7 @@ pub struct ConnectorTableSource {
 
 impl TableSource for ConnectorTableSource {
     fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.table.physical_schema)
+        self.table.read_schema()
     }
 }
 

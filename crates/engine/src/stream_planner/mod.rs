@@ -218,6 +218,10 @@ impl StreamNode {
     /// The row kinds this node emits.
     pub fn changelog_mode(&self) -> ChangelogMode {
         match self {
+            // A changelog source (upsert-kafka) emits every kind.
+            StreamNode::Source { factory, .. } if factory.produces_updates() => {
+                ChangelogMode::UpdatesAndDeletes
+            }
             StreamNode::Source { .. }
             | StreamNode::OverAggregate {
                 order: OverOrder::Time { .. },
@@ -345,7 +349,7 @@ impl StreamNode {
                 .left
                 .update_producer()
                 .or_else(|| join.right.update_producer()),
-            StreamNode::Source { .. } => None,
+            StreamNode::Source { factory, .. } => factory.produces_updates().then_some(self),
             StreamNode::Calc { input, .. }
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. }
@@ -1413,6 +1417,16 @@ pub(crate) fn table_spec(table: &CatalogTable) -> TableSpec {
     TableSpec {
         name: table.name.clone(),
         schema: Arc::clone(&table.physical_schema),
+        metadata: table
+            .metadata_fields()
+            .into_iter()
+            .map(|m| weir_connector::MetadataColumn {
+                name: m.name,
+                key: m.key,
+                data_type: m.field.data_type().clone(),
+            })
+            .collect(),
+        primary_key: table.primary_key.clone(),
         options: weir_connector::TableOptions::new(table.options.clone()),
     }
 }

@@ -2,6 +2,7 @@
 
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use weir_common::StreamBatch;
 use weir_connector::{
     Boundedness, ConnectorError, SourceContext, SourceEvent, SourceFactory, SourceReader,
     SourceSplit,
@@ -58,7 +59,10 @@ struct ValuesReader {
 impl SourceReader for ValuesReader {
     async fn next_event(&mut self) -> Result<Option<SourceEvent>, ConnectorError> {
         if let Some(data) = self.pending.next() {
-            return Ok(Some(SourceEvent::Batch { split: 0, data }));
+            return Ok(Some(SourceEvent::Batch {
+                split: 0,
+                data: StreamBatch::inserts(data),
+            }));
         }
         if std::mem::take(&mut self.has_split) {
             return Ok(Some(SourceEvent::SplitFinished { split: 0 }));

@@ -1,0 +1,142 @@
+//! Formats over messages: records that arrive one per message (a Kafka
+//! record's key or value) rather than as lines of a file.
+//!
+//! Decoding joins a run of messages into one chunk of lines and hands it to
+//! the format's vectorised decoder, so a Kafka poll decodes as fast as a file
+//! chunk. Only when that cannot map rows back to messages (a message holds
+//! a line break, is empty, or fails to decode) are the messages decoded one
+//! by one, which also pins an error to the message that caused it. Encoding
+//! is the mirror image: one encoder call per batch, cut at line ends, with
+//! a row-by-row fallback when a value holds a line break.
+
+use std::ops::Range;
+
+use arrow::compute::concat_batches;
+use arrow::record_batch::RecordBatch;
+
+use crate::{ChunkOrigin, FormatError, RecordDecoder, RecordEncoder};
+
+/// The rows decoded from a run of messages.
+#[derive(Debug)]
+pub struct DecodedMessages {
+    /// One row per kept message, in message order.
+    pub batch: RecordBatch,
+    /// The indices of the messages that gave a row; `None` when all did.
+    pub kept: Option<Vec<usize>>,
+}
+
+/// Decodes `messages`, one record each. `locate(i)` describes where message
+/// `i` comes from (e.g. "in topic 'bids' partition 0 at offset 17") for
+/// errors. A malformed or empty message fails the call, unless
+/// `ignore_parse_errors`, when it is left out of [`DecodedMessages::kept`].
+pub fn decode_messages(
+    decoder: &mut dyn RecordDecoder,
+    format: &'static str,
+    messages: &[&[u8]],
+    ignore_parse_errors: bool,
+    locate: &dyn Fn(usize) -> String,
+) -> Result<DecodedMessages, FormatError> {
+    let schema = decoder.output_schema();
+    let joinable = messages
+        .iter()
+        .all(|m| !m.is_empty() && memchr::memchr2(b'\n', b'\r', m).is_none());
+    if joinable && !messages.is_empty() {
+        let mut chunk = Vec::with_capacity(messages.iter().map(|m| m.len() + 1).sum());
+        for message in messages {
+            chunk.extend_from_slice(message);
+            chunk.push(b'\n');
+        }
+        let origin = ChunkOrigin {
+            source: "",
+            byte_offset: 0,
+            first_line: None,
+        };
+        if let Ok(decoded) = decoder.decode(&chunk, &origin) {
+            let rows: usize = decoded.batches.iter().map(RecordBatch::num_rows).sum();
+            if decoded.skipped == 0 && rows == messages.len() {
+                return Ok(DecodedMessages {
+                    batch: concat_batches(&schema, &decoded.batches)?,
+                    kept: None,
+                });
+            }
+        }
+    }
+    let mut batches = Vec::with_capacity(messages.len());
+    let mut kept = Vec::with_capacity(messages.len());
+    for (index, message) in messages.iter().enumerate() {
+        let location = || locate(index);
+        let origin = ChunkOrigin {
+            source: "",
+            byte_offset: 0,
+            first_line: None,
+        };
+        let decoded = decoder
+            .decode_record(message, &origin)
+            .map_err(|e| at_message(e, format, location()))?;
+        let rows: usize = decoded.batches.iter().map(RecordBatch::num_rows).sum();
+        if rows == 1 {
+            batches.extend(decoded.batches);
+            kept.push(index);
+        } else if !ignore_parse_errors {
+            return Err(FormatError::MalformedMessage {
+                format,
+                location: location(),
+                message: if message.is_empty() {
+                    "the message is empty".to_string()
+                } else {
+                    format!("the message holds {rows} records instead of one")
+                },
+                hint: String::new(),
+            });
+        }
+    }
+    let batch = concat_batches(&schema, &batches)?;
+    let kept = (kept.len() < messages.len()).then_some(kept);
+    Ok(DecodedMessages { batch, kept })
+}
+
+/// Restates a decoding error for a message: where it is, not which line.
+fn at_message(error: FormatError, format: &'static str, location: String) -> FormatError {
+    match error {
+        FormatError::Malformed { message, hint, .. } => FormatError::MalformedMessage {
+            format,
+            location,
+            message,
+            hint,
+        },
+        other => other,
+    }
+}
+
+/// Encodes each row of `batch` as one message: `out` receives the bytes and
+/// `messages` the range of `out` holding each row's message.
+pub fn encode_messages(
+    encoder: &mut dyn RecordEncoder,
+    batch: &RecordBatch,
+    out: &mut Vec<u8>,
+    messages: &mut Vec<Range<usize>>,
+) -> Result<(), FormatError> {
+    let start = out.len();
+    let first = messages.len();
+    encoder.encode(batch, out)?;
+    let mut line_start = start;
+    for newline in memchr::memchr_iter(b'\n', &out[start..]) {
+        messages.push(line_start..start + newline);
+        line_start = start + newline + 1;
+    }
+    if messages.len() - first == batch.num_rows() {
+        return Ok(());
+    }
+    // A value holds a line break: encode row by row.
+    out.truncate(start);
+    messages.truncate(first);
+    for row in 0..batch.num_rows() {
+        let row_start = out.len();
+        encoder.encode(&batch.slice(row, 1), out)?;
+        if out.last() == Some(&b'\n') {
+            out.pop();
+        }
+        messages.push(row_start..out.len());
+    }
+    Ok(())
+}
