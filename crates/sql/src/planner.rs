@@ -108,6 +108,7 @@ impl SqlPlanner {
         PlanningContext {
             state: &self.state,
             catalog,
+            insert_target: None,
         }
     }
 
@@ -123,7 +124,13 @@ impl SqlPlanner {
     ) -> Result<LogicalPlan, SqlError> {
         let mut statement = statement.clone();
         prepare(&mut statement)?;
-        let context = self.context(catalog);
+        let mut context = self.context(catalog);
+        if let Statement::Insert(insert) = &statement
+            && let sqlparser::ast::TableObject::TableName(name) = &insert.table
+            && let Some(last) = name.0.last().and_then(|part| part.as_ident())
+        {
+            context.insert_target = Some(last.value.clone());
+        }
         let plan = Self::sql_to_rel(&context)
             .sql_statement_to_plan(statement)
             .map_err(plan_error)?;
@@ -203,12 +210,17 @@ fn plan_error(e: DataFusionError) -> SqlError {
 pub struct PlanningContext<'a> {
     state: &'a SessionState,
     catalog: &'a Catalog,
+    /// The table an INSERT writes: it resolves to its physical columns,
+    /// which are what a sink writes (computed and metadata columns are
+    /// only read).
+    insert_target: Option<String>,
 }
 
 impl PlanningContext<'_> {
     fn table_source(&self, table: &Arc<CatalogTable>) -> DFResult<Arc<dyn TableSource>> {
         let physical: Arc<dyn TableSource> = Arc::new(ConnectorTableSource {
             table: Arc::clone(table),
+            schema: table.read_schema(),
         });
         if !table.has_computed_columns() && table.watermark.is_none() {
             return Ok(physical);
@@ -335,6 +347,12 @@ impl ContextProvider for PlanningContext<'_> {
             }
         };
         if let Some(table) = self.catalog.table(&key) {
+            if self.insert_target.as_deref() == Some(key.as_str()) {
+                return Ok(Arc::new(ConnectorTableSource {
+                    table: Arc::clone(table),
+                    schema: Arc::clone(&table.physical_schema),
+                }));
+            }
             return self.table_source(table);
         }
         if let Some(view) = self.catalog.view(&key) {
@@ -414,15 +432,17 @@ impl ContextProvider for PlanningContext<'_> {
     }
 }
 
-/// The physical and metadata columns of a catalog table, as a scan reads them.
+/// A catalog table as its connector sees it: the physical and metadata
+/// columns a scan reads, or the physical columns an INSERT writes.
 #[derive(Debug)]
 pub struct ConnectorTableSource {
     pub table: Arc<CatalogTable>,
+    pub schema: SchemaRef,
 }
 
 impl TableSource for ConnectorTableSource {
     fn schema(&self) -> SchemaRef {
-        self.table.read_schema()
+        Arc::clone(&self.schema)
     }
 }
 
