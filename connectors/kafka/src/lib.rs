@@ -36,6 +36,19 @@ use weir_connector::{
 
 use crate::options::KafkaConfig;
 
+fn kafka_error(context: impl Into<String>, error: rdkafka::error::KafkaError) -> ConnectorError {
+    ConnectorError::external(context, error)
+}
+
+/// Runs blocking librdkafka calls off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ConnectorError> + Send + 'static,
+) -> Result<T, ConnectorError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ConnectorError::external("a Kafka client call failed", e))?
+}
+
 /// `'connector' = 'kafka'`: a topic as an append-only stream of rows.
 #[derive(Debug, Default)]
 pub struct KafkaConnector;

@@ -35,6 +35,7 @@ use weir_connector::{ConnectorError, SinkContext, SinkFactory, SinkWriter};
 use weir_format::{RecordEncoder, encode_messages};
 
 use crate::options::{DeliveryGuarantee, KafkaConfig, Partitioner};
+use crate::{blocking, kafka_error};
 
 /// How long a flush or a transaction call may take before the job fails.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -81,18 +82,6 @@ impl DeliveryTracker {
 }
 
 type KafkaProducer = ThreadedProducer<DeliveryTracker>;
-
-fn kafka_error(context: impl Into<String>, error: KafkaError) -> ConnectorError {
-    ConnectorError::external(context, error)
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ConnectorError> + Send + 'static,
-) -> Result<T, ConnectorError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ConnectorError::external("a Kafka client call failed", e))?
-}
 
 #[async_trait]
 impl SinkFactory for KafkaSink {

@@ -36,6 +36,7 @@ use weir_connector::{
 
 use crate::options::{BoundedMode, KafkaConfig, StartupMode, Topics};
 use crate::records::{Record, RecordBuffer, RowAssembler};
+use crate::{blocking, kafka_error};
 
 /// How long metadata and offset lookups may take before the job fails.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -101,10 +102,6 @@ impl PartitionSplit {
     }
 }
 
-fn kafka_error(context: impl Into<String>, error: KafkaError) -> ConnectorError {
-    ConnectorError::external(context, error)
-}
-
 /// A consumer for metadata and offset lookups, or for reading.
 fn create_consumer(config: &KafkaConfig) -> Result<BaseConsumer, ConnectorError> {
     let mut client = config.client_config();
@@ -125,15 +122,6 @@ fn create_consumer(config: &KafkaConfig) -> Result<BaseConsumer, ConnectorError>
             e,
         )
     })
-}
-
-/// Runs blocking client calls off the async runtime.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ConnectorError> + Send + 'static,
-) -> Result<T, ConnectorError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ConnectorError::external("a Kafka client call failed", e))?
 }
 
 /// Lists the partitions of the table's topics and resolves their offsets.
