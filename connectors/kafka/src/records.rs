@@ -12,6 +12,7 @@
 //! value `+I` and a tombstone `-D old`. A key always lives in one partition,
 //! so the subtask reading that partition holds its whole history.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
@@ -163,12 +164,12 @@ enum ColumnSource {
 }
 
 /// A row to be emitted: which record it describes and where its value is.
-struct OutputRow {
+struct OutputRow<'a> {
     kind: RowKind,
     /// The record whose key and metadata the row carries.
     record: usize,
     /// The value bytes: the record's own, or (upsert) a previous value.
-    value: Vec<u8>,
+    value: Cow<'a, [u8]>,
 }
 
 /// Decodes buffers of one subtask into the table's rows.
@@ -284,7 +285,7 @@ impl RowAssembler {
                 buffer.offsets[rows[row].record]
             )
         };
-        let values: Vec<&[u8]> = rows.iter().map(|r| r.value.as_slice()).collect();
+        let values: Vec<&[u8]> = rows.iter().map(|r| r.value.as_ref()).collect();
         let decoded = decode_messages(
             self.value.as_mut(),
             self.value_format,
@@ -314,6 +315,7 @@ impl RowAssembler {
             return Ok(None);
         }
         let value_take = UInt32Array::from(value_rows);
+        let kept_records: Vec<usize> = kept.iter().map(|&r| rows[r].record).collect();
         let mut out: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for (position, source) in self.columns.iter().enumerate() {
             let column = match source {
@@ -334,8 +336,8 @@ impl RowAssembler {
                     }
                 },
                 ColumnSource::Metadata(i) => {
-                    let records: Vec<usize> = kept.iter().map(|&r| rows[r].record).collect();
-                    let column = self.metadata_column(*i, topic, partition, buffer, &records)?;
+                    let column =
+                        self.metadata_column(*i, topic, partition, buffer, &kept_records)?;
                     let declared = self.output.field(position).data_type();
                     if column.data_type() == declared {
                         column
@@ -360,7 +362,7 @@ impl RowAssembler {
 
     /// The rows the records give: one insert per record with a value, or
     /// (upsert) the changelog of each key.
-    fn output_rows(&mut self, buffer: &RecordBuffer) -> Vec<OutputRow> {
+    fn output_rows<'b>(&mut self, buffer: &'b RecordBuffer) -> Vec<OutputRow<'b>> {
         let Some(latest) = &mut self.latest else {
             // Flink's Kafka source skips records without a value (tombstones).
             return (0..buffer.len())
@@ -368,7 +370,7 @@ impl RowAssembler {
                     Some(OutputRow {
                         kind: RowKind::Insert,
                         record,
-                        value: buffer.value(record)?.to_vec(),
+                        value: Cow::Borrowed(buffer.value(record)?),
                     })
                 })
                 .collect();
@@ -389,18 +391,18 @@ impl RowAssembler {
                         rows.push(OutputRow {
                             kind: RowKind::UpdateBefore,
                             record,
-                            value: previous,
+                            value: Cow::Owned(previous),
                         });
                         rows.push(OutputRow {
                             kind: RowKind::UpdateAfter,
                             record,
-                            value: value.to_vec(),
+                            value: Cow::Borrowed(value),
                         });
                     }
                     None => rows.push(OutputRow {
                         kind: RowKind::Insert,
                         record,
-                        value: value.to_vec(),
+                        value: Cow::Borrowed(value),
                     }),
                 },
                 None => {
@@ -408,7 +410,7 @@ impl RowAssembler {
                         rows.push(OutputRow {
                             kind: RowKind::Delete,
                             record,
-                            value: previous,
+                            value: Cow::Owned(previous),
                         });
                     }
                 }

@@ -16,6 +16,13 @@ use arrow::record_batch::RecordBatch;
 
 use crate::{ChunkOrigin, FormatError, RecordDecoder, RecordEncoder};
 
+/// Errors name messages by `locate`, not by a chunk's lines.
+const NO_ORIGIN: ChunkOrigin<'static> = ChunkOrigin {
+    source: "",
+    byte_offset: 0,
+    first_line: None,
+};
+
 /// The rows decoded from a run of messages.
 #[derive(Debug)]
 pub struct DecodedMessages {
@@ -46,12 +53,7 @@ pub fn decode_messages(
             chunk.extend_from_slice(message);
             chunk.push(b'\n');
         }
-        let origin = ChunkOrigin {
-            source: "",
-            byte_offset: 0,
-            first_line: None,
-        };
-        if let Ok(decoded) = decoder.decode(&chunk, &origin) {
+        if let Ok(decoded) = decoder.decode(&chunk, &NO_ORIGIN) {
             let rows: usize = decoded.batches.iter().map(RecordBatch::num_rows).sum();
             if decoded.skipped == 0 && rows == messages.len() {
                 return Ok(DecodedMessages {
@@ -65,13 +67,8 @@ pub fn decode_messages(
     let mut kept = Vec::with_capacity(messages.len());
     for (index, message) in messages.iter().enumerate() {
         let location = || locate(index);
-        let origin = ChunkOrigin {
-            source: "",
-            byte_offset: 0,
-            first_line: None,
-        };
         let decoded = decoder
-            .decode_record(message, &origin)
+            .decode_record(message, &NO_ORIGIN)
             .map_err(|e| at_message(e, format, location()))?;
         let rows: usize = decoded.batches.iter().map(RecordBatch::num_rows).sum();
         if rows == 1 {
