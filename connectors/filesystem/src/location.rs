@@ -100,7 +100,19 @@ impl Location {
             context: format!("cannot resolve path '{display}'"),
             source: e,
         })?;
-        let text = absolute
+        // `data/../x` means `x`, as in a shell; object_store paths cannot
+        // hold `..`, so it is resolved here, by the text of the path.
+        let mut resolved = std::path::PathBuf::new();
+        for component in absolute.components() {
+            match component {
+                std::path::Component::ParentDir => {
+                    resolved.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => resolved.push(other),
+            }
+        }
+        let text = resolved
             .to_string_lossy()
             .trim_start_matches('/')
             .to_string();
@@ -152,6 +164,12 @@ impl Location {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parent_directories_resolve() {
+        let location = Location::parse("/tmp/a/../b/./c.csv").expect("a local path");
+        assert_eq!(location.prefix.as_ref(), "tmp/b/c.csv");
+    }
 
     #[test]
     fn globs_split_into_prefix_and_pattern() {

@@ -21,6 +21,7 @@ impl Default for ConnectorRegistry {
                 Arc::new(weir_connector_print::BlackholeConnector::default()),
                 Arc::new(weir_connector_kafka::KafkaConnector),
                 Arc::new(weir_connector_kafka::UpsertKafkaConnector),
+                Arc::new(weir_connector_nexmark::NexmarkConnector),
             ],
         }
     }

@@ -7,19 +7,21 @@
 //! (`datafusion.execution.time_zone`), as Flink shows `TIMESTAMP_LTZ` in
 //! `table.local-time-zone`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::timezone::Tz;
 use arrow::array::{Date32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
 use arrow::compute::kernels::cast::cast;
 use arrow::compute::kernels::temporal::{DatePart, date_part};
-use arrow::datatypes::{DataType, Date32Type, TimeUnit};
+use arrow::datatypes::{DataType, Date32Type, FieldRef, TimeUnit};
 use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use datafusion::common::ScalarValue;
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 
 use crate::FunctionError;
@@ -35,6 +37,7 @@ pub(crate) fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(FromUnixtime::new()),
         ScalarUDF::new_from_impl(UnixTimestamp::new()),
         ScalarUDF::new_from_impl(CurrentTimestamp::new()),
+        ScalarUDF::new_from_impl(Proctime::new()),
         ScalarUDF::new_from_impl(LocalTimestamp::new()),
     ];
     functions.extend(
@@ -592,9 +595,7 @@ impl ScalarUDFImpl for UnixTimestamp {
     }
 }
 
-/// `CURRENT_TIMESTAMP`, `NOW()` and `PROCTIME()`: the current instant as
-/// `TIMESTAMP_LTZ(3)`. (`PROCTIME()` in a computed column also marks the
-/// column as the table's processing-time attribute; the SQL planner does that.)
+/// `CURRENT_TIMESTAMP` and `NOW()`: the current instant as `TIMESTAMP_LTZ(3)`.
 ///
 /// A UDF because DataFusion's `now()` is fixed when the query is planned, which would stop
 /// the clock for the whole life of a streaming job; Flink evaluates it for each record in
@@ -609,7 +610,7 @@ impl CurrentTimestamp {
     fn new() -> Self {
         Self {
             signature: Signature::nullary(Volatility::Volatile),
-            aliases: vec!["now".to_owned(), "proctime".to_owned()],
+            aliases: vec!["now".to_owned()],
         }
     }
 }
@@ -629,6 +630,55 @@ impl ScalarUDFImpl for CurrentTimestamp {
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(ltz_type())
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::TimestampMillisecond(
+            Some(Utc::now().timestamp_millis()),
+            Some(Arc::from(UTC)),
+        )))
+    }
+}
+
+/// Field metadata key marking a time attribute, and its processing-time
+/// value: windows, joins and OVER aggregations read the mark.
+pub const TIME_ATTRIBUTE: &str = "weir.time-attribute";
+pub const PROCTIME: &str = "proctime";
+
+/// `PROCTIME()`: the current instant, as [`CurrentTimestamp`], in a column
+/// marked as a processing-time attribute, so that `SELECT *, PROCTIME() AS
+/// pt` in a view or subquery can drive windows and lookup joins, as in Flink.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Proctime {
+    signature: Signature,
+}
+
+impl Proctime {
+    fn new() -> Self {
+        Self {
+            signature: Signature::nullary(Volatility::Volatile),
+        }
+    }
+}
+
+impl ScalarUDFImpl for Proctime {
+    fn name(&self) -> &str {
+        PROCTIME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(ltz_type())
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
+        let metadata = HashMap::from([(TIME_ATTRIBUTE.to_string(), PROCTIME.to_string())]);
+        Ok(Arc::new(
+            arrow::datatypes::Field::new(self.name(), ltz_type(), false).with_metadata(metadata),
+        ))
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {

@@ -56,6 +56,7 @@
 //! `with_updated_config`). Functions in this crate show a time-zone-aware timestamp of any
 //! zone in the session time zone, as Flink shows `TIMESTAMP_LTZ`.
 
+mod aggregate;
 mod call;
 mod datetime;
 mod java_format;
@@ -67,8 +68,9 @@ mod test_support;
 
 use arrow::datatypes::DataType;
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
+pub use datetime::{PROCTIME, TIME_ATTRIBUTE};
 pub use rewrite::rewrite_flink_syntax;
 
 /// All Flink-named scalar functions that DataFusion lacks or defines differently.
@@ -80,6 +82,13 @@ pub fn flink_scalar_functions() -> Vec<ScalarUDF> {
     functions.extend(regexp::functions());
     functions.extend(datetime::functions());
     functions
+}
+
+/// Flink's aggregate functions where DataFusion's differ (`AVG` of
+/// integers is an integer); register each with `register_udaf`, replacing
+/// DataFusion's of the same name.
+pub fn flink_aggregate_functions() -> Vec<AggregateUDF> {
+    vec![AggregateUDF::new_from_impl(aggregate::FlinkAvg::new())]
 }
 
 /// Everything that can go wrong in this crate, from rewriting a statement to evaluating a UDF.

@@ -40,6 +40,17 @@ pub struct MetadataField {
 impl CatalogTable {
     pub fn try_new(definition: CreateTable) -> Result<Self, SqlError> {
         let name = table_name(&definition.name)?;
+        if !definition.partitioned_by.is_empty() {
+            // Accepting it and writing unpartitioned files would lose the
+            // layout the user asked for.
+            return Err(SqlError::Plan {
+                message: format!(
+                    "PARTITIONED BY is not supported yet (table '{name}'); declare the table \
+                     without it"
+                ),
+                position: None,
+            });
+        }
         let mut seen = std::collections::HashSet::new();
         for column in &definition.columns {
             if !seen.insert(column.name.value.as_str()) {

@@ -97,6 +97,9 @@ impl SqlPlanner {
         for udf in weir_functions::flink_scalar_functions() {
             datafusion::execution::FunctionRegistry::register_udf(&mut state, Arc::new(udf))?;
         }
+        for udaf in weir_functions::flink_aggregate_functions() {
+            datafusion::execution::FunctionRegistry::register_udaf(&mut state, Arc::new(udaf))?;
+        }
         Ok(Self { state })
     }
 
@@ -369,8 +372,10 @@ impl ContextProvider for PlanningContext<'_> {
         args: Vec<Expr>,
     ) -> DFResult<Arc<dyn TableSource>> {
         let call = WindowCall::from_args(name, &args)?;
-        let source = self.get_table_source(TableReference::from(call.table.as_str()))?;
-        let input = LogicalPlanBuilder::scan(call.table.as_str(), source, None)?.build()?;
+        // Names keep their case, as everywhere else in Flink SQL.
+        let table = TableReference::parse_str_normalized(&call.table, true);
+        let source = self.get_table_source(table.clone())?;
+        let input = LogicalPlanBuilder::scan(table, source, None)?.build()?;
         let node =
             WindowTvfNode::try_new(input, call.function, call.time_column, call.partition_by)?;
         Ok(Arc::new(DerivedTableSource {

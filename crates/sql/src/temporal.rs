@@ -21,7 +21,7 @@ use std::sync::Arc;
 use arrow::array::BooleanArray;
 use arrow::datatypes::DataType;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{Column, DFSchemaRef, ScalarValue};
+use datafusion::common::{Column, DFSchemaRef, ScalarValue, TableReference};
 use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::expr::ScalarFunction;
@@ -62,8 +62,20 @@ impl TemporalReference {
             SqlExpr::Identifier(name) => Column::new_unqualified(name.value),
             SqlExpr::CompoundIdentifier(parts) => {
                 let (name, qualifier) = parts.split_last()?;
-                let qualifier: Vec<&str> = qualifier.iter().map(|i| i.value.as_str()).collect();
-                Column::new(Some(qualifier.join(".")), name.value.clone())
+                let qualifier = match qualifier {
+                    [table] => TableReference::bare(table.value.clone()),
+                    [schema, table] => {
+                        TableReference::partial(schema.value.clone(), table.value.clone())
+                    }
+                    [catalog, schema, table] => TableReference::full(
+                        catalog.value.clone(),
+                        schema.value.clone(),
+                        table.value.clone(),
+                    ),
+                    _ => return None,
+                };
+                // Bare parts keep their case: `B.p_time` is not `b.p_time`.
+                Column::new(Some(qualifier), name.value.clone())
             }
             _ => return None,
         };

@@ -40,8 +40,7 @@ pub const WINDOW_START: &str = "window_start";
 pub const WINDOW_END: &str = "window_end";
 pub const WINDOW_TIME: &str = "window_time";
 /// Field metadata key marking a time attribute, and its processing-time value.
-pub const TIME_ATTRIBUTE: &str = "weir.time-attribute";
-pub const PROCTIME: &str = "proctime";
+pub use weir_functions::{PROCTIME, TIME_ATTRIBUTE};
 /// The metadata value marking the column a table's WATERMARK is declared for.
 pub const ROWTIME: &str = "rowtime";
 

@@ -1,0 +1,563 @@
+//! How a table's columns map onto Nexmark events, and the batch builder.
+//!
+//! Two table shapes are accepted:
+//! - one kind of event (`'table' = 'bid'`), with flat columns named after
+//!   the event's fields (`auction`, `bidder`, `price`, `dateTime`, ...);
+//! - nexmark-flink's union table (no `'table'` option): `event_type INT`
+//!   and one `ROW<...>` column per kind (`person`, `auction`, `bid`), of
+//!   which only the event's own is set.
+//!
+//! Field names match case-insensitively and with or without underscores,
+//! so `dateTime`, `datetime` and `date_time` are one field. A table may
+//! declare any subset of the fields, in any order, with any type the
+//! generated one casts to.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayBuilder, ArrayRef, Int32Builder, Int64Builder, StringBuilder, StructArray,
+    TimestampMillisecondBuilder,
+};
+use arrow::buffer::NullBuffer;
+use arrow::compute::{can_cast_types, cast};
+use arrow::datatypes::{DataType, Field, Fields, SchemaRef, TimeUnit};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use weir_connector::ConnectorError;
+use weir_format::display::sql_type_name;
+
+use crate::model::{Auction, Bid, EventKind, Model, Person};
+
+/// The type a field is generated as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldType {
+    BigInt,
+    String,
+    Timestamp,
+}
+
+impl FieldType {
+    fn data_type(self) -> DataType {
+        match self {
+            FieldType::BigInt => DataType::Int64,
+            FieldType::String => DataType::Utf8,
+            FieldType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
+        }
+    }
+}
+
+const PERSON_FIELDS: [(&str, FieldType); 8] = [
+    ("id", FieldType::BigInt),
+    ("name", FieldType::String),
+    ("emailAddress", FieldType::String),
+    ("creditCard", FieldType::String),
+    ("city", FieldType::String),
+    ("state", FieldType::String),
+    ("dateTime", FieldType::Timestamp),
+    ("extra", FieldType::String),
+];
+
+const AUCTION_FIELDS: [(&str, FieldType); 10] = [
+    ("id", FieldType::BigInt),
+    ("itemName", FieldType::String),
+    ("description", FieldType::String),
+    ("initialBid", FieldType::BigInt),
+    ("reserve", FieldType::BigInt),
+    ("dateTime", FieldType::Timestamp),
+    ("expires", FieldType::Timestamp),
+    ("seller", FieldType::BigInt),
+    ("category", FieldType::BigInt),
+    ("extra", FieldType::String),
+];
+
+const BID_FIELDS: [(&str, FieldType); 7] = [
+    ("auction", FieldType::BigInt),
+    ("bidder", FieldType::BigInt),
+    ("price", FieldType::BigInt),
+    ("channel", FieldType::String),
+    ("url", FieldType::String),
+    ("dateTime", FieldType::Timestamp),
+    ("extra", FieldType::String),
+];
+
+fn fields_of(kind: EventKind) -> &'static [(&'static str, FieldType)] {
+    match kind {
+        EventKind::Person => &PERSON_FIELDS,
+        EventKind::Auction => &AUCTION_FIELDS,
+        EventKind::Bid => &BID_FIELDS,
+    }
+}
+
+/// `dateTime`, `datetime` and `date_time` are the same field.
+fn same_name(declared: &str, field: &str) -> bool {
+    let mut declared = declared.chars().filter(|c| *c != '_');
+    let mut field = field.chars();
+    loop {
+        match (declared.next(), field.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(&b) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// One field's value, borrowed from its event.
+enum Value<'a> {
+    Int(i64),
+    Str(&'a str),
+    Timestamp(i64),
+}
+
+/// An event whose fields can be read by their index in `fields_of`.
+trait Event {
+    fn value(&self, field: usize) -> Value<'_>;
+}
+
+impl Event for Person<'_> {
+    fn value(&self, field: usize) -> Value<'_> {
+        match field {
+            0 => Value::Int(self.id),
+            1 => Value::Str(&self.name),
+            2 => Value::Str(&self.email_address),
+            3 => Value::Str(&self.credit_card),
+            4 => Value::Str(self.city),
+            5 => Value::Str(self.state),
+            6 => Value::Timestamp(self.date_time),
+            _ => Value::Str(self.extra),
+        }
+    }
+}
+
+impl Event for Auction<'_> {
+    fn value(&self, field: usize) -> Value<'_> {
+        match field {
+            0 => Value::Int(self.id),
+            1 => Value::Str(self.item_name),
+            2 => Value::Str(self.description),
+            3 => Value::Int(self.initial_bid),
+            4 => Value::Int(self.reserve),
+            5 => Value::Timestamp(self.date_time),
+            6 => Value::Timestamp(self.expires),
+            7 => Value::Int(self.seller),
+            8 => Value::Int(self.category),
+            _ => Value::Str(self.extra),
+        }
+    }
+}
+
+impl Event for Bid<'_> {
+    fn value(&self, field: usize) -> Value<'_> {
+        match field {
+            0 => Value::Int(self.auction),
+            1 => Value::Int(self.bidder),
+            2 => Value::Int(self.price),
+            3 => Value::Str(self.channel),
+            4 => Value::Str(self.url),
+            5 => Value::Timestamp(self.date_time),
+            _ => Value::Str(self.extra),
+        }
+    }
+}
+
+/// A declared column (or ROW field) bound to an event field.
+#[derive(Debug, Clone)]
+pub(crate) struct BoundField {
+    /// Index into `fields_of(kind)`.
+    index: usize,
+    generated: FieldType,
+    /// The declared type, which the generated values are cast to.
+    declared: DataType,
+}
+
+impl BoundField {
+    fn bind(
+        table: &str,
+        kind: EventKind,
+        column: &str,
+        declared: &DataType,
+    ) -> Result<Self, ConnectorError> {
+        let fields = fields_of(kind);
+        let Some(index) = fields.iter().position(|(name, _)| same_name(column, name)) else {
+            let valid: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
+            return Err(ConnectorError::Unsupported {
+                connector: crate::CONNECTOR.to_string(),
+                what: format!(
+                    "cannot fill column '{column}' of table '{table}': a {} has the fields {}",
+                    kind.name(),
+                    valid.join(", ")
+                ),
+            });
+        };
+        let generated = fields[index].1;
+        check_cast(table, column, &generated.data_type(), declared)?;
+        Ok(Self {
+            index,
+            generated,
+            declared: declared.clone(),
+        })
+    }
+
+    fn builder(&self, capacity: usize) -> FieldBuilder {
+        match self.generated {
+            FieldType::BigInt => FieldBuilder::Int(Int64Builder::with_capacity(capacity)),
+            FieldType::String => {
+                FieldBuilder::Str(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+            FieldType::Timestamp => {
+                FieldBuilder::Timestamp(TimestampMillisecondBuilder::with_capacity(capacity))
+            }
+        }
+    }
+}
+
+fn check_cast(
+    table: &str,
+    column: &str,
+    generated: &DataType,
+    declared: &DataType,
+) -> Result<(), ConnectorError> {
+    if generated == declared || can_cast_types(generated, declared) {
+        return Ok(());
+    }
+    Err(ConnectorError::Unsupported {
+        connector: crate::CONNECTOR.to_string(),
+        what: format!(
+            "cannot fill column '{column}' of table '{table}': it is {} but Nexmark makes {}",
+            sql_type_name(declared),
+            sql_type_name(generated)
+        ),
+    })
+}
+
+enum FieldBuilder {
+    Int(Int64Builder),
+    Str(StringBuilder),
+    Timestamp(TimestampMillisecondBuilder),
+}
+
+impl FieldBuilder {
+    fn append(&mut self, value: Value<'_>) {
+        match (self, value) {
+            (FieldBuilder::Int(b), Value::Int(v)) => b.append_value(v),
+            (FieldBuilder::Str(b), Value::Str(v)) => b.append_value(v),
+            (FieldBuilder::Timestamp(b), Value::Timestamp(v)) => b.append_value(v),
+            // Bound fields always agree with their events' values.
+            (builder, _) => builder.append_null(),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            FieldBuilder::Int(b) => b.append_null(),
+            FieldBuilder::Str(b) => b.append_null(),
+            FieldBuilder::Timestamp(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            FieldBuilder::Int(b) => ArrayBuilder::finish(b),
+            FieldBuilder::Str(b) => ArrayBuilder::finish(b),
+            FieldBuilder::Timestamp(b) => ArrayBuilder::finish(b),
+        }
+    }
+}
+
+/// Which events a table holds and how its columns are filled.
+#[derive(Debug, Clone)]
+pub(crate) enum TableShape {
+    /// One kind of event, one column per field.
+    Kind {
+        kind: EventKind,
+        columns: Vec<BoundField>,
+    },
+    /// All events, nexmark-flink's union table.
+    Union { columns: Vec<UnionColumn> },
+}
+
+/// A column of the union table.
+#[derive(Debug, Clone)]
+pub(crate) enum UnionColumn {
+    /// `event_type`: 0 person, 1 auction, 2 bid.
+    EventType { declared: DataType },
+    /// The `ROW` of one kind, set only on that kind's events.
+    Row {
+        kind: EventKind,
+        fields: Vec<BoundField>,
+        declared: Fields,
+    },
+}
+
+impl TableShape {
+    /// Binds every column of `schema`, failing on one Nexmark cannot fill.
+    pub fn bind(
+        table: &str,
+        kind: Option<EventKind>,
+        schema: &SchemaRef,
+    ) -> Result<Self, ConnectorError> {
+        match kind {
+            Some(kind) => {
+                let columns = schema
+                    .fields()
+                    .iter()
+                    .map(|f| BoundField::bind(table, kind, f.name(), f.data_type()))
+                    .collect::<Result<_, _>>()?;
+                Ok(TableShape::Kind { kind, columns })
+            }
+            None => {
+                let columns = schema
+                    .fields()
+                    .iter()
+                    .map(|f| UnionColumn::bind(table, f))
+                    .collect::<Result<_, _>>()?;
+                Ok(TableShape::Union { columns })
+            }
+        }
+    }
+
+    /// The kind of events the table holds; `None` for all.
+    pub fn kind(&self) -> Option<EventKind> {
+        match self {
+            TableShape::Kind { kind, .. } => Some(*kind),
+            TableShape::Union { .. } => None,
+        }
+    }
+
+    /// The same shape with only the columns at `projection`.
+    pub fn project(&self, projection: &[usize]) -> Self {
+        match self {
+            TableShape::Kind { kind, columns } => TableShape::Kind {
+                kind: *kind,
+                columns: projection.iter().map(|i| columns[*i].clone()).collect(),
+            },
+            TableShape::Union { columns } => TableShape::Union {
+                columns: projection.iter().map(|i| columns[*i].clone()).collect(),
+            },
+        }
+    }
+}
+
+impl UnionColumn {
+    fn bind(table: &str, field: &Field) -> Result<Self, ConnectorError> {
+        let name = field.name();
+        if same_name(name, "event_type") || same_name(name, "eventType") {
+            check_cast(table, name, &DataType::Int32, field.data_type())?;
+            return Ok(UnionColumn::EventType {
+                declared: field.data_type().clone(),
+            });
+        }
+        let Some(kind) = EventKind::ALL
+            .into_iter()
+            .find(|k| same_name(name, k.name()))
+        else {
+            return Err(ConnectorError::Unsupported {
+                connector: crate::CONNECTOR.to_string(),
+                what: format!(
+                    "cannot fill column '{name}' of table '{table}': without 'table' the columns \
+                     are event_type, person, auction and bid (or set 'table' to person, auction \
+                     or bid for one kind's flat columns)"
+                ),
+            });
+        };
+        let DataType::Struct(declared) = field.data_type() else {
+            return Err(ConnectorError::Unsupported {
+                connector: crate::CONNECTOR.to_string(),
+                what: format!(
+                    "cannot fill column '{name}' of table '{table}': it must be a ROW<...> of {} fields",
+                    kind.name()
+                ),
+            });
+        };
+        let fields = declared
+            .iter()
+            .map(|f| BoundField::bind(table, kind, f.name(), f.data_type()))
+            .collect::<Result<_, _>>()?;
+        Ok(UnionColumn::Row {
+            kind,
+            fields,
+            declared: declared.clone(),
+        })
+    }
+}
+
+/// Builds one batch of a table's rows, event by event.
+pub(crate) struct BatchBuilder<'a> {
+    model: &'a Model,
+    /// The kind of every event, when the table holds one kind.
+    kind: Option<EventKind>,
+    schema: SchemaRef,
+    columns: Vec<ColumnBuilder>,
+    rows: usize,
+}
+
+/// A field's values, to be cast to the declared type.
+struct FieldColumn {
+    index: usize,
+    builder: FieldBuilder,
+    declared: DataType,
+}
+
+impl FieldColumn {
+    fn new(field: &BoundField, capacity: usize) -> Self {
+        Self {
+            index: field.index,
+            builder: field.builder(capacity),
+            declared: field.declared.clone(),
+        }
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, ConnectorError> {
+        cast_to(self.builder.finish(), &self.declared)
+    }
+}
+
+enum ColumnBuilder {
+    Field(FieldColumn),
+    EventType {
+        builder: Int32Builder,
+        declared: DataType,
+    },
+    Row {
+        kind: EventKind,
+        fields: Vec<FieldColumn>,
+        valid: Vec<bool>,
+        declared: Fields,
+    },
+}
+
+impl ColumnBuilder {
+    fn finish(&mut self) -> Result<ArrayRef, ConnectorError> {
+        match self {
+            ColumnBuilder::Field(column) => column.finish(),
+            ColumnBuilder::EventType { builder, declared } => {
+                cast_to(ArrayBuilder::finish(builder), declared)
+            }
+            ColumnBuilder::Row {
+                fields,
+                valid,
+                declared,
+                ..
+            } => {
+                let children = fields
+                    .iter_mut()
+                    .map(FieldColumn::finish)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let nulls = NullBuffer::from(std::mem::take(valid));
+                Ok(Arc::new(StructArray::try_new(
+                    declared.clone(),
+                    children,
+                    Some(nulls),
+                )?))
+            }
+        }
+    }
+}
+
+fn cast_to(array: ArrayRef, declared: &DataType) -> Result<ArrayRef, ConnectorError> {
+    if array.data_type() == declared {
+        Ok(array)
+    } else {
+        Ok(cast(&array, declared)?)
+    }
+}
+
+impl<'a> BatchBuilder<'a> {
+    pub fn new(model: &'a Model, shape: &TableShape, schema: SchemaRef, capacity: usize) -> Self {
+        let columns = match shape {
+            TableShape::Kind { columns, .. } => columns
+                .iter()
+                .map(|field| ColumnBuilder::Field(FieldColumn::new(field, capacity)))
+                .collect(),
+            TableShape::Union { columns } => columns
+                .iter()
+                .map(|column| match column {
+                    UnionColumn::EventType { declared } => ColumnBuilder::EventType {
+                        builder: Int32Builder::with_capacity(capacity),
+                        declared: declared.clone(),
+                    },
+                    UnionColumn::Row {
+                        kind,
+                        fields,
+                        declared,
+                    } => ColumnBuilder::Row {
+                        kind: *kind,
+                        fields: fields
+                            .iter()
+                            .map(|field| FieldColumn::new(field, capacity))
+                            .collect(),
+                        valid: Vec::with_capacity(capacity),
+                        declared: declared.clone(),
+                    },
+                })
+                .collect(),
+        };
+        Self {
+            model,
+            kind: shape.kind(),
+            schema,
+            columns,
+            rows: 0,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Adds the event with id `event_id`, which must be of the table's kind
+    /// when the table holds one kind.
+    pub fn push(&mut self, event_id: u64) {
+        self.rows += 1;
+        if self.columns.is_empty() {
+            return;
+        }
+        let kind = self
+            .kind
+            .unwrap_or_else(|| self.model.config.kind_of(event_id));
+        match kind {
+            EventKind::Person => self.push_event(kind, &self.model.person(event_id)),
+            EventKind::Auction => self.push_event(kind, &self.model.auction(event_id)),
+            EventKind::Bid => self.push_event(kind, &self.model.bid(event_id)),
+        }
+    }
+
+    fn push_event(&mut self, kind: EventKind, event: &dyn Event) {
+        for column in &mut self.columns {
+            match column {
+                ColumnBuilder::Field(f) => f.builder.append(event.value(f.index)),
+                ColumnBuilder::EventType { builder, .. } => builder.append_value(kind.event_type()),
+                ColumnBuilder::Row {
+                    kind: row_kind,
+                    fields,
+                    valid,
+                    ..
+                } => {
+                    let mine = *row_kind == kind;
+                    valid.push(mine);
+                    for f in fields {
+                        if mine {
+                            f.builder.append(event.value(f.index));
+                        } else {
+                            f.builder.append_null();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The batch of the rows pushed so far; the builder starts over.
+    pub fn finish(&mut self) -> Result<RecordBatch, ConnectorError> {
+        let rows = std::mem::take(&mut self.rows);
+        let arrays = self
+            .columns
+            .iter_mut()
+            .map(ColumnBuilder::finish)
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.schema),
+            arrays,
+            &options,
+        )?)
+    }
+}

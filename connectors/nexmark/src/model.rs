@@ -1,0 +1,612 @@
+//! The Nexmark event model: which event an id is, and its fields.
+//!
+//! The rules are the Nexmark generator's (as in Beam and nexmark-flink):
+//! events come in epochs of `person + auction + bid` proportion (1:3:46 by
+//! default); person and auction ids count up with their events; a bid goes
+//! to a hot auction (the first of the latest hundred) with probability
+//! `1 - 1/bid.hot-ratio.auctions`, otherwise to one of the auctions still
+//! in flight; bidders and sellers are hot or drawn from the active people
+//! the same way; prices are log-uniform between 1 and 10^6 dollars (in
+//! cents); event time advances by `1/first-event.rate` seconds per event.
+//!
+//! Unlike nexmark-flink, whose per-event random generator is unseeded, every
+//! event draws from its own generator seeded by `(seed, event id)`: the
+//! stream is the same at any parallelism and in every run, and the three
+//! tables (person, auction, bid) agree because each computes only its own
+//! events of one shared sequence.
+
+/// Person and auction ids start here, so small runs still join.
+pub(crate) const FIRST_PERSON_ID: i64 = 1000;
+pub(crate) const FIRST_AUCTION_ID: i64 = 1000;
+const FIRST_CATEGORY_ID: i64 = 10;
+const NUM_CATEGORIES: u64 = 5;
+
+/// How many people are likely to bid or sell at any time.
+const NUM_ACTIVE_PEOPLE: u64 = 1000;
+/// How many auctions are likely to be open at any time.
+const NUM_IN_FLIGHT_AUCTIONS: u64 = 100;
+/// Ids a little ahead of the latest person or auction may be chosen, so
+/// that a bid can come before the auction it is for, as in real streams.
+const ID_LEAD: u64 = 10;
+/// Hot auctions, bidders and sellers are the first (bidders: second) of
+/// each batch of this many.
+const HOT_BATCH: u64 = 100;
+
+const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
+const CHANNELS: u64 = 10_000;
+
+const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
+const US_CITIES: [&str; 10] = [
+    "Phoenix",
+    "Los Angeles",
+    "San Francisco",
+    "Boise",
+    "Portland",
+    "Bend",
+    "Redmond",
+    "Seattle",
+    "Kent",
+    "Cheyenne",
+];
+const FIRST_NAMES: [&str; 11] = [
+    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
+];
+const LAST_NAMES: [&str; 9] = [
+    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
+];
+
+/// Random strings are at least this long, as in Nexmark.
+const MIN_STRING_LENGTH: u64 = 3;
+/// Bytes of pre-drawn text that strings are cut from.
+const MIN_POOL_BYTES: usize = 1 << 16;
+
+/// The kind of an event; `event_type` 0, 1 and 2 in nexmark-flink's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    Person,
+    Auction,
+    Bid,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 3] = [EventKind::Person, EventKind::Auction, EventKind::Bid];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Person => "person",
+            EventKind::Auction => "auction",
+            EventKind::Bid => "bid",
+        }
+    }
+
+    pub fn event_type(self) -> i32 {
+        match self {
+            EventKind::Person => 0,
+            EventKind::Auction => 1,
+            EventKind::Bid => 2,
+        }
+    }
+}
+
+/// What shapes the generated stream; the connector's options.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ModelConfig {
+    pub person_proportion: u64,
+    pub auction_proportion: u64,
+    pub bid_proportion: u64,
+    pub hot_auction_ratio: u64,
+    pub hot_bidders_ratio: u64,
+    pub hot_sellers_ratio: u64,
+    pub avg_person_bytes: u64,
+    pub avg_auction_bytes: u64,
+    pub avg_bid_bytes: u64,
+    /// Events per second of event time.
+    pub events_per_second: u64,
+    /// The event time of event 0, in milliseconds since the epoch.
+    pub base_time_millis: i64,
+    pub seed: u64,
+}
+
+impl ModelConfig {
+    pub fn total_proportion(&self) -> u64 {
+        self.person_proportion + self.auction_proportion + self.bid_proportion
+    }
+
+    /// The range of offsets within an epoch that events of `kind` take.
+    pub fn offsets(&self, kind: EventKind) -> std::ops::Range<u64> {
+        let persons = self.person_proportion;
+        let auctions = persons + self.auction_proportion;
+        match kind {
+            EventKind::Person => 0..persons,
+            EventKind::Auction => persons..auctions,
+            EventKind::Bid => auctions..self.total_proportion(),
+        }
+    }
+
+    pub fn kind_of(&self, event_id: u64) -> EventKind {
+        let offset = event_id % self.total_proportion();
+        if offset < self.person_proportion {
+            EventKind::Person
+        } else if offset < self.person_proportion + self.auction_proportion {
+            EventKind::Auction
+        } else {
+            EventKind::Bid
+        }
+    }
+
+    /// The event time of an event, in milliseconds.
+    pub fn timestamp(&self, event_id: u64) -> i64 {
+        let millis = u128::from(event_id) * 1000 / u128::from(self.events_per_second);
+        self.base_time_millis
+            .saturating_add(i64::try_from(millis).unwrap_or(i64::MAX))
+    }
+
+    /// The latest person id (base 0) as of `event_id`: its own id when
+    /// the event is a person.
+    fn last_person(&self, event_id: u64) -> u64 {
+        let total = self.total_proportion();
+        let epoch = event_id / total;
+        let offset = (event_id % total).min(self.person_proportion - 1);
+        epoch * self.person_proportion + offset
+    }
+
+    /// The latest auction id (base 0) as of `event_id`: its own id when
+    /// the event is an auction.
+    fn last_auction(&self, event_id: u64) -> u64 {
+        let total = self.total_proportion();
+        let mut epoch = event_id / total;
+        let mut offset = event_id % total;
+        if offset < self.person_proportion {
+            // Before this epoch's auctions: the last one of the epoch before.
+            if epoch == 0 {
+                return 0;
+            }
+            epoch -= 1;
+            offset = self.auction_proportion - 1;
+        } else if offset >= self.person_proportion + self.auction_proportion {
+            offset = self.auction_proportion - 1;
+        } else {
+            offset -= self.person_proportion;
+        }
+        epoch * self.auction_proportion + offset
+    }
+
+    /// One of the active people, or one a little ahead of the latest.
+    fn random_person(&self, event_id: u64, rng: &mut EventRng) -> u64 {
+        let people = self.last_person(event_id) + 1;
+        let active = people.min(NUM_ACTIVE_PEOPLE);
+        people - active + rng.below(active + ID_LEAD)
+    }
+
+    /// One of the auctions likely in flight, or one a little ahead.
+    fn random_auction(&self, event_id: u64, rng: &mut EventRng) -> u64 {
+        let last = self.last_auction(event_id);
+        let first = last.saturating_sub(NUM_IN_FLIGHT_AUCTIONS);
+        first + rng.below(last - first + 1 + ID_LEAD)
+    }
+}
+
+/// A small counter-based generator: every event gets its own, seeded from
+/// the table's seed and the event id, so events can be made in any order
+/// and on any subtask with the same result.
+pub(crate) struct EventRng(u64);
+
+impl EventRng {
+    pub fn new(seed: u64, event_id: u64) -> Self {
+        Self(splitmix(
+            seed ^ event_id.wrapping_mul(0xD1B5_4A32_D192_ED03),
+        ))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        splitmix(self.0)
+    }
+
+    /// Uniform in `0..n` (`n` > 0), by multiply-shift.
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A log-uniform price in cents between 1 and 10^6 dollars.
+fn price(rng: &mut EventRng) -> i64 {
+    (10f64.powf(rng.unit() * 6.0) * 100.0).round() as i64
+}
+
+/// Text drawn once per table, which random strings are cut from: cheaper
+/// than drawing every character, with the same character distribution.
+#[derive(Debug)]
+pub(crate) struct TextPool {
+    /// Lowercase letters, for `extra` padding.
+    letters: Vec<u8>,
+    /// Lowercase letters with one in 13 a space, for names and descriptions.
+    spaced: Vec<u8>,
+    /// The channel name and URL of each of the `CHANNELS` channels.
+    channels: Vec<(String, String)>,
+    hot_urls: [String; 4],
+}
+
+impl TextPool {
+    /// `longest` is the longest string that will be cut from the pool.
+    pub fn new(seed: u64, longest: usize) -> Self {
+        let size = MIN_POOL_BYTES.max(longest.saturating_mul(4));
+        let mut rng = EventRng::new(seed, u64::MAX);
+        let letters = (0..size).map(|_| letter(&mut rng)).collect();
+        let spaced = (0..size)
+            .map(|_| {
+                if rng.below(13) == 0 {
+                    b' '
+                } else {
+                    letter(&mut rng)
+                }
+            })
+            .collect();
+        let hot_urls = [(); 4].map(|_| base_url(&mut rng));
+        let channels = (0..CHANNELS)
+            .map(|n| {
+                let mut url = base_url(&mut rng);
+                if rng.below(10) > 0 {
+                    // As nexmark-flink: the channel number's bits reversed.
+                    let id = (n as i32).reverse_bits().unsigned_abs();
+                    url.push_str(&format!("&channel_id={id}"));
+                }
+                (format!("channel-{n}"), url)
+            })
+            .collect();
+        Self {
+            letters,
+            spaced,
+            channels,
+            hot_urls,
+        }
+    }
+
+    /// A string of 3 to `max_length - 1` letters and spaces, trimmed.
+    fn string(&self, rng: &mut EventRng, max_length: u64) -> &str {
+        let len = (MIN_STRING_LENGTH + rng.below(max_length - MIN_STRING_LENGTH)) as usize;
+        cut(&self.spaced, rng, len).trim_matches(' ')
+    }
+
+    /// Letters that pad an event of `current` bytes to `average` bytes on
+    /// average (±20%), as Nexmark's `extra` field.
+    fn extra(&self, rng: &mut EventRng, current: u64, average: u64) -> &str {
+        if current > average {
+            return "";
+        }
+        let wanted = average - current;
+        let delta = (wanted as f64 * 0.2).round() as u64;
+        let len = wanted - delta + if delta == 0 { 0 } else { rng.below(2 * delta) };
+        cut(&self.letters, rng, len as usize)
+    }
+
+    fn channel(&self, rng: &mut EventRng) -> (&str, &str) {
+        if rng.below(2) > 0 {
+            let i = rng.below(HOT_CHANNELS.len() as u64) as usize;
+            (HOT_CHANNELS[i], &self.hot_urls[i])
+        } else {
+            let (name, url) = &self.channels[rng.below(CHANNELS) as usize];
+            (name, url)
+        }
+    }
+}
+
+fn letter(rng: &mut EventRng) -> u8 {
+    b'a' + rng.below(26) as u8
+}
+
+/// `len` bytes of `pool` from a random offset; the pool is ASCII.
+fn cut<'a>(pool: &'a [u8], rng: &mut EventRng, len: usize) -> &'a str {
+    let len = len.min(pool.len());
+    let start = rng.below((pool.len() - len + 1) as u64) as usize;
+    std::str::from_utf8(&pool[start..start + len]).unwrap_or_default()
+}
+
+/// A URL such as `https://www.nexmark.com/abc_d/efghi/jk_lm/item.htm?query=1`.
+fn base_url(rng: &mut EventRng) -> String {
+    let mut url = String::from("https://www.nexmark.com/");
+    for _ in 0..3 {
+        let len = MIN_STRING_LENGTH + rng.below(5 - MIN_STRING_LENGTH);
+        for _ in 0..len {
+            url.push(if rng.below(13) == 0 {
+                '_'
+            } else {
+                char::from(letter(rng))
+            });
+        }
+        url.push('/');
+    }
+    url.push_str("item.htm?query=1");
+    url
+}
+
+/// A person who joined the auction site.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Person<'a> {
+    pub id: i64,
+    pub name: String,
+    pub email_address: String,
+    pub credit_card: String,
+    pub city: &'static str,
+    pub state: &'static str,
+    pub date_time: i64,
+    pub extra: &'a str,
+}
+
+/// An item put up for auction.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Auction<'a> {
+    pub id: i64,
+    pub item_name: &'a str,
+    pub description: &'a str,
+    pub initial_bid: i64,
+    pub reserve: i64,
+    pub date_time: i64,
+    pub expires: i64,
+    pub seller: i64,
+    pub category: i64,
+    pub extra: &'a str,
+}
+
+/// A bid on an auction.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Bid<'a> {
+    pub auction: i64,
+    pub bidder: i64,
+    pub price: i64,
+    pub channel: &'a str,
+    pub url: &'a str,
+    pub date_time: i64,
+    pub extra: &'a str,
+}
+
+/// Makes the events of one table from their ids.
+#[derive(Debug)]
+pub(crate) struct Model {
+    pub config: ModelConfig,
+    pool: TextPool,
+}
+
+impl Model {
+    pub fn new(config: ModelConfig) -> Self {
+        let longest = config
+            .avg_person_bytes
+            .max(config.avg_auction_bytes)
+            .max(config.avg_bid_bytes)
+            .saturating_mul(2);
+        let pool = TextPool::new(config.seed, usize::try_from(longest).unwrap_or(usize::MAX));
+        Self { config, pool }
+    }
+
+    fn rng(&self, event_id: u64) -> EventRng {
+        EventRng::new(self.config.seed, event_id)
+    }
+
+    /// The person of event `event_id`, which must be a person event.
+    pub fn person(&self, event_id: u64) -> Person<'_> {
+        let c = &self.config;
+        let mut rng = self.rng(event_id);
+        let id = c.last_person(event_id) as i64 + FIRST_PERSON_ID;
+        let name = format!(
+            "{} {}",
+            FIRST_NAMES[rng.below(FIRST_NAMES.len() as u64) as usize],
+            LAST_NAMES[rng.below(LAST_NAMES.len() as u64) as usize]
+        );
+        let email_address = format!(
+            "{}@{}.com",
+            self.pool.string(&mut rng, 7),
+            self.pool.string(&mut rng, 5)
+        );
+        let credit_card = format!(
+            "{:04} {:04} {:04} {:04}",
+            rng.below(10_000),
+            rng.below(10_000),
+            rng.below(10_000),
+            rng.below(10_000)
+        );
+        let city = US_CITIES[rng.below(US_CITIES.len() as u64) as usize];
+        let state = US_STATES[rng.below(US_STATES.len() as u64) as usize];
+        let current =
+            8 + name.len() + email_address.len() + credit_card.len() + city.len() + state.len();
+        let extra = self
+            .pool
+            .extra(&mut rng, current as u64, c.avg_person_bytes);
+        Person {
+            id,
+            name,
+            email_address,
+            credit_card,
+            city,
+            state,
+            date_time: c.timestamp(event_id),
+            extra,
+        }
+    }
+
+    /// The auction of event `event_id`, which must be an auction event.
+    pub fn auction(&self, event_id: u64) -> Auction<'_> {
+        let c = &self.config;
+        let mut rng = self.rng(event_id);
+        let id = c.last_auction(event_id) as i64 + FIRST_AUCTION_ID;
+        let seller = if rng.below(c.hot_sellers_ratio) > 0 {
+            (c.last_person(event_id) / HOT_BATCH) * HOT_BATCH
+        } else {
+            c.random_person(event_id, &mut rng)
+        } as i64
+            + FIRST_PERSON_ID;
+        let category = FIRST_CATEGORY_ID + rng.below(NUM_CATEGORIES) as i64;
+        let initial_bid = price(&mut rng);
+        let date_time = c.timestamp(event_id);
+        // Auctions last about as long as it takes to open the next
+        // NUM_IN_FLIGHT_AUCTIONS ones, so about that many are open at once.
+        let events_ahead = NUM_IN_FLIGHT_AUCTIONS * c.total_proportion() / c.auction_proportion;
+        let horizon = c.timestamp(event_id + events_ahead) - date_time;
+        let length = 1 + rng.below((horizon.max(0) as u64 * 2).max(1)) as i64;
+        let item_name = self.pool.string(&mut rng, 20);
+        let description = self.pool.string(&mut rng, 100);
+        let reserve = initial_bid + price(&mut rng);
+        let current = 8 + item_name.len() + description.len() + 40;
+        let extra = self
+            .pool
+            .extra(&mut rng, current as u64, c.avg_auction_bytes);
+        Auction {
+            id,
+            item_name,
+            description,
+            initial_bid,
+            reserve,
+            date_time,
+            expires: date_time + length,
+            seller,
+            category,
+            extra,
+        }
+    }
+
+    /// The bid of event `event_id`, which must be a bid event.
+    pub fn bid(&self, event_id: u64) -> Bid<'_> {
+        let c = &self.config;
+        let mut rng = self.rng(event_id);
+        let auction = if rng.below(c.hot_auction_ratio) > 0 {
+            (c.last_auction(event_id) / HOT_BATCH) * HOT_BATCH
+        } else {
+            c.random_auction(event_id, &mut rng)
+        } as i64
+            + FIRST_AUCTION_ID;
+        let bidder = if rng.below(c.hot_bidders_ratio) > 0 {
+            // The second of the batch, so hot bidders are not hot sellers.
+            (c.last_person(event_id) / HOT_BATCH) * HOT_BATCH + 1
+        } else {
+            c.random_person(event_id, &mut rng)
+        } as i64
+            + FIRST_PERSON_ID;
+        let price = price(&mut rng);
+        let (channel, url) = self.pool.channel(&mut rng);
+        let extra = self.pool.extra(&mut rng, 32, c.avg_bid_bytes);
+        Bid {
+            auction,
+            bidder,
+            price,
+            channel,
+            url,
+            date_time: c.timestamp(event_id),
+            extra,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ModelConfig {
+        ModelConfig {
+            person_proportion: 1,
+            auction_proportion: 3,
+            bid_proportion: 46,
+            hot_auction_ratio: 2,
+            hot_bidders_ratio: 4,
+            hot_sellers_ratio: 4,
+            avg_person_bytes: 200,
+            avg_auction_bytes: 500,
+            avg_bid_bytes: 100,
+            events_per_second: 10_000,
+            base_time_millis: 0,
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn kinds_follow_the_proportions() {
+        let c = config();
+        let kinds: Vec<EventKind> = (0..50).map(|id| c.kind_of(id)).collect();
+        assert_eq!(kinds[0], EventKind::Person);
+        assert!(kinds[1..4].iter().all(|k| *k == EventKind::Auction));
+        assert!(kinds[4..].iter().all(|k| *k == EventKind::Bid));
+        assert_eq!(c.kind_of(50), EventKind::Person);
+        assert_eq!(c.offsets(EventKind::Bid), 4..50);
+    }
+
+    #[test]
+    fn ids_count_up_with_their_events() {
+        let model = Model::new(config());
+        assert_eq!(model.person(0).id, 1000);
+        assert_eq!(model.person(50).id, 1001);
+        assert_eq!(model.auction(1).id, 1000);
+        assert_eq!(model.auction(3).id, 1002);
+        assert_eq!(model.auction(51).id, 1003);
+    }
+
+    #[test]
+    fn event_time_advances_at_the_rate() {
+        let c = config();
+        assert_eq!(c.timestamp(0), 0);
+        assert_eq!(c.timestamp(10), 1);
+        assert_eq!(c.timestamp(10_000), 1000);
+    }
+
+    #[test]
+    fn events_are_deterministic_and_seeded() {
+        let model = Model::new(config());
+        assert_eq!(model.bid(1234), model.bid(1234));
+        let other = Model::new(ModelConfig {
+            seed: 7,
+            ..config()
+        });
+        let differ = (4..50).any(|id| model.bid(id).price != other.bid(id).price);
+        assert!(differ);
+    }
+
+    #[test]
+    fn bids_refer_to_existing_or_nearly_existing_auctions_and_people() {
+        let model = Model::new(config());
+        for id in (100_000..101_000).filter(|id| config().kind_of(*id) == EventKind::Bid) {
+            let bid = model.bid(id);
+            let last_auction = config().last_auction(id) as i64 + FIRST_AUCTION_ID;
+            assert!(bid.auction <= last_auction + ID_LEAD as i64);
+            assert!(bid.auction >= last_auction - NUM_IN_FLIGHT_AUCTIONS as i64);
+            let last_person = config().last_person(id) as i64 + FIRST_PERSON_ID;
+            assert!(bid.bidder <= last_person + ID_LEAD as i64);
+            assert!((1..=100_000_000).contains(&bid.price));
+        }
+    }
+
+    #[test]
+    fn sizes_average_out_to_the_configured_bytes() {
+        let model = Model::new(config());
+        let bids: Vec<u64> = (0..50_000u64)
+            .filter(|id| config().kind_of(*id) == EventKind::Bid)
+            .collect();
+        let extra: usize = bids.iter().map(|id| model.bid(*id).extra.len()).sum();
+        let average = extra as f64 / bids.len() as f64 + 32.0;
+        assert!((95.0..105.0).contains(&average), "{average}");
+        let auction = model.auction(1);
+        assert!(auction.expires > auction.date_time);
+        assert!(auction.item_name.len() < 20);
+        assert!(model.person(0).credit_card.len() == 19);
+    }
+
+    #[test]
+    fn hot_auctions_dominate() {
+        let model = Model::new(config());
+        let bids: Vec<Bid<'_>> = (500_000..510_000u64)
+            .filter(|id| config().kind_of(*id) == EventKind::Bid)
+            .map(|id| model.bid(id))
+            .collect();
+        let hot = bids.iter().filter(|b| b.auction % 100 == 0).count();
+        // Half go to the hot auction, and a few of the others hit it too.
+        let share = hot as f64 / bids.len() as f64;
+        assert!((0.45..0.6).contains(&share), "{share}");
+    }
+}
