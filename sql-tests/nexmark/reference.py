@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 EVENTS_DIR, EVENTS, RATE = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+BENCHES = f"{sys.path[0]}/../../benches/nexmark"
 SECOND = 1000
 
 
@@ -126,32 +127,37 @@ def query(name, types, sql, rows):
     out.append("")
 
 
+def bench_query(name):
+    """The query of benches/nexmark/NAME.sql: what its INSERT writes, so
+    the suite checks exactly the SQL that is benchmarked."""
+    with open(f"{BENCHES}/{name}.sql") as f:
+        text = f.read()
+    select = re.split(r"INSERT INTO \w+\s*\n", text, maxsplit=1)[1]
+    return select.strip().rstrip(";")
+
+
 def bid_row(b, *keys):
     return [ts(b[k]) if k == "dateTime" else b[k] for k in keys]
 
 
 # q0: pass-through
-query("q0", "IIITT", "SELECT auction, bidder, price, `dateTime`, extra FROM bid",
+query("q0", "IIITT", bench_query("q0"),
       [bid_row(b, "auction", "bidder", "price", "dateTime", "extra") for b in bids])
 
 # q1: currency conversion, DECIMAL(23, 3)
-query("q1", "IIRTT", "SELECT auction, bidder, 0.908 * price AS price, `dateTime`, extra FROM bid",
+query("q1", "IIRTT", bench_query("q1"),
       [[b["auction"], b["bidder"], f"{Decimal('0.908') * b['price']:.3f}", ts(b["dateTime"]), b["extra"]]
        for b in bids])
 
 # q2: selection
-query("q2", "II", "SELECT auction, price FROM bid WHERE MOD(auction, 123) = 0",
+query("q2", "II", bench_query("q2"),
       [[b["auction"], b["price"]] for b in bids if b["auction"] % 123 == 0])
 
 # q3: local item suggestion
 persons_by_id = defaultdict(list)
 for p in persons:
     persons_by_id[p["id"]].append(p)
-query("q3", "TTTI", """
-SELECT P.name, P.city, P.state, A.id
-FROM auction AS A INNER JOIN person AS P ON A.seller = P.id
-WHERE A.category = 10 AND (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA')
-""", [[p["name"], p["city"], p["state"], a["id"]]
+query("q3", "TTTI", bench_query("q3"), [[p["name"], p["city"], p["state"], a["id"]]
       for a in auctions if a["category"] == 10
       for p in persons_by_id[a["seller"]] if p["state"] in ("OR", "ID", "CA")])
 
@@ -171,16 +177,7 @@ for a in auctions:
     valid = valid_bids(a)
     if valid:
         finals[a["category"]].append(max(b["price"] for b in valid))
-query("q4", "II", """
-SELECT Q.category, AVG(Q.final)
-FROM (
-  SELECT MAX(B.price) AS final, A.category
-  FROM auction A, bid B
-  WHERE A.id = B.auction AND B.`dateTime` BETWEEN A.`dateTime` AND A.expires
-  GROUP BY A.id, A.category
-) Q
-GROUP BY Q.category
-""", [[c, avg_bigint(v)] for c, v in finals.items()])
+query("q4", "II", bench_query("q4"), [[c, avg_bigint(v)] for c, v in finals.items()])
 
 # q5: hot items over HOP(2 s, 10 s) windows
 SLIDE, SIZE = 2 * SECOND, 10 * SECOND
@@ -195,26 +192,7 @@ for b in bids:
 max_per_window = defaultdict(int)
 for (start, _), n in counts.items():
     max_per_window[start] = max(max_per_window[start], n)
-query("q5", "II", """
-SELECT AuctionBids.auction, AuctionBids.num
-FROM (
-  SELECT auction, count(*) AS num, window_start AS starttime, window_end AS endtime
-  FROM TABLE(HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
-  GROUP BY auction, window_start, window_end
-) AS AuctionBids
-JOIN (
-  SELECT max(CountBids.num) AS maxn, CountBids.starttime, CountBids.endtime
-  FROM (
-    SELECT count(*) AS num, window_start AS starttime, window_end AS endtime
-    FROM TABLE(HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
-    GROUP BY auction, window_start, window_end
-  ) AS CountBids
-  GROUP BY CountBids.starttime, CountBids.endtime
-) AS MaxBids
-ON AuctionBids.starttime = MaxBids.starttime
-  AND AuctionBids.endtime = MaxBids.endtime
-  AND AuctionBids.num >= MaxBids.maxn
-""", [[auction, n] for (start, auction), n in counts.items() if n >= max_per_window[start]])
+query("q5", "II", bench_query("q5"), [[auction, n] for (start, auction), n in counts.items() if n >= max_per_window[start]])
 
 # q6: average of each seller's last 11 winning prices, over the final
 # winners (one per auction), ordered by the winning bid's time.
@@ -233,20 +211,7 @@ for seller, winners in winners_by_seller.items():
     for i in range(len(winners)):
         window = [p for _, p in winners[max(0, i - 10):i + 1]]
         q6.append([seller, avg_bigint(window)])
-query("q6", "II", """
-SELECT
-  Q.seller,
-  AVG(Q.price) OVER (PARTITION BY Q.seller ORDER BY Q.`dateTime` ROWS BETWEEN 10 PRECEDING AND CURRENT ROW)
-FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY id, seller ORDER BY price DESC) AS rownum
-  FROM (
-    SELECT A.id, A.seller, B.price, B.`dateTime`
-    FROM auction AS A, bid AS B
-    WHERE A.id = B.auction AND B.`dateTime` BETWEEN A.`dateTime` AND A.expires
-  )
-) AS Q
-WHERE Q.rownum <= 1
-""", q6)
+query("q6", "II", bench_query("q6"), q6)
 
 # q7: the bids at each 10-second window's top price
 TUMBLE = 10 * SECOND
@@ -260,35 +225,12 @@ for start, top in window_max.items():
     for b in bids:
         if b["price"] == top and end - TUMBLE <= b["dateTime"] <= end:
             q7.append([b["auction"], b["price"], b["bidder"], ts(b["dateTime"]), b["extra"]])
-query("q7", "IIITT", """
-SELECT B.auction, B.price, B.bidder, B.`dateTime`, B.extra
-FROM bid B
-JOIN (
-  SELECT MAX(price) AS maxprice, window_end AS `dateTime`
-  FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND))
-  GROUP BY window_start, window_end
-) B1
-ON B.price = B1.maxprice
-WHERE B.`dateTime` BETWEEN B1.`dateTime` - INTERVAL '10' SECOND AND B1.`dateTime`
-""", q7)
+query("q7", "IIITT", bench_query("q7"), q7)
 
 # q8: people who opened an auction in the window they joined
 new_people = {(p["id"], p["name"], p["dateTime"] - p["dateTime"] % TUMBLE) for p in persons}
 sellers = {(a["seller"], a["dateTime"] - a["dateTime"] % TUMBLE) for a in auctions}
-query("q8", "ITT", """
-SELECT P.id, P.name, P.starttime
-FROM (
-  SELECT id, name, window_start AS starttime, window_end AS endtime
-  FROM TABLE(TUMBLE(TABLE person, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND))
-  GROUP BY id, name, window_start, window_end
-) P
-JOIN (
-  SELECT seller, window_start AS starttime, window_end AS endtime
-  FROM TABLE(TUMBLE(TABLE auction, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND))
-  GROUP BY seller, window_start, window_end
-) A
-ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime
-""", [[i, n, ts(s)] for (i, n, s) in new_people if (i, s) in sellers])
+query("q8", "ITT", bench_query("q8"), [[i, n, ts(s)] for (i, n, s) in new_people if (i, s) in sellers])
 
 # q9: winning bids (highest price, then earliest)
 q9 = []
@@ -299,25 +241,10 @@ for a in auctions:
         q9.append([a["id"], a["itemName"], a["description"], a["initialBid"], a["reserve"],
                    ts(a["dateTime"]), ts(a["expires"]), a["seller"], a["category"], a["extra"],
                    w["auction"], w["bidder"], w["price"], ts(w["dateTime"]), w["extra"]])
-query("q9", "ITTIITTIITIIITT", """
-SELECT
-  id, itemName, description, initialBid, reserve, `dateTime`, expires, seller, category, extra,
-  auction, bidder, price, bid_dateTime, bid_extra
-FROM (
-  SELECT A.*, B.auction, B.bidder, B.price, B.`dateTime` AS bid_dateTime, B.extra AS bid_extra,
-    ROW_NUMBER() OVER (PARTITION BY A.id ORDER BY B.price DESC, B.`dateTime` ASC) AS rownum
-  FROM auction A, bid B
-  WHERE A.id = B.auction AND B.`dateTime` BETWEEN A.`dateTime` AND A.expires
-)
-WHERE rownum <= 1
-""", q9)
+query("q9", "ITTIITTIITIIITT", bench_query("q9"), q9)
 
 # q10 (its SELECT; the partitioned sink is not supported yet)
-query("q10", "IIITTTT", """
-SELECT auction, bidder, price, `dateTime`, extra,
-  DATE_FORMAT(`dateTime`, 'yyyy-MM-dd'), DATE_FORMAT(`dateTime`, 'HH:mm')
-FROM bid
-""", [bid_row(b, "auction", "bidder", "price", "dateTime", "extra") + [day(b["dateTime"]), minute(b["dateTime"])]
+query("q10", "IIITTTT", bench_query("q10"), [bid_row(b, "auction", "bidder", "price", "dateTime", "extra") + [day(b["dateTime"]), minute(b["dateTime"])]
       for b in bids])
 
 # q11: sessions per bidder with a 10-second gap; as in Flink, windows
@@ -337,33 +264,14 @@ for bidder, times in by_bidder.items():
             q11.append([bidder, n, ts(start), ts(last + GAP)])
             start, last, n = t, t, 1
     q11.append([bidder, n, ts(start), ts(last + GAP)])
-query("q11", "IITT", """
-SELECT
-  B.bidder,
-  count(*) AS bid_count,
-  SESSION_START(B.`dateTime`, INTERVAL '10' SECOND) AS starttime,
-  SESSION_END(B.`dateTime`, INTERVAL '10' SECOND) AS endtime
-FROM bid B
-GROUP BY B.bidder, SESSION(B.`dateTime`, INTERVAL '10' SECOND)
-""", q11)
+query("q11", "IITT", bench_query("q11"), q11)
 
 # q12: processing-time windows depend on when rows arrive; every bid is
 # counted in exactly one window, so the counts per bidder add up.
-query("q12", "II", """
-SELECT bidder, SUM(bid_count) FROM (
-  SELECT bidder, count(*) AS bid_count, window_start AS starttime, window_end AS endtime
-  FROM TABLE(TUMBLE(TABLE B, DESCRIPTOR(p_time), INTERVAL '10' SECOND))
-  GROUP BY bidder, window_start, window_end
-) GROUP BY bidder
-""", [[bidder, len(times)] for bidder, times in by_bidder.items()])
+query("q12", "II", f"SELECT bidder, SUM(bid_count) FROM ({bench_query('q12')}) GROUP BY bidder", [[bidder, len(times)] for bidder, times in by_bidder.items()])
 
 # q13: bounded side input (side_input.csv: key k has value 'k')
-query("q13", "IIITT", """
-SELECT B.auction, B.bidder, B.price, B.`dateTime`, S.`value`
-FROM (SELECT *, PROCTIME() AS p_time FROM bid) B
-JOIN side_input FOR SYSTEM_TIME AS OF B.p_time AS S
-ON mod(B.auction, 10000) = S.key
-""", [bid_row(b, "auction", "bidder", "price", "dateTime") + [str(b["auction"] % 10000)] for b in bids])
+query("q13", "IIITT", bench_query("q13"), [bid_row(b, "auction", "bidder", "price", "dateTime") + [str(b["auction"] % 10000)] for b in bids])
 
 
 # q14: calculations
@@ -376,22 +284,7 @@ def time_type(ms):
     return "otherTime"
 
 
-query("q14", "IIRTTTI", """
-SELECT
-  auction,
-  bidder,
-  0.908 * price AS price,
-  CASE
-    WHEN HOUR(`dateTime`) >= 8 AND HOUR(`dateTime`) <= 18 THEN 'dayTime'
-    WHEN HOUR(`dateTime`) <= 6 OR HOUR(`dateTime`) >= 20 THEN 'nightTime'
-    ELSE 'otherTime'
-  END AS bidTimeType,
-  `dateTime`,
-  extra,
-  CHAR_LENGTH(extra) - CHAR_LENGTH(REPLACE(extra, 'c', '')) AS c_counts
-FROM bid
-WHERE 0.908 * price > 1000000 AND 0.908 * price < 50000000
-""", [[b["auction"], b["bidder"], f"{Decimal('0.908') * b['price']:.3f}", time_type(b["dateTime"]),
+query("q14", "IIRTTTI", bench_query("q14"), [[b["auction"], b["bidder"], f"{Decimal('0.908') * b['price']:.3f}", time_type(b["dateTime"]),
        ts(b["dateTime"]), b["extra"], b["extra"].count("c")]
       for b in bids if 1000000 < Decimal("0.908") * b["price"] < 50000000])
 
@@ -407,60 +300,21 @@ def ranks(group):
             + [len({b["auction"] for b in p}) for p in parts])
 
 
-RANKS = """
-     count(*) AS total_bids,
-     count(*) filter (where price < 10000) AS rank1_bids,
-     count(*) filter (where price >= 10000 and price < 1000000) AS rank2_bids,
-     count(*) filter (where price >= 1000000) AS rank3_bids,
-     count(distinct bidder) AS total_bidders,
-     count(distinct bidder) filter (where price < 10000) AS rank1_bidders,
-     count(distinct bidder) filter (where price >= 10000 and price < 1000000) AS rank2_bidders,
-     count(distinct bidder) filter (where price >= 1000000) AS rank3_bidders,
-     count(distinct auction) AS total_auctions,
-     count(distinct auction) filter (where price < 10000) AS rank1_auctions,
-     count(distinct auction) filter (where price >= 10000 and price < 1000000) AS rank2_auctions,
-     count(distinct auction) filter (where price >= 1000000) AS rank3_auctions"""
 
 by_day = defaultdict(list)
 for b in bids:
     by_day[day(b["dateTime"])].append(b)
-query("q15", "T" + "I" * 12, f"""
-SELECT
-     DATE_FORMAT(`dateTime`, 'yyyy-MM-dd') AS `day`,{RANKS}
-FROM bid
-GROUP BY DATE_FORMAT(`dateTime`, 'yyyy-MM-dd')
-""", [[d] + ranks(g) for d, g in by_day.items()])
+query("q15", "T" + "I" * 12, bench_query("q15"), [[d] + ranks(g) for d, g in by_day.items()])
 
 by_channel_day = defaultdict(list)
 for b in bids:
     by_channel_day[(b["channel"], day(b["dateTime"]))].append(b)
-query("q16", "TTT" + "I" * 12, f"""
-SELECT
-     channel,
-     DATE_FORMAT(`dateTime`, 'yyyy-MM-dd') AS `day`,
-     max(DATE_FORMAT(`dateTime`, 'HH:mm')) AS `minute`,{RANKS}
-FROM bid
-GROUP BY channel, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd')
-""", [[c, d, max(minute(b["dateTime"]) for b in g)] + ranks(g) for (c, d), g in by_channel_day.items()])
+query("q16", "TTT" + "I" * 12, bench_query("q16"), [[c, d, max(minute(b["dateTime"]) for b in g)] + ranks(g) for (c, d), g in by_channel_day.items()])
 
 by_auction_day = defaultdict(list)
 for b in bids:
     by_auction_day[(b["auction"], day(b["dateTime"]))].append(b)
-query("q17", "ITIIIIIIII", """
-SELECT
-     auction,
-     DATE_FORMAT(`dateTime`, 'yyyy-MM-dd') AS `day`,
-     count(*) AS total_bids,
-     count(*) filter (where price < 10000) AS rank1_bids,
-     count(*) filter (where price >= 10000 and price < 1000000) AS rank2_bids,
-     count(*) filter (where price >= 1000000) AS rank3_bids,
-     min(price) AS min_price,
-     max(price) AS max_price,
-     avg(price) AS avg_price,
-     sum(price) AS sum_price
-FROM bid
-GROUP BY auction, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd')
-""", [[a, d] + ranks(g)[:4] + [min(b["price"] for b in g), max(b["price"] for b in g),
+query("q17", "ITIIIIIIII", bench_query("q17"), [[a, d] + ranks(g)[:4] + [min(b["price"] for b in g), max(b["price"] for b in g),
                               avg_bigint([b["price"] for b in g]), sum(b["price"] for b in g)]
       for (a, d), g in by_auction_day.items()])
 
@@ -470,14 +324,7 @@ for b in bids:
     key = (b["bidder"], b["auction"])
     if key not in last or b["dateTime"] >= last[key]["dateTime"]:
         last[key] = b
-query("q18", "IIITTTT", """
-SELECT auction, bidder, price, channel, url, `dateTime`, extra
-FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY bidder, auction ORDER BY `dateTime` DESC) AS rank_number
-  FROM bid
-)
-WHERE rank_number <= 1
-""", [bid_row(b, "auction", "bidder", "price", "channel", "url", "dateTime", "extra") for b in last.values()])
+query("q18", "IIITTTT", bench_query("q18"), [bid_row(b, "auction", "bidder", "price", "channel", "url", "dateTime", "extra") for b in last.values()])
 
 # q19: the top 10 bids of each auction by price
 q19 = []
@@ -485,24 +332,13 @@ for auction, group in bids_by_auction.items():
     top = sorted(group, key=lambda b: -b["price"])[:10]
     for rank, b in enumerate(top, start=1):
         q19.append(bid_row(b, "auction", "bidder", "price", "channel", "url", "dateTime", "extra") + [rank])
-query("q19", "IIITTTTI", """
-SELECT * FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC) AS rank_number FROM bid
-)
-WHERE rank_number <= 10
-""", q19)
+query("q19", "IIITTTTI", bench_query("q19"), q19)
 
 # q20: bids joined with their category-10 auction
 auctions_by_id = defaultdict(list)
 for a in auctions:
     auctions_by_id[a["id"]].append(a)
-query("q20", "IIITTTTTTIITTIIT", """
-SELECT
-  auction, bidder, price, channel, url, B.`dateTime`, B.extra,
-  itemName, description, initialBid, reserve, A.`dateTime`, expires, seller, category, A.extra
-FROM bid AS B INNER JOIN auction AS A ON B.auction = A.id
-WHERE A.category = 10
-""", [bid_row(b, "auction", "bidder", "price", "channel", "url", "dateTime", "extra")
+query("q20", "IIITTTTTTIITTIIT", bench_query("q20"), [bid_row(b, "auction", "bidder", "price", "channel", "url", "dateTime", "extra")
       + [a["itemName"], a["description"], a["initialBid"], a["reserve"], ts(a["dateTime"]),
          ts(a["expires"]), a["seller"], a["category"], a["extra"]]
       for b in bids for a in auctions_by_id[b["auction"]] if a["category"] == 10])
@@ -522,20 +358,7 @@ for b in bids:
     from_url = url_channel_id(b["url"])
     if from_url is not None or lower in CHANNEL_IDS:
         q21.append([b["auction"], b["bidder"], b["price"], b["channel"], CHANNEL_IDS.get(lower, from_url)])
-query("q21", "IIITT", """
-SELECT
-  auction, bidder, price, channel,
-  CASE
-    WHEN lower(channel) = 'apple' THEN '0'
-    WHEN lower(channel) = 'google' THEN '1'
-    WHEN lower(channel) = 'facebook' THEN '2'
-    WHEN lower(channel) = 'baidu' THEN '3'
-    ELSE REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2)
-  END AS channel_id
-FROM bid
-WHERE REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2) IS NOT NULL
-  OR lower(channel) IN ('apple', 'google', 'facebook', 'baidu')
-""", q21)
+query("q21", "IIITT", bench_query("q21"), q21)
 
 
 # q22: URL directories; SPLIT_INDEX counts from 0 and is NULL past the end
@@ -544,14 +367,7 @@ def split_index(text, i):
     return parts[i] if i < len(parts) else None
 
 
-query("q22", "IIITTTT", """
-SELECT
-  auction, bidder, price, channel,
-  SPLIT_INDEX(url, '/', 3) AS dir1,
-  SPLIT_INDEX(url, '/', 4) AS dir2,
-  SPLIT_INDEX(url, '/', 5) AS dir3
-FROM bid
-""", [[b["auction"], b["bidder"], b["price"], b["channel"]] + [split_index(b["url"], i) for i in (3, 4, 5)]
+query("q22", "IIITTTT", bench_query("q22"), [[b["auction"], b["bidder"], b["price"], b["channel"]] + [split_index(b["url"], i) for i in (3, 4, 5)]
       for b in bids])
 
 print("\n".join(out).rstrip() + "\n")
