@@ -4,7 +4,10 @@
 //! - `weir sql` opens the interactive shell; `-f`, `-i` and `-e` run scripts
 //!   and statements as Flink's SQL client does.
 
+mod editor;
+mod live_view;
 mod output;
+mod progress;
 mod shell;
 
 use std::path::PathBuf;

@@ -70,19 +70,15 @@ impl<W: Write> TableauPrinter<W> {
     }
 
     pub fn print_batch(&mut self, batch: &StreamBatch) -> std::io::Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         self.start()?;
-        let data = batch.data();
-        for row in 0..data.num_rows() {
-            let mut cells = Vec::with_capacity(self.widths.len());
-            if self.show_kind {
-                cells.push(batch.row_kind(row).short_string().to_string());
-            }
-            for column in data.columns() {
-                cells.push(sql_value(column, row).unwrap_or_else(|| NULL.to_string()));
-            }
+        for row in 0..batch.num_rows() {
+            let cells = row_cells(batch, row, self.show_kind);
             self.line(&cells)?;
         }
-        self.rows += data.num_rows();
+        self.rows += batch.num_rows();
         self.out.flush()
     }
 
@@ -97,6 +93,19 @@ impl<W: Write> TableauPrinter<W> {
         }
         self.out.flush()
     }
+}
+
+/// The values of one row as the client shows them, after its kind if asked.
+pub fn row_cells(batch: &StreamBatch, row: usize, with_kind: bool) -> Vec<String> {
+    let data = batch.data();
+    let mut cells = Vec::with_capacity(data.num_columns() + usize::from(with_kind));
+    if with_kind {
+        cells.push(batch.row_kind(row).short_string().to_string());
+    }
+    for column in data.columns() {
+        cells.push(sql_value(column, row).unwrap_or_else(|| NULL.to_string()));
+    }
+    cells
 }
 
 /// Prints a finished result table.
@@ -135,7 +144,7 @@ fn type_width(data_type: &DataType) -> usize {
 }
 
 /// Right-aligns `text` in `width` characters, cutting long values with `...`.
-fn fit(text: &str, width: usize) -> String {
+pub(crate) fn fit(text: &str, width: usize) -> String {
     let len = text.chars().count();
     if len <= width {
         format!("{}{text}", " ".repeat(width - len))

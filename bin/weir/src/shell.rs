@@ -1,16 +1,39 @@
 //! Running statements for a person: scripts (`weir run`, `weir sql -f/-e`)
 //! and the interactive shell. Results print as Flink's SQL client prints
 //! them; errors print as `[ERROR]` with a caret under the position.
+//!
+//! Scripts always print query rows in tableau mode. The interactive shell on
+//! a terminal follows 'sql-client.execution.result-mode': the table and
+//! changelog modes open a full-screen live view ([`crate::live_view`]),
+//! tableau prints rows as they arrive with a progress line under them. When
+//! output is not a terminal everything is plain text, fit for pipes.
 
-use std::io::Write;
-use std::path::Path;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
+use rustyline::history::DefaultHistory;
 use tokio::runtime::Runtime;
-use weir_common::RuntimeMode;
-use weir_engine::{EngineError, Session, StatementResult};
+use weir_common::{ResultMode, RuntimeMode};
+use weir_engine::{EngineError, QueryResult, Session, StatementResult};
 use weir_sql::ParsedStatement;
 
+use crate::editor::{ClientCommand, SqlHelper, statement_complete};
+use crate::live_view::{self, ViewKind, ViewOutcome};
 use crate::output::{TableauPrinter, print_table};
+use crate::progress::{ProgressLine, REFRESH};
+
+/// How query results are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// Scripts: tableau, with a progress line when on a terminal.
+    Script,
+    /// The interactive shell on a terminal: the session's result mode.
+    Interactive,
+}
+
+fn on_terminal() -> bool {
+    std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
+}
 
 /// Runs a script file; returns whether every statement and job succeeded.
 pub fn run_script_file(runtime: &Runtime, session: Session, path: &Path, wait: bool) -> bool {
@@ -26,7 +49,7 @@ pub fn run_script_file(runtime: &Runtime, session: Session, path: &Path, wait: b
 /// Runs statements; with `wait`, also waits for the INSERT jobs they started.
 pub fn run_script_text(runtime: &Runtime, mut session: Session, sql: &str, wait: bool) -> bool {
     runtime.block_on(async {
-        if !run_statements(&mut session, sql).await {
+        if !run_statements(&mut session, sql, Output::Script).await {
             return false;
         }
         if wait && let Err(e) = session.wait_for_jobs().await {
@@ -38,7 +61,7 @@ pub fn run_script_text(runtime: &Runtime, mut session: Session, sql: &str, wait:
 }
 
 /// Runs each statement of `sql`, printing results; stops at the first error.
-async fn run_statements(session: &mut Session, sql: &str) -> bool {
+async fn run_statements(session: &mut Session, sql: &str, output: Output) -> bool {
     let statements = match session.parse(sql) {
         Ok(statements) => statements,
         Err(e) => {
@@ -47,7 +70,7 @@ async fn run_statements(session: &mut Session, sql: &str) -> bool {
         }
     };
     for statement in statements {
-        if let Err(e) = run_one(session, statement).await {
+        if let Err(e) = run_one(session, statement, output).await {
             report(&e, sql);
             return false;
         }
@@ -59,15 +82,30 @@ fn report(e: &EngineError, sql: &str) {
     eprintln!("[ERROR] {}", e.render(sql));
 }
 
-async fn run_one(session: &mut Session, statement: ParsedStatement) -> Result<(), EngineError> {
-    let streaming = session.config().runtime_mode() == RuntimeMode::Streaming;
-    let result = session.execute(statement).await?;
-    let stdout = std::io::stdout();
-    let io = |e: std::io::Error| EngineError::Session(format!("cannot write the result: {e}"));
+fn io_error(e: std::io::Error) -> EngineError {
+    EngineError::Session(format!("cannot write the result: {e}"))
+}
+
+async fn run_one(
+    session: &mut Session,
+    statement: ParsedStatement,
+    output: Output,
+) -> Result<(), EngineError> {
+    // Ctrl-C stops whatever the statement waits for (a `table.dml-sync`
+    // INSERT, a query); dropping the statement's future cancels its job.
+    let result = tokio::select! {
+        result = session.execute(statement) => result?,
+        _ = tokio::signal::ctrl_c() => {
+            println!("[INFO] Statement cancelled.");
+            return Ok(());
+        }
+    };
     match result {
         StatementResult::Ok(message) => println!("[INFO] {message}"),
         StatementResult::Text(text) => print!("{text}"),
-        StatementResult::Table(table) => print_table(stdout.lock(), &table).map_err(io)?,
+        StatementResult::Table(table) => {
+            print_table(std::io::stdout().lock(), &table).map_err(io_error)?
+        }
         StatementResult::Job(job) => {
             if job.finished {
                 println!("[INFO] Job {} ({}) finished.", job.id, job.name);
@@ -79,48 +117,101 @@ async fn run_one(session: &mut Session, statement: ParsedStatement) -> Result<()
                 println!("Job ID: {}", job.id);
             }
         }
-        StatementResult::Query(mut query) => {
-            let mut printer = TableauPrinter::new(stdout.lock(), &query.schema, streaming);
-            loop {
-                tokio::select! {
-                    next = query.next() => match next {
-                        Some(batch) => printer.print_batch(&batch?).map_err(io)?,
-                        None => break,
-                    },
-                    _ = tokio::signal::ctrl_c() => {
-                        query.cancel();
-                        println!("Query cancelled.");
-                        break;
+        StatementResult::Query(query) => {
+            let view = match (output, session.config().result_mode()) {
+                (Output::Interactive, ResultMode::Table) => Some(ViewKind::Table),
+                (Output::Interactive, ResultMode::Changelog) => Some(ViewKind::Changelog),
+                _ => None,
+            };
+            match view {
+                Some(kind) => {
+                    let max_rows = session.config().max_table_result_rows();
+                    if let ViewOutcome::Cancelled = live_view::show(query, kind, max_rows).await? {
+                        println!("[INFO] Query cancelled.");
                     }
                 }
+                None => {
+                    let streaming = session.config().runtime_mode() == RuntimeMode::Streaming;
+                    print_tableau(query, streaming).await?;
+                }
             }
-            printer.finish().map_err(io)?;
         }
     }
-    std::io::stdout().flush().map_err(io)
+    std::io::stdout().flush().map_err(io_error)
 }
 
-/// True when the buffered text ends a statement: a `;` outside quotes and comments.
-fn statement_complete(buffer: &str) -> bool {
-    let mut in_single = false;
-    let mut in_back = false;
-    let mut last_significant = None;
-    for line in buffer.lines() {
-        let mut chars = line.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '\'' if !in_back => in_single = !in_single,
-                '`' if !in_single => in_back = !in_back,
-                '-' if !in_single && !in_back && chars.peek() == Some(&'-') => break,
-                c if !c.is_whitespace() => last_significant = Some(c),
-                _ => {}
+/// Prints a query's rows as they arrive; Ctrl-C cancels the query.
+async fn print_tableau(mut query: QueryResult, streaming: bool) -> Result<(), EngineError> {
+    let stdout = std::io::stdout();
+    let mut printer = TableauPrinter::new(stdout.lock(), &query.schema, streaming);
+    let mut progress = on_terminal().then(ProgressLine::new);
+    let mut refresh = tokio::time::interval(REFRESH);
+    let outcome = loop {
+        tokio::select! {
+            next = query.next() => match next {
+                Some(Ok(batch)) => {
+                    let printed = match &progress {
+                        Some(line) => line.suspend(|| printer.print_batch(&batch)),
+                        None => printer.print_batch(&batch),
+                    };
+                    printed.map_err(io_error)?;
+                }
+                Some(Err(e)) => break Err(e),
+                None => break Ok(()),
+            },
+            _ = refresh.tick(), if progress.is_some() => {
+                if let Some(line) = &mut progress {
+                    line.update(&query.progress());
+                }
             }
-            if !c.is_whitespace() && (in_single || in_back) {
-                last_significant = Some(c);
+            _ = tokio::signal::ctrl_c() => {
+                query.cancel();
+                if let Some(line) = &mut progress {
+                    line.clear();
+                }
+                printer.finish().map_err(io_error)?;
+                println!("[INFO] Query cancelled.");
+                return Ok(());
             }
         }
+    };
+    if let Some(line) = &mut progress {
+        line.clear();
     }
-    !in_single && !in_back && last_significant == Some(';')
+    printer.finish().map_err(io_error)?;
+    outcome
+}
+
+const HELP: &str = "\
+The following commands are available:
+
+CLEAR;                 Clears the terminal.
+HELP;                  Shows this list.
+QUIT; or EXIT;         Leaves the shell (so does Ctrl-D).
+CREATE TABLE ...;      Declares a table over a connector: CREATE TABLE t (...) WITH ('connector' = '...', ...).
+CREATE VIEW ...;       Names a query: CREATE VIEW v AS SELECT ...
+DROP TABLE|VIEW name;  Removes a table or view.
+DESCRIBE name;         Shows a table's or view's columns.
+SHOW TABLES|VIEWS|FUNCTIONS|JOBS;
+SHOW CREATE TABLE name;
+EXPLAIN statement;     Shows the plans of a query or INSERT.
+SELECT ...;            Runs a query and shows its rows as they change.
+INSERT INTO ...;       Submits a job that writes into a table.
+EXECUTE STATEMENT SET BEGIN INSERT ...; INSERT ...; END;
+                       Submits several INSERTs as one job.
+SET;                   Lists the session's options.
+SET 'key' = 'value';   Sets an option, e.g. 'sql-client.execution.result-mode' = 'table' | 'changelog' | 'tableau'.
+RESET; or RESET 'key'; Resets every option, or one.
+STOP JOB 'id';         Stops a job started in this session.
+
+Statements end with ';' and may span lines. Tab completes keywords and names.
+Ctrl-C cancels the running statement or the line being typed.
+In the table and changelog views: Q leaves, N/P page, F/L first/last page.
+";
+
+/// Where the shell keeps its history, like Flink's ~/.flink-sql-history.
+fn history_path() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| Path::new(&home).join(".weir-sql-history"))
 }
 
 /// The interactive shell: statements end with `;`, Ctrl-C cancels, Ctrl-D exits.
@@ -128,7 +219,7 @@ pub fn interactive(runtime: &Runtime, mut session: Session, init: Option<&Path>)
     if let Some(init) = init {
         match std::fs::read_to_string(init) {
             Ok(sql) => {
-                if !runtime.block_on(run_statements(&mut session, &sql)) {
+                if !runtime.block_on(run_statements(&mut session, &sql, Output::Script)) {
                     return false;
                 }
             }
@@ -141,23 +232,41 @@ pub fn interactive(runtime: &Runtime, mut session: Session, init: Option<&Path>)
             }
         }
     }
-    let mut editor = match rustyline::DefaultEditor::new() {
+    let config = rustyline::Config::builder()
+        .auto_add_history(false)
+        .max_history_size(10_000)
+        .and_then(|b| b.history_ignore_dups(true))
+        .map(|b| b.build());
+    let editor = config.and_then(rustyline::Editor::<SqlHelper, DefaultHistory>::with_config);
+    let mut editor = match editor {
         Ok(editor) => editor,
         Err(e) => {
             eprintln!("[ERROR] cannot open the terminal: {e}");
             return false;
         }
     };
-    let history = std::env::var_os("HOME").map(|home| Path::new(&home).join(".weir_history"));
+    editor.set_helper(Some(SqlHelper::default()));
+    let history = history_path();
     if let Some(history) = &history {
+        // A first start has no history yet.
         let _ = editor.load_history(history);
     }
+    let output = if std::io::stdin().is_terminal() && on_terminal() {
+        Output::Interactive
+    } else {
+        Output::Script
+    };
     println!(
-        "Weir SQL shell {}. Statements end with ';'. Ctrl-D exits.",
+        "Weir SQL shell {}. Statements end with ';'. HELP; lists commands, Ctrl-D exits.",
         env!("CARGO_PKG_VERSION")
     );
+    // Lines of a statement read so far, when input is not a terminal (on a
+    // terminal the editor itself keeps reading until the statement ends).
     let mut buffer = String::new();
     loop {
+        if let Some(helper) = editor.helper_mut() {
+            helper.set_names(session.completion_names());
+        }
         let prompt = if buffer.is_empty() {
             "Weir SQL> "
         } else {
@@ -170,22 +279,28 @@ pub fn interactive(runtime: &Runtime, mut session: Session, init: Option<&Path>)
                 }
                 buffer.push_str(&line);
                 buffer.push('\n');
-                if !statement_complete(&buffer) {
+                let command = ClientCommand::parse(&buffer);
+                if command.is_none() && !statement_complete(&buffer) {
                     continue;
                 }
                 let sql = std::mem::take(&mut buffer);
                 let _ = editor.add_history_entry(sql.trim_end());
-                if matches!(
-                    sql.trim()
-                        .trim_end_matches(';')
-                        .trim()
-                        .to_ascii_lowercase()
-                        .as_str(),
-                    "quit" | "exit"
-                ) {
-                    break;
+                if let Some(history) = &history {
+                    // Saved after every statement, so a killed shell keeps it.
+                    let _ = editor.save_history(history);
                 }
-                runtime.block_on(run_statements(&mut session, &sql));
+                match command {
+                    Some(ClientCommand::Quit) => break,
+                    Some(ClientCommand::Help) => print!("{HELP}"),
+                    Some(ClientCommand::Clear) => {
+                        if on_terminal() {
+                            let _ = editor.clear_screen();
+                        }
+                    }
+                    None => {
+                        runtime.block_on(run_statements(&mut session, &sql, output));
+                    }
+                }
             }
             Err(rustyline::error::ReadlineError::Interrupted) => buffer.clear(),
             Err(rustyline::error::ReadlineError::Eof) => break,
@@ -195,24 +310,7 @@ pub fn interactive(runtime: &Runtime, mut session: Session, init: Option<&Path>)
             }
         }
     }
-    if let Some(history) = &history {
-        let _ = editor.save_history(history);
-    }
-    println!("Shutting down the session... done.");
+    println!("Shutting down the session...");
+    println!("done.");
     true
-}
-
-#[cfg(test)]
-mod tests {
-    use super::statement_complete;
-
-    #[test]
-    fn statements_end_at_a_semicolon_outside_quotes() {
-        assert!(statement_complete("SELECT 1;"));
-        assert!(statement_complete("SELECT 1;  \n"));
-        assert!(!statement_complete("SELECT ';"));
-        assert!(!statement_complete("SELECT 1 -- done;"));
-        assert!(statement_complete("SELECT ';';"));
-        assert!(!statement_complete("SELECT 1"));
-    }
 }

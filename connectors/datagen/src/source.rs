@@ -146,6 +146,7 @@ impl SourceReader for DatagenReader {
             let rows = split.generator.next_batch_rows(wanted);
             self.pacer.admit(rows).await;
             let data = split.generator.generate(rows)?;
+            self.metrics.add_size_read(rows as u64);
             return Ok(Some(SourceEvent::Batch {
                 split: index,
                 data: StreamBatch::inserts(data),

@@ -129,6 +129,7 @@ impl ParquetFileReader {
     ) -> Result<Option<RecordBatch>, ConnectorError> {
         if !std::mem::replace(&mut self.counted, true) {
             metrics.add_bytes(self.size);
+            metrics.add_size_read(self.size);
         }
         let Some(batch) = self.stream.next().await else {
             return Ok(None);

@@ -337,6 +337,7 @@ impl LineSplit {
             }
             self.next_read += chunk.len() as u64;
             metrics.add_bytes(chunk.len() as u64);
+            metrics.add_size_read(chunk.len() as u64);
             self.buffer.extend_from_slice(&chunk);
         }
         Ok(())

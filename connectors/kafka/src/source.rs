@@ -464,6 +464,7 @@ impl ConsumerThread {
                 }
                 self.metrics
                     .add_bytes((message.payload_len() + message.key_len()) as u64);
+                self.metrics.add_size_read(1);
                 let (timestamp, timestamp_type) = match message.timestamp() {
                     rdkafka::Timestamp::NotAvailable => (None, "NoTimestampType"),
                     rdkafka::Timestamp::CreateTime(t) => (Some(t), "CreateTime"),

@@ -284,6 +284,7 @@ impl NexmarkReader {
             builder.push(id);
             cursor.advance();
         }
+        self.metrics.add_size_read(builder.rows() as u64);
         let data = StreamBatch::inserts(builder.finish()?);
         let due = match self.pacing {
             Some(started) => {

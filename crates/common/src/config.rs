@@ -25,6 +25,9 @@ pub const SOURCE_IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
 pub const STATE_TTL: &str = "table.exec.state.ttl";
 /// `sql-client.execution.result-mode`: `table`, `changelog` or `tableau`.
 pub const RESULT_MODE: &str = "sql-client.execution.result-mode";
+/// `sql-client.execution.max-table-result.rows`: rows the table and changelog
+/// result views keep; the oldest go first when more arrive.
+pub const MAX_TABLE_RESULT_ROWS: &str = "sql-client.execution.max-table-result.rows";
 /// `pipeline.name`: the job name.
 pub const PIPELINE_NAME: &str = "pipeline.name";
 
@@ -34,6 +37,17 @@ pub enum RuntimeMode {
     Streaming,
     /// Bounded inputs only; updating results are written once, final.
     Batch,
+}
+
+/// How the SQL client shows a query's rows (`sql-client.execution.result-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultMode {
+    /// A live view of the current result, updated in place (Flink's default).
+    Table,
+    /// A live view of every change with its kind (+I, -U, +U, -D).
+    Changelog,
+    /// Rows printed as they arrive in a bordered table.
+    Tableau,
 }
 
 /// Options set in a session, with typed accessors for the ones Weir reads.
@@ -117,6 +131,25 @@ impl Configuration {
             .filter(|d| !d.is_zero())
     }
 
+    pub fn result_mode(&self) -> ResultMode {
+        match self
+            .get(RESULT_MODE)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("changelog") => ResultMode::Changelog,
+            Some("tableau") => ResultMode::Tableau,
+            _ => ResultMode::Table,
+        }
+    }
+
+    /// Flink's default is a million rows.
+    pub fn max_table_result_rows(&self) -> usize {
+        self.get(MAX_TABLE_RESULT_ROWS)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1_000_000)
+    }
+
     pub fn pipeline_name(&self) -> Option<&str> {
         self.get(PIPELINE_NAME)
     }
@@ -147,6 +180,10 @@ fn validate(key: &str, value: &str) -> Result<(), CommonError> {
             _ => Err(invalid(
                 "valid values are 'table', 'changelog' and 'tableau'",
             )),
+        },
+        MAX_TABLE_RESULT_ROWS => match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err(invalid("expected a whole number greater than 0")),
         },
         LOCAL_TIME_ZONE => {
             if v == "default" || v.parse::<chrono_tz::Tz>().is_ok() || is_fixed_offset(v) {
@@ -187,6 +224,12 @@ mod tests {
         assert!(c.set(LOCAL_TIME_ZONE, "Mars/Olympus").is_err());
         c.set(LOCAL_TIME_ZONE, "Asia/Shanghai").expect("valid zone");
         assert_eq!(c.local_time_zone(), "Asia/Shanghai");
+        assert_eq!(c.result_mode(), ResultMode::Table);
+        c.set(RESULT_MODE, "TABLEAU").expect("case-insensitive");
+        assert_eq!(c.result_mode(), ResultMode::Tableau);
+        assert!(c.set(MAX_TABLE_RESULT_ROWS, "0").is_err());
+        c.set(MAX_TABLE_RESULT_ROWS, "5").expect("valid");
+        assert_eq!(c.max_table_result_rows(), 5);
         c.set("some.connector.option", "anything")
             .expect("unknown keys pass");
         c.reset(PARALLELISM_DEFAULT);

@@ -55,11 +55,19 @@ pub struct SourceMetrics {
     pub records_skipped: AtomicU64,
     /// Splits read to their end.
     pub splits_finished: AtomicU64,
+    /// How much of the splits' [`size_hint`](SourceSplit::size_hint) has
+    /// been read, in the same unit, for progress bars.
+    pub size_read: AtomicU64,
 }
 
 impl SourceMetrics {
     pub fn add_bytes(&self, n: u64) {
         self.bytes_read.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` units of `size_hint` as read.
+    pub fn add_size_read(&self, n: u64) {
+        self.size_read.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn add_skipped(&self, n: u64) {

@@ -17,3 +17,4 @@ pub mod stream_planner;
 pub use error::EngineError;
 pub use registry::ConnectorRegistry;
 pub use session::{JobSubmission, QueryResult, ResultTable, Session, StatementResult};
+pub use weir_runtime::JobProgress;

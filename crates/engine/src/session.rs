@@ -133,6 +133,11 @@ impl QueryResult {
         &self.job
     }
 
+    /// Rows read, watermark and share done of the query's job so far.
+    pub fn progress(&self) -> weir_runtime::JobProgress {
+        self.job.metrics().progress()
+    }
+
     /// Stops the query's job.
     pub fn cancel(&mut self) {
         self.job.cancel();
@@ -203,6 +208,25 @@ impl Session {
             .chain(state.window_functions().keys())
             .cloned()
             .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Names a statement may refer to, for completion: tables, views, their
+    /// columns and functions.
+    pub fn completion_names(&self) -> Vec<String> {
+        let mut names = self.function_names();
+        for table in self.catalog.tables() {
+            names.push(table.name.clone());
+            names.extend(table.columns.iter().map(|c| c.name.value.clone()));
+        }
+        for view in self.catalog.views() {
+            names.push(view.name.clone());
+            if let Ok(plan) = self.plan_scan(&view.name) {
+                names.extend(plan.schema().fields().iter().map(|f| f.name().clone()));
+            }
+        }
         names.sort();
         names.dedup();
         names

@@ -45,6 +45,6 @@ pub use graph::{
     VertexOutput,
 };
 pub use message::{CheckpointBarrier, Message};
-pub use metrics::{JobMetrics, OperatorMetrics};
+pub use metrics::{JobMetrics, JobProgress, OperatorMetrics};
 pub use minicluster::{JobHandle, JobId, JobStatus, MiniCluster};
 pub use operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};

@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use weir_common::Watermark;
-use weir_connector::SourceMetrics;
+use weir_connector::{Boundedness, SourceMetrics, SourceSplit};
+
+/// How source operators' names begin.
+pub(crate) const SOURCE_PREFIX: &str = "Source: ";
 
 /// Rows in and out and busy time of one operator in one subtask.
 #[derive(Debug)]
@@ -68,17 +71,28 @@ impl OperatorMetrics {
 pub struct JobMetrics {
     operators: Mutex<Vec<Arc<OperatorMetrics>>>,
     sources: Mutex<Vec<Arc<SourceMetrics>>>,
+    splits_total: AtomicU64,
+    /// The sum of the bounded sources' split sizes.
+    size_total: AtomicU64,
+    /// Sources that never end: a job with one has no share done.
+    unbounded_sources: AtomicU64,
 }
 
 /// Totals over a job, for progress displays.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct JobProgress {
     pub source_rows: u64,
     pub source_bytes: u64,
     pub records_skipped: u64,
     pub splits_finished: u64,
+    pub splits_total: u64,
     /// Rows windows dropped as late.
     pub late_rows_dropped: u64,
+    /// How far the sources' event time has come: the least watermark the
+    /// sources that emitted one have emitted.
+    pub watermark: Option<Watermark>,
+    /// The share of the input read, from 0 to 1; `None` when an input is endless.
+    pub done: Option<f64>,
 }
 
 impl JobMetrics {
@@ -94,25 +108,61 @@ impl JobMetrics {
         }
     }
 
+    /// Records a source's planned splits, for the share of the input read.
+    pub(crate) fn register_splits(&self, boundedness: Boundedness, splits: &[SourceSplit]) {
+        self.splits_total
+            .fetch_add(splits.len() as u64, Ordering::Relaxed);
+        match boundedness {
+            Boundedness::Bounded => {
+                let size: u64 = splits.iter().map(|s| s.size_hint).sum();
+                self.size_total.fetch_add(size, Ordering::Relaxed);
+            }
+            Boundedness::Unbounded => {
+                self.unbounded_sources.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// A snapshot of every operator's metrics.
     pub fn operators(&self) -> Vec<Arc<OperatorMetrics>> {
         self.operators.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     pub fn progress(&self) -> JobProgress {
-        let mut progress = JobProgress::default();
+        let mut progress = JobProgress {
+            splits_total: self.splits_total.load(Ordering::Relaxed),
+            ..JobProgress::default()
+        };
+        let mut least_watermark: Option<i64> = None;
         for op in self.operators() {
-            if op.operator.starts_with("Source:") {
+            if op.operator.starts_with(SOURCE_PREFIX) {
                 progress.source_rows += op.rows_out.load(Ordering::Relaxed);
+                let w = op.watermark.load(Ordering::Relaxed);
+                if w > Watermark::MIN.millis() {
+                    least_watermark = Some(least_watermark.map_or(w, |l| l.min(w)));
+                }
             }
             progress.late_rows_dropped += op.late_rows_dropped.load(Ordering::Relaxed);
         }
+        progress.watermark = least_watermark.map(Watermark);
+        let mut size_read = 0;
         if let Ok(sources) = self.sources.lock() {
             for s in sources.iter() {
                 progress.source_bytes += s.bytes_read.load(Ordering::Relaxed);
                 progress.records_skipped += s.records_skipped.load(Ordering::Relaxed);
                 progress.splits_finished += s.splits_finished.load(Ordering::Relaxed);
+                size_read += s.size_read.load(Ordering::Relaxed);
             }
+        }
+        if self.unbounded_sources.load(Ordering::Relaxed) == 0 {
+            let size_total = self.size_total.load(Ordering::Relaxed);
+            progress.done = Some(if size_total > 0 {
+                (size_read as f64 / size_total as f64).min(1.0)
+            } else if progress.splits_total > 0 {
+                progress.splits_finished as f64 / progress.splits_total as f64
+            } else {
+                0.0
+            });
         }
         progress
     }

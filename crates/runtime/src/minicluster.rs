@@ -21,7 +21,7 @@ use crate::RuntimeError;
 use crate::exchange::{CHANNEL_CAPACITY, InputChannel, InputGate, OutputEdge};
 use crate::graph::{JobGraph, JobVertex, Partitioning, VertexId, VertexInput, VertexOutput};
 use crate::message::Message;
-use crate::metrics::{JobMetrics, OperatorMetrics};
+use crate::metrics::{JobMetrics, OperatorMetrics, SOURCE_PREFIX};
 use crate::operator::OperatorContext;
 use crate::source_task::SourceDriver;
 use crate::task::{Chained, Subtask, SubtaskInput, SubtaskOutput};
@@ -248,8 +248,9 @@ async fn run_job(
                     .plan_splits(vertex.parallelism)
                     .await
                     .map_err(|e| {
-                        RuntimeError::connector(&format!("Source: {}", source.table), e)
+                        RuntimeError::connector(&format!("{SOURCE_PREFIX}{}", source.table), e)
                     })?;
+                metrics.register_splits(source.factory.boundedness(), &splits);
                 assign_splits(splits, vertex.parallelism)
             }
             VertexInput::Edges(_) => Vec::new(),
@@ -282,7 +283,7 @@ async fn run_job(
                         .map_err(|e| RuntimeError::connector(&task_name, e))?;
                     let op_metrics = Arc::new(OperatorMetrics::new(
                         &task_name,
-                        &format!("Source: {}", source.table),
+                        &format!("{SOURCE_PREFIX}{}", source.table),
                     ));
                     metrics.register_operator(Arc::clone(&op_metrics));
                     SubtaskInput::Source(SourceDriver::new(

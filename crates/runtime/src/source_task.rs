@@ -75,6 +75,14 @@ impl SourceDriver {
     }
 
     pub(crate) async fn next(&mut self) -> Result<GateEvent, RuntimeError> {
+        let event = self.next_from_reader().await?;
+        if let GateEvent::Watermark(w) = &event {
+            self.metrics.set_watermark(*w);
+        }
+        Ok(event)
+    }
+
+    async fn next_from_reader(&mut self) -> Result<GateEvent, RuntimeError> {
         if let Some(w) = self.pending_watermark.take() {
             return Ok(GateEvent::Watermark(w));
         }
