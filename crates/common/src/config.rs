@@ -39,6 +39,18 @@ pub enum RuntimeMode {
     Batch,
 }
 
+/// The defaults of the options Weir interprets, as Flink names them.
+const DEFAULTS: &[(&str, &str)] = &[
+    (PARALLELISM_DEFAULT, "1"),
+    (RUNTIME_MODE, "streaming"),
+    (LOCAL_TIME_ZONE, "default"),
+    (DML_SYNC, "false"),
+    (SOURCE_IDLE_TIMEOUT, "0 ms"),
+    (STATE_TTL, "0 ms"),
+    (RESULT_MODE, "table"),
+    (MAX_TABLE_RESULT_ROWS, "1000000"),
+];
+
 /// How the SQL client shows a query's rows (`sql-client.execution.result-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResultMode {
@@ -79,6 +91,14 @@ impl Configuration {
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str)
+    }
+
+    /// The options Weir interprets at their current values (defaults
+    /// included) and every other option set, sorted by key: what `SET;` lists.
+    pub fn effective_entries(&self) -> BTreeMap<&str, &str> {
+        let mut entries: BTreeMap<&str, &str> = DEFAULTS.iter().copied().collect();
+        entries.extend(self.entries());
+        entries
     }
 
     /// Every explicitly set option, sorted by key.
@@ -234,5 +254,9 @@ mod tests {
             .expect("unknown keys pass");
         c.reset(PARALLELISM_DEFAULT);
         assert_eq!(c.parallelism(), 1);
+        let listed = c.effective_entries();
+        assert_eq!(listed.get(PARALLELISM_DEFAULT), Some(&"1"));
+        assert_eq!(listed.get(RESULT_MODE), Some(&"TABLEAU"));
+        assert_eq!(listed.get("some.connector.option"), Some(&"anything"));
     }
 }

@@ -277,7 +277,8 @@ impl Session {
             FlinkStatement::Set(None) => {
                 let rows = self
                     .config
-                    .entries()
+                    .effective_entries()
+                    .into_iter()
                     .map(|(k, v)| vec![k.to_string(), v.to_string()])
                     .collect();
                 Ok(StatementResult::Table(ResultTable::strings(

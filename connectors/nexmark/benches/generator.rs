@@ -1,0 +1,127 @@
+//! How fast the Nexmark generator makes events on one core, with nothing
+//! downstream: each table's reader is driven to the end and its batches
+//! dropped.
+//!
+//! `cargo bench -p weir-connector-nexmark --bench generator [-- EVENTS RUNS]`
+//! prints the median events/s per table over RUNS runs of EVENTS events
+//! (default 10,000,000 and 5). The bid table's figure is the one the
+//! Nexmark issue sets a goal for (20M events/s).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use weir_connector::{
+    Connector, SourceContext, SourceEvent, SourceMetrics, TableOptions, TableSpec,
+};
+use weir_connector_nexmark::NexmarkConnector;
+
+fn table(kind: &str, events: u64) -> TableSpec {
+    let string = |name: &str| Field::new(name, DataType::Utf8, true);
+    let bigint = |name: &str| Field::new(name, DataType::Int64, true);
+    let time =
+        |name: &str| Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, None), true);
+    let fields = match kind {
+        "bid" => vec![
+            bigint("auction"),
+            bigint("bidder"),
+            bigint("price"),
+            string("channel"),
+            string("url"),
+            time("dateTime"),
+            string("extra"),
+        ],
+        "auction" => vec![
+            bigint("id"),
+            string("itemName"),
+            string("description"),
+            bigint("initialBid"),
+            bigint("reserve"),
+            time("dateTime"),
+            time("expires"),
+            bigint("seller"),
+            bigint("category"),
+            string("extra"),
+        ],
+        _ => vec![
+            bigint("id"),
+            string("name"),
+            string("emailAddress"),
+            string("creditCard"),
+            string("city"),
+            string("state"),
+            time("dateTime"),
+            string("extra"),
+        ],
+    };
+    let options: BTreeMap<String, String> = [
+        ("connector", "nexmark"),
+        ("table", kind),
+        ("events.num", &events.to_string()),
+        ("first-event.rate", "10000000"),
+        ("next-event.rate", "10000000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    TableSpec::new(
+        kind,
+        Arc::new(Schema::new(fields)),
+        TableOptions::new(options),
+    )
+}
+
+/// Events of the whole stream (all kinds) per second of generating one table.
+async fn run(kind: &str, events: u64) -> Result<(f64, u64), Box<dyn std::error::Error>> {
+    let spec = table(kind, events);
+    let source = NexmarkConnector.create_source(&spec)?;
+    let splits = source.plan_splits(1).await?;
+    let started = Instant::now();
+    let mut reader = source
+        .create_reader(SourceContext {
+            subtask: 0,
+            parallelism: 1,
+            splits,
+            projection: None,
+            metrics: Arc::new(SourceMetrics::default()),
+        })
+        .await?;
+    let mut rows = 0;
+    while let Some(event) = reader.next_event().await? {
+        if let SourceEvent::Batch { data, .. } = event {
+            rows += data.num_rows() as u64;
+        }
+    }
+    Ok((events as f64 / started.elapsed().as_secs_f64(), rows))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `cargo bench` passes `--bench`; the numbers are ours.
+    let numbers: Vec<u64> = std::env::args().filter_map(|a| a.parse().ok()).collect();
+    let events = numbers.first().copied().unwrap_or(10_000_000);
+    let runs = numbers.get(1).copied().unwrap_or(5).max(1);
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    println!("{events} events, median of {runs} runs, one thread");
+    println!(
+        "{:<8} {:>14} {:>12} {:>16}",
+        "table", "events/s", "rows", "rows/s"
+    );
+    for kind in ["bid", "auction", "person"] {
+        let mut rates = Vec::new();
+        let mut rows = 0;
+        for _ in 0..runs {
+            let (rate, n) = runtime.block_on(run(kind, events))?;
+            rates.push(rate);
+            rows = n;
+        }
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2];
+        let rows_per_second = median * rows as f64 / events as f64;
+        println!(
+            "{kind:<8} {:>14.0} {rows:>12} {rows_per_second:>16.0}",
+            median
+        );
+    }
+    Ok(())
+}
