@@ -101,7 +101,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let numbers: Vec<u64> = std::env::args().filter_map(|a| a.parse().ok()).collect();
     let events = numbers.first().copied().unwrap_or(10_000_000);
     let runs = numbers.get(1).copied().unwrap_or(5).max(1);
-    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
     println!("{events} events, median of {runs} runs, one thread");
     println!(
         "{:<8} {:>14} {:>12} {:>16}",

@@ -25,7 +25,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use weir_connector::ConnectorError;
 use weir_format::display::sql_type_name;
 
-use crate::model::{Auction, Bid, EventKind, Model, Person};
+use crate::model::{Auction, Bid, EventKind, Model, ModelConfig, Person};
 
 /// The type a field is generated as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +161,7 @@ impl Event for Bid<'_> {
 /// A declared column (or ROW field) bound to an event field.
 #[derive(Debug, Clone)]
 pub(crate) struct BoundField {
+    kind: EventKind,
     /// Index into `fields_of(kind)`.
     index: usize,
     generated: FieldType,
@@ -190,21 +191,42 @@ impl BoundField {
         let generated = fields[index].1;
         check_cast(table, column, &generated.data_type(), declared)?;
         Ok(Self {
+            kind,
             index,
             generated,
             declared: declared.clone(),
         })
     }
 
-    fn builder(&self, capacity: usize) -> FieldBuilder {
+    /// A builder sized for `capacity` rows, so that it does not grow (and
+    /// copy) while a batch is made.
+    fn builder(&self, capacity: usize, config: &ModelConfig) -> FieldBuilder {
         match self.generated {
             FieldType::BigInt => FieldBuilder::Int(Int64Builder::with_capacity(capacity)),
-            FieldType::String => {
-                FieldBuilder::Str(StringBuilder::with_capacity(capacity, capacity * 16))
-            }
+            FieldType::String => FieldBuilder::Str(StringBuilder::with_capacity(
+                capacity,
+                capacity * self.typical_len(config),
+            )),
             FieldType::Timestamp => {
                 FieldBuilder::Timestamp(TimestampMillisecondBuilder::with_capacity(capacity))
             }
+        }
+    }
+}
+
+impl BoundField {
+    /// About the most bytes the string field takes in most events.
+    fn typical_len(&self, config: &ModelConfig) -> usize {
+        // `extra` pads an event to its average size, ±20%.
+        let padding = |average: u64, fixed: u64| (average.saturating_sub(fixed) * 6 / 5) as usize;
+        match (self.kind, fields_of(self.kind)[self.index].0) {
+            (EventKind::Bid, "extra") => padding(config.avg_bid_bytes, 32),
+            (EventKind::Auction, "extra") => padding(config.avg_auction_bytes, 48),
+            (EventKind::Person, "extra") => padding(config.avg_person_bytes, 40),
+            (EventKind::Bid, "url") => 64,
+            (EventKind::Auction, "description") => 100,
+            (EventKind::Person, "creditCard") => 19,
+            _ => 16,
         }
     }
 }
@@ -235,6 +257,7 @@ enum FieldBuilder {
 }
 
 impl FieldBuilder {
+    #[inline]
     fn append(&mut self, value: Value<'_>) {
         match (self, value) {
             (FieldBuilder::Int(b), Value::Int(v)) => b.append_value(v),
@@ -397,10 +420,10 @@ struct FieldColumn {
 }
 
 impl FieldColumn {
-    fn new(field: &BoundField, capacity: usize) -> Self {
+    fn new(field: &BoundField, capacity: usize, config: &ModelConfig) -> Self {
         Self {
             index: field.index,
-            builder: field.builder(capacity),
+            builder: field.builder(capacity, config),
             declared: field.declared.clone(),
         }
     }
@@ -465,7 +488,7 @@ impl<'a> BatchBuilder<'a> {
         let columns = match shape {
             TableShape::Kind { columns, .. } => columns
                 .iter()
-                .map(|field| ColumnBuilder::Field(FieldColumn::new(field, capacity)))
+                .map(|field| ColumnBuilder::Field(FieldColumn::new(field, capacity, &model.config)))
                 .collect(),
             TableShape::Union { columns } => columns
                 .iter()
@@ -482,7 +505,7 @@ impl<'a> BatchBuilder<'a> {
                         kind: *kind,
                         fields: fields
                             .iter()
-                            .map(|field| FieldColumn::new(field, capacity))
+                            .map(|field| FieldColumn::new(field, capacity, &model.config))
                             .collect(),
                         valid: Vec::with_capacity(capacity),
                         declared: declared.clone(),
@@ -520,7 +543,8 @@ impl<'a> BatchBuilder<'a> {
         }
     }
 
-    fn push_event(&mut self, kind: EventKind, event: &dyn Event) {
+    /// Generic over the event, so each kind's field reads inline.
+    fn push_event(&mut self, kind: EventKind, event: &impl Event) {
         for column in &mut self.columns {
             match column {
                 ColumnBuilder::Field(f) => f.builder.append(event.value(f.index)),

@@ -240,7 +240,8 @@ struct SplitState {
 struct PendingBatch {
     split: usize,
     data: StreamBatch,
-    due: Instant,
+    /// With 'rate.limited': when the batch may be handed out.
+    due: Option<Instant>,
 }
 
 /// Reads the splits of one subtask, in turn.
@@ -286,15 +287,12 @@ impl NexmarkReader {
         }
         self.metrics.add_size_read(builder.rows() as u64);
         let data = StreamBatch::inserts(builder.finish()?);
-        let due = match self.pacing {
-            Some(started) => {
-                let offset = (last_time - config.base_time_millis).max(0) as u64;
-                started
-                    .checked_add(Duration::from_millis(offset))
-                    .unwrap_or(started)
-            }
-            None => Instant::now(),
-        };
+        let due = self.pacing.map(|started| {
+            let offset = (last_time - config.base_time_millis).max(0) as u64;
+            started
+                .checked_add(Duration::from_millis(offset))
+                .unwrap_or(started)
+        });
         Ok(PendingBatch {
             split: index,
             data,
@@ -329,7 +327,7 @@ impl SourceReader for NexmarkReader {
             };
             self.pending = Some(batch);
         }
-        if let Some(due) = self.pending.as_ref().map(|p| p.due) {
+        if let Some(due) = self.pending.as_ref().and_then(|p| p.due) {
             tokio::time::sleep_until(due).await;
         }
         Ok(self.pending.take().map(|batch| SourceEvent::Batch {
