@@ -52,15 +52,29 @@ pub fn run_script_text(runtime: &Runtime, mut session: Session, sql: &str, wait:
         if !run_statements(&mut session, sql, Output::Script).await {
             return false;
         }
-        if wait && let Err(e) = session.wait_for_jobs().await {
-            eprintln!("[ERROR] {e}");
-            return false;
+        if !wait {
+            return true;
         }
-        true
+        // Ctrl-C stops the script's jobs: they are cancelled when the session
+        // (which holds their handles) is dropped.
+        tokio::select! {
+            waited = session.wait_for_jobs() => match waited {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!("[ERROR] {e}");
+                    false
+                }
+            },
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("[INFO] Interrupted: cancelling the jobs.");
+                false
+            }
+        }
     })
 }
 
-/// Runs each statement of `sql`, printing results; stops at the first error.
+/// Runs each statement of `sql`, printing results; stops at the first error
+/// or when Ctrl-C cancels a statement.
 async fn run_statements(session: &mut Session, sql: &str, output: Output) -> bool {
     let statements = match session.parse(sql) {
         Ok(statements) => statements,
@@ -70,12 +84,23 @@ async fn run_statements(session: &mut Session, sql: &str, output: Output) -> boo
         }
     };
     for statement in statements {
-        if let Err(e) = run_one(session, statement, output).await {
-            report(&e, sql);
-            return false;
+        match run_one(session, statement, output).await {
+            Ok(Ran::Completed) => {}
+            Ok(Ran::Cancelled) => return false,
+            Err(e) => {
+                report(&e, sql);
+                return false;
+            }
         }
     }
     true
+}
+
+/// How a statement ended without an error.
+enum Ran {
+    Completed,
+    /// Ctrl-C stopped it (or the user left a running query's view).
+    Cancelled,
 }
 
 fn report(e: &EngineError, sql: &str) {
@@ -90,16 +115,17 @@ async fn run_one(
     session: &mut Session,
     statement: ParsedStatement,
     output: Output,
-) -> Result<(), EngineError> {
+) -> Result<Ran, EngineError> {
     // Ctrl-C stops whatever the statement waits for (a `table.dml-sync`
     // INSERT, a query); dropping the statement's future cancels its job.
     let result = tokio::select! {
         result = session.execute(statement) => result?,
         _ = tokio::signal::ctrl_c() => {
             println!("[INFO] Statement cancelled.");
-            return Ok(());
+            return Ok(Ran::Cancelled);
         }
     };
+    let mut ran = Ran::Completed;
     match result {
         StatementResult::Ok(message) => println!("[INFO] {message}"),
         StatementResult::Text(text) => print!("{text}"),
@@ -128,20 +154,22 @@ async fn run_one(
                     let max_rows = session.config().max_table_result_rows();
                     if let ViewOutcome::Cancelled = live_view::show(query, kind, max_rows).await? {
                         println!("[INFO] Query cancelled.");
+                        ran = Ran::Cancelled;
                     }
                 }
                 None => {
                     let streaming = session.config().runtime_mode() == RuntimeMode::Streaming;
-                    print_tableau(query, streaming).await?;
+                    ran = print_tableau(query, streaming).await?;
                 }
             }
         }
     }
-    std::io::stdout().flush().map_err(io_error)
+    std::io::stdout().flush().map_err(io_error)?;
+    Ok(ran)
 }
 
 /// Prints a query's rows as they arrive; Ctrl-C cancels the query.
-async fn print_tableau(mut query: QueryResult, streaming: bool) -> Result<(), EngineError> {
+async fn print_tableau(mut query: QueryResult, streaming: bool) -> Result<Ran, EngineError> {
     let stdout = std::io::stdout();
     let mut printer = TableauPrinter::new(stdout.lock(), &query.schema, streaming);
     let mut progress = on_terminal().then(ProgressLine::new);
@@ -171,7 +199,7 @@ async fn print_tableau(mut query: QueryResult, streaming: bool) -> Result<(), En
                 }
                 printer.finish().map_err(io_error)?;
                 println!("[INFO] Query cancelled.");
-                return Ok(());
+                return Ok(Ran::Cancelled);
             }
         }
     };
@@ -179,7 +207,7 @@ async fn print_tableau(mut query: QueryResult, streaming: bool) -> Result<(), En
         line.clear();
     }
     printer.finish().map_err(io_error)?;
-    outcome
+    outcome.map(|()| Ran::Completed)
 }
 
 const HELP: &str = "\
