@@ -228,6 +228,11 @@ impl Drop for Screen {
 /// Lines above and below the rows: title, state, progress, blank / keys.
 const CHROME_LINES: usize = 5;
 
+/// Rows of results a screen of `height` lines shows (the header takes one).
+fn page_rows(height: usize) -> usize {
+    height.saturating_sub(CHROME_LINES + 1).max(1)
+}
+
 fn draw(
     out: &mut impl Write,
     view: &ResultView,
@@ -236,7 +241,7 @@ fn draw(
     status: &Status,
 ) -> std::io::Result<()> {
     let (width, height) = Screen::size();
-    let page = height.saturating_sub(CHROME_LINES + 1).max(1);
+    let page = page_rows(height);
     if scroll.follow {
         scroll.top = last_top(page, view.len());
     }
@@ -347,8 +352,7 @@ pub async fn show(
                 Some(Ok(Event::Key(key))) => match key_action(key) {
                     KeyAction::Leave => break,
                     KeyAction::Scroll(scroll_by) => {
-                        let page = Screen::size().1.saturating_sub(CHROME_LINES + 1).max(1);
-                        scroll_by(&mut scroll, page, view.len());
+                        scroll_by(&mut scroll, page_rows(Screen::size().1), view.len());
                         draw(&mut out, &view, &mut scroll, &state, &status).map_err(io)?;
                     }
                     KeyAction::Nothing => {}
