@@ -1,9 +1,15 @@
-//! `weir`: runs Flink SQL on the embedded Weir cluster.
+//! `weir`: runs Flink SQL on an embedded Weir cluster, or on a cluster of
+//! coordinator and worker processes.
 //!
 //! - `weir run script.sql` runs a script and exits when its jobs end.
 //! - `weir sql` opens the interactive shell; `-f`, `-i` and `-e` run scripts
 //!   and statements as Flink's SQL client does.
+//! - With `--coordinator ADDR`, both submit their jobs to a cluster: INSERT
+//!   jobs run on detached and their ids are printed, queries stream back.
+//! - `weir coordinator` and `weir worker` start the cluster's processes;
+//!   `weir jobs list|status|cancel` ask the coordinator about its jobs.
 
+mod cluster;
 mod editor;
 mod live_view;
 mod output;
@@ -12,8 +18,10 @@ mod shell;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use weir_cluster::{ClusterClient, ClusterConfig};
 use weir_engine::Session;
 
 #[derive(Debug, Parser)]
@@ -23,19 +31,38 @@ use weir_engine::Session;
     about = "Flink SQL on a Rust/Arrow streaming engine"
 )]
 struct Cli {
+    #[command(flatten)]
+    options: ClusterOptions,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Cluster options, as Flink takes them: a configuration file and `-D`.
+#[derive(Debug, Clone, Args)]
+struct ClusterOptions {
+    /// A configuration file of `key: value` lines (e.g. cluster.auth.token).
+    #[arg(short = 'c', long = "config", global = true)]
+    config: Option<PathBuf>,
+    /// Sets an option, e.g. -D heartbeat.timeout=5s (wins over the file).
+    #[arg(short = 'D', value_name = "KEY=VALUE", global = true)]
+    dynamic: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a SQL script; exits when every job it started has ended.
     Run {
+        /// Submit the jobs to this coordinator instead of running them here.
+        #[arg(long)]
+        coordinator: Option<String>,
         /// The script to run.
         script: PathBuf,
     },
     /// Open the interactive SQL shell.
     Sql {
+        /// Submit the jobs to this coordinator instead of running them here.
+        #[arg(long)]
+        coordinator: Option<String>,
         /// Run this script instead of reading statements interactively.
         #[arg(short = 'f', long = "file")]
         file: Option<PathBuf>,
@@ -45,6 +72,59 @@ enum Command {
         /// Run these statements and exit.
         #[arg(short = 'e', long = "execute")]
         execute: Option<String>,
+    },
+    /// Start a coordinator: dispatcher, resource manager and job masters.
+    Coordinator {
+        /// The RPC address workers and clients connect to.
+        #[arg(long, default_value = "127.0.0.1:6123")]
+        listen: String,
+        /// The REST API's address.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        rest_listen: String,
+    },
+    /// Start a worker that runs subtasks in its slots.
+    Worker {
+        /// The coordinator's RPC address.
+        #[arg(long)]
+        coordinator: String,
+        /// How many slots the worker offers.
+        #[arg(long, default_value_t = 1)]
+        slots: u32,
+        /// The address to serve other workers on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// The address others reach this worker at, if not the listening one.
+        #[arg(long)]
+        advertise: Option<String>,
+    },
+    /// List, inspect and cancel a coordinator's jobs.
+    Jobs {
+        #[command(subcommand)]
+        action: JobsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsAction {
+    /// Every job with its status.
+    List {
+        /// The coordinator's RPC address.
+        #[arg(long)]
+        coordinator: String,
+    },
+    /// One job's status.
+    Status {
+        /// The coordinator's RPC address.
+        #[arg(long)]
+        coordinator: String,
+        job_id: String,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// The coordinator's RPC address.
+        #[arg(long)]
+        coordinator: String,
+        job_id: String,
     },
 }
 
@@ -67,27 +147,82 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let session = match Session::new() {
-        Ok(session) => session,
+    let config = match cluster::load_config(&cli.options) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("[ERROR] {e}");
             return ExitCode::FAILURE;
         }
     };
     let ok = match cli.command {
-        Some(Command::Run { script }) => shell::run_script_file(&runtime, session, &script, true),
+        Some(Command::Coordinator {
+            listen,
+            rest_listen,
+        }) => cluster::coordinator(&runtime, config, &listen, &rest_listen),
+        Some(Command::Worker {
+            coordinator,
+            slots,
+            listen,
+            advertise,
+        }) => cluster::worker(&runtime, config, coordinator, slots, &listen, advertise),
+        Some(Command::Jobs { action }) => cluster::jobs(&runtime, &config, action),
+        Some(Command::Run {
+            coordinator,
+            script,
+        }) => match session(&runtime, coordinator.as_deref(), &config) {
+            Some(session) => shell::run_script_file(&runtime, session, &script, true),
+            None => false,
+        },
         Some(Command::Sql {
-            file: Some(file), ..
-        }) => shell::run_script_file(&runtime, session, &file, true),
-        Some(Command::Sql {
-            execute: Some(sql), ..
-        }) => shell::run_script_text(&runtime, session, &sql, true),
-        Some(Command::Sql { init, .. }) => shell::interactive(&runtime, session, init.as_deref()),
-        None => shell::interactive(&runtime, session, None),
+            coordinator,
+            file,
+            init,
+            execute,
+        }) => match session(&runtime, coordinator.as_deref(), &config) {
+            None => false,
+            Some(session) => match (file, execute) {
+                (Some(file), _) => shell::run_script_file(&runtime, session, &file, true),
+                (None, Some(sql)) => shell::run_script_text(&runtime, session, &sql, true),
+                (None, None) => shell::interactive(&runtime, session, init.as_deref()),
+            },
+        },
+        None => match session(&runtime, None, &config) {
+            Some(session) => shell::interactive(&runtime, session, None),
+            None => false,
+        },
     };
     if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// A session on the embedded cluster, or on the coordinator when given.
+fn session(
+    runtime: &tokio::runtime::Runtime,
+    coordinator: Option<&str>,
+    config: &ClusterConfig,
+) -> Option<Session> {
+    let session = match coordinator {
+        None => Session::new(),
+        Some(address) => {
+            // The client's channel is created on the runtime it will run on.
+            let _guard = runtime.enter();
+            match ClusterClient::new(address, config.token.as_deref()) {
+                Ok(client) => Session::with_dispatcher(Arc::new(client)),
+                Err(e) => {
+                    eprintln!("[ERROR] {e}");
+                    return None;
+                }
+            }
+        }
+    };
+    match session {
+        Ok(session) => Some(session),
+        Err(e) => {
+            eprintln!("[ERROR] {e}");
+            None
+        }
     }
 }

@@ -23,6 +23,9 @@ pub enum EngineError {
     /// A query that cannot run as asked, e.g. updates into an append-only sink.
     #[error("{0}")]
     Plan(String),
+    /// A remote cluster refused or failed a request.
+    #[error("{0}")]
+    Cluster(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -1,6 +1,7 @@
 //! The engine: a SQL [`Session`] that parses Flink SQL, keeps the catalog
 //! and configuration, plans statements into streaming job graphs
-//! ([`stream_planner`]) and runs them on the embedded [`MiniCluster`].
+//! ([`stream_planner`]) and hands them to a [`Dispatcher`]: the embedded
+//! [`MiniCluster`], or a remote cluster's client.
 //!
 //! ```text
 //! SQL text ─ weir-sql ─> logical plan ─ stream_planner ─> JobGraph ─ weir-runtime ─> rows / sink files
@@ -9,11 +10,13 @@
 //!
 //! [`MiniCluster`]: weir_runtime::MiniCluster
 
+pub mod dispatcher;
 pub mod error;
 pub mod registry;
 pub mod session;
 pub mod stream_planner;
 
+pub use dispatcher::{Dispatcher, JobKind, JobProgram, PlannedJob, plan_program};
 pub use error::EngineError;
 pub use registry::ConnectorRegistry;
 pub use session::{JobSubmission, QueryResult, ResultTable, Session, StatementResult};

@@ -9,7 +9,7 @@ use datafusion::logical_expr::LogicalPlan;
 use tokio::sync::mpsc;
 use weir_common::{Configuration, StreamBatch};
 use weir_format::display::sql_type_name as flink_type_name;
-use weir_runtime::{JobHandle, JobId, JobStatus, MiniCluster};
+use weir_runtime::{JobHandle, JobId, JobSummary, MiniCluster};
 use weir_sql::catalog::table_name;
 use weir_sql::parser::{ColumnKind, CreateTable, CreateView, DropObject, ObjectKind};
 use weir_sql::{
@@ -18,6 +18,7 @@ use weir_sql::{
 };
 
 use crate::EngineError;
+use crate::dispatcher::{Dispatcher, JobKind, JobProgram, PlannedJob};
 use crate::registry::ConnectorRegistry;
 use crate::stream_planner::{StreamPlan, StreamPlanner, table_spec};
 
@@ -45,7 +46,7 @@ pub struct ResultTable {
 
 impl ResultTable {
     /// A table of strings, as SHOW and DESCRIBE return.
-    fn strings(columns: &[&str], rows: Vec<Vec<String>>) -> Result<Self, EngineError> {
+    pub fn strings(columns: &[&str], rows: Vec<Vec<String>>) -> Result<Self, EngineError> {
         let schema = Arc::new(Schema::new(
             columns
                 .iter()
@@ -159,7 +160,10 @@ pub struct Session {
     catalog: Catalog,
     planner: SqlPlanner,
     registry: ConnectorRegistry,
-    cluster: Arc<MiniCluster>,
+    dispatcher: Arc<dyn Dispatcher>,
+    /// The CREATE and DROP statements that ran, in order: the catalog as a
+    /// remote cluster rebuilds it.
+    catalog_log: Vec<String>,
     /// INSERT jobs started by this session, oldest first.
     jobs: Vec<JobHandle>,
 }
@@ -175,19 +179,28 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// A session on an embedded cluster.
     pub fn new() -> Result<Self, EngineError> {
-        Self::with_cluster(Arc::new(MiniCluster::new()))
+        Self::with_dispatcher(Arc::new(MiniCluster::new()))
     }
 
-    pub fn with_cluster(cluster: Arc<MiniCluster>) -> Result<Self, EngineError> {
+    /// A session whose jobs run wherever `dispatcher` sends them.
+    pub fn with_dispatcher(dispatcher: Arc<dyn Dispatcher>) -> Result<Self, EngineError> {
         let config = Configuration::new();
         Ok(Self {
             planner: SqlPlanner::new(&config)?,
             config,
             catalog: Catalog::default(),
             registry: ConnectorRegistry::default(),
-            cluster,
+            dispatcher,
+            catalog_log: Vec::new(),
             jobs: Vec::new(),
         })
+    }
+
+    /// Sets an option, as `SET 'key' = 'value'` does.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), EngineError> {
+        self.config.set(key, value)?;
+        self.planner = SqlPlanner::new(&self.config)?;
+        Ok(())
     }
 
     pub fn config(&self) -> &Configuration {
@@ -251,24 +264,33 @@ impl Session {
         parsed: ParsedStatement,
     ) -> Result<StatementResult, EngineError> {
         let at = parsed.position;
-        self.execute_statement(parsed.statement)
-            .await
-            .map_err(|e| match e {
-                // Errors without a position of their own point at their statement.
-                EngineError::Sql(SqlError::Plan {
-                    message,
-                    position: None,
-                }) => EngineError::Sql(SqlError::Plan {
-                    message,
-                    position: Some(at),
-                }),
-                other => other,
-            })
+        let changes_catalog = matches!(
+            parsed.statement,
+            FlinkStatement::CreateTable(_)
+                | FlinkStatement::CreateView(_)
+                | FlinkStatement::Drop(_)
+        );
+        let result = self.execute_statement(parsed.statement, &parsed.text).await;
+        if changes_catalog && result.is_ok() {
+            self.catalog_log.push(parsed.text);
+        }
+        result.map_err(|e| match e {
+            // Errors without a position of their own point at their statement.
+            EngineError::Sql(SqlError::Plan {
+                message,
+                position: None,
+            }) => EngineError::Sql(SqlError::Plan {
+                message,
+                position: Some(at),
+            }),
+            other => other,
+        })
     }
 
     async fn execute_statement(
         &mut self,
         statement: FlinkStatement,
+        text: &str,
     ) -> Result<StatementResult, EngineError> {
         match statement {
             FlinkStatement::CreateTable(definition) => self.create_table(definition),
@@ -287,8 +309,7 @@ impl Session {
                 )?))
             }
             FlinkStatement::Set(Some((key, value))) => {
-                self.config.set(&key, &value)?;
-                self.planner = SqlPlanner::new(&self.config)?;
+                self.set(&key, &value)?;
                 Ok(StatementResult::Ok(
                     "Execute statement succeeded.".to_string(),
                 ))
@@ -333,9 +354,11 @@ impl Session {
             }
             FlinkStatement::ShowJobs => {
                 let rows = self
-                    .jobs
-                    .iter()
-                    .map(|j| vec![j.id.to_string(), j.name.clone(), j.status().to_string()])
+                    .dispatcher
+                    .list_jobs()
+                    .await?
+                    .into_iter()
+                    .map(|j| vec![j.id.to_string(), j.name, j.status.to_string()])
                     .collect();
                 Ok(StatementResult::Table(ResultTable::strings(
                     &["job id", "job name", "status"],
@@ -351,14 +374,13 @@ impl Session {
                 Ok(StatementResult::Text(show_create_table(table)))
             }
             FlinkStatement::Describe(name) => self.describe(&table_name(&name)?),
-            FlinkStatement::Query(query) => {
-                let plan = self.planner.plan_query(&self.catalog, &query)?;
-                let schema = Arc::clone(plan.schema().inner());
-                let stream = self.stream_planner().plan(&plan)?;
-                let graph = self
-                    .stream_planner()
-                    .job_graph("collect".to_string(), vec![stream])?;
-                let mut job = self.cluster.submit(graph)?;
+            statement @ FlinkStatement::Query(_) => {
+                let job = self.plan_job(statement)?;
+                let schema = job.schema.clone().ok_or_else(|| {
+                    EngineError::Internal("a query planned without a schema".into())
+                })?;
+                let program = self.program(job.graph.name.clone(), text);
+                let mut job = self.dispatcher.submit(job, program).await?;
                 let rows = job.take_results().ok_or_else(|| {
                     EngineError::Internal("a query job without a result channel".into())
                 })?;
@@ -370,8 +392,9 @@ impl Session {
                     time_zone,
                 }))
             }
-            FlinkStatement::Insert(insert) => self.submit_inserts(vec![*insert]).await,
-            FlinkStatement::StatementSet(inserts) => self.submit_inserts(inserts).await,
+            statement @ (FlinkStatement::Insert(_) | FlinkStatement::StatementSet(_)) => {
+                self.submit_inserts(statement, text).await
+            }
             FlinkStatement::Explain(inner) => self.explain(*inner),
             FlinkStatement::StopJob {
                 job_id,
@@ -382,16 +405,13 @@ impl Session {
                         "STOP JOB ... WITH SAVEPOINT (savepoints come with checkpoints)".into(),
                     ));
                 }
-                let job = self
-                    .jobs
-                    .iter_mut()
-                    .find(|j| j.id.to_string() == job_id)
-                    .ok_or_else(|| {
-                        EngineError::Session(format!(
-                            "no job with id '{job_id}' in this session; SHOW JOBS lists them"
-                        ))
-                    })?;
-                job.cancel();
+                let missing = || {
+                    EngineError::Session(format!("no job with id '{job_id}'; SHOW JOBS lists them"))
+                };
+                let id: JobId = job_id.parse().map_err(|_| missing())?;
+                if !self.dispatcher.cancel_job(id).await? {
+                    return Err(missing());
+                }
                 Ok(StatementResult::Ok(format!(
                     "The job '{job_id}' is stopped."
                 )))
@@ -599,14 +619,66 @@ impl Session {
         format!("insert-into_{}", targets.join(","))
     }
 
-    async fn submit_inserts(
-        &mut self,
+    /// Plans a query or INSERT into the job graph that runs it.
+    pub(crate) fn plan_job(&self, statement: FlinkStatement) -> Result<PlannedJob, EngineError> {
+        match statement {
+            FlinkStatement::Query(query) => {
+                let plan = self.planner.plan_query(&self.catalog, &query)?;
+                let schema = Arc::clone(plan.schema().inner());
+                let stream = self.stream_planner().plan(&plan)?;
+                let graph = self
+                    .stream_planner()
+                    .job_graph("collect".to_string(), vec![stream])?;
+                Ok(PlannedJob {
+                    graph,
+                    kind: JobKind::Query,
+                    schema: Some(schema),
+                })
+            }
+            FlinkStatement::Insert(insert) => self.plan_insert_job(vec![*insert]),
+            FlinkStatement::StatementSet(inserts) => self.plan_insert_job(inserts),
+            _ => Err(EngineError::Internal(
+                "only queries and INSERTs become jobs".into(),
+            )),
+        }
+    }
+
+    fn plan_insert_job(
+        &self,
         inserts: Vec<sqlparser::ast::Statement>,
-    ) -> Result<StatementResult, EngineError> {
+    ) -> Result<PlannedJob, EngineError> {
         let (_, streams) = self.plan_inserts(&inserts)?;
         let name = self.job_name(&inserts);
-        let graph = self.stream_planner().job_graph(name.clone(), streams)?;
-        let mut job = self.cluster.submit(graph)?;
+        Ok(PlannedJob {
+            graph: self.stream_planner().job_graph(name, streams)?,
+            kind: JobKind::Insert,
+            schema: None,
+        })
+    }
+
+    /// What a remote cluster needs to plan `statement` as this session does.
+    fn program(&self, name: String, statement: &str) -> JobProgram {
+        JobProgram {
+            name,
+            config: self
+                .config
+                .entries()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            catalog: self.catalog_log.clone(),
+            statement: statement.to_string(),
+        }
+    }
+
+    async fn submit_inserts(
+        &mut self,
+        statement: FlinkStatement,
+        text: &str,
+    ) -> Result<StatementResult, EngineError> {
+        let job = self.plan_job(statement)?;
+        let name = job.graph.name.clone();
+        let program = self.program(name.clone(), text);
+        let mut job = self.dispatcher.submit(job, program).await?;
         let id = job.id;
         let finished = self.config.dml_sync();
         if finished {
@@ -646,10 +718,12 @@ impl Session {
         Ok(StatementResult::Text(text))
     }
 
-    /// Waits for every INSERT job of the session to end; the first failure.
+    /// Waits for every INSERT job of the session that runs in this process
+    /// to end (jobs on a remote cluster run on without the client); the
+    /// first failure.
     pub async fn wait_for_jobs(&mut self) -> Result<(), EngineError> {
         let mut failure = None;
-        for job in &mut self.jobs {
+        for job in self.jobs.iter_mut().filter(|j| !j.is_detached()) {
             if let Err(e) = job.wait().await
                 && failure.is_none()
             {
@@ -659,11 +733,15 @@ impl Session {
         failure.map_or(Ok(()), Err)
     }
 
-    /// The status of each job the session started.
-    pub fn jobs(&self) -> Vec<(JobId, String, JobStatus)> {
+    /// The status of each INSERT job the session started.
+    pub fn jobs(&self) -> Vec<JobSummary> {
         self.jobs
             .iter()
-            .map(|j| (j.id, j.name.clone(), j.status()))
+            .map(|j| JobSummary {
+                id: j.id,
+                name: j.name.clone(),
+                status: j.status(),
+            })
             .collect()
     }
 }

@@ -25,6 +25,9 @@ pub enum RuntimeError {
     /// The job was cancelled before it finished.
     #[error("the job was cancelled")]
     Cancelled,
+    /// The job failed elsewhere (on a cluster), with this message.
+    #[error("{0}")]
+    Failed(String),
     /// A broken invariant inside the runtime.
     #[error("internal error: {0}")]
     Internal(String),

@@ -25,9 +25,13 @@
 //! the end of input a source emits the final watermark and `EndOfInput`,
 //! every operator flushes, sinks finish their files, and the job ends.
 //!
-//! [`MiniCluster`] deploys a job graph in this process and hands back a
-//! [`JobHandle`] to await, cancel, and read results from.
+//! [`deploy`] is the task executor: it runs a job's subtasks (all of them,
+//! or the share placed in one cluster worker's slots) and hands back the
+//! channels that cross to other processes. [`MiniCluster`] deploys a job
+//! graph in this process and hands back a [`JobHandle`] to await, cancel,
+//! and read results from.
 
+pub mod deploy;
 pub mod error;
 pub mod exchange;
 pub mod graph;
@@ -46,5 +50,7 @@ pub use graph::{
 };
 pub use message::{CheckpointBarrier, Message};
 pub use metrics::{JobMetrics, JobProgress, OperatorMetrics};
-pub use minicluster::{JobHandle, JobId, JobStatus, MiniCluster};
+pub use minicluster::{
+    CancelHook, JobHandle, JobId, JobStatus, JobSummary, MiniCluster, RemoteJob,
+};
 pub use operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};

@@ -1,34 +1,37 @@
 //! Runs job graphs inside this process: the embedded cluster behind
 //! `weir run` and `weir sql`.
 //!
-//! Deploying a job: plan each source's splits and spread them over its
-//! subtasks, create one bounded channel per producer/consumer subtask pair
-//! of every edge, open readers and writers, and spawn every subtask into the
-//! job's [`JoinSet`]. The job's driver task owns that set, so cancelling or
-//! dropping the [`JobHandle`] stops every subtask; no task outlives its job.
-//! The first subtask that fails fails the job, and the others are stopped.
+//! A job here is planned and deployed by the same functions a cluster's job
+//! master and workers use ([`crate::deploy`]), with every subtask local. The
+//! job's driver task owns the subtasks' `JoinSet`, so cancelling or dropping
+//! the [`JobHandle`] stops every subtask; no task outlives its job. The first
+//! subtask that fails fails the job, and the others are stopped.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use weir_common::StreamBatch;
-use weir_connector::{SinkContext, SourceContext, SourceMetrics, SourceSplit};
 
 use crate::RuntimeError;
-use crate::exchange::{CHANNEL_CAPACITY, InputChannel, InputGate, OutputEdge};
-use crate::graph::{JobGraph, JobVertex, Partitioning, VertexId, VertexInput, VertexOutput};
-use crate::message::Message;
-use crate::metrics::{JobMetrics, OperatorMetrics, SOURCE_PREFIX};
-use crate::operator::OperatorContext;
-use crate::source_task::SourceDriver;
-use crate::task::{Chained, Subtask, SubtaskInput, SubtaskOutput};
+use crate::deploy::{TaskDeployment, deploy, plan_splits, supervise};
+use crate::exchange::CHANNEL_CAPACITY;
+use crate::graph::{JobGraph, VertexOutput};
+use crate::metrics::JobMetrics;
 
 /// Identifies a job, printed as 32 hex digits as Flink prints job ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(pub u128);
+
+impl std::str::FromStr for JobId {
+    type Err = std::num::ParseIntError;
+
+    /// Parses the 32 hex digits a job id prints as.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u128::from_str_radix(s.trim(), 16).map(JobId)
+    }
+}
 
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -41,12 +44,23 @@ impl fmt::Display for JobId {
 pub enum JobStatus {
     Created,
     Running,
+    /// Between a failed attempt and the next (on a cluster).
+    Restarting,
     Finished,
     Failed(String),
     Cancelled,
 }
 
 impl JobStatus {
+    /// The status a job ends in, from how its run ended.
+    pub fn from_result(result: &Result<(), RuntimeError>) -> Self {
+        match result {
+            Ok(()) => JobStatus::Finished,
+            Err(RuntimeError::Cancelled) => JobStatus::Cancelled,
+            Err(e) => JobStatus::Failed(e.to_string()),
+        }
+    }
+
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
@@ -60,6 +74,7 @@ impl fmt::Display for JobStatus {
         match self {
             JobStatus::Created => f.write_str("CREATED"),
             JobStatus::Running => f.write_str("RUNNING"),
+            JobStatus::Restarting => f.write_str("RESTARTING"),
             JobStatus::Finished => f.write_str("FINISHED"),
             JobStatus::Failed(_) => f.write_str("FAILED"),
             JobStatus::Cancelled => f.write_str("CANCELED"),
@@ -67,20 +82,69 @@ impl fmt::Display for JobStatus {
     }
 }
 
-/// A submitted job. Dropping the handle cancels the job.
-#[derive(Debug)]
+/// Stops a job that runs elsewhere; called by [`JobHandle::cancel`].
+pub type CancelHook = Arc<dyn Fn() + Send + Sync>;
+
+/// A submitted job. Dropping the handle cancels the job, unless the job is
+/// detached (an INSERT job on a remote cluster outlives its client).
 pub struct JobHandle {
     pub id: JobId,
     pub name: String,
     status: watch::Receiver<JobStatus>,
     metrics: Arc<JobMetrics>,
     results: Option<mpsc::Receiver<StreamBatch>>,
+    /// Runs the job (embedded) or follows it (remote); its result is the job's.
     driver: Option<JoinHandle<Result<(), RuntimeError>>>,
+    detached: bool,
+    cancel_hook: Option<CancelHook>,
+}
+
+impl fmt::Debug for JobHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobHandle")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("status", &*self.status.borrow())
+            .field("detached", &self.detached)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The parts of a handle for a job that runs in another process.
+#[derive(Debug)]
+pub struct RemoteJob {
+    pub id: JobId,
+    pub name: String,
+    pub status: watch::Receiver<JobStatus>,
+    pub results: Option<mpsc::Receiver<StreamBatch>>,
+    /// Follows the job to its end.
+    pub driver: JoinHandle<Result<(), RuntimeError>>,
+    /// Whether the job keeps running when the handle is dropped.
+    pub detached: bool,
 }
 
 impl JobHandle {
+    /// A handle on a job that runs in another process.
+    pub fn remote(job: RemoteJob, cancel: CancelHook) -> Self {
+        Self {
+            id: job.id,
+            name: job.name,
+            status: job.status,
+            metrics: Arc::new(JobMetrics::default()),
+            results: job.results,
+            driver: Some(job.driver),
+            detached: job.detached,
+            cancel_hook: Some(cancel),
+        }
+    }
+
     pub fn status(&self) -> JobStatus {
         self.status.borrow().clone()
+    }
+
+    /// Whether the job runs on when the handle is dropped.
+    pub fn is_detached(&self) -> bool {
+        self.detached
     }
 
     pub fn metrics(&self) -> &Arc<JobMetrics> {
@@ -96,7 +160,7 @@ impl JobHandle {
     pub async fn wait(&mut self) -> Result<(), RuntimeError> {
         let Some(driver) = self.driver.take() else {
             return match self.status() {
-                JobStatus::Failed(message) => Err(RuntimeError::Internal(message)),
+                JobStatus::Failed(message) => Err(RuntimeError::Failed(message)),
                 JobStatus::Cancelled => Err(RuntimeError::Cancelled),
                 _ => Ok(()),
             };
@@ -110,6 +174,11 @@ impl JobHandle {
 
     /// Stops every subtask of the job.
     pub fn cancel(&mut self) {
+        if let Some(hook) = &self.cancel_hook
+            && !self.status().is_terminal()
+        {
+            hook();
+        }
         if let Some(driver) = &self.driver {
             driver.abort();
         }
@@ -118,13 +187,39 @@ impl JobHandle {
 
 impl Drop for JobHandle {
     fn drop(&mut self) {
-        self.cancel();
+        if self.detached {
+            if let Some(driver) = &self.driver {
+                driver.abort();
+            }
+        } else {
+            self.cancel();
+        }
     }
 }
 
-/// The embedded cluster: runs jobs on this process's tokio runtime.
+/// A job as SHOW JOBS lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSummary {
+    pub id: JobId,
+    pub name: String,
+    pub status: JobStatus,
+}
+
+/// A job the embedded cluster has run or runs.
+#[derive(Debug)]
+struct JobEntry {
+    id: JobId,
+    name: String,
+    status: watch::Receiver<JobStatus>,
+    abort: tokio::task::AbortHandle,
+}
+
+/// The embedded cluster: runs jobs on this process's tokio runtime, with the
+/// same task executor ([`deploy`](crate::deploy)) a cluster worker uses.
 #[derive(Debug, Default)]
-pub struct MiniCluster {}
+pub struct MiniCluster {
+    jobs: Mutex<Vec<JobEntry>>,
+}
 
 impl MiniCluster {
     pub fn new() -> Self {
@@ -158,13 +253,17 @@ impl MiniCluster {
                 Err(RuntimeError::Cancelled) => tracing::info!(job = %id, "job cancelled"),
                 Err(e) => tracing::warn!(job = %id, error = %e, "job failed"),
             }
-            let _ = status_tx.send(match &result {
-                Ok(()) => JobStatus::Finished,
-                Err(RuntimeError::Cancelled) => JobStatus::Cancelled,
-                Err(e) => JobStatus::Failed(e.to_string()),
-            });
+            let _ = status_tx.send(JobStatus::from_result(&result));
             result
         });
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.push(JobEntry {
+                id,
+                name: name.clone(),
+                status: status_rx.clone(),
+                abort: driver.abort_handle(),
+            });
+        }
         Ok(JobHandle {
             id,
             name,
@@ -172,266 +271,63 @@ impl MiniCluster {
             metrics,
             results: results_rx,
             driver: Some(driver),
+            detached: false,
+            cancel_hook: None,
         })
     }
-}
 
-/// Spreads splits over subtasks: largest first onto the least loaded, then
-/// each subtask reads its splits in their listed order.
-fn assign_splits(splits: Vec<SourceSplit>, parallelism: usize) -> Vec<Vec<SourceSplit>> {
-    let mut order: Vec<usize> = (0..splits.len()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(splits[i].size_hint), i));
-    let mut load = vec![0u64; parallelism];
-    let mut owner = vec![0usize; splits.len()];
-    for i in order {
-        let target = (0..parallelism).min_by_key(|&s| (load[s], s)).unwrap_or(0);
-        load[target] += splits[i].size_hint.max(1);
-        owner[i] = target;
+    /// Every job submitted here, oldest first.
+    pub fn jobs(&self) -> Vec<JobSummary> {
+        self.jobs
+            .lock()
+            .map(|jobs| {
+                jobs.iter()
+                    .map(|j| JobSummary {
+                        id: j.id,
+                        name: j.name.clone(),
+                        status: j.status.borrow().clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
-    let mut assigned = vec![Vec::new(); parallelism];
-    for (i, split) in splits.into_iter().enumerate() {
-        assigned[owner[i]].push(split);
+
+    /// Cancels a job; false if no job has this id.
+    pub fn cancel(&self, id: JobId) -> bool {
+        let Ok(jobs) = self.jobs.lock() else {
+            return false;
+        };
+        match jobs.iter().find(|j| j.id == id) {
+            Some(job) => {
+                job.abort.abort();
+                true
+            }
+            None => false,
+        }
     }
-    assigned
 }
 
-/// The channels of one edge, indexed by producing then consuming subtask.
-struct EdgeChannels {
-    senders: Vec<Vec<mpsc::Sender<Message>>>,
-}
-
+/// Plans the job's splits and runs all of its subtasks here.
 async fn run_job(
     id: JobId,
     graph: JobGraph,
     metrics: Arc<JobMetrics>,
     results: Option<mpsc::Sender<StreamBatch>>,
 ) -> Result<(), RuntimeError> {
-    // Receivers per consuming (vertex, subtask), senders per edge.
-    let mut receivers: HashMap<(VertexId, usize), Vec<InputChannel>> = HashMap::new();
-    let mut edge_senders: HashMap<(VertexId, VertexId), EdgeChannels> = HashMap::new();
-    for vertex in &graph.vertices {
-        let VertexInput::Edges(edges) = &vertex.input else {
-            continue;
-        };
-        for edge in edges {
-            let upstream = graph.vertices[edge.from.0].parallelism;
-            let mut senders = vec![Vec::new(); upstream];
-            for (producer, producer_senders) in senders.iter_mut().enumerate() {
-                let consumers: Vec<usize> = match edge.partitioning {
-                    Partitioning::Forward => vec![producer],
-                    Partitioning::Global => vec![0],
-                    _ => (0..vertex.parallelism).collect(),
-                };
-                for consumer in consumers {
-                    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-                    producer_senders.push(tx);
-                    receivers
-                        .entry((vertex.id, consumer))
-                        .or_default()
-                        .push(InputChannel {
-                            receiver: rx,
-                            input: edge.input,
-                        });
-                }
-            }
-            edge_senders.insert((edge.from, vertex.id), EdgeChannels { senders });
-        }
+    let splits = plan_splits(&graph, &metrics).await?;
+    let deployed = deploy(TaskDeployment {
+        job: id,
+        graph: &graph,
+        splits,
+        runs_here: &|_, _| true,
+        metrics,
+        results,
+    })
+    .await?;
+    if !deployed.outbound.is_empty() || !deployed.inbound.is_empty() {
+        return Err(RuntimeError::Internal(
+            "a job deployed in one process has channels to another".into(),
+        ));
     }
-
-    let mut tasks = JoinSet::new();
-    for vertex in &graph.vertices {
-        let name = vertex.name();
-        let mut assigned = match &vertex.input {
-            VertexInput::Source(source) => {
-                let splits = source
-                    .factory
-                    .plan_splits(vertex.parallelism)
-                    .await
-                    .map_err(|e| {
-                        RuntimeError::connector(&format!("{SOURCE_PREFIX}{}", source.table), e)
-                    })?;
-                metrics.register_splits(source.factory.boundedness(), &splits);
-                assign_splits(splits, vertex.parallelism)
-            }
-            VertexInput::Edges(_) => Vec::new(),
-        };
-        for subtask in 0..vertex.parallelism {
-            let task_name = format!("{name} ({}/{})", subtask + 1, vertex.parallelism);
-            let context = OperatorContext {
-                subtask,
-                parallelism: vertex.parallelism,
-                max_parallelism: graph.max_parallelism,
-            };
-            let input = match &vertex.input {
-                VertexInput::Source(source) => {
-                    let splits = std::mem::take(assigned.get_mut(subtask).ok_or_else(|| {
-                        RuntimeError::Internal(format!("no split assignment for subtask {subtask}"))
-                    })?);
-                    let source_metrics = Arc::new(SourceMetrics::default());
-                    metrics.register_source(Arc::clone(&source_metrics));
-                    let split_count = splits.len();
-                    let reader = source
-                        .factory
-                        .create_reader(SourceContext {
-                            subtask,
-                            parallelism: vertex.parallelism,
-                            splits,
-                            projection: source.projection.clone(),
-                            metrics: source_metrics,
-                        })
-                        .await
-                        .map_err(|e| RuntimeError::connector(&task_name, e))?;
-                    let op_metrics = Arc::new(OperatorMetrics::new(
-                        &task_name,
-                        &format!("{SOURCE_PREFIX}{}", source.table),
-                    ));
-                    metrics.register_operator(Arc::clone(&op_metrics));
-                    SubtaskInput::Source(SourceDriver::new(
-                        task_name.clone(),
-                        reader,
-                        source.transforms.clone(),
-                        source.watermark.clone(),
-                        split_count,
-                        source.idle_timeout,
-                        op_metrics,
-                    ))
-                }
-                VertexInput::Edges(_) => {
-                    let channels = receivers.remove(&(vertex.id, subtask)).unwrap_or_default();
-                    SubtaskInput::Gate(InputGate::new(channels))
-                }
-            };
-            let chain = instantiate_chain(vertex, &context, &task_name, &metrics)?;
-            let output = match &vertex.output {
-                VertexOutput::Downstream => {
-                    let mut edges = Vec::new();
-                    for (consumer, edge) in graph.downstream(vertex.id) {
-                        let channels =
-                            edge_senders
-                                .get_mut(&(vertex.id, consumer))
-                                .ok_or_else(|| {
-                                    RuntimeError::Internal(format!(
-                                        "no channels for edge {} -> {consumer}",
-                                        vertex.id
-                                    ))
-                                })?;
-                        let senders = std::mem::take(&mut channels.senders[subtask]);
-                        edges.push(OutputEdge::new(
-                            senders,
-                            edge.partitioning.clone(),
-                            graph.max_parallelism,
-                        ));
-                    }
-                    SubtaskOutput::Edges(edges)
-                }
-                VertexOutput::Sink(sink) => {
-                    let writer = sink
-                        .factory
-                        .create_writer(SinkContext {
-                            subtask,
-                            parallelism: vertex.parallelism,
-                            job_id: id.to_string(),
-                        })
-                        .await
-                        .map_err(|e| RuntimeError::connector(&task_name, e))?;
-                    SubtaskOutput::Sink(writer)
-                }
-                VertexOutput::Collect => match &results {
-                    Some(tx) => SubtaskOutput::Collect(tx.clone()),
-                    None => {
-                        return Err(RuntimeError::Internal(
-                            "collect vertex without a result channel".into(),
-                        ));
-                    }
-                },
-            };
-            let task = Subtask {
-                name: task_name,
-                input,
-                chain,
-                output,
-            };
-            tasks.spawn(task.run());
-        }
-    }
-    // The client's receiver ends when every collecting subtask has dropped its sender.
-    drop(results);
-
-    let mut failure: Option<RuntimeError> = None;
-    while let Some(joined) = tasks.join_next().await {
-        let result =
-            joined.unwrap_or_else(|e| Err(RuntimeError::Internal(format!("subtask crashed: {e}"))));
-        match result {
-            Ok(()) => {}
-            Err(RuntimeError::Cancelled) => {
-                failure.get_or_insert(RuntimeError::Cancelled);
-            }
-            Err(e) => {
-                tasks.abort_all();
-                if matches!(failure, None | Some(RuntimeError::Cancelled)) {
-                    failure = Some(e);
-                }
-            }
-        }
-    }
-    match failure {
-        None => Ok(()),
-        Some(e) => Err(e),
-    }
-}
-
-fn instantiate_chain(
-    vertex: &JobVertex,
-    context: &OperatorContext,
-    task_name: &str,
-    metrics: &JobMetrics,
-) -> Result<Vec<Chained>, RuntimeError> {
-    vertex
-        .operators
-        .iter()
-        .map(|factory| {
-            let mut operator = factory
-                .create(context)
-                .map_err(|e| RuntimeError::operator(task_name, &factory.name(), e))?;
-            operator
-                .open(context)
-                .map_err(|e| RuntimeError::operator(task_name, &factory.name(), e))?;
-            let op_metrics = Arc::new(OperatorMetrics::new(task_name, operator.name()));
-            metrics.register_operator(Arc::clone(&op_metrics));
-            Ok(Chained {
-                operator,
-                metrics: op_metrics,
-            })
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn split(id: &str, size: u64) -> SourceSplit {
-        SourceSplit {
-            id: id.to_string(),
-            size_hint: size,
-        }
-    }
-
-    #[test]
-    fn splits_are_balanced_by_size_and_keep_their_order() {
-        let assigned = assign_splits(
-            vec![
-                split("a", 10),
-                split("b", 100),
-                split("c", 10),
-                split("d", 10),
-            ],
-            2,
-        );
-        let ids: Vec<Vec<&str>> = assigned
-            .iter()
-            .map(|s| s.iter().map(|x| x.id.as_str()).collect())
-            .collect();
-        assert_eq!(ids, vec![vec!["b"], vec!["a", "c", "d"]]);
-    }
+    supervise(deployed.tasks).await
 }

@@ -24,6 +24,9 @@ pub type FlinkDialect = GenericDialect;
 pub struct ParsedStatement {
     pub statement: FlinkStatement,
     pub position: Position,
+    /// The statement's text, without its `;`: what a cluster ships to plan
+    /// the statement again in another process.
+    pub text: String,
 }
 
 /// The statements of Flink's SQL surface that Weir runs.
@@ -154,11 +157,17 @@ fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
             return Ok(statements);
         }
         let statement = parse_statement(&mut parser)?;
+        let next = parser.peek_token();
+        let from = offset_of(sql, start.span.start);
+        let to = match next.token {
+            Token::EOF => sql.len(),
+            _ => offset_of(sql, next.span.start),
+        };
         statements.push(ParsedStatement {
             statement,
             position: start.span.start.into(),
+            text: sql.get(from..to).unwrap_or_default().trim().to_string(),
         });
-        let next = parser.peek_token();
         match next.token {
             Token::SemiColon | Token::EOF => {}
             other => {
@@ -169,6 +178,23 @@ fn parse_statements(sql: &str) -> Result<Vec<ParsedStatement>, SqlError> {
             }
         }
     }
+}
+
+/// The byte offset of a token location (1-based line and character column).
+fn offset_of(sql: &str, location: sqlparser::tokenizer::Location) -> usize {
+    let mut offset = 0;
+    for (number, line) in sql.split_inclusive('\n').enumerate() {
+        if number as u64 + 1 == location.line {
+            let column = usize::try_from(location.column.saturating_sub(1)).unwrap_or(0);
+            return offset
+                + line
+                    .char_indices()
+                    .nth(column)
+                    .map_or(line.len(), |(at, _)| at);
+        }
+        offset += line.len();
+    }
+    sql.len()
 }
 
 /// Drops the `TABLE` keyword of table arguments (`TUMBLE(TABLE bids, ...)`,
@@ -765,6 +791,25 @@ mod tests {
         let mut statements = parse_script(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         assert_eq!(statements.len(), 1, "{sql}");
         statements.remove(0).statement
+    }
+
+    #[test]
+    fn statements_keep_their_text() {
+        let script =
+            "SET 'a' = 'b';\n-- a comment\nCREATE VIEW v AS\n  SELECT 'é;' AS x ;\nSELECT * FROM v";
+        let texts: Vec<String> = parse_script(script)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|s| s.text)
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "SET 'a' = 'b'",
+                "CREATE VIEW v AS\n  SELECT 'é;' AS x",
+                "SELECT * FROM v"
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,459 @@
+//! A real cluster: a coordinator and two worker processes of the `weir`
+//! binary on loopback ports they pick. Clients are the binary too:
+//! `weir run --coordinator`, `weir sql --coordinator` and `weir jobs`.
+//! The REST API is read over plain HTTP.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+/// A child process killed when the test ends, however it ends.
+struct Process {
+    child: Child,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `weir args...` in `dir` and returns it with the first line it prints.
+fn start(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(Process, String), Box<dyn std::error::Error>> {
+    let mut command = Command::new(WEIR);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("WEIR_CLUSTER_TOKEN")
+        .env("WEIR_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let process = Process { child };
+    let mut lines = BufReader::new(stdout);
+    let mut first = String::new();
+    lines.read_line(&mut first)?;
+    // Keep reading so the process never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = lines.read_to_string(&mut rest);
+    });
+    Ok((process, first.trim().to_string()))
+}
+
+/// The address after `marker` in a line, up to a space or `)`.
+fn address_after(line: &str, marker: &str) -> Result<String, String> {
+    let at = line
+        .find(marker)
+        .ok_or_else(|| format!("no '{marker}' in '{line}'"))?;
+    Ok(line[at + marker.len()..]
+        .split([' ', ')'])
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
+struct Cluster {
+    rpc: String,
+    rest: String,
+    /// Workers after the coordinator, so they are killed first.
+    workers: Vec<Process>,
+    _coordinator: Process,
+}
+
+impl Cluster {
+    fn start(
+        dir: &Path,
+        workers: usize,
+        slots: u32,
+        options: &[&str],
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let mut args = vec![
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--rest-listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(options);
+        let (coordinator, line) = start(dir, &args, &[])?;
+        let rpc = address_after(&line, "listening on ")?;
+        let rest = address_after(&line, "http://")?;
+        let mut cluster = Self {
+            rpc,
+            rest,
+            workers: Vec::new(),
+            _coordinator: coordinator,
+        };
+        let slots = slots.to_string();
+        for _ in 0..workers {
+            let mut args = vec![
+                "worker",
+                "--coordinator",
+                cluster.rpc.as_str(),
+                "--slots",
+                slots.as_str(),
+            ];
+            args.extend_from_slice(options);
+            let (worker, line) = start(dir, &args, &[])?;
+            assert!(line.starts_with("Worker "), "{line}");
+            cluster.workers.push(worker);
+        }
+        cluster.await_workers(workers)?;
+        Ok(cluster)
+    }
+
+    fn await_workers(&self, count: usize) -> TestResult {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let workers = http_get(&self.rest, "/v1/workers", None)?;
+            let json: serde_json::Value = serde_json::from_str(&workers.1)?;
+            if json["workers"].as_array().map_or(0, Vec::len) == count {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{count} workers did not register: {}", workers.1).into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn job(&self, id: &str) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+        let (status, body) = http_get(&self.rest, &format!("/v1/jobs/{id}"), None)?;
+        assert_eq!(status, 200, "{body}");
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// Waits for the job's status to be `want`.
+    fn await_status(
+        &self,
+        id: &str,
+        want: &str,
+    ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let job = self.job(id)?;
+            if job["status"] == want {
+                return Ok(job);
+            }
+            if ["FAILED", "CANCELED", "FINISHED"].contains(&job["status"].as_str().unwrap_or(""))
+                || Instant::now() > deadline
+            {
+                return Err(format!("job {id} did not reach {want}: {job}").into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A GET over HTTP/1.1; the status code and body.
+fn http_get(
+    address: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, String), Box<dyn std::error::Error>> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response: {response}"))?;
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    Ok((status, body))
+}
+
+fn weir(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Output, std::io::Error> {
+    let mut command = Command::new(WEIR);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("WEIR_CLUSTER_TOKEN")
+        .env_remove("WEIR_LOG");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The sorted lines of the visible files under `dir`.
+fn output_lines(dir: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut lines = Vec::new();
+    let mut pending: Vec<PathBuf> = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        for entry in std::fs::read_dir(&path)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                pending.push(entry.path());
+            } else {
+                lines.extend(
+                    std::fs::read_to_string(entry.path())?
+                        .lines()
+                        .map(str::to_string),
+                );
+            }
+        }
+    }
+    lines.sort();
+    Ok(lines)
+}
+
+/// Four CSV files of bids over two minutes of event time.
+fn write_bids(dir: &Path) -> TestResult {
+    let bids = dir.join("data/bids");
+    std::fs::create_dir_all(&bids)?;
+    for file in 0..4 {
+        let mut csv = String::new();
+        for i in 0..2_000u64 {
+            let n = file * 2_000 + i;
+            let millis = n * 15;
+            csv.push_str(&format!(
+                "{},{},2024-01-01 00:{:02}:{:02}.{:03}\n",
+                n % 37,
+                (n * 7) % 1_000,
+                millis / 60_000,
+                (millis / 1_000) % 60,
+                millis % 1_000
+            ));
+        }
+        std::fs::write(bids.join(format!("part-{file}.csv")), csv)?;
+    }
+    Ok(())
+}
+
+fn windowed_script(out: &str) -> String {
+    format!(
+        "SET 'parallelism.default' = '4';
+SET 'table.dml-sync' = 'true';
+CREATE TABLE bids (
+  auction BIGINT, price BIGINT, date_time TIMESTAMP(3),
+  WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
+) WITH ('connector' = 'filesystem', 'path' = 'data/bids', 'format' = 'csv');
+CREATE TABLE totals (window_start TIMESTAMP(3), auction BIGINT, bids BIGINT, volume BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');
+INSERT INTO totals
+SELECT window_start, auction, COUNT(*), SUM(price)
+FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end, auction;
+"
+    )
+}
+
+#[test]
+fn a_windowed_aggregation_over_two_workers_equals_the_embedded_run() -> TestResult {
+    let dir = tempfile::TempDir::new()?;
+    write_bids(dir.path())?;
+    std::fs::write(
+        dir.path().join("embedded.sql"),
+        windowed_script("out/embedded"),
+    )?;
+    std::fs::write(
+        dir.path().join("cluster.sql"),
+        windowed_script("out/cluster"),
+    )?;
+
+    let embedded = weir(dir.path(), &["run", "embedded.sql"], &[])?;
+    assert!(embedded.status.success(), "{}", text(&embedded.stderr));
+
+    let cluster = Cluster::start(dir.path(), 2, 2, &[])?;
+    let run = weir(
+        dir.path(),
+        &["run", "--coordinator", &cluster.rpc, "cluster.sql"],
+        &[],
+    )?;
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+    let expected = output_lines(&dir.path().join("out/embedded"))?;
+    assert_eq!(expected.len(), 12 * 37, "one row per window and auction");
+    assert_eq!(output_lines(&dir.path().join("out/cluster"))?, expected);
+
+    // The job ran at parallelism 4 over both workers, and `weir jobs` lists it.
+    let id = address_after(&stdout, "Job ")?;
+    let job = cluster.job(&id)?;
+    assert_eq!(job["status"], "FINISHED", "{job}");
+    let workers: BTreeSet<&str> = job["slots"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|w| w.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(job["slots"].as_array().map(Vec::len), Some(4), "{job}");
+    assert_eq!(workers.len(), 2, "{job}");
+    let list = weir(
+        dir.path(),
+        &["jobs", "list", "--coordinator", &cluster.rpc],
+        &[],
+    )?;
+    let listed = text(&list.stdout);
+    assert!(
+        listed.contains(&id) && listed.contains("FINISHED"),
+        "{listed}"
+    );
+
+    // A query's rows stream back to the client.
+    let query = weir(
+        dir.path(),
+        &[
+            "sql",
+            "--coordinator",
+            &cluster.rpc,
+            "-e",
+            "SET 'parallelism.default' = '4';
+             CREATE TABLE bids (auction BIGINT, price BIGINT, date_time TIMESTAMP(3))
+               WITH ('connector' = 'filesystem', 'path' = 'data/bids', 'format' = 'csv');
+             SELECT COUNT(*) AS n, SUM(price) AS volume FROM bids;",
+        ],
+        &[],
+    )?;
+    let rows = text(&query.stdout);
+    assert!(query.status.success(), "{rows}{}", text(&query.stderr));
+    let volume: u64 = (0..8_000u64).map(|n| (n * 7) % 1_000).sum();
+    let last = rows
+        .lines()
+        .filter(|l| l.contains("8000"))
+        .last()
+        .unwrap_or_default();
+    assert!(last.contains(&volume.to_string()), "{rows}");
+    Ok(())
+}
+
+#[test]
+fn a_job_restarts_on_the_remaining_worker_when_one_is_killed() -> TestResult {
+    let dir = tempfile::TempDir::new()?;
+    let mut cluster = Cluster::start(
+        dir.path(),
+        2,
+        4,
+        &[
+            "-D",
+            "heartbeat.interval=200ms",
+            "-D",
+            "heartbeat.timeout=2s",
+            "-D",
+            "restart-strategy.type=fixed-delay",
+            "-D",
+            "restart-strategy.fixed-delay.attempts=3",
+            "-D",
+            "restart-strategy.fixed-delay.delay=200ms",
+        ],
+    )?;
+    std::fs::write(
+        dir.path().join("slow.sql"),
+        "SET 'parallelism.default' = '4';
+CREATE TABLE numbers (id BIGINT) WITH (
+  'connector' = 'datagen', 'rows-per-second' = '500', 'number-of-rows' = '4000',
+  'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '4000');
+CREATE TABLE copied (id BIGINT) WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+INSERT INTO copied SELECT id FROM numbers;
+",
+    )?;
+    // Without table.dml-sync the INSERT is detached: the client prints the
+    // job id and exits while the job runs on.
+    let run = weir(
+        dir.path(),
+        &["run", "--coordinator", &cluster.rpc, "slow.sql"],
+        &[],
+    )?;
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+    let id = address_after(&stdout, "Job ID: ")?.trim().to_string();
+    let running = cluster.await_status(&id, "RUNNING")?;
+    assert_eq!(running["attempt"], 0, "{running}");
+    std::thread::sleep(Duration::from_secs(1));
+    drop(cluster.workers.pop());
+
+    let finished = cluster.await_status(&id, "FINISHED")?;
+    assert!(finished["attempt"].as_u64().unwrap_or(0) >= 1, "{finished}");
+    let expected: Vec<String> = {
+        let mut ids: Vec<String> = (1..=4000).map(|i: u64| i.to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        output_lines(&dir.path().join("out"))?,
+        expected,
+        "no row lost or repeated"
+    );
+    Ok(())
+}
+
+#[test]
+fn calls_without_the_cluster_token_are_refused() -> TestResult {
+    let dir = tempfile::TempDir::new()?;
+    let token = ["-D", "cluster.auth.token=s3cret"];
+    let (_coordinator, line) = start(
+        dir.path(),
+        &[
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--rest-listen",
+            "127.0.0.1:0",
+            token[0],
+            token[1],
+        ],
+        &[],
+    )?;
+    let rpc = address_after(&line, "listening on ")?;
+    let rest = address_after(&line, "http://")?;
+
+    let refused = weir(dir.path(), &["jobs", "list", "--coordinator", &rpc], &[])?;
+    assert!(!refused.status.success());
+    let message = text(&refused.stderr);
+    assert!(message.contains("token"), "{message}");
+    let allowed = weir(
+        dir.path(),
+        &["jobs", "list", "--coordinator", &rpc],
+        &[("WEIR_CLUSTER_TOKEN", "s3cret")],
+    )?;
+    assert!(allowed.status.success(), "{}", text(&allowed.stderr));
+
+    let worker = weir(dir.path(), &["worker", "--coordinator", &rpc], &[])?;
+    assert!(!worker.status.success());
+    assert!(
+        text(&worker.stderr).contains("refused"),
+        "{}",
+        text(&worker.stderr)
+    );
+
+    assert_eq!(http_get(&rest, "/v1/jobs", None)?.0, 401);
+    assert_eq!(http_get(&rest, "/v1/jobs", Some("guess"))?.0, 401);
+    assert_eq!(http_get(&rest, "/v1/jobs", Some("s3cret"))?.0, 200);
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! A client of a coordinator: the [`Dispatcher`] behind `weir sql
+//! --coordinator` and `weir run --coordinator`, and the calls behind `weir
+//! jobs`.
+//!
+//! Submitting sends the statement's program; the handle that comes back
+//! follows the job's status with `WatchJob` and, for a query, streams its
+//! rows with `FetchResults`. An INSERT job is detached: it runs on when the
+//! client goes. A query is cancelled when its handle is dropped.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch};
+use weir_engine::{Dispatcher, EngineError, JobKind, JobProgram, PlannedJob};
+use weir_runtime::{JobHandle, JobId, JobStatus, JobSummary, Message, RemoteJob, RuntimeError};
+
+use crate::exchange::decode;
+use crate::proto::coordinator_client::CoordinatorClient;
+use crate::worker::{Authed, coordinator_client, http_address, program_to_proto};
+use crate::{ClusterError, proto};
+
+/// A connection to a coordinator (made on first use).
+#[derive(Debug, Clone)]
+pub struct ClusterClient {
+    address: String,
+    client: CoordinatorClient<Authed>,
+}
+
+/// A job's status from its reported name and message.
+pub fn job_status(info: &proto::JobInfo) -> JobStatus {
+    match info.status.as_str() {
+        "RUNNING" => JobStatus::Running,
+        "RESTARTING" => JobStatus::Restarting,
+        "FINISHED" => JobStatus::Finished,
+        "FAILED" => JobStatus::Failed(info.message.clone()),
+        "CANCELED" => JobStatus::Cancelled,
+        _ => JobStatus::Created,
+    }
+}
+
+impl ClusterClient {
+    pub fn new(address: &str, token: Option<&str>) -> Result<Self, ClusterError> {
+        let address = http_address(address);
+        Ok(Self {
+            client: coordinator_client(&address, token)?,
+            address,
+        })
+    }
+
+    fn unreachable(&self, status: tonic::Status) -> ClusterError {
+        match status.code() {
+            tonic::Code::Unavailable => ClusterError::Connect {
+                address: self.address.clone(),
+                message: status.message().to_string(),
+            },
+            _ => ClusterError::Rpc(status.message().to_string()),
+        }
+    }
+
+    pub async fn list(&self) -> Result<Vec<proto::JobInfo>, ClusterError> {
+        let response = self
+            .client
+            .clone()
+            .list_jobs(proto::Empty {})
+            .await
+            .map_err(|s| self.unreachable(s))?;
+        Ok(response.into_inner().jobs)
+    }
+
+    pub async fn status(&self, job: &str) -> Result<proto::JobInfo, ClusterError> {
+        let request = proto::JobRequest {
+            job_id: job.to_string(),
+        };
+        let response = self
+            .client
+            .clone()
+            .get_job(request)
+            .await
+            .map_err(|s| self.unreachable(s))?;
+        Ok(response.into_inner())
+    }
+
+    pub async fn cancel(&self, job: &str) -> Result<proto::JobInfo, ClusterError> {
+        let request = proto::JobRequest {
+            job_id: job.to_string(),
+        };
+        let response = self
+            .client
+            .clone()
+            .cancel_job(request)
+            .await
+            .map_err(|s| self.unreachable(s))?;
+        Ok(response.into_inner())
+    }
+
+    /// Follows a job until it ends, publishing its status; its outcome.
+    async fn follow(
+        mut client: CoordinatorClient<Authed>,
+        job: JobId,
+        status: watch::Sender<JobStatus>,
+    ) -> Result<(), RuntimeError> {
+        let lost = |s: tonic::Status| {
+            RuntimeError::Failed(format!("lost track of job {job}: {}", s.message()))
+        };
+        let mut updates = client
+            .watch_job(proto::JobRequest {
+                job_id: job.to_string(),
+            })
+            .await
+            .map_err(lost)?
+            .into_inner();
+        while let Some(info) = updates.message().await.map_err(lost)? {
+            let current = job_status(&info);
+            let _ = status.send(current.clone());
+            match current {
+                JobStatus::Finished => return Ok(()),
+                JobStatus::Cancelled => return Err(RuntimeError::Cancelled),
+                JobStatus::Failed(message) => return Err(RuntimeError::Failed(message)),
+                _ => {}
+            }
+        }
+        Err(RuntimeError::Failed(format!(
+            "the coordinator stopped reporting job {job}"
+        )))
+    }
+
+    /// Moves a query's rows from the coordinator into `rows`.
+    async fn fetch(
+        mut client: CoordinatorClient<Authed>,
+        job: JobId,
+        rows: mpsc::Sender<weir_common::StreamBatch>,
+    ) -> Result<(), RuntimeError> {
+        let failed = |m: String| RuntimeError::Failed(format!("fetching the rows of {job}: {m}"));
+        let mut frames = client
+            .fetch_results(proto::JobRequest {
+                job_id: job.to_string(),
+            })
+            .await
+            .map_err(|s| failed(s.message().to_string()))?
+            .into_inner();
+        while let Some(frame) = frames
+            .message()
+            .await
+            .map_err(|s| failed(s.message().to_string()))?
+        {
+            if let Message::Batch(batch) = decode(frame).map_err(|e| failed(e.to_string()))?
+                && rows.send(batch).await.is_err()
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<ClusterError> for EngineError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::Engine(e) => e,
+            other => EngineError::Cluster(other.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl Dispatcher for ClusterClient {
+    async fn submit(&self, job: PlannedJob, program: JobProgram) -> Result<JobHandle, EngineError> {
+        let name = program.name.clone();
+        let response = self
+            .client
+            .clone()
+            .submit_job(proto::SubmitJobRequest {
+                program: Some(program_to_proto(&program)),
+            })
+            .await
+            .map_err(|s| self.unreachable(s))?
+            .into_inner();
+        let id: JobId = response.job_id.parse().map_err(|_| {
+            EngineError::Cluster(format!(
+                "the coordinator sent a bad job id '{}'",
+                response.job_id
+            ))
+        })?;
+        let (status_tx, status_rx) = watch::channel(JobStatus::Created);
+        let query = job.kind == JobKind::Query;
+        let follow = Self::follow(self.client.clone(), id, status_tx);
+        let (results, driver) = if query {
+            let (tx, rx) = mpsc::channel(weir_runtime::exchange::CHANNEL_CAPACITY);
+            let fetch = Self::fetch(self.client.clone(), id, tx);
+            let driver = tokio::spawn(async move {
+                let (fetched, followed) = tokio::join!(fetch, follow);
+                followed.and(fetched)
+            });
+            (Some(rx), driver)
+        } else {
+            (None, tokio::spawn(follow))
+        };
+        let canceller = self.clone();
+        let cancel = Arc::new(move || {
+            let client = canceller.clone();
+            let job = id.to_string();
+            // The call outlives the handle by one round trip at most.
+            tokio::spawn(async move {
+                if let Err(e) = client.cancel(&job).await {
+                    tracing::warn!(%job, error = %e, "cannot cancel the job");
+                }
+            });
+        });
+        Ok(JobHandle::remote(
+            RemoteJob {
+                id,
+                name,
+                status: status_rx,
+                results,
+                driver,
+                detached: !query,
+            },
+            cancel,
+        ))
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<JobSummary>, EngineError> {
+        let jobs = self.list().await?;
+        Ok(jobs
+            .into_iter()
+            .filter_map(|info| {
+                Some(JobSummary {
+                    id: info.job_id.parse().ok()?,
+                    status: job_status(&info),
+                    name: info.name,
+                })
+            })
+            .collect())
+    }
+
+    async fn cancel_job(&self, id: JobId) -> Result<bool, EngineError> {
+        match self.cancel(&id.to_string()).await {
+            Ok(_) => Ok(true),
+            Err(ClusterError::Rpc(message)) if message.starts_with("no job with id") => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

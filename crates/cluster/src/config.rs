@@ -1,0 +1,200 @@
+//! The options of coordinators, workers and cluster clients, named as Flink
+//! names them. They come from a configuration file (flat `key: value` lines,
+//! as Flink's `config.yaml`), from `-D key=value` on the command line, which
+//! wins, and for the token also from `WEIR_CLUSTER_TOKEN`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use weir_common::Configuration;
+use weir_common::duration::parse_duration;
+
+use crate::ClusterError;
+
+/// The shared secret every RPC and REST call must carry when set.
+pub const AUTH_TOKEN: &str = "cluster.auth.token";
+/// The environment variable the token may come from instead.
+pub const AUTH_TOKEN_ENV: &str = "WEIR_CLUSTER_TOKEN";
+pub const HEARTBEAT_INTERVAL: &str = "heartbeat.interval";
+pub const HEARTBEAT_TIMEOUT: &str = "heartbeat.timeout";
+/// How long a job waits for enough free slots before it fails.
+pub const SLOT_REQUEST_TIMEOUT: &str = "slot.request.timeout";
+pub const RESTART_STRATEGY: &str = "restart-strategy.type";
+pub const RESTART_ATTEMPTS: &str = "restart-strategy.fixed-delay.attempts";
+pub const RESTART_DELAY: &str = "restart-strategy.fixed-delay.delay";
+
+/// What a job master does when an attempt of its job fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartStrategy {
+    /// The job fails with its first failure (Flink's default without checkpoints).
+    None,
+    /// Up to `attempts` restarts, `delay` apart.
+    FixedDelay { attempts: u32, delay: Duration },
+}
+
+/// The options a cluster process reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub token: Option<String>,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub slot_request_timeout: Duration,
+    pub restart: RestartStrategy,
+}
+
+impl Default for ClusterConfig {
+    /// Flink's defaults.
+    fn default() -> Self {
+        Self {
+            token: None,
+            heartbeat_interval: Duration::from_secs(10),
+            heartbeat_timeout: Duration::from_secs(50),
+            slot_request_timeout: Duration::from_secs(300),
+            restart: RestartStrategy::None,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Reads the file (when given), then the `-D` options, then the
+    /// environment's token when no token was configured.
+    pub fn load(file: Option<&Path>, dynamic: &[(String, String)]) -> Result<Self, ClusterError> {
+        let mut options = Configuration::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ClusterError::Config(format!("cannot read {}: {e}", path.display()))
+            })?;
+            for (key, value) in parse_flat_yaml(&text) {
+                set(&mut options, &key, &value)?;
+            }
+        }
+        for (key, value) in dynamic {
+            set(&mut options, key, value)?;
+        }
+        let mut config = Self::from_options(&options)?;
+        if config.token.is_none() {
+            config.token = std::env::var(AUTH_TOKEN_ENV).ok().filter(|t| !t.is_empty());
+        }
+        Ok(config)
+    }
+
+    fn from_options(options: &Configuration) -> Result<Self, ClusterError> {
+        let defaults = Self::default();
+        let duration = |key: &str, default: Duration| -> Result<Duration, ClusterError> {
+            options.get(key).map_or(Ok(default), |v| {
+                parse_duration(v).map_err(|e| ClusterError::Config(format!("'{key}': {e}")))
+            })
+        };
+        let restart = match options.get(RESTART_STRATEGY).map(str::to_ascii_lowercase) {
+            None => RestartStrategy::None,
+            Some(kind) if matches!(kind.as_str(), "none" | "off" | "disable") => {
+                RestartStrategy::None
+            }
+            Some(kind) if matches!(kind.as_str(), "fixed-delay" | "fixeddelay") => {
+                let attempts = match options.get(RESTART_ATTEMPTS) {
+                    None => 1,
+                    Some(v) => v.trim().parse().map_err(|_| {
+                        ClusterError::Config(format!(
+                            "'{RESTART_ATTEMPTS}' must be a whole number, not '{v}'"
+                        ))
+                    })?,
+                };
+                RestartStrategy::FixedDelay {
+                    attempts,
+                    delay: duration(RESTART_DELAY, Duration::from_secs(1))?,
+                }
+            }
+            Some(other) => {
+                return Err(ClusterError::Config(format!(
+                    "'{RESTART_STRATEGY}' = '{other}' is not a restart strategy; \
+                     valid ones: none, fixed-delay"
+                )));
+            }
+        };
+        Ok(Self {
+            token: options
+                .get(AUTH_TOKEN)
+                .map(str::to_string)
+                .filter(|t| !t.is_empty()),
+            heartbeat_interval: duration(HEARTBEAT_INTERVAL, defaults.heartbeat_interval)?,
+            heartbeat_timeout: duration(HEARTBEAT_TIMEOUT, defaults.heartbeat_timeout)?,
+            slot_request_timeout: duration(SLOT_REQUEST_TIMEOUT, defaults.slot_request_timeout)?,
+            restart,
+        })
+    }
+}
+
+fn set(options: &mut Configuration, key: &str, value: &str) -> Result<(), ClusterError> {
+    options
+        .set(key, value)
+        .map_err(|e| ClusterError::Config(e.to_string()))
+}
+
+/// `key: value` lines; `#` starts a comment; values may be quoted.
+fn parse_flat_yaml(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                return None;
+            }
+            let (key, value) = line.split_once(':')?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(value);
+            Some((key.trim().to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+/// Splits a `-D key=value` argument.
+pub fn parse_dynamic(arg: &str) -> Result<(String, String), ClusterError> {
+    arg.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| ClusterError::Config(format!("-D expects key=value, not '{arg}'")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_dynamic_options() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("config.yaml");
+        std::fs::write(
+            &path,
+            "# cluster\nheartbeat.interval: 2 s\ncluster.auth.token: 'secret'\nrestart-strategy.type: fixed-delay\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let config = ClusterConfig::load(
+            Some(&path),
+            &[(HEARTBEAT_INTERVAL.to_string(), "500 ms".to_string())],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(config.token.as_deref(), Some("secret"));
+        assert_eq!(
+            config.restart,
+            RestartStrategy::FixedDelay {
+                attempts: 1,
+                delay: Duration::from_secs(1)
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = ClusterConfig::load(
+            None,
+            &[(RESTART_STRATEGY.to_string(), "sometimes".to_string())],
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("valid ones: none, fixed-delay"), "{err}");
+    }
+}

@@ -1,0 +1,803 @@
+//! The coordinator (Flink's JobManager): the dispatcher that accepts jobs
+//! and answers for them, the resource manager that tracks workers and their
+//! slots, and one job master per job.
+//!
+//! A job master plans the job's program once, and then for each attempt:
+//! 1. It waits for enough free slots, and fails the job after
+//!    'slot.request.timeout'. Slot sharing is as in Flink: a job needs as
+//!    many slots as its largest parallelism, and slot i runs subtask i of
+//!    every vertex. Slots are taken round-robin across workers, so a job
+//!    spreads over the cluster.
+//! 2. It plans the sources' splits and deploys every worker's share.
+//! 3. It waits for every worker to report its share ended.
+//!
+//! A failed share, or a worker lost to missed heartbeats, cancels the rest
+//! of the attempt, and the job restarts by 'restart-strategy.type'. Until
+//! checkpoints exist, a restart starts from the beginning of the sources.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use futures::{Stream, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, WatchStream};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tonic::{Request, Response, Status};
+use weir_common::StreamBatch;
+use weir_engine::{JobKind, JobProgram, plan_program};
+use weir_runtime::deploy::plan_splits;
+use weir_runtime::{JobGraph, JobId, JobMetrics, JobStatus, Message};
+
+use crate::auth::CallCheck;
+use crate::config::{ClusterConfig, RestartStrategy};
+use crate::exchange::{decode, encode};
+use crate::proto::coordinator_server::{Coordinator as CoordinatorService, CoordinatorServer};
+use crate::proto::frame::Kind;
+use crate::worker::{
+    MAX_MESSAGE, program_from_proto, program_to_proto, splits_to_proto, worker_client,
+};
+use crate::{ClusterError, proto};
+
+/// How to start a coordinator.
+#[derive(Debug, Clone)]
+pub struct CoordinatorOptions {
+    /// Where to serve RPC (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Where to serve the REST API; `None` for no REST API.
+    pub rest_listen: Option<SocketAddr>,
+    pub config: ClusterConfig,
+}
+
+/// A worker as the resource manager knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerEntry {
+    pub(crate) id: String,
+    pub(crate) address: String,
+    pub(crate) slots: u32,
+    pub(crate) last_heartbeat: Instant,
+    /// The latest metrics of the worker's operators.
+    pub(crate) metrics: Vec<proto::OperatorMetrics>,
+}
+
+/// Workers and the slots jobs hold on them.
+#[derive(Debug, Default)]
+pub(crate) struct Resources {
+    pub(crate) workers: BTreeMap<String, WorkerEntry>,
+    /// The worker of each slot a job's current attempt holds.
+    pub(crate) allocations: BTreeMap<JobId, Vec<String>>,
+}
+
+impl Resources {
+    pub(crate) fn used(&self, worker: &str) -> u32 {
+        let used = self
+            .allocations
+            .values()
+            .flatten()
+            .filter(|w| w.as_str() == worker)
+            .count();
+        u32::try_from(used).unwrap_or(u32::MAX)
+    }
+
+    pub(crate) fn free(&self) -> u32 {
+        self.workers
+            .values()
+            .map(|w| w.slots.saturating_sub(self.used(&w.id)))
+            .sum()
+    }
+
+    /// Takes `needed` slots round-robin over the workers with free ones.
+    fn allocate(&mut self, job: JobId, needed: usize) -> Option<Vec<WorkerEntry>> {
+        let mut free: Vec<(WorkerEntry, u32)> = self
+            .workers
+            .values()
+            .map(|w| (w.clone(), w.slots.saturating_sub(self.used(&w.id))))
+            .filter(|(_, free)| *free > 0)
+            .collect();
+        let mut placement = Vec::with_capacity(needed);
+        while placement.len() < needed {
+            let before = placement.len();
+            for (worker, left) in &mut free {
+                if *left > 0 && placement.len() < needed {
+                    *left -= 1;
+                    placement.push(worker.clone());
+                }
+            }
+            if placement.len() == before {
+                return None;
+            }
+        }
+        self.allocations
+            .insert(job, placement.iter().map(|w| w.id.clone()).collect());
+        Some(placement)
+    }
+}
+
+/// What reaches a job master.
+#[derive(Debug)]
+enum JobEvent {
+    Report(proto::TasksReport),
+    WorkerLost(String),
+    Cancel,
+}
+
+/// A vertex of a job, for the REST API.
+#[derive(Debug, Clone)]
+pub(crate) struct VertexSummary {
+    pub(crate) id: usize,
+    pub(crate) name: String,
+    pub(crate) parallelism: usize,
+    /// `(upstream vertex, partitioning)` of each input edge.
+    pub(crate) inputs: Vec<(usize, String)>,
+}
+
+/// A job the dispatcher accepted.
+#[derive(Debug)]
+pub(crate) struct JobRecord {
+    pub(crate) id: JobId,
+    pub(crate) vertices: Vec<VertexSummary>,
+    pub(crate) info: watch::Sender<proto::JobInfo>,
+    events: mpsc::UnboundedSender<JobEvent>,
+    /// A query's rows: workers' streams send here, one client reads.
+    results_tx: Mutex<Option<mpsc::Sender<StreamBatch>>>,
+    results_rx: Mutex<Option<mpsc::Receiver<StreamBatch>>>,
+}
+
+impl JobRecord {
+    pub(crate) fn snapshot(&self) -> proto::JobInfo {
+        self.info.borrow().clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut proto::JobInfo)) {
+        self.info.send_modify(change);
+    }
+}
+
+pub(crate) fn is_terminal(status: &str) -> bool {
+    matches!(status, "FINISHED" | "FAILED" | "CANCELED")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The coordinator's state, shared by its RPC and REST services.
+#[derive(Debug)]
+pub(crate) struct CoordinatorState {
+    pub(crate) config: ClusterConfig,
+    pub(crate) resources: Mutex<Resources>,
+    slots_changed: Notify,
+    pub(crate) jobs: Mutex<Vec<Arc<JobRecord>>>,
+}
+
+impl CoordinatorState {
+    pub(crate) fn job(&self, id: &str) -> Result<Arc<JobRecord>, Status> {
+        let parsed: Option<JobId> = id.parse().ok();
+        self.jobs
+            .lock()
+            .ok()
+            .and_then(|jobs| jobs.iter().find(|j| Some(j.id) == parsed).cloned())
+            .ok_or_else(|| Status::not_found(format!("no job with id '{id}'")))
+    }
+
+    pub(crate) fn job_list(&self) -> Vec<Arc<JobRecord>> {
+        self.jobs.lock().map(|j| j.clone()).unwrap_or_default()
+    }
+
+    fn release(&self, job: JobId) {
+        if let Ok(mut resources) = self.resources.lock() {
+            resources.allocations.remove(&job);
+        }
+        self.slots_changed.notify_waiters();
+    }
+
+    /// Declares workers lost whose last heartbeat is older than 'heartbeat.timeout'.
+    fn expire_workers(&self) {
+        let lost: Vec<String> = match self.resources.lock() {
+            Ok(mut resources) => {
+                let timeout = self.config.heartbeat_timeout;
+                let lost: Vec<String> = resources
+                    .workers
+                    .values()
+                    .filter(|w| w.last_heartbeat.elapsed() > timeout)
+                    .map(|w| w.id.clone())
+                    .collect();
+                for id in &lost {
+                    resources.workers.remove(id);
+                }
+                lost
+            }
+            Err(_) => Vec::new(),
+        };
+        for id in lost {
+            tracing::warn!(worker = %id, "worker lost: no heartbeat for 'heartbeat.timeout'");
+            for job in self.job_list() {
+                let _ = job.events.send(JobEvent::WorkerLost(id.clone()));
+            }
+        }
+    }
+
+    async fn submit(self: &Arc<Self>, program: JobProgram) -> Result<Arc<JobRecord>, ClusterError> {
+        let planned = plan_program(&program).await?;
+        let graph = planned.graph;
+        graph.validate()?;
+        let id = JobId(uuid::Uuid::new_v4().as_u128());
+        let parallelism = graph
+            .vertices
+            .iter()
+            .map(|v| v.parallelism)
+            .max()
+            .unwrap_or(1);
+        let query = planned.kind == JobKind::Query;
+        let (results_tx, results_rx) = if query {
+            let (tx, rx) = mpsc::channel(weir_runtime::exchange::CHANNEL_CAPACITY);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (info, _) = watch::channel(proto::JobInfo {
+            job_id: id.to_string(),
+            name: program.name.clone(),
+            status: JobStatus::Created.to_string(),
+            message: String::new(),
+            attempt: 0,
+            start_time_ms: now_ms(),
+            end_time_ms: 0,
+            parallelism: u32::try_from(parallelism).unwrap_or(u32::MAX),
+            slots: Vec::new(),
+        });
+        let vertices = graph
+            .vertices
+            .iter()
+            .map(|v| VertexSummary {
+                id: v.id.0,
+                name: v.name(),
+                parallelism: v.parallelism,
+                inputs: match &v.input {
+                    weir_runtime::VertexInput::Edges(edges) => edges
+                        .iter()
+                        .map(|e| (e.from.0, e.partitioning.to_string()))
+                        .collect(),
+                    weir_runtime::VertexInput::Source(_) => Vec::new(),
+                },
+            })
+            .collect();
+        let record = Arc::new(JobRecord {
+            id,
+            vertices,
+            info,
+            events: events_tx,
+            results_tx: Mutex::new(results_tx),
+            results_rx: Mutex::new(results_rx),
+        });
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.push(Arc::clone(&record));
+        }
+        tracing::info!(job = %id, name = %program.name, parallelism, "job submitted");
+        let master = JobMaster {
+            state: Arc::clone(self),
+            job: Arc::clone(&record),
+            graph,
+            program,
+            query,
+            events: events_rx,
+        };
+        tokio::spawn(master.run());
+        Ok(record)
+    }
+}
+
+/// Why an attempt ended.
+enum Outcome {
+    Finished,
+    Failed(String),
+    Cancelled,
+}
+
+/// Runs one job's attempts; lives as long as the job.
+struct JobMaster {
+    state: Arc<CoordinatorState>,
+    job: Arc<JobRecord>,
+    graph: JobGraph,
+    program: JobProgram,
+    query: bool,
+    events: mpsc::UnboundedReceiver<JobEvent>,
+}
+
+impl JobMaster {
+    async fn run(mut self) {
+        let mut restarts = 0u32;
+        let mut attempt = 0u32;
+        let outcome = loop {
+            let outcome = self.attempt(attempt).await;
+            self.state.release(self.job.id);
+            let Outcome::Failed(reason) = outcome else {
+                break outcome;
+            };
+            let (attempts, delay) = match self.state.config.restart {
+                RestartStrategy::FixedDelay { attempts, delay } if !self.query => (attempts, delay),
+                _ => (0, std::time::Duration::ZERO),
+            };
+            if restarts >= attempts {
+                break Outcome::Failed(reason);
+            }
+            restarts += 1;
+            attempt += 1;
+            tracing::warn!(job = %self.job.id, attempt, %reason, "restarting the job");
+            self.job.update(|info| {
+                info.status = JobStatus::Restarting.to_string();
+                info.message = format!("restart {restarts} of {attempts} after: {reason}");
+            });
+            let cancelled = tokio::select! {
+                () = tokio::time::sleep(delay) => false,
+                cancelled = self.cancelled() => cancelled,
+            };
+            if cancelled {
+                break Outcome::Cancelled;
+            }
+        };
+        let (status, message) = match outcome {
+            Outcome::Finished => (JobStatus::Finished.to_string(), String::new()),
+            Outcome::Cancelled => (JobStatus::Cancelled.to_string(), String::new()),
+            Outcome::Failed(reason) => ("FAILED".to_string(), reason),
+        };
+        tracing::info!(job = %self.job.id, %status, %message, "job ended");
+        if let Ok(mut results) = self.job.results_tx.lock() {
+            results.take();
+        }
+        self.job.update(|info| {
+            info.status = status;
+            info.message = message;
+            info.end_time_ms = now_ms();
+        });
+    }
+
+    /// Waits for a cancel event, ignoring others; true when one came.
+    async fn cancelled(&mut self) -> bool {
+        while let Some(event) = self.events.recv().await {
+            if matches!(event, JobEvent::Cancel) {
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn attempt(&mut self, attempt: u32) -> Outcome {
+        let placement = match self.allocate().await {
+            Ok(placement) => placement,
+            Err(outcome) => return outcome,
+        };
+        let workers: BTreeMap<String, String> = placement
+            .iter()
+            .map(|w| (w.id.clone(), w.address.clone()))
+            .collect();
+        self.job.update(|info| {
+            info.attempt = attempt;
+            info.slots = placement.iter().map(|w| w.id.clone()).collect();
+        });
+        let outcome = match self.deploy(attempt, &placement, &workers).await {
+            Ok(()) => {
+                self.job.update(|info| {
+                    info.status = JobStatus::Running.to_string();
+                    info.message.clear();
+                });
+                self.await_workers(attempt, &workers).await
+            }
+            Err(reason) => Outcome::Failed(reason),
+        };
+        if !matches!(outcome, Outcome::Finished) {
+            self.cancel_tasks(&workers).await;
+        }
+        outcome
+    }
+
+    /// Waits for the slots the job needs, up to 'slot.request.timeout'.
+    async fn allocate(&mut self) -> Result<Vec<WorkerEntry>, Outcome> {
+        let needed = usize::try_from(self.job.snapshot().parallelism).unwrap_or(usize::MAX);
+        let deadline = tokio::time::Instant::now() + self.state.config.slot_request_timeout;
+        loop {
+            let changed = self.state.slots_changed.notified();
+            let (placement, free, workers) = match self.state.resources.lock() {
+                Ok(mut resources) => (
+                    resources.allocate(self.job.id, needed),
+                    resources.free(),
+                    resources.workers.len(),
+                ),
+                Err(_) => return Err(Outcome::Failed("the resource manager failed".into())),
+            };
+            if let Some(placement) = placement {
+                return Ok(placement);
+            }
+            let waiting =
+                format!("waiting for {needed} free slots; {free} free on {workers} worker(s)");
+            self.job.update(|info| {
+                if !is_terminal(&info.status) && info.status != JobStatus::Restarting.to_string() {
+                    info.status = JobStatus::Created.to_string();
+                }
+                info.message.clone_from(&waiting);
+            });
+            tokio::select! {
+                () = changed => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(Outcome::Failed(format!(
+                        "not enough slots within 'slot.request.timeout' ({:?}): {waiting}",
+                        self.state.config.slot_request_timeout
+                    )));
+                }
+                event = self.events.recv() => {
+                    if matches!(event, Some(JobEvent::Cancel) | None) {
+                        return Err(Outcome::Cancelled);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn deploy(
+        &self,
+        attempt: u32,
+        placement: &[WorkerEntry],
+        workers: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let metrics = JobMetrics::default();
+        let splits = plan_splits(&self.graph, &metrics)
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = proto::DeployTasksRequest {
+            job_id: self.job.id.to_string(),
+            attempt,
+            program: Some(program_to_proto(&self.program)),
+            slots: placement
+                .iter()
+                .map(|w| proto::SlotPlacement {
+                    worker_id: w.id.clone(),
+                    address: w.address.clone(),
+                })
+                .collect(),
+            splits: splits_to_proto(&splits),
+        };
+        let token = self.state.config.token.clone();
+        let deployments = workers.iter().map(|(id, address)| {
+            let request = request.clone();
+            let token = token.clone();
+            async move {
+                let mut client =
+                    worker_client(address, token.as_deref()).map_err(|e| e.to_string())?;
+                client
+                    .deploy_tasks(request)
+                    .await
+                    .map_err(|s| format!("deploying on {id}: {}", s.message()))
+            }
+        });
+        futures::future::try_join_all(deployments).await?;
+        Ok(())
+    }
+
+    async fn await_workers(&mut self, attempt: u32, workers: &BTreeMap<String, String>) -> Outcome {
+        let mut pending: Vec<&String> = workers.keys().collect();
+        while let Some(event) = self.events.recv().await {
+            match event {
+                JobEvent::Cancel => return Outcome::Cancelled,
+                JobEvent::WorkerLost(id) if workers.contains_key(&id) => {
+                    return Outcome::Failed(format!(
+                        "worker {id} was lost: no heartbeat for 'heartbeat.timeout'"
+                    ));
+                }
+                JobEvent::WorkerLost(_) => {}
+                JobEvent::Report(report) if report.attempt == attempt => {
+                    if !report.error.is_empty() {
+                        return Outcome::Failed(report.error);
+                    }
+                    if report.cancelled {
+                        return Outcome::Failed(format!(
+                            "the tasks on worker {} were cancelled",
+                            report.worker_id
+                        ));
+                    }
+                    pending.retain(|w| **w != report.worker_id);
+                    if pending.is_empty() {
+                        return Outcome::Finished;
+                    }
+                }
+                JobEvent::Report(_) => {}
+            }
+        }
+        Outcome::Failed("the job master lost its events".into())
+    }
+
+    /// Stops what still runs of the attempt; a lost worker is skipped.
+    async fn cancel_tasks(&self, workers: &BTreeMap<String, String>) {
+        let token = self.state.config.token.clone();
+        let job_id = self.job.id.to_string();
+        let cancels = workers.values().map(|address| {
+            let token = token.clone();
+            let request = proto::JobRequest {
+                job_id: job_id.clone(),
+            };
+            async move {
+                if let Ok(mut client) = worker_client(address, token.as_deref()) {
+                    let call = client.cancel_tasks(request);
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), call).await;
+                }
+            }
+        });
+        futures::future::join_all(cancels).await;
+    }
+}
+
+/// A running coordinator process.
+#[derive(Debug)]
+pub struct Coordinator {
+    state: Arc<CoordinatorState>,
+    rpc: TcpListener,
+    rest: Option<TcpListener>,
+}
+
+async fn bind(address: SocketAddr) -> Result<TcpListener, ClusterError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ClusterError::Listen {
+            address: address.to_string(),
+            source,
+        })
+}
+
+impl Coordinator {
+    pub async fn bind(options: CoordinatorOptions) -> Result<Self, ClusterError> {
+        let rpc = bind(options.listen).await?;
+        let rest = match options.rest_listen {
+            Some(address) => Some(bind(address).await?),
+            None => None,
+        };
+        Ok(Self {
+            state: Arc::new(CoordinatorState {
+                config: options.config,
+                resources: Mutex::new(Resources::default()),
+                slots_changed: Notify::new(),
+                jobs: Mutex::new(Vec::new()),
+            }),
+            rpc,
+            rest,
+        })
+    }
+
+    pub fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.rpc.local_addr().ok()
+    }
+
+    pub fn rest_addr(&self) -> Option<SocketAddr> {
+        self.rest.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves RPC and REST and watches heartbeats until a server fails.
+    pub async fn run(self) -> Result<(), ClusterError> {
+        let check = CallCheck::new(self.state.config.token.as_deref());
+        let service = InterceptedService::new(
+            CoordinatorServer::new(CoordinatorRpc {
+                state: Arc::clone(&self.state),
+            })
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE),
+            check.clone(),
+        );
+        let rpc = Server::builder()
+            .tcp_nodelay(true)
+            .add_service(service)
+            .serve_with_incoming(TcpListenerStream::new(self.rpc));
+        let rest = async {
+            match self.rest {
+                Some(listener) => {
+                    crate::rest::serve(listener, Arc::clone(&self.state), check).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let state = Arc::clone(&self.state);
+        let monitor = async move {
+            let period =
+                (state.config.heartbeat_interval / 2).max(std::time::Duration::from_millis(20));
+            loop {
+                tokio::time::sleep(period).await;
+                state.expire_workers();
+            }
+        };
+        tokio::select! {
+            served = rpc => served.map_err(|e| ClusterError::Rpc(format!("coordinator server: {e}"))),
+            served = rest => served,
+            () = monitor => Ok(()),
+        }
+    }
+}
+
+struct CoordinatorRpc {
+    state: Arc<CoordinatorState>,
+}
+
+type FrameStream = Pin<Box<dyn Stream<Item = Result<proto::Frame, Status>> + Send>>;
+type JobInfoStream = Pin<Box<dyn Stream<Item = Result<proto::JobInfo, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl CoordinatorService for CoordinatorRpc {
+    async fn register_worker(
+        &self,
+        request: Request<proto::RegisterWorkerRequest>,
+    ) -> Result<Response<proto::RegisterWorkerResponse>, Status> {
+        let request = request.into_inner();
+        tracing::info!(worker = %request.worker_id, address = %request.address, slots = request.slots, "worker registered");
+        if let Ok(mut resources) = self.state.resources.lock() {
+            resources.workers.insert(
+                request.worker_id.clone(),
+                WorkerEntry {
+                    id: request.worker_id,
+                    address: request.address,
+                    slots: request.slots,
+                    last_heartbeat: Instant::now(),
+                    metrics: Vec::new(),
+                },
+            );
+        }
+        self.state.slots_changed.notify_waiters();
+        let interval = self.state.config.heartbeat_interval.as_millis();
+        Ok(Response::new(proto::RegisterWorkerResponse {
+            heartbeat_interval_ms: u64::try_from(interval).unwrap_or(u64::MAX),
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<proto::HeartbeatRequest>,
+    ) -> Result<Response<proto::HeartbeatResponse>, Status> {
+        let request = request.into_inner();
+        let known = match self.state.resources.lock() {
+            Ok(mut resources) => match resources.workers.get_mut(&request.worker_id) {
+                Some(worker) => {
+                    worker.last_heartbeat = Instant::now();
+                    worker.metrics = request.metrics;
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        };
+        Ok(Response::new(proto::HeartbeatResponse { known }))
+    }
+
+    async fn report_tasks(
+        &self,
+        request: Request<proto::TasksReport>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        let report = request.into_inner();
+        let job = self.state.job(&report.job_id)?;
+        let _ = job.events.send(JobEvent::Report(report));
+        Ok(Response::new(proto::Empty {}))
+    }
+
+    async fn submit_job(
+        &self,
+        request: Request<proto::SubmitJobRequest>,
+    ) -> Result<Response<proto::SubmitJobResponse>, Status> {
+        let program = request
+            .into_inner()
+            .program
+            .map(program_from_proto)
+            .ok_or_else(|| Status::invalid_argument("a job submission without its program"))?;
+        let job = self.state.submit(program).await?;
+        let query = job.results_rx.lock().map(|r| r.is_some()).unwrap_or(false);
+        Ok(Response::new(proto::SubmitJobResponse {
+            job_id: job.id.to_string(),
+            query,
+        }))
+    }
+
+    async fn list_jobs(
+        &self,
+        _: Request<proto::Empty>,
+    ) -> Result<Response<proto::ListJobsResponse>, Status> {
+        let jobs = self.state.job_list().iter().map(|j| j.snapshot()).collect();
+        Ok(Response::new(proto::ListJobsResponse { jobs }))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<proto::JobRequest>,
+    ) -> Result<Response<proto::JobInfo>, Status> {
+        let job = self.state.job(&request.into_inner().job_id)?;
+        Ok(Response::new(job.snapshot()))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<proto::JobRequest>,
+    ) -> Result<Response<proto::JobInfo>, Status> {
+        let job = self.state.job(&request.into_inner().job_id)?;
+        let _ = job.events.send(JobEvent::Cancel);
+        Ok(Response::new(job.snapshot()))
+    }
+
+    type WatchJobStream = JobInfoStream;
+
+    async fn watch_job(
+        &self,
+        request: Request<proto::JobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let job = self.state.job(&request.into_inner().job_id)?;
+        let updates = WatchStream::new(job.info.subscribe());
+        // Every change up to and including the terminal one.
+        let stream = updates
+            .scan(false, |ended, info| {
+                let item = (!*ended).then(|| {
+                    *ended = is_terminal(&info.status);
+                    Ok(info)
+                });
+                std::future::ready(item)
+            })
+            .boxed();
+        Ok(Response::new(stream))
+    }
+
+    type FetchResultsStream = FrameStream;
+
+    async fn fetch_results(
+        &self,
+        request: Request<proto::JobRequest>,
+    ) -> Result<Response<Self::FetchResultsStream>, Status> {
+        let job = self.state.job(&request.into_inner().job_id)?;
+        let rows = job
+            .results_rx
+            .lock()
+            .ok()
+            .and_then(|mut r| r.take())
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "job {} has no rows to fetch: not a query, or already fetched",
+                    job.id
+                ))
+            })?;
+        let stream = ReceiverStream::new(rows)
+            .map(|batch| encode(Message::Batch(batch)).map_err(Status::from))
+            .boxed();
+        Ok(Response::new(stream))
+    }
+
+    async fn exchange(
+        &self,
+        request: Request<tonic::Streaming<proto::Frame>>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        let mut frames = request.into_inner();
+        let Some(proto::Frame {
+            kind: Some(Kind::Header(header)),
+        }) = frames.message().await?
+        else {
+            return Err(Status::invalid_argument(
+                "a channel must start with its header",
+            ));
+        };
+        let job = self.state.job(&header.job_id)?;
+        let Some(rows) = job.results_tx.lock().ok().and_then(|r| r.clone()) else {
+            return Err(Status::failed_precondition(format!(
+                "job {} takes no rows",
+                job.id
+            )));
+        };
+        while let Some(frame) = frames.message().await? {
+            match decode(frame)? {
+                Message::Batch(batch) => {
+                    if rows.send(batch).await.is_err() {
+                        // The client stopped reading: the query is being cancelled.
+                        return Ok(Response::new(proto::Empty {}));
+                    }
+                }
+                Message::EndOfInput => return Ok(Response::new(proto::Empty {})),
+                Message::Watermark(_) | Message::Barrier(_) | Message::Idle => {}
+            }
+        }
+        Err(Status::aborted("the rows ended before their end of input"))
+    }
+}

@@ -1,0 +1,101 @@
+//! Where a session's jobs run: the embedded [`MiniCluster`] in this process,
+//! or a coordinator reached over the network (`weir-cluster`'s client).
+//!
+//! A session plans every statement itself, so SQL errors show at once with
+//! their line and column. It then hands the dispatcher both the job graph
+//! and the [`JobProgram`] the graph was planned from. The embedded cluster
+//! runs the graph. A remote cluster cannot receive it: a job graph holds
+//! compiled expressions and connector factories, which do not cross
+//! processes. So the program crosses instead, and the coordinator and each
+//! worker plan it again with [`plan_program`]. Planning is deterministic,
+//! and the cluster only admits processes of the same version, so every
+//! process gets the same graph.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use weir_runtime::{JobGraph, JobHandle, JobId, JobSummary, MiniCluster};
+
+use crate::EngineError;
+use crate::session::Session;
+
+/// The SQL a job is planned from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobProgram {
+    pub name: String,
+    /// Options set in the session ('parallelism.default', ...).
+    pub config: Vec<(String, String)>,
+    /// The session's CREATE and DROP statements, in the order they ran.
+    pub catalog: Vec<String>,
+    /// The query, INSERT, or `EXECUTE STATEMENT SET` the job runs.
+    pub statement: String,
+}
+
+/// Whether a job returns rows to its client or writes to sinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Query,
+    Insert,
+}
+
+/// A job graph with what the client needs to know about it.
+#[derive(Debug)]
+pub struct PlannedJob {
+    pub graph: JobGraph,
+    pub kind: JobKind,
+    /// The rows' schema, for a query.
+    pub schema: Option<SchemaRef>,
+}
+
+/// Accepts a session's jobs and answers for the jobs it runs.
+#[async_trait]
+pub trait Dispatcher: Send + Sync + fmt::Debug {
+    async fn submit(&self, job: PlannedJob, program: JobProgram) -> Result<JobHandle, EngineError>;
+
+    /// Every job this dispatcher runs or ran, for SHOW JOBS.
+    async fn list_jobs(&self) -> Result<Vec<JobSummary>, EngineError>;
+
+    /// Cancels a job; false when no job has this id.
+    async fn cancel_job(&self, id: JobId) -> Result<bool, EngineError>;
+}
+
+#[async_trait]
+impl Dispatcher for MiniCluster {
+    async fn submit(&self, job: PlannedJob, _: JobProgram) -> Result<JobHandle, EngineError> {
+        Ok(MiniCluster::submit(self, job.graph)?)
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<JobSummary>, EngineError> {
+        Ok(self.jobs())
+    }
+
+    async fn cancel_job(&self, id: JobId) -> Result<bool, EngineError> {
+        Ok(self.cancel(id))
+    }
+}
+
+/// Plans a program as the session that submitted it did: the same options,
+/// the same catalog, the same statement.
+pub async fn plan_program(program: &JobProgram) -> Result<PlannedJob, EngineError> {
+    let mut session = Session::with_dispatcher(Arc::new(MiniCluster::new()))?;
+    for (key, value) in &program.config {
+        session.set(key, value)?;
+    }
+    for statement in &program.catalog {
+        for parsed in session.parse(statement)? {
+            session.execute(parsed).await?;
+        }
+    }
+    let mut statements = session.parse(&program.statement)?;
+    let (Some(parsed), None) = (statements.pop(), statements.pop()) else {
+        return Err(EngineError::Session(format!(
+            "a job program must hold one statement: {}",
+            program.statement
+        )));
+    };
+    let mut job = session.plan_job(parsed.statement)?;
+    job.graph.name.clone_from(&program.name);
+    Ok(job)
+}
