@@ -35,7 +35,7 @@ use weir_runtime::{JobGraph, JobId, JobMetrics, JobStatus, Message};
 
 use crate::auth::CallCheck;
 use crate::config::{ClusterConfig, RestartStrategy};
-use crate::exchange::{decode, encode};
+use crate::exchange::{CONNECTION_WINDOW, STREAM_WINDOW, decode, encode};
 use crate::proto::coordinator_server::{Coordinator as CoordinatorService, CoordinatorServer};
 use crate::proto::frame::Kind;
 use crate::worker::{
@@ -589,6 +589,8 @@ impl Coordinator {
         );
         let rpc = Server::builder()
             .tcp_nodelay(true)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
             .add_service(service)
             .serve_with_incoming(TcpListenerStream::new(self.rpc));
         let rest = async {

@@ -14,12 +14,12 @@
 //! consumer's channel open until the job is torn down.
 
 use std::collections::HashMap;
-use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::UInt8Array;
-use arrow_ipc::reader::StreamReader;
+use arrow::buffer::Buffer;
+use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::StreamWriter;
 use futures::{Stream, StreamExt};
 use tokio::sync::{Notify, mpsc};
@@ -69,6 +69,7 @@ fn encode_batch(batch: &StreamBatch) -> Result<proto::Batch, ClusterError> {
         .and_then(|()| writer.finish())
         .map_err(|e| ClusterError::Frame(e.to_string()))?;
     drop(writer);
+    let ipc = bytes::Bytes::from(ipc);
     let row_kinds = batch
         .kinds()
         .map(|k| k.values().to_vec())
@@ -78,11 +79,12 @@ fn encode_batch(batch: &StreamBatch) -> Result<proto::Batch, ClusterError> {
 
 fn decode_batch(batch: proto::Batch) -> Result<StreamBatch, ClusterError> {
     let bad = |e: &dyn std::fmt::Display| ClusterError::Frame(e.to_string());
-    let mut reader = StreamReader::try_new(Cursor::new(batch.ipc), None).map_err(|e| bad(&e))?;
-    let data = reader
-        .next()
-        .ok_or_else(|| ClusterError::Frame("a batch frame without a batch".into()))?
-        .map_err(|e| bad(&e))?;
+    // The decoder reads the columns in place from the frame's bytes.
+    let mut buffer = Buffer::from(batch.ipc);
+    let data = StreamDecoder::new()
+        .decode(&mut buffer)
+        .map_err(|e| bad(&e))?
+        .ok_or_else(|| ClusterError::Frame("a batch frame without a batch".into()))?;
     if batch.row_kinds.is_empty() {
         Ok(StreamBatch::inserts(data))
     } else {
@@ -231,6 +233,12 @@ async fn forward_frames(
     }
 }
 
+/// HTTP/2 flow-control windows. The default 64 KiB stream window stalls a
+/// sender after a fraction of one batch; these let a few batches be in
+/// flight per channel, which still bounds memory.
+pub(crate) const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+pub(crate) const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
 /// A lazily connected channel to a peer's address.
 pub fn connect_lazy(address: &str) -> Result<Channel, ClusterError> {
     Ok(Endpoint::from_shared(address.to_string())
@@ -239,6 +247,8 @@ pub fn connect_lazy(address: &str) -> Result<Channel, ClusterError> {
             message: e.to_string(),
         })?
         .tcp_nodelay(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .connect_lazy())
 }
 

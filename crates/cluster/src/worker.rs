@@ -32,7 +32,8 @@ use weir_runtime::{JobGraph, JobId, JobMetrics, Message, RuntimeError, VertexId,
 use crate::auth::{CallCheck, CallHeaders};
 use crate::config::ClusterConfig;
 use crate::exchange::{
-    ChannelKey, Inbound, InboundRegistry, connect_lazy, header, outbound_frames, receiver_stream,
+    CONNECTION_WINDOW, ChannelKey, Inbound, InboundRegistry, STREAM_WINDOW, connect_lazy, header,
+    outbound_frames, receiver_stream,
 };
 use crate::proto::coordinator_client::CoordinatorClient;
 use crate::proto::worker_client::WorkerClient;
@@ -180,6 +181,8 @@ impl Worker {
         );
         let server = Server::builder()
             .tcp_nodelay(true)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
             .add_service(service)
             .serve_with_incoming(TcpListenerStream::new(self.listener));
         let heartbeats = heartbeat_loop(Arc::clone(&self.state));
