@@ -462,16 +462,8 @@ async fn send_channel(
 ) -> Result<(), RuntimeError> {
     let failure = Arc::new(Mutex::new(None));
     let frames = outbound_frames(header, receiver_stream(receiver), Arc::clone(&failure));
-    client.exchange(Request::new(frames)).await.map_err(|s| {
-        RuntimeError::Failed(format!(
-            "sending to the worker at {address}: {}",
-            s.message()
-        ))
-    })?;
-    match failure.lock().ok().and_then(|mut f| f.take()) {
-        Some(e) => Err(RuntimeError::Failed(e.to_string())),
-        None => Ok(()),
-    }
+    let call = client.exchange(Request::new(frames)).await;
+    sent(call, &failure, &format!("the worker at {address}"))
 }
 
 /// Streams a query's rows to the coordinator.
@@ -485,12 +477,17 @@ async fn send_results(
         .map(Message::Batch)
         .chain(futures::stream::once(async { Message::EndOfInput }));
     let frames = outbound_frames(header, messages, Arc::clone(&failure));
-    coordinator
-        .exchange(Request::new(frames))
-        .await
-        .map_err(|s| {
-            RuntimeError::Failed(format!("sending rows to the coordinator: {}", s.message()))
-        })?;
+    let call = coordinator.exchange(Request::new(frames)).await;
+    sent(call, &failure, "the coordinator")
+}
+
+/// How a stream to `peer` ended: its call's error, or a frame that did not encode.
+fn sent(
+    call: Result<Response<proto::Empty>, Status>,
+    failure: &Mutex<Option<ClusterError>>,
+    peer: &str,
+) -> Result<(), RuntimeError> {
+    call.map_err(|s| RuntimeError::Failed(format!("sending to {peer}: {}", s.message())))?;
     match failure.lock().ok().and_then(|mut f| f.take()) {
         Some(e) => Err(RuntimeError::Failed(e.to_string())),
         None => Ok(()),
