@@ -23,7 +23,6 @@ use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::StreamWriter;
 use futures::{Stream, StreamExt};
 use tokio::sync::{Notify, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 use weir_common::{StreamBatch, Watermark};
 use weir_runtime::deploy::ChannelId;
@@ -278,11 +277,6 @@ pub fn outbound_frames(
         .take_while(|f| std::future::ready(f.is_some()))
         .filter_map(std::future::ready);
     head.chain(body)
-}
-
-/// A channel's messages as a stream.
-pub fn receiver_stream(receiver: mpsc::Receiver<Message>) -> ReceiverStream<Message> {
-    ReceiverStream::new(receiver)
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use crate::auth::{CallCheck, CallHeaders};
 use crate::config::ClusterConfig;
 use crate::exchange::{
     CONNECTION_WINDOW, ChannelKey, Inbound, InboundRegistry, STREAM_WINDOW, connect_lazy, header,
-    outbound_frames, receiver_stream,
+    outbound_frames,
 };
 use crate::proto::coordinator_client::CoordinatorClient;
 use crate::proto::worker_client::WorkerClient;
@@ -461,7 +461,7 @@ async fn send_channel(
     receiver: mpsc::Receiver<Message>,
 ) -> Result<(), RuntimeError> {
     let failure = Arc::new(Mutex::new(None));
-    let frames = outbound_frames(header, receiver_stream(receiver), Arc::clone(&failure));
+    let frames = outbound_frames(header, ReceiverStream::new(receiver), Arc::clone(&failure));
     let call = client.exchange(Request::new(frames)).await;
     sent(call, &failure, &format!("the worker at {address}"))
 }
