@@ -64,10 +64,7 @@ impl SourceFactory for DatagenSource {
         Ok((0..count)
             .map(|index| {
                 let plan = SplitPlan { index, count };
-                SourceSplit {
-                    id: plan.id(),
-                    size_hint: plan.rows(&self.config).unwrap_or(0),
-                }
+                SourceSplit::new(plan.id(), plan.rows(&self.config).unwrap_or(0))
             })
             .collect())
     }

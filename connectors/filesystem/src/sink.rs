@@ -5,11 +5,25 @@
 //! staging file renamed at the end), so it becomes visible only when it is
 //! complete: when it reaches 'sink.rolling-policy.file-size' or when the input
 //! ends. Readers never see a half-written file.
+//!
+//! When the job takes checkpoints the sink commits in two phases, as Flink's
+//! FileSink does. Part files are written under hidden names
+//! (`.part-...<format>.inprogress`, which readers skip); a checkpoint
+//! barrier closes the open part and *stages* the hidden files written since
+//! the last checkpoint, recording them in the checkpoint; when the
+//! checkpoint completes they are renamed to their visible names. After a
+//! crash, the restarted writer renames the files staged by the checkpoint
+//! it restarts from (the crash may have come before the rename) and deletes
+//! the hidden files its predecessor wrote after that checkpoint, whose rows
+//! the restarted job writes again.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, AsArray, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
@@ -65,6 +79,8 @@ impl SinkFactory for FileSink {
             parquet: parquet_properties(&self.format)?,
             current: None,
             buffer: Vec::new(),
+            two_phase: context.checkpointing,
+            staged: Vec::new(),
         }))
     }
 }
@@ -150,10 +166,43 @@ fn extension(kind: FormatKind) -> &'static str {
     }
 }
 
-/// The part file being written.
-enum PartFile {
+/// The part file being written, and where it goes.
+struct PartFile {
+    content: PartContent,
+    /// Where the file is written: its visible name, or a hidden one until
+    /// a checkpoint commits it.
+    written: Path,
+    visible: Path,
+}
+
+enum PartContent {
     Lines { upload: WriteMultipart, bytes: u64 },
     Parquet { writer: AsyncArrowWriter<BufWriter> },
+}
+
+/// A complete part file under its hidden name, waiting for its checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StagedPart {
+    hidden: Path,
+    visible: Path,
+    /// The checkpoint that staged it; `None` until a barrier comes.
+    checkpoint: Option<u64>,
+}
+
+/// The schema of the sink's committables: its staged parts, and the name
+/// prefix of its part files (in every row, so a writer without staged
+/// parts still tells which hidden files were its own).
+fn committable_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("prefix", DataType::Utf8, false),
+        Field::new("hidden", DataType::Utf8, true),
+        Field::new("visible", DataType::Utf8, true),
+        Field::new("checkpoint", DataType::UInt64, true),
+    ]))
+}
+
+fn hidden_name(visible: &str) -> String {
+    format!(".{visible}.inprogress")
 }
 
 struct FileWriter {
@@ -169,6 +218,9 @@ struct FileWriter {
     parquet: WriterProperties,
     current: Option<PartFile>,
     buffer: Vec<u8>,
+    /// Whether part files wait for a checkpoint to become visible.
+    two_phase: bool,
+    staged: Vec<StagedPart>,
 }
 
 impl FileWriter {
@@ -179,41 +231,140 @@ impl FileWriter {
     async fn open_part(&mut self) -> Result<PartFile, ConnectorError> {
         let name = format!("{}-{}.{}", self.name_prefix, self.next_part, self.extension);
         self.next_part += 1;
-        let path = self.directory.clone().join(name);
-        Ok(match self.encoder {
+        let visible = self.directory.clone().join(name.as_str());
+        let written = if self.two_phase {
+            self.directory.clone().join(hidden_name(&name).as_str())
+        } else {
+            visible.clone()
+        };
+        let content = match self.encoder {
             Some(_) => {
                 let upload = self
                     .store
-                    .put_multipart(&path)
+                    .put_multipart(&written)
                     .await
                     .map_err(|e| self.error(e))?;
-                PartFile::Lines {
+                PartContent::Lines {
                     upload: WriteMultipart::new(upload),
                     bytes: 0,
                 }
             }
             None => {
-                let object = BufWriter::new(Arc::clone(&self.store), path);
+                let object = BufWriter::new(Arc::clone(&self.store), written.clone());
                 let properties = Some(self.parquet.clone());
                 let writer =
                     AsyncArrowWriter::try_new(object, Arc::clone(&self.schema), properties)
                         .map_err(|e| self.error(e))?;
-                PartFile::Parquet { writer }
+                PartContent::Parquet { writer }
             }
+        };
+        Ok(PartFile {
+            content,
+            written,
+            visible,
         })
     }
 
     async fn close_part(&mut self) -> Result<(), ConnectorError> {
-        match self.current.take() {
-            None => Ok(()),
-            Some(PartFile::Lines { upload, .. }) => {
-                upload.finish().await.map(|_| ()).map_err(|e| self.error(e))
-            }
-            Some(PartFile::Parquet { writer }) => {
-                writer.close().await.map(|_| ()).map_err(|e| self.error(e))
+        let Some(part) = self.current.take() else {
+            return Ok(());
+        };
+        match part.content {
+            PartContent::Lines { upload, .. } => upload
+                .finish()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.error(e))?,
+            PartContent::Parquet { writer } => writer
+                .close()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.error(e))?,
+        }
+        if self.two_phase {
+            self.staged.push(StagedPart {
+                hidden: part.written,
+                visible: part.visible,
+                checkpoint: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn committables(&self) -> Result<RecordBatch, ConnectorError> {
+        let rows = self.staged.len().max(1);
+        let prefix = StringArray::from(vec![self.name_prefix.as_str(); rows]);
+        let hidden: StringArray = (0..rows)
+            .map(|i| self.staged.get(i).map(|p| p.hidden.to_string()))
+            .collect();
+        let visible: StringArray = (0..rows)
+            .map(|i| self.staged.get(i).map(|p| p.visible.to_string()))
+            .collect();
+        let checkpoint: UInt64Array = (0..rows)
+            .map(|i| self.staged.get(i).and_then(|p| p.checkpoint))
+            .collect();
+        Ok(RecordBatch::try_new(
+            committable_schema(),
+            vec![
+                Arc::new(prefix),
+                Arc::new(hidden),
+                Arc::new(visible),
+                Arc::new(checkpoint),
+            ],
+        )?)
+    }
+}
+
+/// Renames a staged part to its visible name; a part already renamed (by
+/// a run that crashed right after) is fine.
+async fn publish(
+    store: &Arc<dyn ObjectStore>,
+    display: &str,
+    part: &StagedPart,
+) -> Result<(), ConnectorError> {
+    match store.rename(&part.hidden, &part.visible).await {
+        Ok(()) => Ok(()),
+        Err(object_store::Error::NotFound { .. }) if store.head(&part.visible).await.is_ok() => {
+            Ok(())
+        }
+        Err(e) => Err(ConnectorError::external(
+            format!(
+                "cannot commit the part file '{}' of '{display}'",
+                part.hidden
+            ),
+            e,
+        )),
+    }
+}
+
+/// The staged parts and name prefixes recorded in committables.
+fn read_committables(
+    batches: &[RecordBatch],
+) -> Result<(Vec<StagedPart>, BTreeSet<String>), ConnectorError> {
+    let broken =
+        || ConnectorError::NotFound("a checkpoint's filesystem sink state is malformed".into());
+    let mut parts = Vec::new();
+    let mut prefixes = BTreeSet::new();
+    for batch in batches {
+        if batch.schema() != committable_schema() {
+            return Err(broken());
+        }
+        let prefix = batch.column(0).as_string::<i32>();
+        let hidden = batch.column(1).as_string::<i32>();
+        let visible = batch.column(2).as_string::<i32>();
+        let checkpoint = batch.column(3).as_primitive::<UInt64Type>();
+        for row in 0..batch.num_rows() {
+            prefixes.insert(prefix.value(row).to_string());
+            if hidden.is_valid(row) && visible.is_valid(row) {
+                parts.push(StagedPart {
+                    hidden: Path::parse(hidden.value(row)).map_err(|_| broken())?,
+                    visible: Path::parse(visible.value(row)).map_err(|_| broken())?,
+                    checkpoint: checkpoint.is_valid(row).then(|| checkpoint.value(row)),
+                });
             }
         }
     }
+    Ok((parts, prefixes))
 }
 
 #[async_trait]
@@ -230,8 +381,8 @@ impl SinkWriter for FileWriter {
             None => self.open_part().await?,
         };
         let mut part = part;
-        let roll = match &mut part {
-            PartFile::Lines { upload, bytes } => {
+        let roll = match &mut part.content {
+            PartContent::Lines { upload, bytes } => {
                 self.buffer.clear();
                 if let Some(encoder) = &mut self.encoder {
                     encoder.encode(batch.data(), &mut self.buffer)?;
@@ -244,7 +395,7 @@ impl SinkWriter for FileWriter {
                     .map_err(|e| self.error(e))?;
                 *bytes >= self.rolling_bytes
             }
-            PartFile::Parquet { writer } => {
+            PartContent::Parquet { writer } => {
                 writer
                     .write(batch.data())
                     .await
@@ -255,6 +406,60 @@ impl SinkWriter for FileWriter {
         self.current = Some(part);
         if roll {
             self.close_part().await?;
+        }
+        Ok(())
+    }
+
+    async fn prepare_commit(
+        &mut self,
+        checkpoint_id: u64,
+    ) -> Result<Option<RecordBatch>, ConnectorError> {
+        self.close_part().await?;
+        for part in &mut self.staged {
+            part.checkpoint.get_or_insert(checkpoint_id);
+        }
+        self.committables().map(Some)
+    }
+
+    async fn commit(&mut self, checkpoint_id: u64) -> Result<(), ConnectorError> {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.staged)
+            .into_iter()
+            .partition(|p| p.checkpoint.is_some_and(|c| c <= checkpoint_id));
+        self.staged = later;
+        for part in &due {
+            publish(&self.store, &self.display, part).await?;
+        }
+        Ok(())
+    }
+
+    async fn recover(&mut self, committables: Vec<RecordBatch>) -> Result<(), ConnectorError> {
+        let (parts, prefixes) = read_committables(&committables)?;
+        for part in &parts {
+            publish(&self.store, &self.display, part).await?;
+        }
+        if prefixes.is_empty() {
+            return Ok(());
+        }
+        // What the previous run wrote after its last checkpoint is written
+        // again by this one: its hidden files go.
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&self.directory))
+            .try_collect()
+            .await
+            .map_err(|e| self.error(e))?;
+        for meta in listed {
+            let Some(name) = meta.location.filename() else {
+                continue;
+            };
+            let leftover = name.ends_with(".inprogress")
+                && prefixes.iter().any(|p| name.starts_with(&format!(".{p}-")));
+            if leftover {
+                match self.store.delete(&meta.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(self.error(e)),
+                }
+            }
         }
         Ok(())
     }

@@ -350,11 +350,15 @@ impl SinkWriter for KafkaWriter {
         Ok(())
     }
 
-    async fn prepare_commit(&mut self, _checkpoint_id: u64) -> Result<(), ConnectorError> {
+    async fn prepare_commit(
+        &mut self,
+        _checkpoint_id: u64,
+    ) -> Result<Option<RecordBatch>, ConnectorError> {
         match self.config.delivery {
-            DeliveryGuarantee::None => self.producer.context().check(&self.topic),
-            DeliveryGuarantee::AtLeastOnce | DeliveryGuarantee::ExactlyOnce => self.flush().await,
+            DeliveryGuarantee::None => self.producer.context().check(&self.topic)?,
+            DeliveryGuarantee::AtLeastOnce | DeliveryGuarantee::ExactlyOnce => self.flush().await?,
         }
+        Ok(None)
     }
 
     async fn commit(&mut self, _checkpoint_id: u64) -> Result<(), ConnectorError> {

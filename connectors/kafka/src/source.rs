@@ -72,10 +72,10 @@ impl PartitionSplit {
     /// cannot hold a `:`.
     fn to_split(&self) -> SourceSplit {
         let stop = self.stop.map_or_else(|| "-".to_string(), |s| s.to_string());
-        SourceSplit {
-            id: format!("{}:{}:{}:{stop}", self.topic, self.partition, self.start),
-            size_hint: self.stop.map_or(0, |s| (s - self.start).max(0) as u64),
-        }
+        SourceSplit::new(
+            format!("{}:{}:{}:{stop}", self.topic, self.partition, self.start),
+            self.stop.map_or(0, |s| (s - self.start).max(0) as u64),
+        )
     }
 
     fn parse(split: &SourceSplit) -> Result<Self, ConnectorError> {
@@ -660,12 +660,6 @@ mod tests {
         ] {
             assert_eq!(PartitionSplit::parse(&split.to_split()).unwrap(), split);
         }
-        assert!(
-            PartitionSplit::parse(&SourceSplit {
-                id: "nonsense".into(),
-                size_hint: 0
-            })
-            .is_err()
-        );
+        assert!(PartitionSplit::parse(&SourceSplit::new("nonsense", 0)).is_err());
     }
 }

@@ -130,6 +130,28 @@ impl EventCursor {
         }
     }
 
+    /// Where the cursor stands, for a checkpoint: `chunk:epoch:offset`.
+    fn position(&self) -> String {
+        format!("{}:{}:{}", self.chunk, self.epoch, self.offset)
+    }
+
+    /// Moves to a position written by [`EventCursor::position`].
+    fn seek(&mut self, position: &str) -> Result<(), ConnectorError> {
+        let bad = || ConnectorError::NotFound(format!("'{position}' is not a nexmark position"));
+        let parts: Vec<u64> = position
+            .split(':')
+            .map(|p| p.parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        let [chunk, epoch, offset] = parts[..] else {
+            return Err(bad());
+        };
+        if epoch >= CHUNK_EPOCHS || !self.offsets.contains(&offset) {
+            return Err(bad());
+        }
+        (self.chunk, self.epoch, self.offset) = (chunk, epoch, offset);
+        Ok(())
+    }
+
     fn advance(&mut self) {
         self.offset += 1;
         if self.offset == self.offsets.end {
@@ -183,10 +205,7 @@ impl SourceFactory for NexmarkSource {
                     self.config.model.total_proportion(),
                     self.config.events,
                 );
-                SourceSplit {
-                    id: plan.id(),
-                    size_hint: cursor.count().unwrap_or(0),
-                }
+                SourceSplit::new(plan.id(), cursor.count().unwrap_or(0))
             })
             .collect())
     }
@@ -206,13 +225,18 @@ impl SourceFactory for NexmarkSource {
             .iter()
             .map(|split| {
                 let plan = SplitPlan::from_id(&split.id)?;
+                let mut cursor = EventCursor::new(
+                    plan,
+                    self.offsets(),
+                    self.config.model.total_proportion(),
+                    self.config.events,
+                );
+                if let Some(position) = &split.position {
+                    cursor.seek(position)?;
+                }
                 Ok(SplitState {
-                    cursor: EventCursor::new(
-                        plan,
-                        self.offsets(),
-                        self.config.model.total_proportion(),
-                        self.config.events,
-                    ),
+                    split: split.clone(),
+                    cursor,
                     finished: false,
                 })
             })
@@ -224,6 +248,13 @@ impl SourceFactory for NexmarkSource {
             splits,
             next: 0,
             pacing: self.config.rate_limited.then(Instant::now),
+            // A fresh start paces every subtask from the stream's start, a
+            // restored one from where it resumes.
+            pacing_origin: context
+                .splits
+                .iter()
+                .all(|s| s.position.is_none())
+                .then_some(self.model.config.base_time_millis),
             pending: None,
             metrics: context.metrics,
         }))
@@ -231,6 +262,8 @@ impl SourceFactory for NexmarkSource {
 }
 
 struct SplitState {
+    /// The split as assigned, for checkpoints.
+    split: SourceSplit,
     cursor: EventCursor,
     /// Whether `SplitFinished` was yielded.
     finished: bool,
@@ -239,6 +272,8 @@ struct SplitState {
 /// A batch made but not yet handed out, because it is not due yet.
 struct PendingBatch {
     split: usize,
+    /// The split's cursor position at the batch's first event.
+    from: String,
     data: StreamBatch,
     /// With 'rate.limited': when the batch may be handed out.
     due: Option<Instant>,
@@ -252,8 +287,11 @@ struct NexmarkReader {
     splits: Vec<SplitState>,
     /// The split to try first on the next call, for round-robin.
     next: usize,
-    /// When the job started, with 'rate.limited'.
+    /// When the reader started, with 'rate.limited'.
     pacing: Option<Instant>,
+    /// The event time paced from: the stream's start, or the reader's
+    /// first event when it resumes from a checkpoint.
+    pacing_origin: Option<i64>,
     /// Kept across calls so that a cancelled call loses no rows.
     pending: Option<PendingBatch>,
     metrics: Arc<SourceMetrics>,
@@ -265,6 +303,7 @@ impl NexmarkReader {
     fn make_batch(&mut self, index: usize) -> Result<PendingBatch, ConnectorError> {
         let config = &self.model.config;
         let cursor = &mut self.splits[index].cursor;
+        let from = cursor.position();
         let mut builder = BatchBuilder::new(
             &self.model,
             &self.shape,
@@ -287,14 +326,18 @@ impl NexmarkReader {
         }
         self.metrics.add_size_read(builder.rows() as u64);
         let data = StreamBatch::inserts(builder.finish()?);
+        let origin = *self
+            .pacing_origin
+            .get_or_insert(first_time.unwrap_or(config.base_time_millis));
         let due = self.pacing.map(|started| {
-            let offset = (last_time - config.base_time_millis).max(0) as u64;
+            let offset = (last_time - origin).max(0) as u64;
             started
                 .checked_add(Duration::from_millis(offset))
                 .unwrap_or(started)
         });
         Ok(PendingBatch {
             split: index,
+            from,
             data,
             due,
         })
@@ -334,6 +377,23 @@ impl SourceReader for NexmarkReader {
             split: batch.split,
             data: batch.data,
         }))
+    }
+
+    fn snapshot(&mut self) -> Result<Vec<SourceSplit>, ConnectorError> {
+        let mut splits = Vec::new();
+        for (index, state) in self.splits.iter().enumerate() {
+            if state.finished {
+                continue;
+            }
+            let mut split = state.split.clone();
+            // A batch made but not handed out is not read yet.
+            split.position = Some(match &self.pending {
+                Some(pending) if pending.split == index => pending.from.clone(),
+                _ => state.cursor.position(),
+            });
+            splits.push(split);
+        }
+        Ok(splits)
     }
 }
 
@@ -377,6 +437,21 @@ mod tests {
         let persons = ids(cursor(1, 2, 0..1, Some(CHUNK_EPOCHS * 50 * 2)));
         assert_eq!(persons.first(), Some(&(CHUNK_EPOCHS * 50)));
         assert_eq!(persons.len() as u64, CHUNK_EPOCHS);
+    }
+
+    #[test]
+    fn a_cursor_resumes_where_it_stood() {
+        let mut walked = cursor(1, 2, 4..50, Some(CHUNK_EPOCHS * 50 * 6));
+        for _ in 0..777 {
+            walked.advance();
+        }
+        let mut resumed = cursor(1, 2, 4..50, Some(CHUNK_EPOCHS * 50 * 6));
+        resumed.seek(&walked.position()).expect("seek");
+        assert_eq!(ids(resumed), ids(walked));
+        assert!(
+            cursor(0, 1, 4..50, None).seek("0:0:2").is_err(),
+            "offset of another kind"
+        );
     }
 
     #[test]

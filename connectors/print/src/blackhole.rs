@@ -102,6 +102,7 @@ mod tests {
                 subtask: 0,
                 parallelism: 1,
                 job_id: "job".to_string(),
+                checkpointing: false,
             })
             .await
             .expect("writer");

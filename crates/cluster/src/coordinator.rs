@@ -227,6 +227,12 @@ impl CoordinatorState {
         let planned = plan_program(&program).await?;
         let graph = planned.graph;
         graph.validate()?;
+        if graph.checkpointing.is_some() {
+            // Refused rather than run without the guarantee the user asked for.
+            return Err(ClusterError::Config(
+                "checkpointing runs in the embedded cluster (weir run / weir sql without --coordinator) so far; on a cluster, unset 'execution.checkpointing.interval'".to_string(),
+            ));
+        }
         let id = JobId(uuid::Uuid::new_v4().as_u128());
         let parallelism = graph
             .vertices
@@ -447,7 +453,7 @@ impl JobMaster {
         workers: &BTreeMap<String, String>,
     ) -> Result<(), String> {
         let metrics = JobMetrics::default();
-        let splits = plan_splits(&self.graph, &metrics)
+        let splits = plan_splits(&self.graph, &metrics, None)
             .await
             .map_err(|e| e.to_string())?;
         let request = proto::DeployTasksRequest {

@@ -331,6 +331,7 @@ impl WorkerState {
             runs_here: &runs_here,
             metrics: Arc::clone(&metrics),
             results: results_tx,
+            checkpoint: None,
         })
         .await?;
         let (failures_tx, mut failures_rx) = mpsc::unbounded_channel();
@@ -537,6 +538,7 @@ pub(crate) fn splits_to_proto(assignment: &SplitAssignment) -> Vec<proto::Vertex
                         .map(|s| proto::Split {
                             id: s.id.clone(),
                             size_hint: s.size_hint,
+                            position: s.position.clone(),
                         })
                         .collect(),
                 })
@@ -559,6 +561,7 @@ fn splits_from_proto(vertices: Vec<proto::VertexSplits>) -> SplitAssignment {
                             .map(|split| SourceSplit {
                                 id: split.id,
                                 size_hint: split.size_hint,
+                                position: split.position,
                             })
                             .collect()
                     })

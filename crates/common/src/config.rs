@@ -30,6 +30,30 @@ pub const RESULT_MODE: &str = "sql-client.execution.result-mode";
 pub const MAX_TABLE_RESULT_ROWS: &str = "sql-client.execution.max-table-result.rows";
 /// `pipeline.name`: the job name.
 pub const PIPELINE_NAME: &str = "pipeline.name";
+/// `execution.checkpointing.interval`: how often checkpoints are taken;
+/// unset (or 0) means none.
+pub const CHECKPOINTING_INTERVAL: &str = "execution.checkpointing.interval";
+/// `execution.checkpointing.timeout`: a checkpoint not complete by then fails.
+pub const CHECKPOINTING_TIMEOUT: &str = "execution.checkpointing.timeout";
+/// `execution.checkpointing.min-pause`: the least time between the end of one
+/// checkpoint and the start of the next.
+pub const CHECKPOINTING_MIN_PAUSE: &str = "execution.checkpointing.min-pause";
+/// `execution.checkpointing.max-concurrent-checkpoints`.
+pub const CHECKPOINTING_MAX_CONCURRENT: &str = "execution.checkpointing.max-concurrent-checkpoints";
+/// `execution.checkpointing.dir` (Flink 1.x: `state.checkpoints.dir`): where
+/// checkpoints are written; without it they are kept in memory and survive
+/// task failures but not the process.
+pub const CHECKPOINTING_DIR: &str = "execution.checkpointing.dir";
+/// Flink 1.x's name for [`CHECKPOINTING_DIR`].
+pub const CHECKPOINTS_DIR_LEGACY: &str = "state.checkpoints.dir";
+/// `execution.checkpointing.num-retained` (Flink 1.x: `state.checkpoints.num-retained`).
+pub const CHECKPOINTING_NUM_RETAINED: &str = "execution.checkpointing.num-retained";
+/// Flink 1.x's name for [`CHECKPOINTING_NUM_RETAINED`].
+pub const NUM_RETAINED_LEGACY: &str = "state.checkpoints.num-retained";
+/// `execution.checkpointing.tolerable-failed-checkpoints`: consecutive failed
+/// checkpoints a job survives.
+pub const CHECKPOINTING_TOLERABLE_FAILURES: &str =
+    "execution.checkpointing.tolerable-failed-checkpoints";
 
 /// How a job treats its inputs; both run the same operators (Kappa).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +74,19 @@ const DEFAULTS: &[(&str, &str)] = &[
     (RESULT_MODE, "table"),
     (MAX_TABLE_RESULT_ROWS, "1000000"),
 ];
+
+/// How a job takes checkpoints (the `execution.checkpointing.*` options).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointingOptions {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub min_pause: Duration,
+    pub max_concurrent: usize,
+    /// Where checkpoints go: a path or URL; `None` keeps them in memory.
+    pub dir: Option<String>,
+    pub num_retained: usize,
+    pub tolerable_failures: usize,
+}
 
 /// How the SQL client shows a query's rows (`sql-client.execution.result-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +210,38 @@ impl Configuration {
     pub fn pipeline_name(&self) -> Option<&str> {
         self.get(PIPELINE_NAME)
     }
+
+    /// `None` unless 'execution.checkpointing.interval' is set above 0.
+    pub fn checkpointing(&self) -> Option<CheckpointingOptions> {
+        let duration = |key: &str, default: Duration| {
+            self.get(key)
+                .and_then(|v| parse_duration(v).ok())
+                .unwrap_or(default)
+        };
+        let count = |keys: &[&str], default: usize| {
+            keys.iter()
+                .find_map(|k| self.get(k))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        let interval = duration(CHECKPOINTING_INTERVAL, Duration::ZERO);
+        if interval.is_zero() {
+            return None;
+        }
+        Some(CheckpointingOptions {
+            interval,
+            timeout: duration(CHECKPOINTING_TIMEOUT, Duration::from_secs(600)),
+            min_pause: duration(CHECKPOINTING_MIN_PAUSE, Duration::ZERO),
+            max_concurrent: count(&[CHECKPOINTING_MAX_CONCURRENT], 1).max(1),
+            dir: [CHECKPOINTING_DIR, CHECKPOINTS_DIR_LEGACY]
+                .iter()
+                .find_map(|k| self.get(k))
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty()),
+            num_retained: count(&[CHECKPOINTING_NUM_RETAINED, NUM_RETAINED_LEGACY], 1).max(1),
+            tolerable_failures: count(&[CHECKPOINTING_TOLERABLE_FAILURES], 0),
+        })
+    }
 }
 
 fn validate(key: &str, value: &str) -> Result<(), CommonError> {
@@ -214,7 +283,21 @@ fn validate(key: &str, value: &str) -> Result<(), CommonError> {
                 ))
             }
         }
-        SOURCE_IDLE_TIMEOUT | STATE_TTL => parse_duration(v).map(|_| ()),
+        SOURCE_IDLE_TIMEOUT
+        | STATE_TTL
+        | CHECKPOINTING_INTERVAL
+        | CHECKPOINTING_TIMEOUT
+        | CHECKPOINTING_MIN_PAUSE => parse_duration(v).map(|_| ()),
+        CHECKPOINTING_MAX_CONCURRENT | CHECKPOINTING_NUM_RETAINED | NUM_RETAINED_LEGACY => {
+            match v.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(()),
+                _ => Err(invalid("expected a whole number greater than 0")),
+            }
+        }
+        CHECKPOINTING_TOLERABLE_FAILURES => match v.parse::<usize>() {
+            Ok(_) => Ok(()),
+            _ => Err(invalid("expected a whole number")),
+        },
         _ => Ok(()),
     }
 }
@@ -254,6 +337,17 @@ mod tests {
             .expect("unknown keys pass");
         c.reset(PARALLELISM_DEFAULT);
         assert_eq!(c.parallelism(), 1);
+        assert!(c.checkpointing().is_none(), "no interval, no checkpoints");
+        assert!(c.set(CHECKPOINTING_INTERVAL, "often").is_err());
+        assert!(c.set(CHECKPOINTING_NUM_RETAINED, "0").is_err());
+        c.set(CHECKPOINTING_INTERVAL, "500 ms").expect("valid");
+        c.set(CHECKPOINTS_DIR_LEGACY, "/tmp/chk").expect("valid");
+        let checkpointing = c.checkpointing().expect("enabled");
+        assert_eq!(checkpointing.interval, Duration::from_millis(500));
+        assert_eq!(checkpointing.dir.as_deref(), Some("/tmp/chk"));
+        assert_eq!(checkpointing.max_concurrent, 1);
+        c.reset(CHECKPOINTING_INTERVAL);
+        c.reset(CHECKPOINTS_DIR_LEGACY);
         let listed = c.effective_entries();
         assert_eq!(listed.get(PARALLELISM_DEFAULT), Some(&"1"));
         assert_eq!(listed.get(RESULT_MODE), Some(&"TABLEAU"));

@@ -2,6 +2,7 @@
 
 use std::fmt::Debug;
 
+use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use weir_common::StreamBatch;
 
@@ -14,6 +15,9 @@ pub struct SinkContext {
     pub parallelism: usize,
     /// The job's id, so that part files and transactions can be named after it.
     pub job_id: String,
+    /// Whether the job takes checkpoints: a sink then makes rows visible
+    /// only when a checkpoint covering them completes (exactly once).
+    pub checkpointing: bool,
 }
 
 /// Creates writers for one table; shared by all its subtasks.
@@ -31,21 +35,50 @@ pub trait SinkFactory: Send + Sync + Debug {
 
 /// Writes the batches of one subtask.
 ///
-/// The checkpoint hooks give sinks a two-phase commit: `prepare_commit` runs
-/// when a checkpoint barrier reaches the sink (flush, stage what was written),
-/// `commit` once the whole checkpoint is complete (make it visible).
+/// The checkpoint hooks give sinks a two-phase commit:
+/// 1. `prepare_commit` runs when a checkpoint barrier reaches the sink: it
+///    flushes and stages what was written since the last checkpoint, and
+///    returns the *committables* (what `commit` will need: staged file
+///    names, a transaction id), which are stored with the checkpoint;
+/// 2. `commit` runs once the whole checkpoint is complete and makes what was
+///    staged up to it visible;
+/// 3. after a crash, the writer of the restarted job gets the committables of
+///    the checkpoint it restarts from in `recover`: it commits them (the
+///    crash may have come between the checkpoint's completion and `commit`)
+///    and discards whatever was staged after that checkpoint.
+///
+/// Without checkpoints (bounded jobs, or 'execution.checkpointing.interval'
+/// unset), `finish` makes everything visible at the end of the input.
 #[async_trait]
 pub trait SinkWriter: Send {
     async fn write(&mut self, batch: StreamBatch) -> Result<(), ConnectorError>;
 
-    /// Stages everything written since the last checkpoint.
-    async fn prepare_commit(&mut self, _checkpoint_id: u64) -> Result<(), ConnectorError> {
+    /// Stages everything written since the last checkpoint; returns the
+    /// committables to store with checkpoint `checkpoint_id`, if any.
+    async fn prepare_commit(
+        &mut self,
+        _checkpoint_id: u64,
+    ) -> Result<Option<RecordBatch>, ConnectorError> {
+        Ok(None)
+    }
+
+    /// Makes what `prepare_commit` staged up to `checkpoint_id` visible.
+    async fn commit(&mut self, _checkpoint_id: u64) -> Result<(), ConnectorError> {
         Ok(())
     }
 
-    /// Makes what `prepare_commit` staged for `checkpoint_id` visible.
-    async fn commit(&mut self, _checkpoint_id: u64) -> Result<(), ConnectorError> {
-        Ok(())
+    /// Called before the first write of a job restarted from a checkpoint,
+    /// with the committables stored in it (from every subtask whose state
+    /// this one takes over).
+    async fn recover(&mut self, committables: Vec<RecordBatch>) -> Result<(), ConnectorError> {
+        if committables.iter().all(|b| b.num_rows() == 0) {
+            Ok(())
+        } else {
+            Err(ConnectorError::Unsupported {
+                connector: "this sink".to_string(),
+                what: "cannot recover what it staged before a restart".to_string(),
+            })
+        }
     }
 
     /// The input ended: write out and make visible everything received.

@@ -22,7 +22,8 @@ pub enum Boundedness {
 ///
 /// Splits are plain data so that they can be assigned to subtasks on other
 /// workers and recorded in checkpoints; each connector encodes what it needs
-/// in `id` and decodes it again in its reader.
+/// in `id` and decodes it again in its reader. A split taken from a
+/// checkpoint also carries where reading stopped, in `position`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SourceSplit {
     /// Identifies the split within its source, e.g. `data/bids.csv[0..67108864]`.
@@ -30,6 +31,20 @@ pub struct SourceSplit {
     /// The split's size in bytes (or rows, when bytes mean nothing), to balance
     /// assignment and to report progress.
     pub size_hint: u64,
+    /// Where to resume reading, as the connector's reader wrote it in
+    /// [`SourceReader::snapshot`]; `None` to read the split from its start.
+    pub position: Option<String>,
+}
+
+impl SourceSplit {
+    /// A split read from its start.
+    pub fn new(id: impl Into<String>, size_hint: u64) -> Self {
+        Self {
+            id: id.into(),
+            size_hint,
+            position: None,
+        }
+    }
 }
 
 /// What a source subtask is asked to read.
@@ -124,4 +139,24 @@ pub trait SourceFactory: Send + Sync + Debug {
 pub trait SourceReader: Send {
     /// The next event; `None` once every split of a bounded source ended.
     async fn next_event(&mut self) -> Result<Option<SourceEvent>, ConnectorError>;
+
+    /// The splits not yet read to their end, each with the position right
+    /// after the last row `next_event` returned, for a checkpoint: a reader
+    /// created over them goes on exactly there, with no row lost or repeated.
+    /// Called between `next_event` calls.
+    fn snapshot(&mut self) -> Result<Vec<SourceSplit>, ConnectorError> {
+        Err(ConnectorError::Unsupported {
+            connector: "this source".to_string(),
+            what: "cannot be checkpointed yet (it cannot say where to resume reading)".to_string(),
+        })
+    }
+
+    /// The checkpoint `checkpoint_id` completed (a Kafka reader commits its
+    /// offsets to the consumer group here).
+    async fn notify_checkpoint_complete(
+        &mut self,
+        _checkpoint_id: u64,
+    ) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }

@@ -649,8 +649,14 @@ impl Session {
     ) -> Result<PlannedJob, EngineError> {
         let (_, streams) = self.plan_inserts(&inserts)?;
         let name = self.job_name(&inserts);
+        let mut graph = self.stream_planner().job_graph(name, streams)?;
+        // As in Flink, batch mode takes no checkpoints; queries whose rows
+        // go to the client take none either.
+        if self.config.runtime_mode() == weir_common::RuntimeMode::Streaming {
+            graph.checkpointing = self.config.checkpointing();
+        }
         Ok(PlannedJob {
-            graph: self.stream_planner().job_graph(name, streams)?,
+            graph,
             kind: JobKind::Insert,
             schema: None,
         })

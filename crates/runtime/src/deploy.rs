@@ -25,6 +25,9 @@ use weir_common::StreamBatch;
 use weir_connector::{SinkContext, SourceContext, SourceMetrics, SourceSplit};
 
 use crate::RuntimeError;
+use crate::checkpoint::{
+    CheckpointSetup, RestoredCheckpoint, StateSlot, TaskCheckpointing, TaskKey, splits_from_state,
+};
 use crate::exchange::{CHANNEL_CAPACITY, InputChannel, InputGate, OutputEdge};
 use crate::graph::{JobGraph, JobVertex, Partitioning, VertexId, VertexInput, VertexOutput};
 use crate::message::Message;
@@ -74,14 +77,36 @@ impl SplitAssignment {
 }
 
 /// Plans every source's splits and spreads them over its subtasks; done
-/// once per job attempt, by whoever schedules the job.
+/// once per job attempt, by whoever schedules the job. A job restarted from
+/// a checkpoint takes the splits recorded in it, with their positions.
 pub async fn plan_splits(
     graph: &JobGraph,
     metrics: &JobMetrics,
+    restored: Option<&RestoredCheckpoint>,
 ) -> Result<SplitAssignment, RuntimeError> {
     let mut assignment = SplitAssignment::default();
     for vertex in &graph.vertices {
         if let VertexInput::Source(source) = &vertex.input {
+            if let Some(restored) = restored.filter(|r| r.has_vertex(vertex.id)) {
+                let mut subtasks = Vec::with_capacity(vertex.parallelism);
+                for subtask in 0..vertex.parallelism {
+                    let state = restored.state_for(
+                        vertex.id,
+                        StateSlot::Source,
+                        subtask,
+                        vertex.parallelism,
+                        graph.max_parallelism,
+                    )?;
+                    let splits = match state {
+                        Some(state) => splits_from_state(&state)?,
+                        None => Vec::new(),
+                    };
+                    metrics.register_splits(source.factory.boundedness(), &splits);
+                    subtasks.push(splits);
+                }
+                assignment.splits.insert(vertex.id, subtasks);
+                continue;
+            }
             let splits = source
                 .factory
                 .plan_splits(vertex.parallelism)
@@ -127,6 +152,8 @@ pub struct TaskDeployment<'a> {
     pub metrics: Arc<JobMetrics>,
     /// Where the local subtasks of a `Collect` vertex send their rows.
     pub results: Option<mpsc::Sender<StreamBatch>>,
+    /// How the subtasks take part in checkpoints, if the job takes them.
+    pub checkpoint: Option<CheckpointSetup>,
 }
 
 /// The running subtasks of a deployment and the channels that cross to
@@ -160,7 +187,9 @@ pub async fn deploy(deployment: TaskDeployment<'_>) -> Result<DeployedTasks, Run
         runs_here,
         metrics,
         results,
+        checkpoint,
     } = deployment;
+    let restored = checkpoint.as_ref().and_then(|c| c.restored.as_deref());
     let mut outbound = Vec::new();
     let mut inbound = Vec::new();
     // Receivers per consuming (vertex, subtask), senders per edge and producer.
@@ -263,7 +292,7 @@ pub async fn deploy(deployment: TaskDeployment<'_>) -> Result<DeployedTasks, Run
                     SubtaskInput::Gate(InputGate::new(channels))
                 }
             };
-            let chain = instantiate_chain(vertex, &context, &task_name, &metrics)?;
+            let chain = instantiate_chain(vertex, &context, &task_name, &metrics, restored)?;
             let output = match &vertex.output {
                 VertexOutput::Downstream => {
                     let mut edges = Vec::new();
@@ -291,9 +320,27 @@ pub async fn deploy(deployment: TaskDeployment<'_>) -> Result<DeployedTasks, Run
                             subtask,
                             parallelism: vertex.parallelism,
                             job_id: job.to_string(),
+                            checkpointing: checkpoint.is_some(),
                         })
                         .await
                         .map_err(|e| RuntimeError::connector(&task_name, e))?;
+                    let mut writer = writer;
+                    if let Some(restored) = restored {
+                        let committables = restored
+                            .state_for(
+                                vertex.id,
+                                StateSlot::Sink,
+                                subtask,
+                                vertex.parallelism,
+                                graph.max_parallelism,
+                            )?
+                            .map(|s| s.batches)
+                            .unwrap_or_default();
+                        writer
+                            .recover(committables)
+                            .await
+                            .map_err(|e| RuntimeError::connector(&task_name, e))?;
+                    }
                     SubtaskOutput::Sink(writer)
                 }
                 VertexOutput::Collect => match &results {
@@ -310,6 +357,15 @@ pub async fn deploy(deployment: TaskDeployment<'_>) -> Result<DeployedTasks, Run
                 input,
                 chain,
                 output,
+                checkpointing: checkpoint.as_ref().map(|c| {
+                    TaskCheckpointing::new(
+                        TaskKey {
+                            vertex: vertex.id,
+                            subtask,
+                        },
+                        &c.channels,
+                    )
+                }),
             };
             tasks.spawn(task.run());
         }
@@ -351,14 +407,31 @@ fn instantiate_chain(
     context: &OperatorContext,
     task_name: &str,
     metrics: &JobMetrics,
+    restored: Option<&RestoredCheckpoint>,
 ) -> Result<Vec<Chained>, RuntimeError> {
     vertex
         .operators
         .iter()
-        .map(|factory| {
+        .enumerate()
+        .map(|(index, factory)| {
             let mut operator = factory
                 .create(context)
                 .map_err(|e| RuntimeError::operator(task_name, &factory.name(), e))?;
+            let state = match restored {
+                Some(restored) => restored.state_for(
+                    vertex.id,
+                    StateSlot::Operator(index),
+                    context.subtask,
+                    context.parallelism,
+                    context.max_parallelism,
+                )?,
+                None => None,
+            };
+            if let Some(state) = state.filter(|s| s.batches.iter().any(|b| b.num_rows() > 0)) {
+                operator
+                    .restore_state(state)
+                    .map_err(|e| RuntimeError::operator(task_name, &factory.name(), e))?;
+            }
             operator
                 .open(context)
                 .map_err(|e| RuntimeError::operator(task_name, &factory.name(), e))?;
@@ -377,10 +450,7 @@ mod tests {
     use super::*;
 
     fn split(id: &str, size: u64) -> SourceSplit {
-        SourceSplit {
-            id: id.to_string(),
-            size_hint: size,
-        }
+        SourceSplit::new(id, size)
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum RuntimeError {
     /// The job failed elsewhere (on a cluster), with this message.
     #[error("{0}")]
     Failed(String),
+    /// A checkpoint could not be taken, written or restored.
+    #[error("checkpointing: {0}")]
+    Checkpoint(String),
     /// A broken invariant inside the runtime.
     #[error("internal error: {0}")]
     Internal(String),

@@ -123,8 +123,21 @@ pub fn key_groups(
         .iter()
         .map(|k| k.evaluate(batch.data())?.into_array(rows))
         .collect::<Result<Vec<_>>>()?;
+    key_groups_of(&arrays, rows, max_parallelism)
+}
+
+/// The key group of each row of evaluated key columns (all rows are in
+/// group 0 when there are none, as they all go to one subtask).
+pub fn key_groups_of(
+    keys: &[arrow::array::ArrayRef],
+    rows: usize,
+    max_parallelism: usize,
+) -> Result<Vec<usize>> {
+    if keys.is_empty() {
+        return Ok(vec![0; rows]);
+    }
     let mut hashes = vec![0u64; rows];
-    create_hashes(&arrays, &KEY_HASH, &mut hashes)?;
+    create_hashes(keys, &KEY_HASH, &mut hashes)?;
     Ok(hashes
         .iter()
         .map(|h| (*h % max_parallelism as u64) as usize)
@@ -188,13 +201,21 @@ pub struct InputChannel {
     pub input: usize,
 }
 
-/// Merges the input channels of a subtask fairly and keeps their watermarks.
+/// Merges the input channels of a subtask fairly, keeps their watermarks,
+/// and aligns checkpoint barriers: a channel that delivered the barrier of
+/// the checkpoint being aligned is not read again until every live channel
+/// has delivered it, so the subtask's snapshot reflects exactly the rows
+/// before the barrier on every channel.
 #[derive(Debug)]
 pub struct InputGate {
     channels: Vec<InputChannel>,
     watermarks: Vec<Watermark>,
     ended: Vec<bool>,
     idle: Vec<bool>,
+    /// The checkpoint whose barrier is being aligned.
+    aligning: Option<u64>,
+    /// Channels that delivered the barrier being aligned.
+    blocked: Vec<bool>,
     /// Whether `GateEvent::Idle` was returned and no data came since.
     reported_idle: bool,
     emitted: Watermark,
@@ -209,6 +230,8 @@ impl InputGate {
             watermarks: vec![Watermark::MIN; n],
             ended: vec![false; n],
             idle: vec![false; n],
+            aligning: None,
+            blocked: vec![false; n],
             reported_idle: false,
             emitted: Watermark::MIN,
             next: 0,
@@ -217,6 +240,9 @@ impl InputGate {
 
     pub async fn next(&mut self) -> GateEvent {
         loop {
+            if let Some(barrier) = self.aligned() {
+                return GateEvent::Barrier(barrier);
+            }
             let Some((channel, message)) = self.receive().await else {
                 return GateEvent::End;
             };
@@ -237,9 +263,22 @@ impl InputGate {
                         return GateEvent::Watermark(w);
                     }
                 }
-                // Alignment across channels arrives with checkpoints; until
-                // then a barrier passes through as soon as it is seen.
-                Message::Barrier(b) => return GateEvent::Barrier(b),
+                Message::Barrier(b) => {
+                    match self.aligning {
+                        // An older checkpoint's barrier that a newer one
+                        // overtook cannot exist: channels are FIFO and
+                        // sources inject barriers in order.
+                        Some(id) if id > b.id => continue,
+                        Some(id) if id < b.id => {
+                            // The older checkpoint cannot complete here: a
+                            // channel skipped it. Align the newer one.
+                            self.blocked.iter_mut().for_each(|b| *b = false);
+                            self.aligning = Some(b.id);
+                        }
+                        _ => self.aligning = Some(b.id),
+                    }
+                    self.blocked[channel] = true;
+                }
                 Message::Idle => {
                     self.idle[channel] = true;
                     if let Some(w) = self.advance() {
@@ -261,6 +300,18 @@ impl InputGate {
         }
     }
 
+    /// The barrier being aligned, once every channel delivered it or ended.
+    fn aligned(&mut self) -> Option<CheckpointBarrier> {
+        let id = self.aligning?;
+        let done = (0..self.channels.len()).all(|i| self.blocked[i] || self.ended[i]);
+        if !done {
+            return None;
+        }
+        self.aligning = None;
+        self.blocked.iter_mut().for_each(|b| *b = false);
+        Some(CheckpointBarrier { id })
+    }
+
     fn advance(&mut self) -> Option<Watermark> {
         // Ended and idle channels do not hold time back.
         let current = (0..self.watermarks.len())
@@ -280,7 +331,7 @@ impl InputGate {
             let mut live = false;
             for step in 0..n {
                 let i = (self.next + step) % n;
-                if self.ended[i] {
+                if self.ended[i] || self.blocked[i] {
                     continue;
                 }
                 live = true;
@@ -392,6 +443,66 @@ mod tests {
         assert!(matches!(
             gate.next().await,
             GateEvent::Watermark(Watermark(30))
+        ));
+    }
+
+    #[tokio::test]
+    async fn barriers_align_across_channels() {
+        let (tx0, rx0) = mpsc::channel(8);
+        let (tx1, rx1) = mpsc::channel(8);
+        let mut gate = InputGate::new(vec![
+            InputChannel {
+                receiver: rx0,
+                input: 0,
+            },
+            InputChannel {
+                receiver: rx1,
+                input: 0,
+            },
+        ]);
+        let barrier = Message::Barrier(CheckpointBarrier { id: 1 });
+        tx0.send(barrier.clone()).await.expect("send");
+        tx0.send(Message::Watermark(Watermark(10)))
+            .await
+            .expect("send");
+        tx1.send(Message::Watermark(Watermark(20)))
+            .await
+            .expect("send");
+        tx1.send(barrier).await.expect("send");
+        // Unaligned, watermark 10 (after channel 0's barrier) would come
+        // out first; aligned, channel 0 is not read until channel 1's
+        // barrier arrived.
+        assert!(matches!(
+            gate.next().await,
+            GateEvent::Barrier(CheckpointBarrier { id: 1 })
+        ));
+        assert!(matches!(
+            gate.next().await,
+            GateEvent::Watermark(Watermark(10))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_ended_channel_counts_as_aligned() {
+        let (tx0, rx0) = mpsc::channel(8);
+        let (tx1, rx1) = mpsc::channel(8);
+        let mut gate = InputGate::new(vec![
+            InputChannel {
+                receiver: rx0,
+                input: 0,
+            },
+            InputChannel {
+                receiver: rx1,
+                input: 1,
+            },
+        ]);
+        tx0.send(Message::Barrier(CheckpointBarrier { id: 3 }))
+            .await
+            .expect("send");
+        tx1.send(Message::EndOfInput).await.expect("send");
+        assert!(matches!(
+            gate.next().await,
+            GateEvent::Barrier(CheckpointBarrier { id: 3 })
         ));
     }
 

@@ -146,6 +146,8 @@ pub struct JobGraph {
     pub vertices: Vec<JobVertex>,
     /// Flink's max parallelism: the number of key groups.
     pub max_parallelism: usize,
+    /// How the job takes checkpoints; `None` for none.
+    pub checkpointing: Option<weir_common::CheckpointingOptions>,
 }
 
 impl JobGraph {

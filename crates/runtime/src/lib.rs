@@ -31,6 +31,7 @@
 //! graph in this process and hands back a [`JobHandle`] to await, cancel,
 //! and read results from.
 
+pub mod checkpoint;
 pub mod deploy;
 pub mod error;
 pub mod exchange;

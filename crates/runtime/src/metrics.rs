@@ -76,6 +76,8 @@ pub struct JobMetrics {
     size_total: AtomicU64,
     /// Sources that never end: a job with one has no share done.
     unbounded_sources: AtomicU64,
+    /// Every checkpoint of the job so far, oldest first.
+    checkpoints: Arc<Mutex<Vec<crate::checkpoint::CheckpointStats>>>,
 }
 
 /// Totals over a job, for progress displays.
@@ -96,6 +98,19 @@ pub struct JobProgress {
 }
 
 impl JobMetrics {
+    /// The job's checkpoint history, shared with its checkpoint coordinator.
+    pub fn checkpoint_history(&self) -> Arc<Mutex<Vec<crate::checkpoint::CheckpointStats>>> {
+        Arc::clone(&self.checkpoints)
+    }
+
+    /// The checkpoints taken so far, oldest first.
+    pub fn checkpoints(&self) -> Vec<crate::checkpoint::CheckpointStats> {
+        self.checkpoints
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default()
+    }
+
     pub(crate) fn register_operator(&self, metrics: Arc<OperatorMetrics>) {
         if let Ok(mut all) = self.operators.lock() {
             all.push(metrics);

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use weir_common::StreamBatch;
 
 use crate::RuntimeError;
+use crate::checkpoint::{CheckpointCoordinator, CheckpointSetup, CheckpointStorage};
 use crate::deploy::{TaskDeployment, deploy, plan_splits, supervise};
 use crate::exchange::CHANNEL_CAPACITY;
 use crate::graph::{JobGraph, VertexOutput};
@@ -307,21 +308,101 @@ impl MiniCluster {
     }
 }
 
-/// Plans the job's splits and runs all of its subtasks here.
+/// Plans the job's splits and runs all of its subtasks here. A job that
+/// takes checkpoints first looks for its latest completed checkpoint (left
+/// by an earlier run of the same job that did not finish) and restarts
+/// from it; its checkpoint coordinator runs alongside the subtasks.
 async fn run_job(
     id: JobId,
     graph: JobGraph,
     metrics: Arc<JobMetrics>,
     results: Option<mpsc::Sender<StreamBatch>>,
 ) -> Result<(), RuntimeError> {
-    let splits = plan_splits(&graph, &metrics).await?;
+    let Some(options) = graph.checkpointing.clone() else {
+        let splits = plan_splits(&graph, &metrics, None).await?;
+        let deployed = deploy_here(id, &graph, splits, metrics, results, None).await?;
+        return supervise(deployed.tasks).await;
+    };
+    let storage = CheckpointStorage::open(options.dir.as_deref(), &graph)?;
+    let restored = storage.latest(&graph).await?.map(Arc::new);
+    storage.clean_incomplete().await?;
+    if let Some(restored) = &restored {
+        tracing::info!(job = %id, checkpoint = restored.checkpoint, dir = storage.display(), "restoring from checkpoint");
+    }
+    let (coordinator, channels) = CheckpointCoordinator::new(
+        options,
+        storage.clone(),
+        graph.clone(),
+        restored.as_ref().map_or(0, |r| r.checkpoint),
+        metrics.checkpoint_history(),
+    );
+    let splits = plan_splits(&graph, &metrics, restored.as_deref()).await?;
+    let setup = CheckpointSetup { channels, restored };
+    let deployed = deploy_here(id, &graph, splits, metrics, results, Some(setup)).await?;
+    let coordinated = spawn_coordinator(coordinator)?;
+    let supervised = supervise(deployed.tasks);
+    tokio::pin!(supervised, coordinated);
+    let result = tokio::select! {
+        result = &mut supervised => result,
+        result = &mut coordinated => match result {
+            // Dropping the subtasks' JoinSet stops them.
+            Ok(Err(e)) => Err(e),
+            _ => supervised.await,
+        },
+    };
+    if result.is_ok() {
+        // As in Flink, a finished job's checkpoints are deleted; a failed
+        // or cancelled job keeps them to restart from.
+        storage.discard_all().await?;
+    }
+    result
+}
+
+/// Runs the checkpoint coordinator on a thread of its own, as Flink's job
+/// master runs apart from its task managers: subtasks that keep the job's
+/// runtime busy must not delay triggers and completions. The thread ends
+/// with the job: when its last subtask is gone, the coordinator's report
+/// channel closes.
+fn spawn_coordinator(
+    coordinator: CheckpointCoordinator,
+) -> Result<tokio::sync::oneshot::Receiver<Result<(), RuntimeError>>, RuntimeError> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("weir-checkpoints".into())
+        .spawn(move || {
+            let result = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(coordinator.run()),
+                Err(e) => Err(RuntimeError::Checkpoint(format!(
+                    "cannot start the checkpoint coordinator: {e}"
+                ))),
+            };
+            let _ = done_tx.send(result);
+        })
+        .map_err(|e| {
+            RuntimeError::Checkpoint(format!("cannot start the checkpoint coordinator: {e}"))
+        })?;
+    Ok(done_rx)
+}
+
+async fn deploy_here(
+    id: JobId,
+    graph: &JobGraph,
+    splits: crate::deploy::SplitAssignment,
+    metrics: Arc<JobMetrics>,
+    results: Option<mpsc::Sender<StreamBatch>>,
+    checkpoint: Option<CheckpointSetup>,
+) -> Result<crate::deploy::DeployedTasks, RuntimeError> {
     let deployed = deploy(TaskDeployment {
         job: id,
-        graph: &graph,
+        graph,
         splits,
         runs_here: &|_, _| true,
         metrics,
         results,
+        checkpoint,
     })
     .await?;
     if !deployed.outbound.is_empty() || !deployed.inbound.is_empty() {
@@ -329,5 +410,5 @@ async fn run_job(
             "a job deployed in one process has channels to another".into(),
         ));
     }
-    supervise(deployed.tasks).await
+    Ok(deployed)
 }

@@ -8,6 +8,10 @@ use weir_common::{StreamBatch, Watermark};
 use weir_connector::SinkWriter;
 
 use crate::RuntimeError;
+use crate::checkpoint::{
+    CheckpointReport, Completed, FINAL_CHECKPOINT, StateSlot, TaskCheckpointing, TaskSnapshot,
+    splits_to_state,
+};
 use crate::exchange::{GateEvent, InputGate, OutputEdge};
 use crate::message::{CheckpointBarrier, Message};
 use crate::metrics::OperatorMetrics;
@@ -51,23 +55,61 @@ pub(crate) struct Subtask {
     pub(crate) input: SubtaskInput,
     pub(crate) chain: Vec<Chained>,
     pub(crate) output: SubtaskOutput,
+    /// Set when the job takes checkpoints.
+    pub(crate) checkpointing: Option<TaskCheckpointing>,
+}
+
+/// News from the checkpoint coordinator.
+enum CheckpointSignal {
+    /// Sources: inject the barrier of this checkpoint.
+    Trigger(u64),
+    Complete(Completed),
+}
+
+/// The next trigger (for a source) or completion; never resolves without
+/// checkpointing or once the coordinator is gone.
+async fn checkpoint_signal(
+    checkpointing: Option<&mut TaskCheckpointing>,
+    source: bool,
+) -> CheckpointSignal {
+    let Some(c) = checkpointing else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        Ok(()) = c.triggers.changed(), if source => {
+            CheckpointSignal::Trigger(*c.triggers.borrow_and_update())
+        }
+        Ok(()) = c.completed.changed() => {
+            CheckpointSignal::Complete(*c.completed.borrow_and_update())
+        }
+        else => std::future::pending().await,
+    }
 }
 
 impl Subtask {
     pub(crate) async fn run(mut self) -> Result<(), RuntimeError> {
         let timed = self.chain.iter().any(|c| c.operator.uses_processing_time());
+        let source = matches!(self.input, SubtaskInput::Source(_));
         let mut clock = tokio::time::interval(PROCESSING_TIME_TICK);
         clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            // Inputs are cancel-safe, so a tick may interrupt a pending read.
-            let event = if timed {
+            // Inputs are cancel-safe, so a tick or a checkpoint trigger may
+            // interrupt a pending read.
+            let event = if timed || self.checkpointing.is_some() {
                 tokio::select! {
                     event = self.input.next() => event?,
-                    _ = clock.tick() => {
+                    _ = clock.tick(), if timed => {
                         self.prepare_chain().await?;
                         let mut out = Vec::new();
                         self.push_time(0, epoch_millis(), &mut out)?;
                         self.emit(out).await?;
+                        continue;
+                    }
+                    signal = checkpoint_signal(self.checkpointing.as_mut(), source) => {
+                        match signal {
+                            CheckpointSignal::Trigger(id) => self.inject_barrier(id).await?,
+                            CheckpointSignal::Complete(done) => self.checkpoint_complete(done).await?,
+                        }
                         continue;
                     }
                 }
@@ -90,7 +132,7 @@ impl Subtask {
                         self.emit_watermark(w).await?;
                     }
                 }
-                GateEvent::Barrier(barrier) => self.emit_barrier(barrier).await?,
+                GateEvent::Barrier(barrier) => self.take_checkpoint(barrier, None).await?,
                 GateEvent::Idle => self.emit_idle().await?,
                 GateEvent::End => {
                     let mut out = Vec::new();
@@ -256,7 +298,42 @@ impl Subtask {
         Ok(())
     }
 
-    async fn emit_barrier(&mut self, barrier: CheckpointBarrier) -> Result<(), RuntimeError> {
+    /// A source's part of checkpoint `id`: record where its splits stand,
+    /// then snapshot like any subtask and send the barrier on.
+    async fn inject_barrier(&mut self, id: u64) -> Result<(), RuntimeError> {
+        let SubtaskInput::Source(driver) = &mut self.input else {
+            return Ok(());
+        };
+        let splits = driver
+            .reader
+            .snapshot()
+            .map_err(|e| RuntimeError::connector(&self.name, e))?;
+        let state = splits_to_state(&splits)?;
+        self.take_checkpoint(CheckpointBarrier { id }, Some(state))
+            .await
+    }
+
+    /// The barrier passed (aligned over every input): snapshot the chain's
+    /// operators, let the sink stage what it wrote, forward the barrier and
+    /// acknowledge with the state.
+    async fn take_checkpoint(
+        &mut self,
+        barrier: CheckpointBarrier,
+        source: Option<crate::OperatorState>,
+    ) -> Result<(), RuntimeError> {
+        let mut snapshot = TaskSnapshot::default();
+        if let Some(state) = source {
+            snapshot.states.push((StateSlot::Source, state));
+        }
+        for index in 0..self.chain.len() {
+            let state = self.chain[index]
+                .operator
+                .snapshot_state(barrier.id)
+                .map_err(|e| self.operator_error(index, e))?;
+            if let Some(state) = state {
+                snapshot.states.push((StateSlot::Operator(index), state));
+            }
+        }
         match &mut self.output {
             SubtaskOutput::Edges(edges) => {
                 for edge in edges.iter() {
@@ -265,28 +342,117 @@ impl Subtask {
                         .map_err(|_| RuntimeError::Cancelled)?;
                 }
             }
-            SubtaskOutput::Sink(writer) => writer
-                .prepare_commit(barrier.id)
-                .await
-                .map_err(|e| RuntimeError::connector(&self.name, e))?,
+            SubtaskOutput::Sink(writer) => {
+                let committables = writer
+                    .prepare_commit(barrier.id)
+                    .await
+                    .map_err(|e| RuntimeError::connector(&self.name, e))?;
+                if let Some(batch) = committables {
+                    snapshot.states.push((
+                        StateSlot::Sink,
+                        crate::OperatorState {
+                            batches: vec![batch],
+                        },
+                    ));
+                }
+            }
             SubtaskOutput::Collect(_) => {}
+        }
+        tracing::debug!(task = %self.name, checkpoint = barrier.id, "checkpoint taken");
+        if let Some(checkpointing) = &self.checkpointing {
+            checkpointing.report(CheckpointReport::Acknowledged {
+                checkpoint: barrier.id,
+                task: checkpointing.task,
+                snapshot,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A checkpoint completed: sinks make what they staged visible, sources
+    /// and operators hear of it.
+    async fn checkpoint_complete(&mut self, done: Completed) -> Result<(), RuntimeError> {
+        let id = done.checkpoint;
+        for index in 0..self.chain.len() {
+            let result = self.chain[index].operator.notify_checkpoint_complete(id);
+            result.map_err(|e| self.operator_error(index, e))?;
+        }
+        if let SubtaskInput::Source(driver) = &mut self.input {
+            driver
+                .reader
+                .notify_checkpoint_complete(id)
+                .await
+                .map_err(|e| RuntimeError::connector(&self.name, e))?;
+        }
+        if let SubtaskOutput::Sink(writer) = &mut self.output {
+            writer
+                .commit(id)
+                .await
+                .map_err(|e| RuntimeError::connector(&self.name, e))?;
         }
         Ok(())
     }
 
     async fn finish_output(self) -> Result<(), RuntimeError> {
-        match self.output {
-            SubtaskOutput::Edges(edges) => {
-                for edge in &edges {
-                    // A consumer that is already gone needs no end marker.
-                    let _ = edge.broadcast(Message::EndOfInput).await;
+        let name = self.name;
+        let connector_error = |e| RuntimeError::connector(&name, e);
+        match (self.output, self.checkpointing) {
+            (SubtaskOutput::Sink(mut writer), Some(mut checkpointing)) => {
+                // The sink's last data is committed by the job's last
+                // checkpoint, taken once every subtask has finished.
+                let committables = writer
+                    .prepare_commit(FINAL_CHECKPOINT)
+                    .await
+                    .map_err(connector_error)?;
+                let mut snapshot = TaskSnapshot::default();
+                if let Some(batch) = committables {
+                    snapshot.states.push((
+                        StateSlot::Sink,
+                        crate::OperatorState {
+                            batches: vec![batch],
+                        },
+                    ));
+                }
+                checkpointing.report(CheckpointReport::Finished {
+                    task: checkpointing.task,
+                    snapshot,
+                })?;
+                loop {
+                    if checkpointing.completed.borrow_and_update().last {
+                        break;
+                    }
+                    if checkpointing.completed.changed().await.is_err()
+                        && !checkpointing.completed.borrow().last
+                    {
+                        return Err(RuntimeError::Cancelled);
+                    }
+                }
+                writer
+                    .commit(FINAL_CHECKPOINT)
+                    .await
+                    .map_err(connector_error)?;
+                writer.finish().await.map_err(connector_error)?;
+            }
+            (output, checkpointing) => {
+                match output {
+                    SubtaskOutput::Edges(edges) => {
+                        for edge in &edges {
+                            // A consumer that is already gone needs no end marker.
+                            let _ = edge.broadcast(Message::EndOfInput).await;
+                        }
+                    }
+                    SubtaskOutput::Sink(mut writer) => {
+                        writer.finish().await.map_err(connector_error)?
+                    }
+                    SubtaskOutput::Collect(_) => {}
+                }
+                if let Some(checkpointing) = checkpointing {
+                    checkpointing.report(CheckpointReport::Finished {
+                        task: checkpointing.task,
+                        snapshot: TaskSnapshot::default(),
+                    })?;
                 }
             }
-            SubtaskOutput::Sink(mut writer) => writer
-                .finish()
-                .await
-                .map_err(|e| RuntimeError::connector(&self.name, e))?,
-            SubtaskOutput::Collect(_) => {}
         }
         Ok(())
     }

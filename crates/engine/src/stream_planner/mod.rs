@@ -1258,6 +1258,7 @@ impl StreamPlanner<'_> {
             name,
             vertices: builder.vertices,
             max_parallelism: MAX_PARALLELISM,
+            checkpointing: None,
         })
     }
 }

@@ -330,6 +330,20 @@ impl GroupedAccumulators {
         self.groups
     }
 
+    /// The keys and intermediate states of every group, for a checkpoint;
+    /// the accumulators keep them (DataFusion's `state` drains, so they are
+    /// rebuilt from the states taken).
+    pub(crate) fn snapshot(
+        &mut self,
+        grouping: &Grouping,
+        calls: &[AggregateCall],
+    ) -> Result<GroupStates> {
+        let drained = std::mem::replace(self, Self::new(grouping, calls)?);
+        let states = drained.into_states()?;
+        self.merge(&states)?;
+        Ok(states)
+    }
+
     /// The keys and final values of every group; the accumulators are consumed.
     pub(crate) fn evaluate(mut self) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
         let keys = self.emit_keys()?;
@@ -358,6 +372,86 @@ impl GroupedAccumulators {
             None => Ok(Vec::new()),
         }
     }
+}
+
+/// Group states as a batch of keyed state: the key group of each group's
+/// key ([`KEY_GROUP_COLUMN`](crate::checkpoint::KEY_GROUP_COLUMN)), the
+/// `leading` columns, the keys, then every call's state columns.
+pub(crate) fn states_to_batch(
+    states: &GroupStates,
+    leading: Vec<(&str, ArrayRef)>,
+    max_parallelism: usize,
+) -> Result<RecordBatch> {
+    use arrow::datatypes::{Field, Schema};
+    let rows = states
+        .keys
+        .first()
+        .or_else(|| states.states.first().and_then(|s| s.first()))
+        .map_or(0, |a| a.len());
+    let groups = crate::exchange::key_groups_of(&states.keys, rows, max_parallelism)?;
+    let groups: ArrayRef = Arc::new(arrow::array::UInt32Array::from_iter_values(
+        groups.into_iter().map(|g| g as u32),
+    ));
+    let mut columns: Vec<(String, ArrayRef)> =
+        vec![(crate::checkpoint::KEY_GROUP_COLUMN.to_string(), groups)];
+    columns.extend(leading.into_iter().map(|(n, a)| (n.to_string(), a)));
+    columns.extend(
+        states
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (format!("key{i}"), Arc::clone(k))),
+    );
+    for (call, state) in states.states.iter().enumerate() {
+        columns.extend(
+            state
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("state{call}_{i}"), Arc::clone(s))),
+        );
+    }
+    let schema = Schema::new(
+        columns
+            .iter()
+            .map(|(name, array)| Field::new(name, array.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    );
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(schema),
+        columns.into_iter().map(|(_, a)| a).collect(),
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
+/// The group states in a batch written by [`states_to_batch`] with
+/// `leading` leading columns.
+pub(crate) fn states_from_batch(
+    batch: &RecordBatch,
+    leading: usize,
+    grouping: &Grouping,
+    calls: &[AggregateCall],
+) -> Result<GroupStates> {
+    let mut at = 1 + leading;
+    let key_count = grouping.key_schema.fields().len();
+    let mut column = |n: usize| -> Result<Vec<ArrayRef>> {
+        let columns = (at..at + n)
+            .map(|i| {
+                batch.columns().get(i).cloned().ok_or_else(|| {
+                    DataFusionError::Execution(
+                        "the checkpointed aggregation state does not match the query".into(),
+                    )
+                })
+            })
+            .collect();
+        at += n;
+        columns
+    };
+    let keys = column(key_count)?;
+    let mut states = Vec::with_capacity(calls.len());
+    for call in calls {
+        states.push(column(call.function.state_fields()?.len())?);
+    }
+    Ok(GroupStates { keys, states })
 }
 
 /// Dense ids for grouping keys, and the key of every id; for operators that

@@ -4,7 +4,7 @@
 use datafusion::error::Result;
 use weir_common::StreamBatch;
 
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 
 #[derive(Debug, Clone)]
 pub struct Limit {
@@ -28,6 +28,10 @@ impl Limit {
 impl Operator for Limit {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
+        Err(crate::operator::not_checkpointable(self.name()))
     }
 
     fn process_batch(

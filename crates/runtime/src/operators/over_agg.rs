@@ -35,7 +35,7 @@ use super::aggregate::{AggregateCall, CallInput, KeyIndex, cast_to};
 use super::chunks::{ChunkStore, RowRef};
 use super::window_agg::TimeDomain;
 use super::window_assign::event_times;
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 
 /// Which rows before the current one an OVER aggregate sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,6 +393,10 @@ impl OverAggregate {
 impl Operator for OverAggregate {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
+        Err(crate::operator::not_checkpointable(self.name()))
     }
 
     fn process_batch(

@@ -30,7 +30,7 @@ use weir_common::{RowKind, StreamBatch};
 use super::aggregate::{AggregateCall, CallInput, KeyIndex, cast_to};
 use super::over_agg::OverFrame;
 use super::window_assign::event_times;
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 
 /// What an updating OVER aggregation computes; shared by its subtasks.
 #[derive(Debug)]
@@ -341,6 +341,10 @@ fn frame_values(
 impl Operator for UpdatingOverAggregate {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
+        Err(crate::operator::not_checkpointable(self.name()))
     }
 
     fn process_batch(

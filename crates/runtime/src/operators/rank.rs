@@ -34,7 +34,7 @@ use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use weir_common::{RowKind, StreamBatch};
 
 use crate::error::batch_error;
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::aggregate::KeyIndex;
 
 /// What the output says about a row's rank.
@@ -432,6 +432,10 @@ impl Rank {
 impl Operator for Rank {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
+        Err(crate::operator::not_checkpointable(self.name()))
     }
 
     fn process_batch(

@@ -24,7 +24,7 @@ use super::aggregate::{
     AggregateCall, AggregateOutput, Grouping, KeyIndex, WindowBounds, output_batch,
 };
 use super::window_assign::window_bounds;
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 
 /// What a session window aggregation computes; shared by its subtasks.
 #[derive(Debug, Clone)]
@@ -183,6 +183,10 @@ impl SessionWindowAggregate {
 impl Operator for SessionWindowAggregate {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
+        Err(crate::operator::not_checkpointable(self.name()))
     }
 
     fn process_batch(

@@ -28,10 +28,7 @@ impl SourceFactory for ValuesSource {
 
     async fn plan_splits(&self, _parallelism: usize) -> Result<Vec<SourceSplit>, ConnectorError> {
         let rows: usize = self.batches.iter().map(RecordBatch::num_rows).sum();
-        Ok(vec![SourceSplit {
-            id: "values".to_string(),
-            size_hint: rows as u64,
-        }])
+        Ok(vec![SourceSplit::new("values", rows as u64)])
     }
 
     async fn create_reader(

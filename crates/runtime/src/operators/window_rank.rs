@@ -22,7 +22,7 @@ use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 use super::window_agg::TimeDomain;
 
 use super::window_assign::{split_by_time, window_bounds};
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 
 /// What a window rank computes; shared by its subtasks.
 #[derive(Debug, Clone)]
@@ -157,6 +157,10 @@ impl WindowRank {
 impl Operator for WindowRank {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
+        Err(crate::operator::not_checkpointable(self.name()))
     }
 
     fn process_batch(

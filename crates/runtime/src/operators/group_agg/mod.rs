@@ -29,7 +29,7 @@ use weir_common::StreamBatch;
 use self::columnar::ColumnarGroups;
 use self::retracting::RowGroups;
 use super::aggregate::{AggregateCall, AggregateOutput, Grouping};
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::state_ttl::ProcessingClock;
 
 /// What a group aggregation computes; shared by its subtasks.
@@ -62,6 +62,10 @@ impl GroupAggregateSpec {
 impl Operator for GroupAggregate {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
+        Err(crate::operator::not_checkpointable(self.name()))
     }
 
     fn process_batch(

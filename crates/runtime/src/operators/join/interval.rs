@@ -24,7 +24,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use weir_common::{StreamBatch, Watermark};
 
 use super::{JoinCondition, JoinKind, Side, gather, null_columns, spread};
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::aggregate::KeyIndex;
 use crate::operators::chunks::ChunkStore;
 use crate::operators::window_assign::event_times;
@@ -335,6 +335,10 @@ impl IntervalJoin {
 impl Operator for IntervalJoin {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
+        Err(crate::operator::not_checkpointable(self.name()))
     }
 
     fn process_batch(

@@ -29,7 +29,7 @@ use weir_common::{RowKind, StreamBatch};
 
 use super::{JoinCondition, JoinKind, Side, gather, null_columns, spread};
 use crate::error::batch_error;
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::aggregate::KeyIndex;
 use crate::operators::state_ttl::{Expiry, ProcessingClock};
 
@@ -506,6 +506,10 @@ impl StreamingJoin {
 impl Operator for StreamingJoin {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
+        Err(crate::operator::not_checkpointable(self.name()))
     }
 
     fn process_batch(

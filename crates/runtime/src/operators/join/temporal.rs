@@ -28,7 +28,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use weir_common::{RowKind, StreamBatch, Watermark};
 
 use super::{JoinCondition, JoinKind, Side};
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::aggregate::KeyIndex;
 use crate::operators::chunks::{ChunkStore, RowRef};
 use crate::operators::window_assign::event_times;
@@ -310,6 +310,10 @@ impl TemporalJoin {
 impl Operator for TemporalJoin {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
+        Err(crate::operator::not_checkpointable(self.name()))
     }
 
     fn process_batch(

@@ -21,7 +21,7 @@ use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 
 use super::batch::join_batches;
 use super::{JoinCondition, Side};
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::window_agg::TimeDomain;
 use crate::operators::window_assign::{split_by_time, window_bounds};
 
@@ -94,6 +94,10 @@ impl WindowJoin {
 impl Operator for WindowJoin {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
+        Err(crate::operator::not_checkpointable(self.name()))
     }
 
     fn process_batch(

@@ -1,0 +1,285 @@
+//! Crash recovery of the embedded cluster: `weir run` killed with SIGKILL at
+//! random points and started again with the same checkpoint directory
+//! ends with exactly the output of an undisturbed run: no row lost, none
+//! written twice. The job reads files, aggregates event-time windows over
+//! a hash exchange at parallelism 2, and writes files with the two-phase
+//! commit of the filesystem sink.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+const FILES: usize = 4;
+const ROWS_PER_FILE: usize = 300_000;
+
+/// Bids in files covering consecutive stretches of time, each file in time
+/// order, so no row is ever late and the output is deterministic.
+fn write_input(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for file in 0..FILES {
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(dir.join(format!("bids-{file}.csv")))?);
+        for row in 0..ROWS_PER_FILE {
+            let n = file * ROWS_PER_FILE + row;
+            // 10 rows per second of event time, from 2024-01-01.
+            let millis = 1_704_067_200_000_i64 + (n as i64) * 100;
+            let ts = chrono_like(millis);
+            writeln!(out, "{},{},{ts}", n % 13, (n * 7919) % 1000)?;
+        }
+    }
+    Ok(())
+}
+
+/// `yyyy-MM-dd HH:mm:ss.SSS` for epoch milliseconds (UTC), without a date crate.
+fn chrono_like(millis: i64) -> String {
+    let secs = millis.div_euclid(1000);
+    let ms = millis.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{ms:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn script(input: &Path, output: &Path, checkpoints: &Path) -> String {
+    format!(
+        "SET 'parallelism.default' = '2';\n\
+         SET 'execution.checkpointing.interval' = '100 ms';\n\
+         SET 'execution.checkpointing.dir' = '{checkpoints}';\n\
+         CREATE TABLE bids (auction BIGINT, price BIGINT, ts TIMESTAMP(3),\n\
+           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
+           WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'csv');\n\
+         CREATE TABLE totals (auction BIGINT, window_start TIMESTAMP(3), bids BIGINT, total BIGINT)\n\
+           WITH ('connector' = 'filesystem', 'path' = '{output}', 'format' = 'csv');\n\
+         INSERT INTO totals\n\
+           SELECT auction, window_start, COUNT(*), SUM(price)\n\
+           FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' MINUTE))\n\
+           GROUP BY auction, window_start, window_end;\n",
+        input = input.display(),
+        output = output.display(),
+        checkpoints = checkpoints.display(),
+    )
+}
+
+/// Every line of the visible files under `dir` (hidden in-progress files are
+/// not output), sorted; duplicates kept.
+fn output_lines(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    if !dir.exists() {
+        return Ok(lines);
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if !hidden && path.is_file() {
+            lines.extend(std::fs::read_to_string(&path)?.lines().map(str::to_string));
+        }
+    }
+    lines.sort();
+    Ok(lines)
+}
+
+/// A small deterministic generator, seeded from the clock and printed, so
+/// a failing run can be repeated with `WEIR_CRASH_SEED`.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+fn weir_run(dir: &Path, script: &Path, log: &Path) -> std::io::Result<std::process::Child> {
+    Command::new(WEIR)
+        .arg("run")
+        .arg(script)
+        .current_dir(dir)
+        .env("WEIR_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log)?)
+        .spawn()
+}
+
+#[test]
+fn a_killed_run_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_output() -> TestResult
+{
+    let dir = tempfile::TempDir::new()?;
+    let input = dir.path().join("bids");
+    write_input(&input)?;
+
+    // The undisturbed run (checkpointing too, so the last commit is tested).
+    let reference_out = dir.path().join("reference");
+    let reference_chk = dir.path().join("reference-chk");
+    let reference_script = dir.path().join("reference.sql");
+    std::fs::write(
+        &reference_script,
+        script(&input, &reference_out, &reference_chk),
+    )?;
+    let started = Instant::now();
+    let status = weir_run(
+        dir.path(),
+        &reference_script,
+        &dir.path().join("reference.log"),
+    )?
+    .wait()?;
+    let undisturbed = started.elapsed();
+    assert!(
+        status.success(),
+        "the undisturbed run failed: {}",
+        std::fs::read_to_string(dir.path().join("reference.log"))?
+    );
+    let expected = output_lines(&reference_out)?;
+    assert_eq!(
+        expected.len(),
+        13 * (FILES * ROWS_PER_FILE / 10).div_ceil(60),
+        "one row per auction and minute"
+    );
+    let leftovers: Vec<PathBuf> = walk(&reference_chk)?;
+    assert!(
+        leftovers.is_empty(),
+        "a finished job deletes its checkpoints: {leftovers:?}"
+    );
+
+    // The same job, killed again and again.
+    let seed = std::env::var("WEIR_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(7, |d| d.as_nanos() as u64)
+        });
+    eprintln!("crash seed {seed} (set WEIR_CRASH_SEED to repeat); undisturbed run {undisturbed:?}");
+    let mut random = Lcg(seed);
+    let output = dir.path().join("out");
+    let checkpoints = dir.path().join("chk");
+    let crash_script = dir.path().join("crash.sql");
+    std::fs::write(&crash_script, script(&input, &output, &checkpoints))?;
+    let mut kills = 0;
+    let mut restored = 0;
+    let mut finished = false;
+    for attempt in 0..4 {
+        let log = dir.path().join(format!("attempt-{attempt}.log"));
+        let before = latest_checkpoint(&checkpoints)?;
+        let mut child = weir_run(dir.path(), &crash_script, &log)?;
+        if attempt == 0 {
+            // Most likely before the first checkpoint: a restart from scratch.
+            std::thread::sleep(Duration::from_millis(100 + random.next(500)));
+        } else {
+            // After this run completed a checkpoint of its own, at a random
+            // point of the next interval.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while latest_checkpoint(&checkpoints)? <= before
+                && child.try_wait()?.is_none()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(random.next(800)));
+        }
+        let finished_by_itself = child.try_wait()?.is_some();
+        if !finished_by_itself {
+            child.kill()?;
+            kills += 1;
+        }
+        child.wait()?;
+        if std::fs::read_to_string(&log)?.contains("restoring from checkpoint") {
+            restored += 1;
+        }
+        if finished_by_itself {
+            finished = true;
+            break;
+        }
+    }
+    if !finished {
+        let log = dir.path().join("final.log");
+        let status = weir_run(dir.path(), &crash_script, &log)?.wait()?;
+        assert!(
+            status.success(),
+            "the last run failed: {}",
+            std::fs::read_to_string(&log)?
+        );
+        if std::fs::read_to_string(&log)?.contains("restoring from checkpoint") {
+            restored += 1;
+        }
+    }
+    eprintln!("{kills} runs killed, {restored} restored from a checkpoint");
+    let actual = output_lines(&output)?;
+    let expected_set: BTreeSet<&String> = expected.iter().collect();
+    let actual_set: BTreeSet<&String> = actual.iter().collect();
+    let missing = expected_set.difference(&actual_set).count();
+    let extra = actual_set.difference(&expected_set).count();
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "{kills} kills: {missing} rows missing, {extra} unexpected, {} lines in all",
+        actual.len()
+    );
+    assert_eq!(actual, expected, "{kills} kills changed the output");
+    assert!(
+        kills > 0 && restored > 0,
+        "the test killed {kills} runs and {restored} restored from a checkpoint: too fast to test anything"
+    );
+    Ok(())
+}
+
+/// The id of the newest checkpoint with a manifest under `dir`, or 0.
+fn latest_checkpoint(dir: &Path) -> std::io::Result<u64> {
+    Ok(walk(dir)?
+        .iter()
+        .filter(|f| f.file_name().is_some_and(|n| n == "_metadata"))
+        .filter_map(|f| {
+            f.parent()?
+                .file_name()?
+                .to_str()?
+                .strip_prefix("chk-")?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0))
+}
+
+/// Every file under `dir`; a directory deleted meanwhile (by the running
+/// job's checkpoint cleanup) is skipped.
+fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(files);
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path)?);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}

@@ -1,0 +1,302 @@
+//! The checkpoint coordinator of one job (Flink's `CheckpointCoordinator`,
+//! part of the job master): triggers checkpoints, collects the subtasks'
+//! acknowledgements, writes completed checkpoints and announces them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use weir_common::CheckpointingOptions;
+
+use super::storage::CheckpointStorage;
+use super::{CheckpointChannels, CheckpointReport, Completed, TaskKey, TaskSnapshot};
+use crate::RuntimeError;
+use crate::graph::JobGraph;
+
+/// How a checkpoint ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointStatus {
+    Completed,
+    /// Not complete within 'execution.checkpointing.timeout' or failed to write.
+    Failed(String),
+}
+
+/// One entry of a job's checkpoint history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointStats {
+    pub id: u64,
+    pub status: CheckpointStatus,
+    /// From the trigger to the manifest written (or the failure).
+    pub duration: Duration,
+    /// Bytes of state written.
+    pub size: u64,
+}
+
+/// A checkpoint some subtasks have acknowledged.
+struct Pending {
+    started: Instant,
+    acks: BTreeMap<TaskKey, TaskSnapshot>,
+}
+
+/// Triggers and completes one job's checkpoints; runs alongside its subtasks.
+pub struct CheckpointCoordinator {
+    options: CheckpointingOptions,
+    storage: CheckpointStorage,
+    graph: JobGraph,
+    tasks: BTreeSet<TaskKey>,
+    finished: BTreeMap<TaskKey, TaskSnapshot>,
+    pending: BTreeMap<u64, Pending>,
+    next_id: u64,
+    last_completed: Option<Instant>,
+    consecutive_failures: usize,
+    triggers: watch::Sender<u64>,
+    completed: watch::Sender<Completed>,
+    reports: mpsc::UnboundedReceiver<CheckpointReport>,
+    history: Arc<Mutex<Vec<CheckpointStats>>>,
+}
+
+impl std::fmt::Debug for CheckpointCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointCoordinator")
+            .field("storage", &self.storage.display())
+            .field("next_id", &self.next_id)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckpointCoordinator {
+    /// A coordinator for `graph`'s subtasks, numbering checkpoints after
+    /// `restored_id` (0 for a fresh start); the channels go to the subtasks.
+    pub fn new(
+        options: CheckpointingOptions,
+        storage: CheckpointStorage,
+        graph: JobGraph,
+        restored_id: u64,
+        history: Arc<Mutex<Vec<CheckpointStats>>>,
+    ) -> (Self, CheckpointChannels) {
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let (triggers, triggers_rx) = watch::channel(restored_id);
+        let (completed, completed_rx) = watch::channel(Completed {
+            checkpoint: restored_id,
+            last: false,
+        });
+        let tasks = graph
+            .vertices
+            .iter()
+            .flat_map(|v| {
+                (0..v.parallelism).map(move |subtask| TaskKey {
+                    vertex: v.id,
+                    subtask,
+                })
+            })
+            .collect();
+        let coordinator = Self {
+            options,
+            storage,
+            graph,
+            tasks,
+            finished: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_id: restored_id + 1,
+            last_completed: None,
+            consecutive_failures: 0,
+            triggers,
+            completed,
+            reports,
+            history,
+        };
+        let channels = CheckpointChannels {
+            reports: reports_tx,
+            triggers: triggers_rx,
+            completed: completed_rx,
+        };
+        (coordinator, channels)
+    }
+
+    /// Runs until every subtask has finished and the last checkpoint is
+    /// written (then the job may end), or a checkpoint fails more often in a
+    /// row than 'execution.checkpointing.tolerable-failed-checkpoints'.
+    pub async fn run(mut self) -> Result<(), RuntimeError> {
+        let start = tokio::time::Instant::now() + self.options.interval;
+        let mut tick =
+            tokio::time::interval_at(start, self.options.interval.min(self.options.timeout));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    self.expire()?;
+                    self.maybe_trigger();
+                }
+                report = self.reports.recv() => match report {
+                    // Every subtask is gone: the job is being torn down.
+                    None => return Ok(()),
+                    Some(CheckpointReport::Acknowledged { checkpoint, task, snapshot }) => {
+                        if let Some(pending) = self.pending.get_mut(&checkpoint) {
+                            pending.acks.insert(task, snapshot);
+                            self.try_complete(checkpoint).await?;
+                        }
+                    }
+                    Some(CheckpointReport::Finished { task, snapshot }) => {
+                        self.finished.insert(task, snapshot);
+                        if self.finished.len() == self.tasks.len() {
+                            return self.complete_last().await;
+                        }
+                        let ids: Vec<u64> = self.pending.keys().copied().collect();
+                        for id in ids {
+                            self.try_complete(id).await?;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn maybe_trigger(&mut self) {
+        if self.pending.len() >= self.options.max_concurrent {
+            return;
+        }
+        if self
+            .last_completed
+            .is_some_and(|at| at.elapsed() < self.options.min_pause)
+        {
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(
+            id,
+            Pending {
+                started: Instant::now(),
+                acks: BTreeMap::new(),
+            },
+        );
+        tracing::debug!(checkpoint = id, "checkpoint triggered");
+        self.triggers.send_replace(id);
+    }
+
+    /// Fails checkpoints older than the timeout.
+    fn expire(&mut self) -> Result<(), RuntimeError> {
+        let timeout = self.options.timeout;
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.started.elapsed() > timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(pending) = self.pending.remove(&id) {
+                let missing: Vec<String> = self
+                    .tasks
+                    .iter()
+                    .filter(|t| !pending.acks.contains_key(t) && !self.finished.contains_key(t))
+                    .take(3)
+                    .map(|t| self.task_name(*t))
+                    .collect();
+                let reason = format!(
+                    "not complete after {:?} ('execution.checkpointing.timeout'); waiting for {}",
+                    timeout,
+                    missing.join(", ")
+                );
+                self.fail(id, pending.started, reason)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn task_name(&self, task: TaskKey) -> String {
+        match self.graph.vertices.get(task.vertex.0) {
+            Some(v) => format!("{} ({}/{})", v.name(), task.subtask + 1, v.parallelism),
+            None => task.to_string(),
+        }
+    }
+
+    fn fail(&mut self, id: u64, started: Instant, reason: String) -> Result<(), RuntimeError> {
+        tracing::warn!(checkpoint = id, %reason, "checkpoint failed");
+        self.record(CheckpointStats {
+            id,
+            status: CheckpointStatus::Failed(reason.clone()),
+            duration: started.elapsed(),
+            size: 0,
+        });
+        self.consecutive_failures += 1;
+        if self.consecutive_failures > self.options.tolerable_failures {
+            return Err(RuntimeError::Checkpoint(format!(
+                "checkpoint {id} failed: {reason} (more failures in a row than 'execution.checkpointing.tolerable-failed-checkpoints' = {})",
+                self.options.tolerable_failures
+            )));
+        }
+        Ok(())
+    }
+
+    fn record(&self, stats: CheckpointStats) {
+        if let Ok(mut history) = self.history.lock() {
+            history.push(stats);
+        }
+    }
+
+    async fn try_complete(&mut self, id: u64) -> Result<(), RuntimeError> {
+        let Some(pending) = self.pending.get(&id) else {
+            return Ok(());
+        };
+        let covered = self
+            .tasks
+            .iter()
+            .all(|t| pending.acks.contains_key(t) || self.finished.contains_key(t));
+        if !covered {
+            return Ok(());
+        }
+        let Some(pending) = self.pending.remove(&id) else {
+            return Ok(());
+        };
+        let mut snapshots = pending.acks;
+        for (task, snapshot) in &self.finished {
+            snapshots.entry(*task).or_insert_with(|| snapshot.clone());
+        }
+        match self.storage.write(id, &self.graph, false, &snapshots).await {
+            Ok(written) => {
+                // A newer checkpoint subsumes older pending ones.
+                self.pending.retain(|older, _| *older > id);
+                self.consecutive_failures = 0;
+                self.last_completed = Some(Instant::now());
+                let duration = pending.started.elapsed();
+                tracing::info!(
+                    checkpoint = id,
+                    ?duration,
+                    bytes = written.bytes,
+                    "checkpoint completed"
+                );
+                self.record(CheckpointStats {
+                    id,
+                    status: CheckpointStatus::Completed,
+                    duration,
+                    size: written.bytes,
+                });
+                self.completed.send_replace(Completed {
+                    checkpoint: id,
+                    last: false,
+                });
+                if let Err(e) = self.storage.prune(self.options.num_retained).await {
+                    tracing::warn!(error = %e, "cannot delete old checkpoints");
+                }
+                Ok(())
+            }
+            Err(e) => self.fail(id, pending.started, e.to_string()),
+        }
+    }
+
+    /// Every subtask finished: the last checkpoint records the sinks' last
+    /// committables, then the sinks commit them.
+    async fn complete_last(&mut self) -> Result<(), RuntimeError> {
+        let id = self.next_id;
+        self.storage
+            .write(id, &self.graph, true, &self.finished)
+            .await?;
+        self.completed.send_replace(Completed {
+            checkpoint: id,
+            last: true,
+        });
+        Ok(())
+    }
+}

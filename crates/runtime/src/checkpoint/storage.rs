@@ -1,0 +1,713 @@
+//! Where checkpoints live: 'execution.checkpointing.dir' through
+//! object_store (a local path or `file://` URL, `s3://`, `gs://`, `az://`),
+//! or memory when no directory is set.
+//!
+//! A job's checkpoints go under `<dir>/<job-key>/`, where the key is derived
+//! from the job's plan, so the same script run again finds them:
+//!
+//! ```text
+//! <dir>/<job-key>/chk-7/<vertex>-<subtask>-<slot>.arrow   state, Arrow IPC files
+//! <dir>/<job-key>/chk-7/_metadata                          the manifest, written last
+//! ```
+//!
+//! A checkpoint directory without `_metadata` is an incomplete checkpoint
+//! and is ignored (and deleted with the next cleanup).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow::array::{AsArray, UInt32Array};
+use arrow::datatypes::UInt32Type;
+use arrow::record_batch::RecordBatch;
+use arrow_ipc::reader::FileReader;
+use arrow_ipc::writer::FileWriter;
+use futures::TryStreamExt;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde_json::{Value, json};
+
+use super::{KEY_GROUP_COLUMN, StateSlot, TaskKey, TaskSnapshot};
+use crate::RuntimeError;
+use crate::exchange::subtask_for_key_group;
+use crate::graph::{JobGraph, VertexId};
+use crate::operator::OperatorState;
+
+const MANIFEST: &str = "_metadata";
+
+/// One state file of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StateFile {
+    task: TaskKey,
+    slot: StateSlot,
+    /// Relative to the job's directory.
+    path: String,
+    rows: u64,
+    bytes: u64,
+}
+
+/// A vertex as a checkpoint recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct VertexRecord {
+    id: VertexId,
+    name: String,
+    parallelism: usize,
+}
+
+/// What `_metadata` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Manifest {
+    checkpoint: u64,
+    job: String,
+    /// Written when every subtask had finished: the job's last checkpoint.
+    finished: bool,
+    vertices: Vec<VertexRecord>,
+    files: Vec<StateFile>,
+}
+
+impl Manifest {
+    fn to_json(&self) -> Value {
+        json!({
+            "checkpoint": self.checkpoint,
+            "job": self.job,
+            "finished": self.finished,
+            "vertices": self.vertices.iter().map(|v| json!({
+                "id": v.id.0, "name": v.name, "parallelism": v.parallelism,
+            })).collect::<Vec<_>>(),
+            "files": self.files.iter().map(|f| json!({
+                "vertex": f.task.vertex.0, "subtask": f.task.subtask, "slot": f.slot.name(),
+                "path": f.path, "rows": f.rows, "bytes": f.bytes,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn from_json(value: &Value) -> Option<Self> {
+        let number = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64);
+        let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+        let vertices = value
+            .get("vertices")?
+            .as_array()?
+            .iter()
+            .map(|v| {
+                Some(VertexRecord {
+                    id: VertexId(number(v, "id")? as usize),
+                    name: text(v, "name")?,
+                    parallelism: number(v, "parallelism")? as usize,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let files = value
+            .get("files")?
+            .as_array()?
+            .iter()
+            .map(|f| {
+                Some(StateFile {
+                    task: TaskKey {
+                        vertex: VertexId(number(f, "vertex")? as usize),
+                        subtask: number(f, "subtask")? as usize,
+                    },
+                    slot: StateSlot::parse(f.get("slot")?.as_str()?)?,
+                    path: text(f, "path")?,
+                    rows: number(f, "rows")?,
+                    bytes: number(f, "bytes")?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            checkpoint: number(value, "checkpoint")?,
+            job: text(value, "job")?,
+            finished: value.get("finished")?.as_bool()?,
+            vertices,
+            files,
+        })
+    }
+}
+
+/// The checkpoints of one job.
+#[derive(Debug, Clone)]
+pub struct CheckpointStorage {
+    store: Arc<dyn ObjectStore>,
+    /// The job's directory in the store.
+    root: Path,
+    /// The job's directory as the user would write it, for messages.
+    display: String,
+}
+
+/// What a completed checkpoint wrote, for its statistics.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WrittenCheckpoint {
+    pub(crate) bytes: u64,
+}
+
+impl CheckpointStorage {
+    /// The storage of `graph`'s checkpoints under `dir` (in memory if `None`).
+    pub fn open(dir: Option<&str>, graph: &JobGraph) -> Result<Self, RuntimeError> {
+        let key = job_key(graph);
+        let Some(dir) = dir else {
+            return Ok(Self {
+                store: Arc::new(InMemory::new()),
+                root: Path::from(key.as_str()),
+                display: format!("memory://{key}"),
+            });
+        };
+        let invalid = |reason: String| {
+            RuntimeError::Checkpoint(format!(
+                "'execution.checkpointing.dir' = '{dir}' is not usable: {reason}"
+            ))
+        };
+        let (store, base): (Arc<dyn ObjectStore>, Path) = match url::Url::parse(dir) {
+            Ok(url) if url.scheme().len() > 1 && url.scheme() != "file" => {
+                let (store, path) =
+                    object_store::parse_url(&url).map_err(|e| invalid(e.to_string()))?;
+                (Arc::from(store), path)
+            }
+            _ => {
+                let local = match url::Url::parse(dir) {
+                    Ok(url) => url
+                        .to_file_path()
+                        .map_err(|_| invalid("not a local file URL".to_string()))?,
+                    Err(_) => std::path::PathBuf::from(dir),
+                };
+                std::fs::create_dir_all(&local).map_err(|e| invalid(e.to_string()))?;
+                let local = local.canonicalize().map_err(|e| invalid(e.to_string()))?;
+                // Deleted checkpoints leave no empty directories behind.
+                let store = object_store::local::LocalFileSystem::new_with_prefix(&local)
+                    .map_err(|e| invalid(e.to_string()))?
+                    .with_automatic_cleanup(true);
+                (Arc::new(store), Path::default())
+            }
+        };
+        Ok(Self {
+            store,
+            root: base.clone().join(key.as_str()),
+            display: format!("{}/{key}", dir.trim_end_matches('/')),
+        })
+    }
+
+    /// The job's checkpoint directory, for messages.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// A path relative to the job's directory, `/`-separated.
+    fn location(&self, relative: &str) -> Path {
+        relative
+            .split('/')
+            .fold(self.root.clone(), |path, part| path.join(part))
+    }
+
+    fn error(&self, what: &str, e: impl std::fmt::Display) -> RuntimeError {
+        RuntimeError::Checkpoint(format!("{what} in '{}': {e}", self.display))
+    }
+
+    /// Writes the state files of checkpoint `id` and then its manifest.
+    pub(crate) async fn write(
+        &self,
+        id: u64,
+        graph: &JobGraph,
+        finished: bool,
+        snapshots: &BTreeMap<TaskKey, TaskSnapshot>,
+    ) -> Result<WrittenCheckpoint, RuntimeError> {
+        let directory = format!("chk-{id}");
+        let mut writes = Vec::new();
+        for (task, snapshot) in snapshots {
+            for (slot, state) in &snapshot.states {
+                if state.batches.iter().all(|b| b.num_rows() == 0) {
+                    continue;
+                }
+                let path = format!(
+                    "{directory}/{}-{}-{}.arrow",
+                    task.vertex,
+                    task.subtask,
+                    slot.name()
+                );
+                writes.push(self.write_state(*task, *slot, path, state));
+            }
+        }
+        let files = futures::future::try_join_all(writes).await?;
+        let manifest = Manifest {
+            checkpoint: id,
+            job: graph.name.clone(),
+            finished,
+            vertices: graph
+                .vertices
+                .iter()
+                .map(|v| VertexRecord {
+                    id: v.id,
+                    name: v.name(),
+                    parallelism: v.parallelism,
+                })
+                .collect(),
+            files,
+        };
+        let bytes = manifest.files.iter().map(|f| f.bytes).sum();
+        let text = manifest.to_json().to_string();
+        let path = self.location(&format!("{directory}/{MANIFEST}"));
+        self.store
+            .put(&path, PutPayload::from(text.into_bytes()))
+            .await
+            .map_err(|e| self.error("cannot write a checkpoint's manifest", e))?;
+        Ok(WrittenCheckpoint { bytes })
+    }
+
+    async fn write_state(
+        &self,
+        task: TaskKey,
+        slot: StateSlot,
+        path: String,
+        state: &OperatorState,
+    ) -> Result<StateFile, RuntimeError> {
+        let encode_error = |e: arrow::error::ArrowError| self.error("cannot encode state", e);
+        let mut groups: Vec<&RecordBatch> = Vec::new();
+        let mut files = Vec::new();
+        // One IPC file holds batches of one schema; a state of several
+        // schemas is written as consecutive files of one object.
+        for batch in &state.batches {
+            if groups.first().is_some_and(|b| b.schema() != batch.schema()) {
+                files.push(std::mem::take(&mut groups));
+            }
+            groups.push(batch);
+        }
+        files.push(groups);
+        let mut bytes = Vec::new();
+        let mut rows = 0;
+        for group in files {
+            let Some(first) = group.first() else { continue };
+            let mut encoded = Vec::new();
+            let mut writer =
+                FileWriter::try_new(&mut encoded, &first.schema()).map_err(encode_error)?;
+            for batch in group {
+                rows += batch.num_rows() as u64;
+                writer.write(batch).map_err(encode_error)?;
+            }
+            writer.finish().map_err(encode_error)?;
+            drop(writer);
+            bytes.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(&encoded);
+        }
+        let size = bytes.len() as u64;
+        let location = self.location(&path);
+        self.store
+            .put(&location, PutPayload::from(bytes))
+            .await
+            .map_err(|e| self.error("cannot write checkpoint state", e))?;
+        Ok(StateFile {
+            task,
+            slot,
+            path,
+            rows,
+            bytes: size,
+        })
+    }
+
+    async fn read_state(&self, file: &StateFile) -> Result<OperatorState, RuntimeError> {
+        let location = self.location(&file.path);
+        let data = self
+            .store
+            .get(&location)
+            .await
+            .map_err(|e| self.error("cannot read checkpoint state", e))?
+            .bytes()
+            .await
+            .map_err(|e| self.error("cannot read checkpoint state", e))?;
+        let broken = |e: String| self.error(&format!("state file '{}' is damaged", file.path), e);
+        let mut batches = Vec::new();
+        let mut at = 0usize;
+        while at < data.len() {
+            let length = data
+                .get(at..at + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_le_bytes)
+                .ok_or_else(|| broken("truncated".into()))? as usize;
+            at += 8;
+            let encoded = data
+                .get(at..at + length)
+                .ok_or_else(|| broken("truncated".into()))?;
+            at += length;
+            let reader = FileReader::try_new(Cursor::new(encoded), None)
+                .map_err(|e| broken(e.to_string()))?;
+            for batch in reader {
+                batches.push(batch.map_err(|e| broken(e.to_string()))?);
+            }
+        }
+        Ok(OperatorState { batches })
+    }
+
+    /// Ids of the checkpoints with a manifest, ascending.
+    async fn completed_ids(&self) -> Result<Vec<u64>, RuntimeError> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&self.root))
+            .await
+            .map_err(|e| self.error("cannot list checkpoints", e));
+        let listing = match listing {
+            Ok(l) => l,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let mut ids = Vec::new();
+        for prefix in listing.common_prefixes {
+            let Some(id) = prefix
+                .filename()
+                .and_then(|n| n.strip_prefix("chk-"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if self
+                .store
+                .head(&prefix.clone().join(MANIFEST))
+                .await
+                .is_ok()
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The latest completed checkpoint, read whole, if there is one.
+    pub async fn latest(
+        &self,
+        graph: &JobGraph,
+    ) -> Result<Option<RestoredCheckpoint>, RuntimeError> {
+        let Some(id) = self.completed_ids().await?.last().copied() else {
+            return Ok(None);
+        };
+        let path = self.location(&format!("chk-{id}/{MANIFEST}"));
+        let text = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| self.error("cannot read a checkpoint's manifest", e))?
+            .bytes()
+            .await
+            .map_err(|e| self.error("cannot read a checkpoint's manifest", e))?;
+        let manifest = serde_json::from_slice::<Value>(&text)
+            .ok()
+            .as_ref()
+            .and_then(Manifest::from_json)
+            .ok_or_else(|| {
+                self.error(
+                    "checkpoint manifest is damaged",
+                    format!("chk-{id}/{MANIFEST}"),
+                )
+            })?;
+        for recorded in &manifest.vertices {
+            let current = graph.vertices.get(recorded.id.0).map(|v| v.name());
+            if current.as_deref() != Some(recorded.name.as_str()) {
+                return Err(RuntimeError::Checkpoint(format!(
+                    "checkpoint {id} in '{}' belongs to another plan: its vertex {} is '{}', the job's is '{}'; delete the directory to start afresh",
+                    self.display,
+                    recorded.id,
+                    recorded.name,
+                    current.unwrap_or_else(|| "missing".into())
+                )));
+            }
+        }
+        let mut states: HashMap<(VertexId, StateSlot), Vec<(usize, OperatorState)>> =
+            HashMap::new();
+        for file in &manifest.files {
+            let state = self.read_state(file).await?;
+            states
+                .entry((file.task.vertex, file.slot))
+                .or_default()
+                .push((file.task.subtask, state));
+        }
+        Ok(Some(RestoredCheckpoint {
+            checkpoint: id,
+            finished: manifest.finished,
+            parallelism: manifest
+                .vertices
+                .iter()
+                .map(|v| (v.id, v.parallelism))
+                .collect(),
+            states,
+        }))
+    }
+
+    /// Deletes every checkpoint but the latest `keep` completed ones, and
+    /// incomplete ones older than the latest.
+    pub(crate) async fn prune(&self, keep: usize) -> Result<(), RuntimeError> {
+        let completed = self.completed_ids().await?;
+        let Some(latest) = completed.last().copied() else {
+            return Ok(());
+        };
+        let kept: Vec<u64> = completed.iter().rev().take(keep).copied().collect();
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&self.root))
+            .await
+            .map_err(|e| self.error("cannot list checkpoints", e))?;
+        for prefix in listing.common_prefixes {
+            let Some(id) = prefix
+                .filename()
+                .and_then(|n| n.strip_prefix("chk-"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if id < latest && !kept.contains(&id) {
+                self.delete_prefix(&prefix).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes checkpoint directories without a manifest: what a run that
+    /// crashed while writing a checkpoint left.
+    pub(crate) async fn clean_incomplete(&self) -> Result<(), RuntimeError> {
+        let completed = self.completed_ids().await?;
+        let Ok(listing) = self.store.list_with_delimiter(Some(&self.root)).await else {
+            return Ok(());
+        };
+        for prefix in listing.common_prefixes {
+            let incomplete = prefix
+                .filename()
+                .and_then(|n| n.strip_prefix("chk-"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|id| !completed.contains(&id));
+            if incomplete {
+                self.delete_prefix(&prefix).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every checkpoint of the job (it finished).
+    pub(crate) async fn discard_all(&self) -> Result<(), RuntimeError> {
+        self.delete_prefix(&self.root).await
+    }
+
+    async fn delete_prefix(&self, prefix: &Path) -> Result<(), RuntimeError> {
+        let objects: Vec<_> = self
+            .store
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .map_err(|e| self.error("cannot list checkpoints", e))?;
+        // The manifest goes first, so a half-deleted checkpoint is incomplete.
+        let (manifests, others): (Vec<_>, Vec<_>) = objects
+            .into_iter()
+            .partition(|m| m.location.filename() == Some(MANIFEST));
+        for meta in manifests.into_iter().chain(others) {
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.error("cannot delete an old checkpoint", e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A stable key for a job's checkpoint directory: its name and the FNV-1a
+/// hash of its plan, so the same script run again finds its checkpoints
+/// and a changed one does not pick up foreign state.
+fn job_key(graph: &JobGraph) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in graph.to_string().bytes().chain(graph.name.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let name: String = graph
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect();
+    format!("{name}-{hash:016x}")
+}
+
+/// A completed checkpoint loaded for a restart.
+#[derive(Debug)]
+pub struct RestoredCheckpoint {
+    pub checkpoint: u64,
+    /// Whether every subtask had finished when it was taken.
+    pub finished: bool,
+    parallelism: HashMap<VertexId, usize>,
+    states: HashMap<(VertexId, StateSlot), Vec<(usize, OperatorState)>>,
+}
+
+impl RestoredCheckpoint {
+    /// Whether the checkpoint has the vertex (its sources resume from their
+    /// recorded splits, even if none are left).
+    pub fn has_vertex(&self, vertex: VertexId) -> bool {
+        self.parallelism.contains_key(&vertex)
+    }
+
+    /// The state subtask `subtask` of `parallelism` takes over. At the
+    /// recorded parallelism that is its own; at another, keyed state (with
+    /// a [`KEY_GROUP_COLUMN`]) is split by key group and every other state
+    /// goes whole to subtask `old % parallelism`.
+    pub fn state_for(
+        &self,
+        vertex: VertexId,
+        slot: StateSlot,
+        subtask: usize,
+        parallelism: usize,
+        max_parallelism: usize,
+    ) -> Result<Option<OperatorState>, RuntimeError> {
+        let Some(&recorded) = self.parallelism.get(&vertex) else {
+            return Ok(None);
+        };
+        let Some(states) = self.states.get(&(vertex, slot)) else {
+            return Ok(None);
+        };
+        let mut batches = Vec::new();
+        for (old, state) in states {
+            for batch in &state.batches {
+                if recorded == parallelism {
+                    if *old == subtask {
+                        batches.push(batch.clone());
+                    }
+                    continue;
+                }
+                match batch.schema().index_of(KEY_GROUP_COLUMN) {
+                    Ok(column) => {
+                        let groups = batch
+                            .column(column)
+                            .as_primitive_opt::<UInt32Type>()
+                            .ok_or_else(|| {
+                                RuntimeError::Checkpoint(format!(
+                                    "the {KEY_GROUP_COLUMN} column of a state batch is not UInt32"
+                                ))
+                            })?;
+                        let rows: UInt32Array = (0..batch.num_rows() as u32)
+                            .filter(|&row| {
+                                subtask_for_key_group(
+                                    groups.value(row as usize) as usize,
+                                    parallelism,
+                                    max_parallelism,
+                                ) == subtask
+                            })
+                            .collect();
+                        let taken =
+                            arrow::compute::take_record_batch(batch, &rows).map_err(|e| {
+                                RuntimeError::Checkpoint(format!("cannot split keyed state: {e}"))
+                            })?;
+                        batches.push(taken);
+                    }
+                    Err(_) if old % parallelism == subtask => batches.push(batch.clone()),
+                    Err(_) => {}
+                }
+            }
+        }
+        Ok(Some(OperatorState { batches }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::graph::{JobVertex, VertexInput, VertexOutput};
+
+    fn graph() -> JobGraph {
+        JobGraph {
+            name: "test job".into(),
+            vertices: vec![JobVertex {
+                id: VertexId(0),
+                parallelism: 2,
+                input: VertexInput::Edges(Vec::new()),
+                operators: Vec::new(),
+                output: VertexOutput::Collect,
+            }],
+            max_parallelism: 128,
+            checkpointing: None,
+        }
+    }
+
+    fn keyed(groups: &[u32], values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(KEY_GROUP_COLUMN, DataType::UInt32, false),
+            Field::new("v", DataType::Int64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(UInt32Array::from(groups.to_vec())),
+                Arc::new(Int64Array::from(values.to_vec())),
+            ],
+        )
+        .expect("batch")
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_round_trips_and_rescales_by_key_group() {
+        let storage = CheckpointStorage::open(None, &graph()).expect("storage");
+        let mut snapshots = BTreeMap::new();
+        for subtask in 0..2 {
+            let groups: Vec<u32> = if subtask == 0 {
+                vec![0, 40]
+            } else {
+                vec![64, 127]
+            };
+            snapshots.insert(
+                TaskKey {
+                    vertex: VertexId(0),
+                    subtask,
+                },
+                TaskSnapshot {
+                    states: vec![(
+                        StateSlot::Operator(0),
+                        OperatorState {
+                            batches: vec![keyed(&groups, &[1, 2])],
+                        },
+                    )],
+                },
+            );
+        }
+        storage
+            .write(1, &graph(), false, &snapshots)
+            .await
+            .expect("write");
+        // A checkpoint without a manifest does not count.
+        let orphan = storage.location("chk-2/0-0-op-0.arrow");
+        storage
+            .store
+            .put(&orphan, PutPayload::from(vec![1u8]))
+            .await
+            .expect("put");
+        let restored = storage
+            .latest(&graph())
+            .await
+            .expect("read")
+            .expect("one checkpoint");
+        assert_eq!(restored.checkpoint, 1);
+        let rows = |subtask, parallelism| {
+            restored
+                .state_for(
+                    VertexId(0),
+                    StateSlot::Operator(0),
+                    subtask,
+                    parallelism,
+                    128,
+                )
+                .expect("state")
+                .expect("present")
+                .batches
+                .iter()
+                .map(|b| b.num_rows())
+                .sum::<usize>()
+        };
+        assert_eq!((rows(0, 2), rows(1, 2)), (2, 2));
+        // At parallelism 3, key groups 0..42 | 43..85 | 86..127.
+        assert_eq!((rows(0, 3), rows(1, 3), rows(2, 3)), (2, 1, 1));
+        storage.clean_incomplete().await.expect("clean");
+        assert!(
+            storage.store.head(&orphan).await.is_err(),
+            "incomplete checkpoint removed"
+        );
+        storage.discard_all().await.expect("discard");
+        assert!(storage.latest(&graph()).await.expect("read").is_none());
+    }
+}
