@@ -347,14 +347,7 @@ impl Subtask {
                     .prepare_commit(barrier.id)
                     .await
                     .map_err(|e| RuntimeError::connector(&self.name, e))?;
-                if let Some(batch) = committables {
-                    snapshot.states.push((
-                        StateSlot::Sink,
-                        crate::OperatorState {
-                            batches: vec![batch],
-                        },
-                    ));
-                }
+                snapshot.add_committables(committables);
             }
             SubtaskOutput::Collect(_) => {}
         }
@@ -405,14 +398,7 @@ impl Subtask {
                     .await
                     .map_err(connector_error)?;
                 let mut snapshot = TaskSnapshot::default();
-                if let Some(batch) = committables {
-                    snapshot.states.push((
-                        StateSlot::Sink,
-                        crate::OperatorState {
-                            batches: vec![batch],
-                        },
-                    ));
-                }
+                snapshot.add_committables(committables);
                 checkpointing.report(CheckpointReport::Finished {
                     task: checkpointing.task,
                     snapshot,

@@ -105,6 +105,20 @@ pub struct TaskSnapshot {
     pub states: Vec<(StateSlot, OperatorState)>,
 }
 
+impl TaskSnapshot {
+    /// Adds the sink's committables, if it staged any.
+    pub(crate) fn add_committables(&mut self, committables: Option<RecordBatch>) {
+        if let Some(batch) = committables {
+            self.states.push((
+                StateSlot::Sink,
+                OperatorState {
+                    batches: vec![batch],
+                },
+            ));
+        }
+    }
+}
+
 /// What subtasks tell the coordinator.
 #[derive(Debug)]
 pub enum CheckpointReport {

@@ -334,32 +334,31 @@ impl CheckpointStorage {
         Ok(OperatorState { batches })
     }
 
+    /// The job's `chk-<id>` directories, with their ids (none when the
+    /// job's directory does not exist yet).
+    async fn checkpoint_dirs(&self) -> Vec<(u64, Path)> {
+        let Ok(listing) = self.store.list_with_delimiter(Some(&self.root)).await else {
+            return Vec::new();
+        };
+        listing
+            .common_prefixes
+            .into_iter()
+            .filter_map(|prefix| {
+                let id = prefix
+                    .filename()?
+                    .strip_prefix("chk-")?
+                    .parse::<u64>()
+                    .ok()?;
+                Some((id, prefix))
+            })
+            .collect()
+    }
+
     /// Ids of the checkpoints with a manifest, ascending.
     async fn completed_ids(&self) -> Result<Vec<u64>, RuntimeError> {
-        let listing = self
-            .store
-            .list_with_delimiter(Some(&self.root))
-            .await
-            .map_err(|e| self.error("cannot list checkpoints", e));
-        let listing = match listing {
-            Ok(l) => l,
-            Err(_) => return Ok(Vec::new()),
-        };
         let mut ids = Vec::new();
-        for prefix in listing.common_prefixes {
-            let Some(id) = prefix
-                .filename()
-                .and_then(|n| n.strip_prefix("chk-"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            if self
-                .store
-                .head(&prefix.clone().join(MANIFEST))
-                .await
-                .is_ok()
-            {
+        for (id, prefix) in self.checkpoint_dirs().await {
+            if self.store.head(&prefix.join(MANIFEST)).await.is_ok() {
                 ids.push(id);
             }
         }
@@ -435,19 +434,7 @@ impl CheckpointStorage {
             return Ok(());
         };
         let kept: Vec<u64> = completed.iter().rev().take(keep).copied().collect();
-        let listing = self
-            .store
-            .list_with_delimiter(Some(&self.root))
-            .await
-            .map_err(|e| self.error("cannot list checkpoints", e))?;
-        for prefix in listing.common_prefixes {
-            let Some(id) = prefix
-                .filename()
-                .and_then(|n| n.strip_prefix("chk-"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
-                continue;
-            };
+        for (id, prefix) in self.checkpoint_dirs().await {
             if id < latest && !kept.contains(&id) {
                 self.delete_prefix(&prefix).await?;
             }
@@ -459,16 +446,8 @@ impl CheckpointStorage {
     /// crashed while writing a checkpoint left.
     pub(crate) async fn clean_incomplete(&self) -> Result<(), RuntimeError> {
         let completed = self.completed_ids().await?;
-        let Ok(listing) = self.store.list_with_delimiter(Some(&self.root)).await else {
-            return Ok(());
-        };
-        for prefix in listing.common_prefixes {
-            let incomplete = prefix
-                .filename()
-                .and_then(|n| n.strip_prefix("chk-"))
-                .and_then(|n| n.parse::<u64>().ok())
-                .is_some_and(|id| !completed.contains(&id));
-            if incomplete {
+        for (id, prefix) in self.checkpoint_dirs().await {
+            if !completed.contains(&id) {
                 self.delete_prefix(&prefix).await?;
             }
         }
