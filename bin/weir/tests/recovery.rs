@@ -1,9 +1,9 @@
 //! Crash recovery of the embedded cluster: `weir run` killed with SIGKILL at
 //! random points and started again with the same checkpoint directory
 //! ends with exactly the output of an undisturbed run: no row lost, none
-//! written twice. The job reads files, aggregates event-time windows over
-//! a hash exchange at parallelism 2, and writes files with the two-phase
-//! commit of the filesystem sink.
+//! written twice. Each job reads files, keeps keyed state behind a hash
+//! exchange at parallelism 2 (event-time windows; a regular join), and
+//! writes files with the two-phase commit of the filesystem sink.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -16,11 +16,18 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 const WEIR: &str = env!("CARGO_BIN_EXE_weir");
 const FILES: usize = 4;
 const ROWS_PER_FILE: usize = 300_000;
+/// Auctions 0 to 9 exist; bids name auctions 0 to 12.
+const AUCTIONS: usize = 10;
 
 /// Bids in files covering consecutive stretches of time, each file in time
-/// order, so no row is ever late and the output is deterministic.
+/// order, so no row is ever late and the output is deterministic; and next
+/// to them, auctions with their sellers.
 fn write_input(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    let auctions: String = (0..AUCTIONS).map(|a| format!("{a},seller-{a}\n")).collect();
+    let auction_dir = dir.with_file_name("auctions");
+    std::fs::create_dir_all(&auction_dir)?;
+    std::fs::write(auction_dir.join("auctions.csv"), auctions)?;
     for file in 0..FILES {
         let mut out =
             std::io::BufWriter::new(std::fs::File::create(dir.join(format!("bids-{file}.csv")))?);
@@ -59,11 +66,20 @@ fn chrono_like(millis: i64) -> String {
     )
 }
 
-fn script(input: &Path, output: &Path, checkpoints: &Path) -> String {
+/// The settings every crash test's script starts with.
+fn checkpointed(checkpoints: &Path) -> String {
     format!(
         "SET 'parallelism.default' = '2';\n\
          SET 'execution.checkpointing.interval' = '100 ms';\n\
-         SET 'execution.checkpointing.dir' = '{checkpoints}';\n\
+         SET 'execution.checkpointing.dir' = '{}';\n",
+        checkpoints.display()
+    )
+}
+
+/// Per-auction totals of one-minute tumbling windows.
+fn window_script(input: &Path, output: &Path, checkpoints: &Path) -> String {
+    format!(
+        "{settings}\
          CREATE TABLE bids (auction BIGINT, price BIGINT, ts TIMESTAMP(3),\n\
            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
            WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'csv');\n\
@@ -73,9 +89,31 @@ fn script(input: &Path, output: &Path, checkpoints: &Path) -> String {
            SELECT auction, window_start, COUNT(*), SUM(price)\n\
            FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' MINUTE))\n\
            GROUP BY auction, window_start, window_end;\n",
+        settings = checkpointed(checkpoints),
         input = input.display(),
         output = output.display(),
-        checkpoints = checkpoints.display(),
+    )
+}
+
+/// Bids over 500 joined with their auction's seller: a regular join whose
+/// state holds every bid and auction.
+fn join_script(input: &Path, output: &Path, checkpoints: &Path) -> String {
+    format!(
+        "{settings}\
+         CREATE TABLE bids (auction BIGINT, price BIGINT, ts TIMESTAMP(3))\n\
+           WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'csv');\n\
+         CREATE TABLE auctions (id BIGINT, seller STRING)\n\
+           WITH ('connector' = 'filesystem', 'path' = '{auctions}', 'format' = 'csv');\n\
+         CREATE TABLE sold (auction BIGINT, seller STRING, price BIGINT, ts TIMESTAMP(3))\n\
+           WITH ('connector' = 'filesystem', 'path' = '{output}', 'format' = 'csv');\n\
+         INSERT INTO sold\n\
+           SELECT b.auction, a.seller, b.price, b.ts\n\
+           FROM bids AS b JOIN auctions AS a ON b.auction = a.id\n\
+           WHERE b.price > 500;\n",
+        settings = checkpointed(checkpoints),
+        input = input.display(),
+        auctions = input.with_file_name("auctions").display(),
+        output = output.display(),
     )
 }
 
@@ -126,9 +164,34 @@ fn weir_run(dir: &Path, script: &Path, log: &Path) -> std::io::Result<std::proce
         .spawn()
 }
 
+/// A crash test: a script over the bids, and how many rows it writes.
+struct Case {
+    script: fn(&Path, &Path, &Path) -> String,
+    expected_rows: usize,
+}
+
 #[test]
-fn a_killed_run_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_output() -> TestResult
+fn a_killed_window_aggregation_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_output()
+-> TestResult {
+    crash_and_compare(Case {
+        script: window_script,
+        // One row per auction and minute.
+        expected_rows: 13 * (FILES * ROWS_PER_FILE / 10).div_ceil(60),
+    })
+}
+
+#[test]
+fn a_killed_join_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_output() -> TestResult
 {
+    crash_and_compare(Case {
+        script: join_script,
+        expected_rows: (0..FILES * ROWS_PER_FILE)
+            .filter(|n| n % 13 < AUCTIONS && (n * 7919) % 1000 > 500)
+            .count(),
+    })
+}
+
+fn crash_and_compare(case: Case) -> TestResult {
     let dir = tempfile::TempDir::new()?;
     let input = dir.path().join("bids");
     write_input(&input)?;
@@ -139,7 +202,7 @@ fn a_killed_run_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_ou
     let reference_script = dir.path().join("reference.sql");
     std::fs::write(
         &reference_script,
-        script(&input, &reference_out, &reference_chk),
+        (case.script)(&input, &reference_out, &reference_chk),
     )?;
     let started = Instant::now();
     let status = weir_run(
@@ -155,11 +218,7 @@ fn a_killed_run_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_ou
         std::fs::read_to_string(dir.path().join("reference.log"))?
     );
     let expected = output_lines(&reference_out)?;
-    assert_eq!(
-        expected.len(),
-        13 * (FILES * ROWS_PER_FILE / 10).div_ceil(60),
-        "one row per auction and minute"
-    );
+    assert_eq!(expected.len(), case.expected_rows);
     let leftovers: Vec<PathBuf> = walk(&reference_chk)?;
     assert!(
         leftovers.is_empty(),
@@ -180,7 +239,7 @@ fn a_killed_run_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_ou
     let output = dir.path().join("out");
     let checkpoints = dir.path().join("chk");
     let crash_script = dir.path().join("crash.sql");
-    std::fs::write(&crash_script, script(&input, &output, &checkpoints))?;
+    std::fs::write(&crash_script, (case.script)(&input, &output, &checkpoints))?;
     let mut kills = 0;
     let mut restored = 0;
     let mut finished = false;

@@ -28,9 +28,11 @@
 //! parallelism changed.
 
 mod coordinator;
+mod keyed;
 mod storage;
 
 pub use coordinator::{CheckpointCoordinator, CheckpointStats, CheckpointStatus};
+pub(crate) use keyed::{KeyedState, StateBatch, watermark_state};
 pub use storage::{CheckpointStorage, RestoredCheckpoint};
 
 use std::fmt;

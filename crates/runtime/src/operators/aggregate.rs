@@ -454,6 +454,57 @@ pub(crate) fn states_from_batch(
     Ok(GroupStates { keys, states })
 }
 
+/// The intermediate states of sets of row-wise accumulators as columns, one
+/// row per set: each call's state fields in turn. What a checkpoint keeps of
+/// them; [`merge_accumulator_states`] reads it back.
+pub(crate) fn accumulator_states<'a>(
+    sets: impl Iterator<Item = &'a mut Vec<Box<dyn Accumulator>>>,
+) -> Result<Vec<ArrayRef>> {
+    let mut columns: Vec<Vec<ScalarValue>> = Vec::new();
+    for set in sets {
+        let mut column = 0;
+        for accumulator in set.iter_mut() {
+            for value in accumulator.state()? {
+                if columns.len() <= column {
+                    columns.push(Vec::new());
+                }
+                columns[column].push(value);
+                column += 1;
+            }
+        }
+    }
+    columns
+        .into_iter()
+        .map(ScalarValue::iter_to_array)
+        .collect()
+}
+
+/// Merges row `row` of columns written by [`accumulator_states`] into
+/// `accumulators` (fresh ones, to restore them).
+pub(crate) fn merge_accumulator_states(
+    accumulators: &mut [Box<dyn Accumulator>],
+    states: &[ArrayRef],
+    row: usize,
+) -> Result<()> {
+    let mut column = 0;
+    for accumulator in accumulators {
+        let width = accumulator.state()?.len();
+        let values: Vec<ArrayRef> = states
+            .get(column..column + width)
+            .ok_or_else(|| {
+                DataFusionError::Execution(
+                    "the checkpointed aggregation state does not match the query".into(),
+                )
+            })?
+            .iter()
+            .map(|a| a.slice(row, 1))
+            .collect();
+        accumulator.merge_batch(&values)?;
+        column += width;
+    }
+    Ok(())
+}
+
 /// Dense ids for grouping keys, and the key of every id; for operators that
 /// keep per-key state of their own. With no key columns every row is id 0.
 pub(crate) struct KeyIndex {

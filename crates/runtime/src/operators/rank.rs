@@ -26,14 +26,17 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow::datatypes::SchemaRef;
+use arrow::datatypes::UInt64Type;
 use arrow::record_batch::RecordBatchOptions;
-use arrow::row::{RowConverter, SortField};
+use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::HashMap;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use weir_common::{RowKind, StreamBatch};
 
+use crate::checkpoint::{KeyedState, StateBatch};
 use crate::error::batch_error;
+use crate::exchange::key_groups_of;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::aggregate::KeyIndex;
 
@@ -158,6 +161,8 @@ pub struct Rank {
     partitions: Vec<Partition>,
     /// Arrival counter: ties and processing-time order.
     arrivals: u64,
+    /// Key groups of the snapshotted rows.
+    max_parallelism: usize,
 }
 
 impl std::fmt::Debug for Rank {
@@ -205,6 +210,7 @@ impl Rank {
             rows,
             partitions: Vec::new(),
             arrivals: 0,
+            max_parallelism: 1,
             spec,
         })
     }
@@ -265,22 +271,87 @@ impl Rank {
         )?)
     }
 
-    fn process(&mut self, batch: &StreamBatch, out: &mut Collector) -> Result<()> {
-        let data = batch.data();
-        let n = data.num_rows();
-        let ids = self.partition_ids(data)?;
-        self.partitions
-            .resize_with(self.keys.len(), Partition::default);
-        let sort_keys = match (&self.sort, &self.spec.order) {
+    /// The sort key of every row, when rows are ordered by values.
+    fn sort_keys(&self, data: &RecordBatch) -> Result<Option<Rows>> {
+        match (&self.sort, &self.spec.order) {
             (Some(converter), RankOrder::Values(exprs)) => {
                 let columns = exprs
                     .iter()
-                    .map(|e| e.expr.evaluate(data)?.into_array(n))
+                    .map(|e| e.expr.evaluate(data)?.into_array(data.num_rows()))
                     .collect::<Result<Vec<_>>>()?;
-                Some(converter.convert_columns(&columns)?)
+                Ok(Some(converter.convert_columns(&columns)?))
             }
-            _ => None,
-        };
+            _ => Ok(None),
+        }
+    }
+
+    /// Every kept row with its place in arrival order; or, when only first
+    /// rows are kept, the keys seen.
+    fn snapshot(&self) -> Result<RecordBatch> {
+        if self.spec.keeps_first_row() {
+            let ids: Vec<usize> = (0..self.keys.len()).collect();
+            let keys = self.keys.keys(&ids)?;
+            let groups = key_groups_of(&keys, ids.len(), self.max_parallelism)?;
+            return KeyedState::new("keys", groups).group("key", keys).build();
+        }
+        let mut ids = Vec::new();
+        let mut orders = Vec::new();
+        let mut rows = Vec::new();
+        for (id, partition) in self.partitions.iter().enumerate() {
+            for ((_, order), row) in &partition.rows {
+                ids.push(id);
+                orders.push(*order);
+                rows.push(Arc::clone(row));
+            }
+        }
+        let keys = self.keys.keys(&ids)?;
+        let groups = key_groups_of(&keys, ids.len(), self.max_parallelism)?;
+        let parser = self.rows.parser();
+        let columns = self
+            .rows
+            .convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+        KeyedState::new("rows", groups)
+            .column("order", Arc::new(UInt64Array::from(orders)))
+            .group("row", columns)
+            .build()
+    }
+
+    /// Takes over a batch written by [`Rank::snapshot`].
+    fn restore(&mut self, state: &StateBatch<'_>) -> Result<()> {
+        if self.spec.keeps_first_row() {
+            let keys = state.group("key", Some(self.spec.partition_schema.fields().len()))?;
+            self.keys.ids(&keys, state.rows())?;
+            return Ok(());
+        }
+        let data = state.group_batch("row", &self.spec.input_schema)?;
+        let orders = state.primitive::<UInt64Type>("order")?;
+        let ids = self.partition_ids(&data)?;
+        self.partitions
+            .resize_with(self.keys.len(), Partition::default);
+        let sort_keys = self.sort_keys(&data)?;
+        let encoded = self.rows.convert_columns(data.columns())?;
+        let last_first = matches!(self.spec.order, RankOrder::Arrival { last_first: true });
+        for (row, id) in ids.iter().enumerate() {
+            let order = orders.value(row);
+            let arrival = if last_first { u64::MAX - order } else { order };
+            self.arrivals = self.arrivals.max(arrival.saturating_add(1));
+            let sort_key: Box<[u8]> = match &sort_keys {
+                Some(keys) => keys.row(row).data().into(),
+                None => Box::default(),
+            };
+            self.partitions[*id]
+                .rows
+                .insert((sort_key, order), Arc::from(encoded.row(row).as_ref()));
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, batch: &StreamBatch, out: &mut Collector) -> Result<()> {
+        let data = batch.data();
+        let ids = self.partition_ids(data)?;
+        self.partitions
+            .resize_with(self.keys.len(), Partition::default);
+        let sort_keys = self.sort_keys(data)?;
         let last_first = matches!(self.spec.order, RankOrder::Arrival { last_first: true });
         let encoded = self.rows.convert_columns(data.columns())?;
         let (start, end) = (self.spec.rank_start, self.spec.rank_end);
@@ -434,8 +505,23 @@ impl Operator for Rank {
         &self.name
     }
 
+    fn open(&mut self, context: &OperatorContext) -> Result<()> {
+        self.max_parallelism = context.max_parallelism;
+        Ok(())
+    }
+
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
-        Err(crate::operator::not_checkpointable(self.name()))
+        Ok(Some(OperatorState {
+            batches: vec![self.snapshot()?],
+        }))
+    }
+
+    fn restore_state(&mut self, state: OperatorState) -> Result<()> {
+        for batch in &state.batches {
+            let name = self.name.clone();
+            self.restore(&StateBatch::new(batch, &name))?;
+        }
+        Ok(())
     }
 
     fn process_batch(
@@ -474,7 +560,7 @@ impl OperatorFactory for RankFactory {
 mod tests {
     use arrow::array::{AsArray, Int64Array, UInt8Array};
     use arrow::compute::SortOptions;
-    use arrow::datatypes::{DataType, Field, Int64Type, Schema, UInt64Type};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use datafusion::physical_expr::expressions::Column;
 
     use super::*;
@@ -602,5 +688,41 @@ mod tests {
             ["-U[1, 11, #0]", "+U[1, 12, #0]"]
         );
         assert!(last.partitions[0].rows.len() == 1);
+    }
+
+    /// A copy of `r` restored from its snapshot, built by `new`.
+    fn restored(r: &mut Rank, new: impl Fn() -> Rank) -> Rank {
+        let state = r.snapshot_state(1).expect("snapshot").expect("state");
+        let mut copy = new();
+        copy.restore_state(state).expect("restore");
+        copy
+    }
+
+    #[test]
+    fn restored_ranks_go_on_as_if_never_stopped() {
+        let cases: [(usize, bool, Option<bool>); 4] = [
+            (2, false, None),
+            (2, true, None),
+            (1, false, Some(false)),
+            (1, false, Some(true)),
+        ];
+        for (limit, updating, order) in cases {
+            let new = || rank(limit, RankNumber::Emitted, updating, order);
+            let mut r = new();
+            feed(&mut r, &[(1, 10), (1, 30), (2, 5), (1, 20)], &[0, 0, 0, 0]);
+            let mut copy = restored(&mut r, new);
+            let steps: [(&[(i64, i64)], &[u8]); 3] = [
+                (&[(1, 25), (2, 6)], &[0, 0]),
+                (&[(3, 1), (1, 30)], &[0, 0]),
+                (&[(2, 5)], &[if updating { 3 } else { 0 }]),
+            ];
+            for (rows, kinds) in steps {
+                assert_eq!(
+                    feed(&mut copy, rows, kinds),
+                    feed(&mut r, rows, kinds),
+                    "limit {limit}, updating {updating}, order {order:?}"
+                );
+            }
+        }
     }
 }

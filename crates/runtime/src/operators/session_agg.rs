@@ -11,7 +11,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::BooleanArray;
+use arrow::array::{BooleanArray, Int64Array};
+use arrow::datatypes::Int64Type;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
@@ -21,9 +22,11 @@ use weir_common::window::instant;
 use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 
 use super::aggregate::{
-    AggregateCall, AggregateOutput, Grouping, KeyIndex, WindowBounds, output_batch,
+    AggregateCall, AggregateOutput, Grouping, KeyIndex, WindowBounds, accumulator_states,
+    merge_accumulator_states, output_batch,
 };
 use super::window_assign::window_bounds;
+use crate::checkpoint::{KeyedState, StateBatch, watermark_state};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 
 /// What a session window aggregation computes; shared by its subtasks.
@@ -67,6 +70,8 @@ pub struct SessionWindowAggregate {
     /// (end, key id) of every open session, to fire them in time order.
     timers: BTreeSet<(i64, usize)>,
     watermark: i64,
+    /// Key groups of the snapshotted sessions.
+    max_parallelism: usize,
 }
 
 impl std::fmt::Debug for SessionWindowAggregate {
@@ -87,7 +92,12 @@ impl SessionWindowAggregate {
             sessions: HashMap::new(),
             timers: BTreeSet::new(),
             watermark: Watermark::MIN.millis(),
+            max_parallelism: 1,
         })
+    }
+
+    fn fresh_accumulators(spec: &SessionAggregateSpec) -> Result<Vec<Box<dyn Accumulator>>> {
+        spec.calls.iter().map(|c| c.accumulator(false)).collect()
     }
 
     fn fired(&self, end: i64) -> bool {
@@ -123,12 +133,7 @@ impl SessionWindowAggregate {
             }
         }
         if merged.accumulators.is_empty() {
-            merged.accumulators = self
-                .spec
-                .calls
-                .iter()
-                .map(|c| c.accumulator(false))
-                .collect::<Result<_>>()?;
+            merged.accumulators = Self::fresh_accumulators(&self.spec)?;
         }
         self.timers.insert((merged.end, key));
         let at = rest.partition_point(|s| s.start < merged.start);
@@ -185,8 +190,72 @@ impl Operator for SessionWindowAggregate {
         &self.name
     }
 
+    fn open(&mut self, context: &OperatorContext) -> Result<()> {
+        self.max_parallelism = context.max_parallelism;
+        Ok(())
+    }
+
+    /// The watermark, then every open session: its key, bounds and
+    /// accumulator states (the states sessions merge through).
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
-        Err(crate::operator::not_checkpointable(self.name()))
+        let mut ids = Vec::with_capacity(self.timers.len());
+        let mut starts = Vec::with_capacity(self.timers.len());
+        let mut ends = Vec::with_capacity(self.timers.len());
+        let mut sets = Vec::with_capacity(self.timers.len());
+        for (id, sessions) in self.sessions.iter_mut() {
+            for session in sessions {
+                ids.push(*id);
+                starts.push(session.start);
+                ends.push(session.end);
+                sets.push(&mut session.accumulators);
+            }
+        }
+        let states = accumulator_states(sets.into_iter())?;
+        let keys = self.keys.keys(&ids)?;
+        let groups = crate::exchange::key_groups_of(&keys, ids.len(), self.max_parallelism)?;
+        let sessions = KeyedState::new("sessions", groups)
+            .group("key", keys)
+            .column("start", Arc::new(Int64Array::from(starts)))
+            .column("end", Arc::new(Int64Array::from(ends)))
+            .group("state", states)
+            .build()?;
+        Ok(Some(OperatorState {
+            batches: vec![watermark_state(self.watermark)?, sessions],
+        }))
+    }
+
+    fn restore_state(&mut self, state: OperatorState) -> Result<()> {
+        let name = self.name.clone();
+        for batch in &state.batches {
+            let state = StateBatch::new(batch, &name);
+            if let Some(at) = state.watermark()? {
+                self.watermark = self.watermark.max(at);
+                continue;
+            }
+            let n = state.rows();
+            if n == 0 {
+                continue;
+            }
+            let keys = state.group("key", Some(self.spec.grouping.key_schema.fields().len()))?;
+            let ids = self.keys.ids(&keys, n)?;
+            let starts = state.primitive::<Int64Type>("start")?;
+            let ends = state.primitive::<Int64Type>("end")?;
+            let states = state.group("state", None)?;
+            for (row, id) in ids.iter().enumerate() {
+                let mut accumulators = Self::fresh_accumulators(&self.spec)?;
+                merge_accumulator_states(&mut accumulators, &states, row)?;
+                let session = Session {
+                    start: starts.value(row),
+                    end: ends.value(row),
+                    accumulators,
+                };
+                self.timers.insert((session.end, *id));
+                let sessions = self.sessions.entry(*id).or_default();
+                let at = sessions.partition_point(|s| s.start < session.start);
+                sessions.insert(at, session);
+            }
+        }
+        Ok(())
     }
 
     fn process_batch(
@@ -274,5 +343,81 @@ impl OperatorFactory for SessionWindowAggregateFactory {
         Ok(Box::new(SessionWindowAggregate::try_new(Arc::clone(
             &self.0,
         ))?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion::physical_expr::expressions::col;
+
+    use super::*;
+    use crate::operators::aggregate::test_support::{group_by, sum};
+    use crate::operators::window_agg::tests::{emitted, input_schema, rows};
+
+    /// Sessions with a gap of 10 over rows whose own window ends at `window_end`.
+    fn operator() -> SessionWindowAggregate {
+        let input = input_schema();
+        let output = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, false),
+            Field::new(
+                "window_end",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            ),
+            Field::new("s", DataType::Int64, true),
+        ]));
+        SessionWindowAggregate::try_new(Arc::new(SessionAggregateSpec {
+            gap: 10,
+            grouping: group_by("k", &input),
+            window_end: col("window_end", &input).expect("column"),
+            calls: vec![sum("v", &input)],
+            outputs: vec![
+                AggregateOutput::Key(0),
+                AggregateOutput::WindowEnd,
+                AggregateOutput::Aggregate(0),
+            ],
+            output_schema: output,
+            zone: None,
+        }))
+        .expect("operator")
+    }
+
+    #[test]
+    fn restored_sessions_merge_and_fire_as_if_never_stopped() {
+        let mut op = operator();
+        let mut out = Collector::default();
+        // a: sessions [0, 10) and [20, 30); b: [5, 15). A watermark at 3.
+        op.process_batch(
+            0,
+            rows(&["a", "a", "b"], &[1, 2, 3], &[10, 30, 15]),
+            &mut out,
+        )
+        .expect("batch");
+        op.process_watermark(Watermark(3), &mut out)
+            .expect("watermark");
+        let state = op.snapshot_state(1).expect("snapshot").expect("state");
+        let mut restored = operator();
+        restored.restore_state(state).expect("restore");
+        // A row with window [15, 25) extends a's second session; a row for
+        // a window ended by the watermark is late in both.
+        for op in [&mut op, &mut restored] {
+            op.process_batch(0, rows(&["a", "b"], &[4, 5], &[25, 2]), &mut out)
+                .expect("batch");
+            op.finish(&mut out).expect("finish");
+        }
+        let both = emitted(&mut out);
+        assert_eq!(
+            both,
+            vec![
+                ("a".to_string(), 10, 1),
+                ("a".to_string(), 10, 1),
+                ("a".to_string(), 30, 6),
+                ("a".to_string(), 30, 6),
+                ("b".to_string(), 15, 3),
+                ("b".to_string(), 15, 3),
+            ]
+        );
+        assert_eq!(out.late_rows(), 2);
     }
 }

@@ -443,7 +443,7 @@ impl OperatorFactory for WindowAggregateFactory {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
     use arrow::datatypes::TimestampMillisecondType;
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -452,7 +452,7 @@ mod tests {
     use super::*;
     use crate::operators::aggregate::test_support::{group_by, sum};
 
-    fn input_schema() -> SchemaRef {
+    pub(crate) fn input_schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("k", DataType::Utf8, false),
             Field::new("v", DataType::Int64, false),
@@ -464,7 +464,7 @@ mod tests {
         ]))
     }
 
-    fn rows(k: &[&str], v: &[i64], slice_end: &[i64]) -> StreamBatch {
+    pub(crate) fn rows(k: &[&str], v: &[i64], slice_end: &[i64]) -> StreamBatch {
         let batch = RecordBatch::try_new(
             input_schema(),
             vec![
@@ -509,7 +509,7 @@ mod tests {
     }
 
     /// (key, window end, sum) rows of what was emitted, sorted.
-    fn emitted(out: &mut Collector) -> Vec<(String, i64, i64)> {
+    pub(crate) fn emitted(out: &mut Collector) -> Vec<(String, i64, i64)> {
         let mut rows = Vec::new();
         for batch in out.take() {
             assert!(batch.is_insert_only());

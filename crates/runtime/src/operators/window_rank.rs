@@ -22,6 +22,7 @@ use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 use super::window_agg::TimeDomain;
 
 use super::window_assign::{split_by_time, window_bounds};
+use crate::checkpoint::{KeyedState, StateBatch, watermark_state};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 
 /// What a window rank computes; shared by its subtasks.
@@ -61,6 +62,8 @@ pub struct WindowRank {
     /// Rows of windows that have not fired, by the instant their window fires.
     buffered: BTreeMap<i64, Vec<RecordBatch>>,
     watermark: i64,
+    /// Key groups of the snapshotted rows.
+    max_parallelism: usize,
 }
 
 impl WindowRank {
@@ -70,6 +73,7 @@ impl WindowRank {
             spec,
             buffered: BTreeMap::new(),
             watermark: Watermark::MIN.millis(),
+            max_parallelism: 1,
         }
     }
 
@@ -159,8 +163,41 @@ impl Operator for WindowRank {
         &self.name
     }
 
+    fn open(&mut self, context: &OperatorContext) -> Result<()> {
+        self.max_parallelism = context.max_parallelism;
+        Ok(())
+    }
+
+    /// The watermark, then the rows of windows that have not fired.
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
-        Err(crate::operator::not_checkpointable(self.name()))
+        let mut batches = vec![watermark_state(self.watermark)?];
+        for rows in self.buffered.values().flatten() {
+            let state =
+                KeyedState::rows("rows", rows, &self.spec.partition_by, self.max_parallelism)?;
+            batches.push(state.build()?);
+        }
+        Ok(Some(OperatorState { batches }))
+    }
+
+    fn restore_state(&mut self, state: OperatorState) -> Result<()> {
+        let name = self.name.clone();
+        let fields = self.spec.output_schema.fields().len().saturating_sub(1);
+        let input = Arc::new(
+            self.spec
+                .output_schema
+                .project(&(0..fields).collect::<Vec<_>>())?,
+        );
+        let mut late = Collector::default();
+        for batch in &state.batches {
+            let state = StateBatch::new(batch, &name);
+            if let Some(at) = state.watermark()? {
+                self.watermark = self.watermark.max(at);
+            } else {
+                let rows = state.group_batch("row", &input)?;
+                self.process_batch(0, StreamBatch::inserts(rows), &mut late)?;
+            }
+        }
+        Ok(())
     }
 
     fn process_batch(

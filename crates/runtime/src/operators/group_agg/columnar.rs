@@ -28,6 +28,7 @@ use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use weir_common::{RowKind, StreamBatch};
 
 use super::GroupAggregateSpec;
+use crate::checkpoint::{KeyedState, StateBatch};
 use crate::error::batch_error;
 use crate::operator::Collector;
 use crate::operators::aggregate::{AggregateCall, GroupedAccumulators, output_batch};
@@ -327,6 +328,65 @@ impl ColumnarGroups {
         };
         let data = self.output(&keys, &results, rows)?;
         out.emit(StreamBatch::inserts(data));
+        Ok(())
+    }
+
+    /// Every live key with its intermediate state and last emitted result.
+    pub(super) fn snapshot(&mut self, max_parallelism: usize) -> Result<RecordBatch> {
+        let live: Vec<usize> = (0..self.states.index.len())
+            .filter(|g| self.states.has(*g))
+            .collect();
+        let keys = match &mut self.ids {
+            Some(ids) => {
+                // `GroupValues` hands out its keys only by draining them;
+                // interned again in id order, every key keeps its id.
+                let all = ids.emit(EmitTo::All)?;
+                let mut again = Vec::with_capacity(all.first().map_or(0, |k| k.len()));
+                ids.intern(&all, &mut again)?;
+                if again.iter().enumerate().any(|(i, g)| i != *g) {
+                    return Err(DataFusionError::Internal(
+                        "group ids changed while snapshotting keys".into(),
+                    ));
+                }
+                let rows = UInt32Array::from_iter_values(live.iter().map(|g| *g as u32));
+                all.iter()
+                    .map(|k| arrow::compute::take(k, &rows, None))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            None => Vec::new(),
+        };
+        let key_groups = crate::exchange::key_groups_of(&keys, live.len(), max_parallelism)?;
+        let mut state = KeyedState::new("groups", key_groups)
+            .group("key", keys)
+            .group("state", self.states.gather(&live)?);
+        if !self.spec.final_only {
+            state = state.group("result", self.results.gather(&live)?);
+        }
+        state.build()
+    }
+
+    /// Takes over the keys of a batch written by [`ColumnarGroups::snapshot`].
+    pub(super) fn restore(&mut self, state: &StateBatch<'_>) -> Result<()> {
+        let rows = state.rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let keys = state.group("key", Some(self.spec.grouping.key_schema.fields().len()))?;
+        let mut groups = Vec::with_capacity(rows);
+        match &mut self.ids {
+            Some(ids) => ids.intern(&keys, &mut groups)?,
+            None => groups.resize(rows, 0),
+        }
+        if let Some(expiry) = &mut self.expiry {
+            expiry.touch(&groups, 0);
+        }
+        let width = self.state_widths.iter().sum();
+        self.states
+            .append(&groups, state.group("state", Some(width))?)?;
+        if !self.spec.final_only {
+            let results = state.group("result", Some(self.spec.calls.len()))?;
+            self.results.append(&groups, results)?;
+        }
         Ok(())
     }
 

@@ -29,6 +29,7 @@ use weir_common::StreamBatch;
 use self::columnar::ColumnarGroups;
 use self::retracting::RowGroups;
 use super::aggregate::{AggregateCall, AggregateOutput, Grouping};
+use crate::checkpoint::StateBatch;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::state_ttl::ProcessingClock;
 
@@ -64,8 +65,30 @@ impl Operator for GroupAggregate {
         &self.name
     }
 
+    fn open(&mut self, context: &OperatorContext) -> Result<()> {
+        self.max_parallelism = context.max_parallelism;
+        Ok(())
+    }
+
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
-        Err(crate::operator::not_checkpointable(self.name()))
+        let batch = match &mut self.groups {
+            Groups::Columnar(groups) => groups.snapshot(self.max_parallelism)?,
+            Groups::Rows(groups) => groups.snapshot(&self.name, self.max_parallelism)?,
+        };
+        Ok(Some(OperatorState {
+            batches: vec![batch],
+        }))
+    }
+
+    fn restore_state(&mut self, state: OperatorState) -> Result<()> {
+        for batch in &state.batches {
+            let batch = StateBatch::new(batch, &self.name);
+            match &mut self.groups {
+                Groups::Columnar(groups) => groups.restore(&batch)?,
+                Groups::Rows(groups) => groups.restore(&batch)?,
+            }
+        }
+        Ok(())
     }
 
     fn process_batch(
@@ -104,6 +127,8 @@ pub struct GroupAggregate {
     groups: Groups,
     /// Processing time for state TTL.
     clock: ProcessingClock,
+    /// Key groups of the snapshotted keys.
+    max_parallelism: usize,
 }
 
 #[derive(Debug)]
@@ -124,6 +149,7 @@ impl GroupAggregate {
             name,
             groups,
             clock: ProcessingClock::start(),
+            max_parallelism: 1,
         })
     }
 }
@@ -276,6 +302,66 @@ mod tests {
                 "retracting mode: {retracting}"
             );
         }
+    }
+
+    #[test]
+    fn a_restored_aggregation_goes_on_as_if_never_stopped() {
+        for retracting in [false, true] {
+            let mut op = operator(retracting, false);
+            let mut out = Collector::default();
+            op.process_batch(0, batch(&["a", "b", "a"], &[1, 2, 3], None), &mut out)
+                .expect("batch");
+            out.take();
+            let state = op.snapshot_state(1).expect("snapshot").expect("state");
+            let mut restored = operator(retracting, false);
+            restored.restore_state(state).expect("restore");
+            // Seen keys update (-U/+U) rather than insert, with their sums.
+            let more = || batch(&["a", "c", "b"], &[5, 1, 0], None);
+            restored.process_batch(0, more(), &mut out).expect("batch");
+            let after_restore = changelog(&mut out);
+            op.process_batch(0, more(), &mut out).expect("batch");
+            assert_eq!(
+                after_restore,
+                changelog(&mut out),
+                "retracting: {retracting}"
+            );
+            assert_eq!(after_restore, vec!["-U[a, 4]", "+U[a, 9]", "+I[c, 1]"]);
+        }
+    }
+
+    #[test]
+    fn min_over_an_updating_input_refuses_a_checkpoint_by_name() {
+        let input = input_schema();
+        let min = |column: &str| {
+            let arg = datafusion::physical_expr::expressions::col(column, &input).expect("col");
+            let function = datafusion::physical_expr::aggregate::AggregateExprBuilder::new(
+                datafusion::functions_aggregate::min_max::min_udaf(),
+                vec![arg],
+            )
+            .schema(Arc::clone(&input))
+            .alias("MIN(v)")
+            .build()
+            .expect("MIN");
+            AggregateCall {
+                function: Arc::new(function),
+                filter: None,
+            }
+        };
+        let mut op = GroupAggregate::try_new(Arc::new(GroupAggregateSpec {
+            grouping: group_by("k", &input),
+            calls: vec![min("v")],
+            outputs: vec![AggregateOutput::Key(0), AggregateOutput::Aggregate(0)],
+            output_schema: Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Utf8, false),
+                Field::new("m", DataType::Int64, true),
+            ])),
+            retracting_input: true,
+            final_only: false,
+            state_ttl: None,
+        }))
+        .expect("operator");
+        let error = op.snapshot_state(1).expect_err("MIN cannot be restored");
+        assert!(error.to_string().contains("MIN(v)"), "{error}");
     }
 
     #[test]

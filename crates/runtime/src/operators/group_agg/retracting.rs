@@ -4,16 +4,20 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, UInt8Array, UInt32Array};
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt8Array, UInt32Array};
+use arrow::datatypes::Int64Type;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Accumulator;
 use weir_common::{RowKind, StreamBatch};
 
 use super::GroupAggregateSpec;
+use crate::checkpoint::{KeyedState, StateBatch};
 use crate::error::batch_error;
 use crate::operator::Collector;
-use crate::operators::aggregate::{AggregateCall, CallInput, KeyIndex, output_batch};
+use crate::operators::aggregate::{
+    AggregateCall, CallInput, KeyIndex, accumulator_states, merge_accumulator_states, output_batch,
+};
 use crate::operators::state_ttl::Expiry;
 
 /// One key's state.
@@ -232,6 +236,96 @@ impl RowGroups {
 }
 
 impl RowGroups {
+    /// Every key with rows or a result, with its accumulators' states, row
+    /// count and last emitted result. Only accumulators whose state holds
+    /// all they know can be restored: a sliding MIN's state is its current
+    /// minimum, not the values a retraction may fall back to.
+    pub(super) fn snapshot(&mut self, name: &str, max_parallelism: usize) -> Result<RecordBatch> {
+        if let Some(call) = self.spec.calls.iter().find(|c| !state_is_complete(c)) {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{name} cannot be checkpointed yet: {} over an updating input keeps state that cannot be snapshotted; run this query without 'execution.checkpointing.interval'",
+                call.name()
+            )));
+        }
+        let ids: Vec<usize> = (0..self.groups.len())
+            .filter(|g| self.groups[*g].rows != 0 || self.groups[*g].emitted.is_some())
+            .collect();
+        let keys = self.index.keys(&ids)?;
+        let mut results: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.spec.calls.len()];
+        for id in &ids {
+            let emitted = self.groups[*id].emitted.as_ref();
+            for (call, column) in results.iter_mut().enumerate() {
+                column.push(match emitted.and_then(|values| values.get(call)) {
+                    Some(value) => value.clone(),
+                    None => {
+                        ScalarValue::try_from(self.spec.calls[call].function.field().data_type())?
+                    }
+                });
+            }
+        }
+        let results = if ids.is_empty() {
+            Vec::new()
+        } else {
+            results
+                .into_iter()
+                .map(ScalarValue::iter_to_array)
+                .collect::<Result<Vec<_>>>()?
+        };
+        let rows = Int64Array::from_iter_values(ids.iter().map(|id| self.groups[*id].rows));
+        let emitted: BooleanArray = ids
+            .iter()
+            .map(|id| Some(self.groups[*id].emitted.is_some()))
+            .collect();
+        let mut selected: Vec<&mut Group> = Vec::with_capacity(ids.len());
+        let mut wanted = ids.iter().peekable();
+        for (id, group) in self.groups.iter_mut().enumerate() {
+            if wanted.next_if_eq(&&id).is_some() {
+                selected.push(group);
+            }
+        }
+        let states = accumulator_states(selected.into_iter().map(|g| &mut g.accumulators))?;
+        let key_groups = crate::exchange::key_groups_of(&keys, ids.len(), max_parallelism)?;
+        KeyedState::new("groups", key_groups)
+            .group("key", keys)
+            .column("rows", Arc::new(rows))
+            .column("emitted", Arc::new(emitted))
+            .group("result", results)
+            .group("state", states)
+            .build()
+    }
+
+    /// Takes over the keys of a batch written by [`RowGroups::snapshot`].
+    pub(super) fn restore(&mut self, state: &StateBatch<'_>) -> Result<()> {
+        let n = state.rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let keys = state.group("key", Some(self.spec.grouping.key_schema.fields().len()))?;
+        let ids = self.group_ids(&keys, n)?;
+        let rows = state.primitive::<Int64Type>("rows")?;
+        let emitted = state.boolean("emitted")?;
+        let results = state.group("result", Some(self.spec.calls.len()))?;
+        let states = state.group("state", None)?;
+        if let Some(expiry) = &mut self.expiry {
+            expiry.touch(&ids, 0);
+        }
+        for (row, id) in ids.iter().enumerate() {
+            let mut group = self.new_group()?;
+            group.rows = rows.value(row);
+            merge_accumulator_states(&mut group.accumulators, &states, row)?;
+            if emitted.value(row) {
+                group.emitted = Some(
+                    results
+                        .iter()
+                        .map(|r| ScalarValue::try_from_array(r, row))
+                        .collect::<Result<_>>()?,
+                );
+            }
+            self.groups[*id] = group;
+        }
+        Ok(())
+    }
+
     /// Processes a batch at processing time `now` (for state TTL).
     pub(super) fn process(
         &mut self,
@@ -274,4 +368,10 @@ impl RowGroups {
         let changes = self.changes(all)?;
         self.emit(changes, true, out)
     }
+}
+
+/// Whether a call's retractable accumulator keeps nothing beyond its
+/// intermediate state, so restoring that state restores it whole.
+fn state_is_complete(call: &AggregateCall) -> bool {
+    !call.function.is_distinct() && matches!(call.function.fun().name(), "sum" | "count" | "avg")
 }

@@ -18,12 +18,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{BooleanArray, RecordBatch};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use weir_common::{StreamBatch, Watermark};
 
 use super::{JoinCondition, JoinKind, Side, gather, null_columns, spread};
+use crate::checkpoint::{KeyedState, StateBatch, watermark_state};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::aggregate::KeyIndex;
 use crate::operators::chunks::ChunkStore;
@@ -123,6 +124,8 @@ pub struct IntervalJoin {
     keys: KeyIndex,
     sides: [IntervalSide; 2],
     watermark: i64,
+    /// Key groups of the snapshotted rows.
+    max_parallelism: usize,
 }
 
 impl std::fmt::Debug for IntervalJoin {
@@ -153,6 +156,7 @@ impl IntervalJoin {
             keys: KeyIndex::for_keys(&spec.condition.key_schema)?,
             sides: Default::default(),
             watermark: Watermark::MIN.millis(),
+            max_parallelism: 1,
             spec,
         })
     }
@@ -332,13 +336,96 @@ impl IntervalJoin {
     }
 }
 
+impl IntervalJoin {
+    /// A side's stored rows and whether each matched, for a checkpoint.
+    fn snapshot_side(&self, side: Side) -> Result<RecordBatch> {
+        let state = &self.sides[side.index()];
+        let mut key_ids = Vec::new();
+        let mut refs = Vec::new();
+        let mut matched = Vec::new();
+        for (key, stored) in state.by_key.iter().enumerate() {
+            for s in stored {
+                key_ids.push(key);
+                refs.push((s.chunk, s.row));
+                matched.push(Some(s.matched));
+            }
+        }
+        let rows = if refs.is_empty() {
+            null_columns(self.spec.condition.schema(side), 0)
+        } else {
+            state.chunks.columns(&refs)?
+        };
+        let keys = self.keys.keys(&key_ids)?;
+        let groups = crate::exchange::key_groups_of(&keys, key_ids.len(), self.max_parallelism)?;
+        KeyedState::new(side.name(), groups)
+            .column("matched", Arc::new(BooleanArray::from(matched)))
+            .group("row", rows)
+            .build()
+    }
+
+    /// Takes over a side's rows written by [`IntervalJoin::snapshot_side`].
+    fn restore_side(&mut self, state: &StateBatch<'_>) -> Result<()> {
+        let side = Side::of_state(state)?;
+        let data = state.group_batch("row", self.spec.condition.schema(side))?;
+        let n = data.num_rows();
+        let matched = state.boolean("matched")?;
+        let time = self.time(side);
+        let times = event_times(&time.evaluate(&data)?.into_array(n)?, time)?;
+        let keys = self.spec.condition.key_columns(side, &data)?;
+        let ids = self.keys.ids(&keys, n)?;
+        for s in &mut self.sides {
+            s.by_key.resize_with(self.keys.len(), Vec::new);
+        }
+        let spec = Arc::clone(&self.spec);
+        let state = &mut self.sides[side.index()];
+        let chunk = state.chunks.next_id();
+        for (row, key) in ids.iter().enumerate() {
+            state.by_key[*key].push(Stored {
+                chunk,
+                row: row as u32,
+                time: times[row],
+                matched: matched.value(row),
+            });
+            state.schedule(*key, spec.expires_at(side, times[row]));
+        }
+        state.chunks.insert(data, n);
+        Ok(())
+    }
+}
+
 impl Operator for IntervalJoin {
     fn name(&self) -> &str {
         &self.name
     }
 
+    fn open(&mut self, context: &OperatorContext) -> Result<()> {
+        self.max_parallelism = context.max_parallelism;
+        Ok(())
+    }
+
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
-        Err(crate::operator::not_checkpointable(self.name()))
+        Ok(Some(OperatorState {
+            batches: vec![
+                watermark_state(self.watermark)?,
+                self.snapshot_side(Side::Left)?,
+                self.snapshot_side(Side::Right)?,
+            ],
+        }))
+    }
+
+    /// Rows are restored under the watermark they were stored under: one
+    /// that was late before the checkpoint is late after it.
+    fn restore_state(&mut self, state: OperatorState) -> Result<()> {
+        let name = self.name.clone();
+        for batch in &state.batches {
+            let state = StateBatch::new(batch, &name);
+            if let Some(at) = state.watermark()? {
+                self.watermark = self.watermark.max(at);
+            } else {
+                self.restore_side(&state)?;
+            }
+        }
+        Ok(())
     }
 
     fn process_batch(
@@ -514,5 +601,25 @@ mod tests {
             [[s(1), s(90), s(1), s(100)]]
         );
         assert_eq!(feed(&mut j, 0, &[(s(1), 80)]), [[s(1), s(80), None, None]]);
+    }
+
+    #[test]
+    fn a_restored_interval_join_goes_on_as_if_never_stopped() {
+        let mut j = interval(JoinKind::FullOuter);
+        feed(&mut j, 0, &[(Some(1), 100), (Some(2), 100), (Some(3), 40)]);
+        feed(&mut j, 1, &[(Some(1), 104)]);
+        watermark(&mut j, 60);
+        let state = j.snapshot_state(1).expect("snapshot").expect("state");
+        let mut copy = interval(JoinKind::FullOuter);
+        copy.restore_state(state).expect("restore");
+        // A right row that joins, a late one, then time runs out: padding
+        // for the unmatched rows, and the late row alone.
+        for (side, data) in [(1, vec![(Some(2), 99)]), (1, vec![(Some(3), 45)])] {
+            assert_eq!(feed(&mut copy, side, &data), feed(&mut j, side, &data));
+        }
+        assert_eq!(watermark(&mut copy, 200), watermark(&mut j, 200));
+        let mut out = Collector::default();
+        copy.finish(&mut out).expect("finish");
+        assert!(values(&mut out).is_empty());
     }
 }

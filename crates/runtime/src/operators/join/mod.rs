@@ -108,6 +108,25 @@ impl Side {
         }
     }
 
+    /// The side's name in checkpointed state.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Side::Left => "left",
+            Side::Right => "right",
+        }
+    }
+
+    /// The side of a checkpointed state batch, by [`Side::name`].
+    pub(crate) fn of_state(state: &crate::checkpoint::StateBatch<'_>) -> Result<Self> {
+        match state.part() {
+            Some("left") => Ok(Side::Left),
+            Some("right") => Ok(Side::Right),
+            other => Err(DataFusionError::Execution(format!(
+                "a checkpointed join state names no side but {other:?}"
+            ))),
+        }
+    }
+
     pub(crate) fn other(self) -> Self {
         match self {
             Side::Left => Side::Right,

@@ -22,12 +22,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow::datatypes::UInt32Type;
 use arrow::row::{Row, RowConverter, Rows, SortField};
 use datafusion::error::{DataFusionError, Result};
 use weir_common::{RowKind, StreamBatch};
 
 use super::{JoinCondition, JoinKind, Side, gather, null_columns, spread};
+use crate::checkpoint::{KeyedState, StateBatch};
 use crate::error::batch_error;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::aggregate::KeyIndex;
@@ -197,6 +199,59 @@ impl SideState {
         self.rows = rows;
     }
 
+    /// Every distinct row with its count and matches, for a checkpoint.
+    fn snapshot(&self, side: Side, keys: &KeyIndex, max_parallelism: usize) -> Result<RecordBatch> {
+        let mut key_ids = Vec::with_capacity(self.live);
+        let mut entries = Vec::with_capacity(self.live);
+        for (key, list) in self.by_key.iter().enumerate() {
+            for entry in list {
+                key_ids.push(key);
+                entries.push(*entry);
+            }
+        }
+        let key_columns = keys.keys(&key_ids)?;
+        let key_groups =
+            crate::exchange::key_groups_of(&key_columns, key_ids.len(), max_parallelism)?;
+        let counts = UInt32Array::from_iter_values(entries.iter().map(|e| e.count));
+        let matched = UInt32Array::from_iter_values(entries.iter().map(|e| e.matched));
+        let null_keys: BooleanArray = entries.iter().map(|e| Some(e.null_key)).collect();
+        KeyedState::new(side.name(), key_groups)
+            .column("count", Arc::new(counts))
+            .column("matched", Arc::new(matched))
+            .column("null_key", Arc::new(null_keys))
+            .group("row", self.columns(entries.iter().map(|e| e.row))?)
+            .build()
+    }
+
+    /// Takes over the rows of a batch written by [`SideState::snapshot`],
+    /// under their keys' ids `ids`.
+    fn restore(&mut self, state: &StateBatch<'_>, rows: &RecordBatch, ids: &[usize]) -> Result<()> {
+        let counts = state.primitive::<UInt32Type>("count")?;
+        let matched = state.primitive::<UInt32Type>("matched")?;
+        let null_keys = state.boolean("null_key")?;
+        let encoded = self.converter.convert_columns(rows.columns())?;
+        for (row, key) in ids.iter().enumerate() {
+            let (count, null_key) = (counts.value(row), null_keys.value(row));
+            self.total += i64::from(count);
+            if null_key {
+                self.null_keyed += i64::from(count);
+            }
+            let index = self.rows.num_rows() as u32;
+            self.rows.push(encoded.row(row));
+            self.by_key[*key].push(Entry {
+                row: index,
+                count,
+                matched: matched.value(row),
+                null_key,
+            });
+            self.live += 1;
+        }
+        if let Some(expiry) = &mut self.expiry {
+            expiry.touch(ids, 0);
+        }
+        Ok(())
+    }
+
     /// The columns of stored rows `rows`, in order.
     fn columns(&self, rows: impl IntoIterator<Item = u32>) -> Result<Vec<ArrayRef>> {
         Ok(self
@@ -237,6 +292,8 @@ pub struct StreamingJoin {
     keys: KeyIndex,
     sides: [SideState; 2],
     clock: ProcessingClock,
+    /// Key groups of the snapshotted rows.
+    max_parallelism: usize,
 }
 
 impl std::fmt::Debug for StreamingJoin {
@@ -259,6 +316,7 @@ impl StreamingJoin {
                 SideState::try_new(&c.right_schema, &spec, Side::Right)?,
             ],
             clock: ProcessingClock::start(),
+            max_parallelism: 1,
             spec,
         })
     }
@@ -508,8 +566,32 @@ impl Operator for StreamingJoin {
         &self.name
     }
 
+    fn open(&mut self, context: &OperatorContext) -> Result<()> {
+        self.max_parallelism = context.max_parallelism;
+        Ok(())
+    }
+
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
-        Err(crate::operator::not_checkpointable(self.name()))
+        let batches = [Side::Left, Side::Right]
+            .into_iter()
+            .map(|side| self.sides[side.index()].snapshot(side, &self.keys, self.max_parallelism))
+            .collect::<Result<_>>()?;
+        Ok(Some(OperatorState { batches }))
+    }
+
+    fn restore_state(&mut self, state: OperatorState) -> Result<()> {
+        for batch in &state.batches {
+            let state = StateBatch::new(batch, &self.name);
+            let side = Side::of_state(&state)?;
+            let rows = state.group_batch("row", self.spec.condition.schema(side))?;
+            let keys = self.spec.condition.key_columns(side, &rows)?;
+            let ids = self.keys.ids(&keys, rows.num_rows())?;
+            for s in &mut self.sides {
+                s.by_key.resize_with(self.keys.len(), Vec::new);
+            }
+            self.sides[side.index()].restore(&state, &rows, &ids)?;
+        }
+        Ok(())
     }
 
     fn process_batch(
@@ -618,6 +700,37 @@ mod tests {
         // NULL keys never match.
         assert!(feed(&mut j, 0, &[(None, 5)], &[0]).is_empty());
         assert!(feed(&mut j, 1, &[(None, 6)], &[0]).is_empty());
+    }
+
+    #[test]
+    fn a_restored_full_join_goes_on_as_if_never_stopped() {
+        let mut j = join(JoinKind::FullOuter, true);
+        feed(
+            &mut j,
+            0,
+            &[(Some(1), 10), (Some(1), 10), (None, 5)],
+            &[0, 0, 0],
+        );
+        feed(&mut j, 1, &[(Some(2), 20)], &[0]);
+        let state = j.snapshot_state(1).expect("snapshot").expect("state");
+        let mut restored = join(JoinKind::FullOuter, true);
+        restored.restore_state(state).expect("restore");
+        // Both copies of the left row match; the right padding is retracted.
+        let steps: [(usize, &[(Option<i64>, i64)], &[u8]); 3] = [
+            (1, &[(Some(1), 11)], &[0]),
+            (0, &[(Some(2), 7)], &[0]),
+            (0, &[(Some(1), 10)], &[3]),
+        ];
+        for (side, data, kinds) in steps {
+            assert_eq!(
+                feed(&mut restored, side, data, kinds),
+                feed(&mut j, side, data, kinds)
+            );
+        }
+        assert_eq!(
+            feed(&mut restored, 1, &[(Some(1), 11)], &[3]),
+            ["-D[1, 10, 1, 11]", "+I[1, 10, null, null]"]
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 
 use super::batch::join_batches;
 use super::{JoinCondition, Side};
+use crate::checkpoint::{KeyedState, StateBatch, watermark_state};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::window_agg::TimeDomain;
 use crate::operators::window_assign::{split_by_time, window_bounds};
@@ -62,6 +63,8 @@ pub struct WindowJoin {
     /// Per fire time, each side's rows of windows ending then.
     buffered: BTreeMap<i64, [Vec<RecordBatch>; 2]>,
     watermark: i64,
+    /// Key groups of the snapshotted rows.
+    max_parallelism: usize,
 }
 
 impl WindowJoin {
@@ -71,6 +74,7 @@ impl WindowJoin {
             spec,
             buffered: BTreeMap::new(),
             watermark: Watermark::MIN.millis(),
+            max_parallelism: 1,
         }
     }
 
@@ -96,8 +100,41 @@ impl Operator for WindowJoin {
         &self.name
     }
 
+    fn open(&mut self, context: &OperatorContext) -> Result<()> {
+        self.max_parallelism = context.max_parallelism;
+        Ok(())
+    }
+
+    /// The watermark, then each side's rows of windows that have not fired.
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
-        Err(crate::operator::not_checkpointable(self.name()))
+        let mut batches = vec![watermark_state(self.watermark)?];
+        let c = &self.spec.condition;
+        for sides in self.buffered.values() {
+            for side in [Side::Left, Side::Right] {
+                for rows in &sides[side.index()] {
+                    let state =
+                        KeyedState::rows(side.name(), rows, c.keys(side), self.max_parallelism)?;
+                    batches.push(state.build()?);
+                }
+            }
+        }
+        Ok(Some(OperatorState { batches }))
+    }
+
+    fn restore_state(&mut self, state: OperatorState) -> Result<()> {
+        let name = self.name.clone();
+        let mut late = Collector::default();
+        for batch in &state.batches {
+            let state = StateBatch::new(batch, &name);
+            if let Some(at) = state.watermark()? {
+                self.watermark = self.watermark.max(at);
+            } else {
+                let side = Side::of_state(&state)?;
+                let rows = state.group_batch("row", self.spec.condition.schema(side))?;
+                self.process_batch(side.index(), StreamBatch::inserts(rows), &mut late)?;
+            }
+        }
+        Ok(())
     }
 
     fn process_batch(
