@@ -231,6 +231,8 @@ SET;                   Lists the session's options.
 SET 'key' = 'value';   Sets an option, e.g. 'sql-client.execution.result-mode' = 'table' | 'changelog' | 'tableau'.
 RESET; or RESET 'key'; Resets every option, or one.
 STOP JOB 'id';         Stops a job started in this session.
+STOP JOB 'id' WITH SAVEPOINT;
+                       Takes a savepoint, then stops the job; prints the savepoint's path.
 
 Statements end with ';' and may span lines. Tab completes keywords and names.
 Ctrl-C cancels the running statement or the line being typed.

@@ -240,4 +240,12 @@ impl Dispatcher for ClusterClient {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// A cluster's jobs take no checkpoints yet (the coordinator refuses
+    /// 'execution.checkpointing.interval'), so none can take a savepoint.
+    async fn stop_with_savepoint(&self, id: JobId) -> Result<String, EngineError> {
+        Err(EngineError::Cluster(format!(
+            "the job '{id}' runs on a cluster, whose jobs take no checkpoints yet, so it cannot take a savepoint; STOP JOB '{id}' stops it without one"
+        )))
+    }
 }

@@ -54,6 +54,16 @@ pub const NUM_RETAINED_LEGACY: &str = "state.checkpoints.num-retained";
 /// checkpoints a job survives.
 pub const CHECKPOINTING_TOLERABLE_FAILURES: &str =
     "execution.checkpointing.tolerable-failed-checkpoints";
+/// `execution.checkpointing.savepoint-dir` (Flink 1.x: `state.savepoints.dir`):
+/// where `STOP JOB ... WITH SAVEPOINT` writes savepoints.
+pub const SAVEPOINT_DIR: &str = "execution.checkpointing.savepoint-dir";
+/// Flink 1.x's name for [`SAVEPOINT_DIR`].
+pub const SAVEPOINT_DIR_LEGACY: &str = "state.savepoints.dir";
+/// `execution.savepoint.path`: the savepoint the next INSERT jobs start from.
+pub const SAVEPOINT_PATH: &str = "execution.savepoint.path";
+/// `execution.savepoint.ignore-unclaimed-state`: restore a savepoint even if
+/// some of its state belongs to no operator of the job.
+pub const SAVEPOINT_IGNORE_UNCLAIMED: &str = "execution.savepoint.ignore-unclaimed-state";
 
 /// How a job treats its inputs; both run the same operators (Kappa).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +96,18 @@ pub struct CheckpointingOptions {
     pub dir: Option<String>,
     pub num_retained: usize,
     pub tolerable_failures: usize,
+    /// Where savepoints go unless a statement names a directory.
+    pub savepoint_dir: Option<String>,
+    /// The savepoint the job starts from.
+    pub restore: Option<SavepointRestore>,
+}
+
+/// `execution.savepoint.path` and how strictly its state must match the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavepointRestore {
+    pub path: String,
+    /// `execution.savepoint.ignore-unclaimed-state`.
+    pub ignore_unclaimed: bool,
 }
 
 /// How the SQL client shows a query's rows (`sql-client.execution.result-mode`).
@@ -224,6 +246,12 @@ impl Configuration {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(default)
         };
+        let text = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| self.get(k))
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty())
+        };
         let interval = duration(CHECKPOINTING_INTERVAL, Duration::ZERO);
         if interval.is_zero() {
             return None;
@@ -233,13 +261,16 @@ impl Configuration {
             timeout: duration(CHECKPOINTING_TIMEOUT, Duration::from_secs(600)),
             min_pause: duration(CHECKPOINTING_MIN_PAUSE, Duration::ZERO),
             max_concurrent: count(&[CHECKPOINTING_MAX_CONCURRENT], 1).max(1),
-            dir: [CHECKPOINTING_DIR, CHECKPOINTS_DIR_LEGACY]
-                .iter()
-                .find_map(|k| self.get(k))
-                .map(|d| d.trim().to_string())
-                .filter(|d| !d.is_empty()),
+            dir: text(&[CHECKPOINTING_DIR, CHECKPOINTS_DIR_LEGACY]),
             num_retained: count(&[CHECKPOINTING_NUM_RETAINED, NUM_RETAINED_LEGACY], 1).max(1),
             tolerable_failures: count(&[CHECKPOINTING_TOLERABLE_FAILURES], 0),
+            savepoint_dir: text(&[SAVEPOINT_DIR, SAVEPOINT_DIR_LEGACY]),
+            restore: text(&[SAVEPOINT_PATH]).map(|path| SavepointRestore {
+                path,
+                ignore_unclaimed: self
+                    .get(SAVEPOINT_IGNORE_UNCLAIMED)
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            }),
         })
     }
 }
@@ -260,7 +291,7 @@ fn validate(key: &str, value: &str) -> Result<(), CommonError> {
             "streaming" | "batch" => Ok(()),
             _ => Err(invalid("valid values are 'streaming' and 'batch'")),
         },
-        DML_SYNC => match v.to_ascii_lowercase().as_str() {
+        DML_SYNC | SAVEPOINT_IGNORE_UNCLAIMED => match v.to_ascii_lowercase().as_str() {
             "true" | "false" => Ok(()),
             _ => Err(invalid("valid values are 'true' and 'false'")),
         },

@@ -14,7 +14,7 @@ pub mod time;
 pub mod window;
 
 pub use changelog::{RowKind, StreamBatch};
-pub use config::{CheckpointingOptions, Configuration, ResultMode, RuntimeMode};
+pub use config::{CheckpointingOptions, Configuration, ResultMode, RuntimeMode, SavepointRestore};
 pub use error::CommonError;
 pub use time::Watermark;
 pub use window::{WindowFunction, WindowKind, WindowSpec, ZoneShift};

@@ -59,6 +59,10 @@ pub trait Dispatcher: Send + Sync + fmt::Debug {
 
     /// Cancels a job; false when no job has this id.
     async fn cancel_job(&self, id: JobId) -> Result<bool, EngineError>;
+
+    /// Takes a savepoint into 'execution.checkpointing.savepoint-dir', then
+    /// stops the job; returns the savepoint's path.
+    async fn stop_with_savepoint(&self, id: JobId) -> Result<String, EngineError>;
 }
 
 #[async_trait]
@@ -73,6 +77,10 @@ impl Dispatcher for MiniCluster {
 
     async fn cancel_job(&self, id: JobId) -> Result<bool, EngineError> {
         Ok(self.cancel(id))
+    }
+
+    async fn stop_with_savepoint(&self, id: JobId) -> Result<String, EngineError> {
+        Ok(self.savepoint(id, None, true).await?)
     }
 }
 

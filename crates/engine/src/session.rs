@@ -400,15 +400,17 @@ impl Session {
                 job_id,
                 with_savepoint,
             } => {
-                if with_savepoint {
-                    return Err(EngineError::Unsupported(
-                        "STOP JOB ... WITH SAVEPOINT (savepoints come with checkpoints)".into(),
-                    ));
-                }
                 let missing = || {
                     EngineError::Session(format!("no job with id '{job_id}'; SHOW JOBS lists them"))
                 };
                 let id: JobId = job_id.parse().map_err(|_| missing())?;
+                if with_savepoint {
+                    let path = self.dispatcher.stop_with_savepoint(id).await?;
+                    return Ok(StatementResult::Table(ResultTable::strings(
+                        &["savepoint path"],
+                        vec![vec![path]],
+                    )?));
+                }
                 if !self.dispatcher.cancel_job(id).await? {
                     return Err(missing());
                 }
@@ -654,6 +656,13 @@ impl Session {
         // go to the client take none either.
         if self.config.runtime_mode() == weir_common::RuntimeMode::Streaming {
             graph.checkpointing = self.config.checkpointing();
+        }
+        if graph.checkpointing.is_none()
+            && let Some(path) = self.config.get(weir_common::config::SAVEPOINT_PATH)
+        {
+            return Err(EngineError::Session(format!(
+                "'execution.savepoint.path' = '{path}' restores state through checkpoints: set 'execution.checkpointing.interval' (in streaming mode) too, or RESET 'execution.savepoint.path'"
+            )));
         }
         Ok(PlannedJob {
             graph,

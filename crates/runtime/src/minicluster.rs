@@ -15,7 +15,9 @@ use tokio::task::JoinHandle;
 use weir_common::StreamBatch;
 
 use crate::RuntimeError;
-use crate::checkpoint::{CheckpointCoordinator, CheckpointSetup, CheckpointStorage};
+use crate::checkpoint::{
+    CheckpointCoordinator, CheckpointSetup, CheckpointStorage, SavepointRequest,
+};
 use crate::deploy::{TaskDeployment, deploy, plan_splits, supervise};
 use crate::exchange::CHANNEL_CAPACITY;
 use crate::graph::{JobGraph, VertexOutput};
@@ -213,6 +215,15 @@ struct JobEntry {
     name: String,
     status: watch::Receiver<JobStatus>,
     abort: tokio::task::AbortHandle,
+    /// Where savepoint requests go, for a job that takes checkpoints.
+    savepoints: Option<SavepointChannel>,
+}
+
+#[derive(Debug, Clone)]
+struct SavepointChannel {
+    requests: mpsc::UnboundedSender<SavepointRequest>,
+    /// 'execution.checkpointing.savepoint-dir'.
+    default_dir: Option<String>,
 }
 
 /// The embedded cluster: runs jobs on this process's tokio runtime, with the
@@ -244,11 +255,22 @@ impl MiniCluster {
             (None, None)
         };
         let name = graph.name.clone();
+        let (savepoints, savepoint_requests) = match &graph.checkpointing {
+            Some(options) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let channel = SavepointChannel {
+                    requests: tx,
+                    default_dir: options.savepoint_dir.clone(),
+                };
+                (Some(channel), Some(rx))
+            }
+            None => (None, None),
+        };
         let job_metrics = Arc::clone(&metrics);
         let driver = tokio::spawn(async move {
             let _ = status_tx.send(JobStatus::Running);
             tracing::info!(job = %id, name = %graph.name, vertices = graph.vertices.len(), "job started");
-            let result = run_job(id, graph, job_metrics, results_tx).await;
+            let result = run_job(id, graph, job_metrics, results_tx, savepoint_requests).await;
             match &result {
                 Ok(()) => tracing::info!(job = %id, "job finished"),
                 Err(RuntimeError::Cancelled) => tracing::info!(job = %id, "job cancelled"),
@@ -263,6 +285,7 @@ impl MiniCluster {
                 name: name.clone(),
                 status: status_rx.clone(),
                 abort: driver.abort_handle(),
+                savepoints,
             });
         }
         Ok(JobHandle {
@@ -283,14 +306,88 @@ impl MiniCluster {
             .lock()
             .map(|jobs| {
                 jobs.iter()
-                    .map(|j| JobSummary {
-                        id: j.id,
-                        name: j.name.clone(),
-                        status: j.status.borrow().clone(),
+                    .map(|j| {
+                        let mut status = j.status.borrow().clone();
+                        // An aborted driver never reports how it ended.
+                        if !status.is_terminal() && j.abort.is_finished() {
+                            status = JobStatus::Cancelled;
+                        }
+                        JobSummary {
+                            id: j.id,
+                            name: j.name.clone(),
+                            status,
+                        }
                     })
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Takes a savepoint of a running job under `dir` (or the job's
+    /// 'execution.checkpointing.savepoint-dir') and returns its path; with
+    /// `stop`, the job is cancelled once its sinks have committed the
+    /// savepoint's data (Flink's stop-with-savepoint).
+    pub async fn savepoint(
+        &self,
+        id: JobId,
+        dir: Option<String>,
+        stop: bool,
+    ) -> Result<String, RuntimeError> {
+        let (channel, status, abort) = {
+            let jobs = self
+                .jobs
+                .lock()
+                .map_err(|_| RuntimeError::Internal("the job list is poisoned".into()))?;
+            let job = jobs
+                .iter()
+                .find(|j| j.id == id)
+                .ok_or_else(|| RuntimeError::Failed(format!("no job with id '{id}'")))?;
+            (
+                job.savepoints.clone(),
+                job.status.clone(),
+                job.abort.clone(),
+            )
+        };
+        let status = status.borrow().clone();
+        if status.is_terminal() {
+            return Err(RuntimeError::Failed(format!(
+                "the job '{id}' is not running ({status})"
+            )));
+        }
+        let channel = channel.ok_or_else(|| {
+            RuntimeError::Checkpoint(format!(
+                "the job '{id}' takes no checkpoints, so it cannot take a savepoint; set 'execution.checkpointing.interval' before submitting it"
+            ))
+        })?;
+        let dir = dir.or(channel.default_dir).ok_or_else(|| {
+            RuntimeError::Checkpoint(
+                "no savepoint directory: set 'execution.checkpointing.savepoint-dir' (or 'state.savepoints.dir')"
+                    .into(),
+            )
+        })?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        channel
+            .requests
+            .send(SavepointRequest {
+                dir,
+                job: id.to_string(),
+                stop,
+                reply,
+            })
+            .map_err(|_| RuntimeError::Failed(format!("the job '{id}' has ended")))?;
+        let path = answer.await.map_err(|_| {
+            RuntimeError::Failed(format!(
+                "the job '{id}' ended before its savepoint completed"
+            ))
+        })??;
+        if stop {
+            abort.abort();
+            // As Flink's stop returns once the job has stopped.
+            while !abort.is_finished() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        Ok(path)
     }
 
     /// Cancels a job; false if no job has this id.
@@ -317,24 +414,36 @@ async fn run_job(
     graph: JobGraph,
     metrics: Arc<JobMetrics>,
     results: Option<mpsc::Sender<StreamBatch>>,
+    savepoints: Option<mpsc::UnboundedReceiver<SavepointRequest>>,
 ) -> Result<(), RuntimeError> {
-    let Some(options) = graph.checkpointing.clone() else {
+    let (Some(options), Some(savepoints)) = (graph.checkpointing.clone(), savepoints) else {
         let splits = plan_splits(&graph, &metrics, None).await?;
         let deployed = deploy_here(id, &graph, splits, metrics, results, None).await?;
         return supervise(deployed.tasks).await;
     };
     let storage = CheckpointStorage::open(options.dir.as_deref(), &graph)?;
-    let restored = storage.latest(&graph).await?.map(Arc::new);
+    // The job's own latest checkpoint, left by an earlier run of it that
+    // did not finish, is newer than the savepoint it started from.
+    let mut restored = storage.latest(&graph).await?;
     storage.clean_incomplete().await?;
     if let Some(restored) = &restored {
         tracing::info!(job = %id, checkpoint = restored.checkpoint, dir = storage.display(), "restoring from checkpoint");
+    } else if let Some(savepoint) = &options.restore {
+        let from = CheckpointStorage::open_savepoint(&savepoint.path)?;
+        restored = Some(
+            from.read_savepoint(&graph, savepoint.ignore_unclaimed)
+                .await?,
+        );
+        tracing::info!(job = %id, path = %savepoint.path, "restoring from savepoint");
     }
+    let restored = restored.map(Arc::new);
     let (coordinator, channels) = CheckpointCoordinator::new(
         options,
         storage.clone(),
         graph.clone(),
         restored.as_ref().map_or(0, |r| r.checkpoint),
         metrics.checkpoint_history(),
+        savepoints,
     );
     let splits = plan_splits(&graph, &metrics, restored.as_deref()).await?;
     let setup = CheckpointSetup { channels, restored };

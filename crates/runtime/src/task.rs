@@ -382,6 +382,14 @@ impl Subtask {
                 .commit(id)
                 .await
                 .map_err(|e| RuntimeError::connector(&self.name, e))?;
+            if let Some(checkpointing) = &self.checkpointing {
+                // Only a stop-with-savepoint waits for this; a coordinator
+                // that is gone waits for nothing.
+                let _ = checkpointing.reports.send(CheckpointReport::Committed {
+                    checkpoint: id,
+                    task: checkpointing.task,
+                });
+            }
         }
         Ok(())
     }

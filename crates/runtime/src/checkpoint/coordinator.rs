@@ -6,11 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use weir_common::CheckpointingOptions;
 
 use super::storage::CheckpointStorage;
-use super::{CheckpointChannels, CheckpointReport, Completed, TaskKey, TaskSnapshot};
+use super::{
+    CheckpointChannels, CheckpointReport, Completed, SavepointRequest, TaskKey, TaskSnapshot,
+};
 use crate::RuntimeError;
 use crate::graph::JobGraph;
 
@@ -37,6 +39,17 @@ pub struct CheckpointStats {
 struct Pending {
     started: Instant,
     acks: BTreeMap<TaskKey, TaskSnapshot>,
+    /// The savepoint the checkpoint is taken for.
+    savepoint: Option<SavepointRequest>,
+}
+
+/// A stop-with-savepoint whose savepoint is written: the job stops once
+/// every sink has committed the savepoint's data.
+struct Stopping {
+    checkpoint: u64,
+    path: String,
+    reply: oneshot::Sender<Result<String, RuntimeError>>,
+    sinks: BTreeSet<TaskKey>,
 }
 
 /// Triggers and completes one job's checkpoints; runs alongside its subtasks.
@@ -53,6 +66,8 @@ pub struct CheckpointCoordinator {
     triggers: watch::Sender<u64>,
     completed: watch::Sender<Completed>,
     reports: mpsc::UnboundedReceiver<CheckpointReport>,
+    savepoints: mpsc::UnboundedReceiver<SavepointRequest>,
+    stopping: Option<Stopping>,
     history: Arc<Mutex<Vec<CheckpointStats>>>,
 }
 
@@ -75,6 +90,7 @@ impl CheckpointCoordinator {
         graph: JobGraph,
         restored_id: u64,
         history: Arc<Mutex<Vec<CheckpointStats>>>,
+        savepoints: mpsc::UnboundedReceiver<SavepointRequest>,
     ) -> (Self, CheckpointChannels) {
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let (triggers, triggers_rx) = watch::channel(restored_id);
@@ -105,6 +121,8 @@ impl CheckpointCoordinator {
             triggers,
             completed,
             reports,
+            savepoints,
+            stopping: None,
             history,
         };
         let channels = CheckpointChannels {
@@ -129,6 +147,11 @@ impl CheckpointCoordinator {
                     self.expire()?;
                     self.maybe_trigger();
                 }
+                Some(request) = self.savepoints.recv() => {
+                    // A savepoint is taken at once, whatever the pause
+                    // and concurrency limits of periodic checkpoints.
+                    self.trigger(Some(request));
+                }
                 report = self.reports.recv() => match report {
                     // Every subtask is gone: the job is being torn down.
                     None => return Ok(()),
@@ -137,6 +160,9 @@ impl CheckpointCoordinator {
                             pending.acks.insert(task, snapshot);
                             self.try_complete(checkpoint).await?;
                         }
+                    }
+                    Some(CheckpointReport::Committed { checkpoint, task }) => {
+                        self.committed(checkpoint, task);
                     }
                     Some(CheckpointReport::Finished { task, snapshot }) => {
                         self.finished.insert(task, snapshot);
@@ -163,17 +189,97 @@ impl CheckpointCoordinator {
         {
             return;
         }
+        self.trigger(None);
+    }
+
+    fn trigger(&mut self, savepoint: Option<SavepointRequest>) {
         let id = self.next_id;
         self.next_id += 1;
+        tracing::debug!(
+            checkpoint = id,
+            savepoint = savepoint.is_some(),
+            "checkpoint triggered"
+        );
         self.pending.insert(
             id,
             Pending {
                 started: Instant::now(),
                 acks: BTreeMap::new(),
+                savepoint,
             },
         );
-        tracing::debug!(checkpoint = id, "checkpoint triggered");
         self.triggers.send_replace(id);
+    }
+
+    /// A sink committed checkpoint `checkpoint`: a stop waiting for it may end.
+    fn committed(&mut self, checkpoint: u64, task: TaskKey) {
+        if let Some(stopping) = &mut self.stopping
+            && checkpoint >= stopping.checkpoint
+        {
+            stopping.sinks.remove(&task);
+        }
+        self.maybe_stop();
+    }
+
+    /// Answers a stop-with-savepoint once no sink has the savepoint's data
+    /// left to commit.
+    fn maybe_stop(&mut self) {
+        if self.stopping.as_ref().is_some_and(|s| s.sinks.is_empty())
+            && let Some(stopping) = self.stopping.take()
+        {
+            let _ = stopping.reply.send(Ok(stopping.path));
+        }
+    }
+
+    /// Writes checkpoint `id` also as the savepoint `request` asked for, and
+    /// answers it (a stop, once the sinks have committed).
+    async fn write_savepoint(
+        &mut self,
+        id: u64,
+        request: SavepointRequest,
+        snapshots: &BTreeMap<TaskKey, TaskSnapshot>,
+    ) {
+        let written = match CheckpointStorage::create_savepoint(&request.dir, &request.job) {
+            Ok(storage) => storage
+                .write_savepoint(id, &self.graph, snapshots)
+                .await
+                .map(|_| storage.display().to_string()),
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(path) if request.stop => {
+                tracing::info!(checkpoint = id, %path, "savepoint written; stopping once the sinks have committed");
+                self.stopping = Some(Stopping {
+                    checkpoint: id,
+                    path,
+                    reply: request.reply,
+                    sinks: self.sink_tasks(),
+                });
+                self.maybe_stop();
+            }
+            Ok(path) => {
+                tracing::info!(checkpoint = id, %path, "savepoint written");
+                let _ = request.reply.send(Ok(path));
+            }
+            Err(e) => {
+                let _ = request.reply.send(Err(e));
+            }
+        }
+    }
+
+    /// The subtasks that end in a sink, and have not finished.
+    fn sink_tasks(&self) -> BTreeSet<TaskKey> {
+        self.tasks
+            .iter()
+            .filter(|t| {
+                self.graph
+                    .vertices
+                    .get(t.vertex.0)
+                    .is_some_and(|v| matches!(v.output, crate::graph::VertexOutput::Sink(_)))
+                    && !self.finished.contains_key(t)
+            })
+            .copied()
+            .collect()
     }
 
     /// Fails checkpoints older than the timeout.
@@ -186,7 +292,8 @@ impl CheckpointCoordinator {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            if let Some(pending) = self.pending.remove(&id) {
+            if let Some(mut pending) = self.pending.remove(&id) {
+                let savepoint = pending.savepoint.take();
                 let missing: Vec<String> = self
                     .tasks
                     .iter()
@@ -199,6 +306,11 @@ impl CheckpointCoordinator {
                     timeout,
                     missing.join(", ")
                 );
+                if let Some(request) = savepoint {
+                    let _ = request.reply.send(Err(RuntimeError::Checkpoint(format!(
+                        "the savepoint (checkpoint {id}) failed: {reason}"
+                    ))));
+                }
                 self.fail(id, pending.started, reason)?;
             }
         }
@@ -247,9 +359,10 @@ impl CheckpointCoordinator {
         if !covered {
             return Ok(());
         }
-        let Some(pending) = self.pending.remove(&id) else {
+        let Some(mut pending) = self.pending.remove(&id) else {
             return Ok(());
         };
+        let savepoint = pending.savepoint.take();
         let mut snapshots = pending.acks;
         for (task, snapshot) in &self.finished {
             snapshots.entry(*task).or_insert_with(|| snapshot.clone());
@@ -280,9 +393,19 @@ impl CheckpointCoordinator {
                 if let Err(e) = self.storage.prune(self.options.num_retained).await {
                     tracing::warn!(error = %e, "cannot delete old checkpoints");
                 }
+                if let Some(request) = savepoint {
+                    self.write_savepoint(id, request, &snapshots).await;
+                }
                 Ok(())
             }
-            Err(e) => self.fail(id, pending.started, e.to_string()),
+            Err(e) => {
+                if let Some(request) = savepoint {
+                    let _ = request.reply.send(Err(RuntimeError::Checkpoint(format!(
+                        "the savepoint (checkpoint {id}) failed: {e}"
+                    ))));
+                }
+                self.fail(id, pending.started, e.to_string())
+            }
         }
     }
 

@@ -130,12 +130,29 @@ pub enum CheckpointReport {
         task: TaskKey,
         snapshot: TaskSnapshot,
     },
+    /// The subtask's sink committed what it staged up to `checkpoint`.
+    Committed { checkpoint: u64, task: TaskKey },
     /// The subtask's input ended and it emitted everything; it takes no more
     /// barriers. Its sink's last committables are in `snapshot`.
     Finished {
         task: TaskKey,
         snapshot: TaskSnapshot,
     },
+}
+
+/// A request for a savepoint of a running job: a checkpoint taken at once
+/// and written also to a directory of its own, which outlives the job.
+#[derive(Debug)]
+pub struct SavepointRequest {
+    /// The directory the savepoint directory is created in.
+    pub dir: String,
+    /// The job's id, which the savepoint is named after.
+    pub job: String,
+    /// Whether the job stops after it: the answer then waits until every
+    /// sink has committed the savepoint's data.
+    pub stop: bool,
+    /// The savepoint's path, or why there is none.
+    pub reply: tokio::sync::oneshot::Sender<Result<String, RuntimeError>>,
 }
 
 /// The latest completed checkpoint, as the coordinator announces it.

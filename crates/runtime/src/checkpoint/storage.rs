@@ -151,12 +151,44 @@ impl CheckpointStorage {
                 display: format!("memory://{key}"),
             });
         };
+        let base = Self::at(dir, "'execution.checkpointing.dir'", true)?;
+        Ok(Self {
+            root: base.root.clone().join(key.as_str()),
+            display: format!("{}/{key}", base.display),
+            store: base.store,
+        })
+    }
+
+    /// A savepoint's directory, to restore from ('execution.savepoint.path').
+    pub fn open_savepoint(path: &str) -> Result<Self, RuntimeError> {
+        Self::at(path, "'execution.savepoint.path'", false)
+    }
+
+    /// A new savepoint directory under `dir`, named as Flink names them:
+    /// `savepoint-<first 6 digits of the job id>-<12 random digits>`.
+    pub fn create_savepoint(dir: &str, job: &str) -> Result<Self, RuntimeError> {
+        let base = Self::at(dir, "the savepoint directory", true)?;
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!(
+            "savepoint-{}-{}",
+            job.get(..6).unwrap_or(job),
+            &random[..12]
+        );
+        Ok(Self {
+            root: base.root.clone().join(name.as_str()),
+            display: format!("{}/{name}", base.display),
+            store: base.store,
+        })
+    }
+
+    /// The store and directory a path or URL names; `what` names the option
+    /// it came from, for errors. A local directory is created if `create`,
+    /// and must exist otherwise.
+    fn at(dir: &str, what: &str, create: bool) -> Result<Self, RuntimeError> {
         let invalid = |reason: String| {
-            RuntimeError::Checkpoint(format!(
-                "'execution.checkpointing.dir' = '{dir}' is not usable: {reason}"
-            ))
+            RuntimeError::Checkpoint(format!("{what} = '{dir}' is not usable: {reason}"))
         };
-        let (store, base): (Arc<dyn ObjectStore>, Path) = match url::Url::parse(dir) {
+        let (store, root): (Arc<dyn ObjectStore>, Path) = match url::Url::parse(dir) {
             Ok(url) if url.scheme().len() > 1 && url.scheme() != "file" => {
                 let (store, path) =
                     object_store::parse_url(&url).map_err(|e| invalid(e.to_string()))?;
@@ -169,7 +201,9 @@ impl CheckpointStorage {
                         .map_err(|_| invalid("not a local file URL".to_string()))?,
                     Err(_) => std::path::PathBuf::from(dir),
                 };
-                std::fs::create_dir_all(&local).map_err(|e| invalid(e.to_string()))?;
+                if create {
+                    std::fs::create_dir_all(&local).map_err(|e| invalid(e.to_string()))?;
+                }
                 let local = local.canonicalize().map_err(|e| invalid(e.to_string()))?;
                 // Deleted checkpoints leave no empty directories behind.
                 let store = object_store::local::LocalFileSystem::new_with_prefix(&local)
@@ -180,8 +214,8 @@ impl CheckpointStorage {
         };
         Ok(Self {
             store,
-            root: base.clone().join(key.as_str()),
-            display: format!("{}/{key}", dir.trim_end_matches('/')),
+            root,
+            display: dir.trim_end_matches('/').to_string(),
         })
     }
 
@@ -209,19 +243,38 @@ impl CheckpointStorage {
         finished: bool,
         snapshots: &BTreeMap<TaskKey, TaskSnapshot>,
     ) -> Result<WrittenCheckpoint, RuntimeError> {
-        let directory = format!("chk-{id}");
+        self.write_in(&format!("chk-{id}"), id, graph, finished, snapshots)
+            .await
+    }
+
+    /// Writes checkpoint `id` as a savepoint: into this storage's directory itself.
+    pub(crate) async fn write_savepoint(
+        &self,
+        id: u64,
+        graph: &JobGraph,
+        snapshots: &BTreeMap<TaskKey, TaskSnapshot>,
+    ) -> Result<WrittenCheckpoint, RuntimeError> {
+        self.write_in("", id, graph, false, snapshots).await
+    }
+
+    /// Writes the state files of checkpoint `id` under `directory` (relative
+    /// to the storage's root), then the manifest.
+    async fn write_in(
+        &self,
+        directory: &str,
+        id: u64,
+        graph: &JobGraph,
+        finished: bool,
+        snapshots: &BTreeMap<TaskKey, TaskSnapshot>,
+    ) -> Result<WrittenCheckpoint, RuntimeError> {
         let mut writes = Vec::new();
         for (task, snapshot) in snapshots {
             for (slot, state) in &snapshot.states {
                 if state.batches.iter().all(|b| b.num_rows() == 0) {
                     continue;
                 }
-                let path = format!(
-                    "{directory}/{}-{}-{}.arrow",
-                    task.vertex,
-                    task.subtask,
-                    slot.name()
-                );
+                let file = format!("{}-{}-{}.arrow", task.vertex, task.subtask, slot.name());
+                let path = within(directory, &file);
                 writes.push(self.write_state(*task, *slot, path, state));
             }
         }
@@ -243,7 +296,7 @@ impl CheckpointStorage {
         };
         let bytes = manifest.files.iter().map(|f| f.bytes).sum();
         let text = manifest.to_json().to_string();
-        let path = self.location(&format!("{directory}/{MANIFEST}"));
+        let path = self.location(&within(directory, MANIFEST));
         self.store
             .put(&path, PutPayload::from(text.into_bytes()))
             .await
@@ -374,36 +427,69 @@ impl CheckpointStorage {
         let Some(id) = self.completed_ids().await?.last().copied() else {
             return Ok(None);
         };
-        let path = self.location(&format!("chk-{id}/{MANIFEST}"));
+        self.read(&format!("chk-{id}"), graph, false)
+            .await
+            .map(Some)
+    }
+
+    /// The savepoint this storage was opened at, read whole. Its state must
+    /// belong to the job's operators unless `ignore_unclaimed`.
+    pub async fn read_savepoint(
+        &self,
+        graph: &JobGraph,
+        ignore_unclaimed: bool,
+    ) -> Result<RestoredCheckpoint, RuntimeError> {
+        self.read("", graph, ignore_unclaimed).await
+    }
+
+    /// Reads the checkpoint whose manifest is in `directory`. A vertex of
+    /// the checkpoint the job does not have (by position and name) is
+    /// refused if it holds state, unless `ignore_unclaimed` drops its state.
+    async fn read(
+        &self,
+        directory: &str,
+        graph: &JobGraph,
+        ignore_unclaimed: bool,
+    ) -> Result<RestoredCheckpoint, RuntimeError> {
+        let manifest_path = within(directory, MANIFEST);
         let text = self
             .store
-            .get(&path)
+            .get(&self.location(&manifest_path))
             .await
-            .map_err(|e| self.error("cannot read a checkpoint's manifest", e))?
+            .map_err(|e| self.error("cannot read the manifest", e))?
             .bytes()
             .await
-            .map_err(|e| self.error("cannot read a checkpoint's manifest", e))?;
-        let manifest = serde_json::from_slice::<Value>(&text)
+            .map_err(|e| self.error("cannot read the manifest", e))?;
+        let mut manifest = serde_json::from_slice::<Value>(&text)
             .ok()
             .as_ref()
             .and_then(Manifest::from_json)
-            .ok_or_else(|| {
-                self.error(
-                    "checkpoint manifest is damaged",
-                    format!("chk-{id}/{MANIFEST}"),
-                )
-            })?;
+            .ok_or_else(|| self.error("the manifest is damaged", &manifest_path))?;
+        let id = manifest.checkpoint;
+        let mut unclaimed = Vec::new();
         for recorded in &manifest.vertices {
             let current = graph.vertices.get(recorded.id.0).map(|v| v.name());
-            if current.as_deref() != Some(recorded.name.as_str()) {
+            if current.as_deref() == Some(recorded.name.as_str()) {
+                continue;
+            }
+            let has_state = manifest.files.iter().any(|f| f.task.vertex == recorded.id);
+            if has_state && !ignore_unclaimed {
                 return Err(RuntimeError::Checkpoint(format!(
-                    "checkpoint {id} in '{}' belongs to another plan: its vertex {} is '{}', the job's is '{}'; delete the directory to start afresh",
+                    "checkpoint {id} in '{}' holds state of an operator the job does not have: its vertex {} is '{}', the job's is '{}'; set 'execution.savepoint.ignore-unclaimed-state' = 'true' to start without that state",
                     self.display,
                     recorded.id,
                     recorded.name,
                     current.unwrap_or_else(|| "missing".into())
                 )));
             }
+            unclaimed.push(recorded.id);
+        }
+        if !unclaimed.is_empty() {
+            tracing::warn!(checkpoint = id, vertices = ?unclaimed, "state of operators the job does not have is ignored");
+            manifest
+                .files
+                .retain(|f| !unclaimed.contains(&f.task.vertex));
+            manifest.vertices.retain(|v| !unclaimed.contains(&v.id));
         }
         let mut states: HashMap<(VertexId, StateSlot), Vec<(usize, OperatorState)>> =
             HashMap::new();
@@ -414,7 +500,7 @@ impl CheckpointStorage {
                 .or_default()
                 .push((file.task.subtask, state));
         }
-        Ok(Some(RestoredCheckpoint {
+        Ok(RestoredCheckpoint {
             checkpoint: id,
             finished: manifest.finished,
             parallelism: manifest
@@ -423,7 +509,7 @@ impl CheckpointStorage {
                 .map(|v| (v.id, v.parallelism))
                 .collect(),
             states,
-        }))
+        })
     }
 
     /// Deletes every checkpoint but the latest `keep` completed ones, and
@@ -481,11 +567,22 @@ impl CheckpointStorage {
 }
 
 /// A stable key for a job's checkpoint directory: its name and the FNV-1a
-/// hash of its plan, so the same script run again finds its checkpoints
-/// and a changed one does not pick up foreign state.
+/// hash of its plan and of the savepoint it starts from, so the same script
+/// run again finds its checkpoints, and a changed one (or one restored from
+/// a savepoint) does not pick up foreign state.
 fn job_key(graph: &JobGraph) -> String {
+    let savepoint = graph
+        .checkpointing
+        .as_ref()
+        .and_then(|c| c.restore.as_ref())
+        .map_or("", |r| r.path.as_str());
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in graph.to_string().bytes().chain(graph.name.bytes()) {
+    for byte in graph
+        .to_string()
+        .bytes()
+        .chain(graph.name.bytes())
+        .chain(savepoint.bytes())
+    {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
@@ -502,6 +599,15 @@ fn job_key(graph: &JobGraph) -> String {
         .take(48)
         .collect();
     format!("{name}-{hash:016x}")
+}
+
+/// `file` in `directory` (relative to a storage's root; empty for the root).
+fn within(directory: &str, file: &str) -> String {
+    if directory.is_empty() {
+        file.to_string()
+    } else {
+        format!("{directory}/{file}")
+    }
 }
 
 /// A completed checkpoint loaded for a restart.
