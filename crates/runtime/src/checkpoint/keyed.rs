@@ -18,6 +18,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::KEY_GROUP_COLUMN;
+use crate::operator::OperatorState;
 
 /// The schema metadata key naming a state batch's part.
 const PART: &str = "weir.state.part";
@@ -95,7 +96,7 @@ impl KeyedState {
 }
 
 /// An operator's event-time watermark as a state batch, read back by
-/// [`StateBatch::watermark`]. It is operator state, not keyed: at another
+/// [`restored_parts`]. It is operator state, not keyed: at another
 /// parallelism it goes whole to one subtask, and the others start from no
 /// watermark, so they keep rows the watermark would drop rather than lose one.
 pub(crate) fn watermark_state(watermark: i64) -> Result<RecordBatch> {
@@ -106,6 +107,26 @@ pub(crate) fn watermark_state(watermark: i64) -> Result<RecordBatch> {
         Arc::new(schema),
         vec![Arc::new(arrow::array::Int64Array::from(vec![watermark]))],
     )?)
+}
+
+/// A restored operator state split into its watermark and its other
+/// batches. The watermark is the lowest of the restored subtasks': at
+/// another parallelism a subtask takes over rows of several, and none of
+/// them is late under the lowest. Restore the rows first, then the watermark.
+pub(crate) fn restored_parts<'a>(
+    state: &'a OperatorState,
+    operator: &'a str,
+) -> Result<(Option<i64>, Vec<StateBatch<'a>>)> {
+    let mut watermark: Option<i64> = None;
+    let mut parts = Vec::with_capacity(state.batches.len());
+    for batch in &state.batches {
+        let part = StateBatch::new(batch, operator);
+        match part.watermark()? {
+            Some(at) => watermark = Some(watermark.map_or(at, |w| w.min(at))),
+            None => parts.push(part),
+        }
+    }
+    Ok((watermark, parts))
 }
 
 /// Reads a batch written by [`KeyedState`] or [`watermark_state`]; every error names the operator.
@@ -133,7 +154,7 @@ impl<'a> StateBatch<'a> {
     }
 
     /// The watermark of a [`watermark_state`] batch; `None` for other parts.
-    pub(crate) fn watermark(&self) -> Result<Option<i64>> {
+    fn watermark(&self) -> Result<Option<i64>> {
         if self.part() != Some(WATERMARK) {
             return Ok(None);
         }
@@ -239,5 +260,24 @@ mod tests {
             2
         );
         assert!(state.boolean("count").is_err());
+    }
+
+    #[test]
+    fn restored_parts_take_the_lowest_watermark_of_the_subtasks() {
+        let rows = KeyedState::new("rows", vec![1])
+            .column("v", Arc::new(Int64Array::from(vec![7])))
+            .build()
+            .expect("rows");
+        let state = OperatorState {
+            batches: vec![
+                watermark_state(50).expect("watermark"),
+                rows,
+                watermark_state(20).expect("watermark"),
+            ],
+        };
+        let (watermark, parts) = restored_parts(&state, "WindowRank").expect("parts");
+        assert_eq!(watermark, Some(20));
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].part(), Some("rows"));
     }
 }

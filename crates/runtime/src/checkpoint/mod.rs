@@ -32,7 +32,7 @@ mod keyed;
 mod storage;
 
 pub use coordinator::{CheckpointCoordinator, CheckpointStats, CheckpointStatus};
-pub(crate) use keyed::{KeyedState, StateBatch, watermark_state};
+pub(crate) use keyed::{KeyedState, StateBatch, restored_parts, watermark_state};
 pub use storage::{CheckpointStorage, RestoredCheckpoint};
 
 use std::fmt;

@@ -26,7 +26,7 @@ use super::aggregate::{
     merge_accumulator_states, output_batch,
 };
 use super::window_assign::window_bounds;
-use crate::checkpoint::{KeyedState, StateBatch, watermark_state};
+use crate::checkpoint::{KeyedState, restored_parts, watermark_state};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 
 /// What a session window aggregation computes; shared by its subtasks.
@@ -226,12 +226,11 @@ impl Operator for SessionWindowAggregate {
 
     fn restore_state(&mut self, state: OperatorState) -> Result<()> {
         let name = self.name.clone();
-        for batch in &state.batches {
-            let state = StateBatch::new(batch, &name);
-            if let Some(at) = state.watermark()? {
-                self.watermark = self.watermark.max(at);
-                continue;
-            }
+        let (watermark, parts) = restored_parts(&state, &name)?;
+        if let Some(at) = watermark {
+            self.watermark = self.watermark.max(at);
+        }
+        for state in &parts {
             let n = state.rows();
             if n == 0 {
                 continue;

@@ -22,7 +22,7 @@ use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 use super::window_agg::TimeDomain;
 
 use super::window_assign::{split_by_time, window_bounds};
-use crate::checkpoint::{KeyedState, StateBatch, watermark_state};
+use crate::checkpoint::{KeyedState, restored_parts, watermark_state};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 
 /// What a window rank computes; shared by its subtasks.
@@ -187,15 +187,15 @@ impl Operator for WindowRank {
                 .output_schema
                 .project(&(0..fields).collect::<Vec<_>>())?,
         );
+        let (watermark, parts) = restored_parts(&state, &name)?;
+        // Rows go back before the watermark, so none of them counts as late.
         let mut late = Collector::default();
-        for batch in &state.batches {
-            let state = StateBatch::new(batch, &name);
-            if let Some(at) = state.watermark()? {
-                self.watermark = self.watermark.max(at);
-            } else {
-                let rows = state.group_batch("row", &input)?;
-                self.process_batch(0, StreamBatch::inserts(rows), &mut late)?;
-            }
+        for part in &parts {
+            let rows = part.group_batch("row", &input)?;
+            self.process_batch(0, StreamBatch::inserts(rows), &mut late)?;
+        }
+        if let Some(at) = watermark {
+            self.watermark = self.watermark.max(at);
         }
         Ok(())
     }

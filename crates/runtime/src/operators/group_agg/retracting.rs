@@ -29,6 +29,13 @@ struct Group {
     emitted: Option<Vec<ScalarValue>>,
 }
 
+impl Group {
+    /// Whether the key has rows or a result: what a snapshot keeps.
+    fn is_live(&self) -> bool {
+        self.rows != 0 || self.emitted.is_some()
+    }
+}
+
 pub(super) struct RowGroups {
     spec: Arc<GroupAggregateSpec>,
     /// Key to group id.
@@ -248,7 +255,7 @@ impl RowGroups {
             )));
         }
         let ids: Vec<usize> = (0..self.groups.len())
-            .filter(|g| self.groups[*g].rows != 0 || self.groups[*g].emitted.is_some())
+            .filter(|g| self.groups[*g].is_live())
             .collect();
         let keys = self.index.keys(&ids)?;
         let mut results: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.spec.calls.len()];
@@ -276,14 +283,12 @@ impl RowGroups {
             .iter()
             .map(|id| Some(self.groups[*id].emitted.is_some()))
             .collect();
-        let mut selected: Vec<&mut Group> = Vec::with_capacity(ids.len());
-        let mut wanted = ids.iter().peekable();
-        for (id, group) in self.groups.iter_mut().enumerate() {
-            if wanted.next_if_eq(&&id).is_some() {
-                selected.push(group);
-            }
-        }
-        let states = accumulator_states(selected.into_iter().map(|g| &mut g.accumulators))?;
+        let states = accumulator_states(
+            self.groups
+                .iter_mut()
+                .filter(|g| g.is_live())
+                .map(|g| &mut g.accumulators),
+        )?;
         let key_groups = crate::exchange::key_groups_of(&keys, ids.len(), max_parallelism)?;
         KeyedState::new("groups", key_groups)
             .group("key", keys)

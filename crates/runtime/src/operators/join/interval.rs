@@ -24,7 +24,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use weir_common::{StreamBatch, Watermark};
 
 use super::{JoinCondition, JoinKind, Side, gather, null_columns, spread};
-use crate::checkpoint::{KeyedState, StateBatch, watermark_state};
+use crate::checkpoint::{KeyedState, StateBatch, restored_parts, watermark_state};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::aggregate::KeyIndex;
 use crate::operators::chunks::ChunkStore;
@@ -417,13 +417,12 @@ impl Operator for IntervalJoin {
     /// that was late before the checkpoint is late after it.
     fn restore_state(&mut self, state: OperatorState) -> Result<()> {
         let name = self.name.clone();
-        for batch in &state.batches {
-            let state = StateBatch::new(batch, &name);
-            if let Some(at) = state.watermark()? {
-                self.watermark = self.watermark.max(at);
-            } else {
-                self.restore_side(&state)?;
-            }
+        let (watermark, sides) = restored_parts(&state, &name)?;
+        for side in &sides {
+            self.restore_side(side)?;
+        }
+        if let Some(at) = watermark {
+            self.watermark = self.watermark.max(at);
         }
         Ok(())
     }

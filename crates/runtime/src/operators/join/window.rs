@@ -21,7 +21,7 @@ use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 
 use super::batch::join_batches;
 use super::{JoinCondition, Side};
-use crate::checkpoint::{KeyedState, StateBatch, watermark_state};
+use crate::checkpoint::{KeyedState, restored_parts, watermark_state};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::window_agg::TimeDomain;
 use crate::operators::window_assign::{split_by_time, window_bounds};
@@ -123,16 +123,16 @@ impl Operator for WindowJoin {
 
     fn restore_state(&mut self, state: OperatorState) -> Result<()> {
         let name = self.name.clone();
+        let (watermark, parts) = restored_parts(&state, &name)?;
+        // Rows go back before the watermark, so none of them counts as late.
         let mut late = Collector::default();
-        for batch in &state.batches {
-            let state = StateBatch::new(batch, &name);
-            if let Some(at) = state.watermark()? {
-                self.watermark = self.watermark.max(at);
-            } else {
-                let side = Side::of_state(&state)?;
-                let rows = state.group_batch("row", self.spec.condition.schema(side))?;
-                self.process_batch(side.index(), StreamBatch::inserts(rows), &mut late)?;
-            }
+        for part in &parts {
+            let side = Side::of_state(part)?;
+            let rows = part.group_batch("row", self.spec.condition.schema(side))?;
+            self.process_batch(side.index(), StreamBatch::inserts(rows), &mut late)?;
+        }
+        if let Some(at) = watermark {
+            self.watermark = self.watermark.max(at);
         }
         Ok(())
     }
