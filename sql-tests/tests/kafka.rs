@@ -142,13 +142,23 @@ impl Broker {
     }
 
     /// Every record in `topic` as (key, value), in offset order per partition.
+    ///
+    /// Reads up to each partition's high watermark, then asks for the
+    /// watermarks again and goes on until they stand still: a broker may
+    /// acknowledge a record a moment before its watermark moves past it.
     fn consume_all(&self, topic: &str) -> Vec<(Option<String>, Option<String>)> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", "test-reader")
-            .create()
-            .expect("consumer");
-        let metadata = consumer
+        let client = || -> BaseConsumer {
+            ClientConfig::new()
+                .set("bootstrap.servers", &self.bootstrap)
+                .set("group.id", "test-reader")
+                .create()
+                .expect("consumer")
+        };
+        // Offsets are asked for on a client of their own: the reading one
+        // answers only between its long-polling fetches.
+        let offsets = client();
+        let consumer = client();
+        let metadata = offsets
             .fetch_metadata(Some(topic), TIMEOUT)
             .expect("metadata");
         let partitions: Vec<i32> = metadata.topics()[0]
@@ -156,13 +166,31 @@ impl Broker {
             .iter()
             .map(|p| p.id())
             .collect();
+        drop(metadata);
+        let high_watermarks = || -> Vec<i64> {
+            partitions
+                .iter()
+                .map(|&p| {
+                    offsets
+                        .fetch_watermarks(topic, p, TIMEOUT)
+                        .expect("watermarks")
+                        .1
+                })
+                .collect()
+        };
+        // The next offset to read, per partition (indexed like `partitions`).
+        let mut next: Vec<i64> = partitions
+            .iter()
+            .map(|&p| {
+                offsets
+                    .fetch_watermarks(topic, p, TIMEOUT)
+                    .expect("watermarks")
+                    .0
+            })
+            .collect();
+        let mut high = high_watermarks();
         let mut list = TopicPartitionList::new();
-        let mut remaining = 0;
         for &p in &partitions {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, p, TIMEOUT)
-                .expect("watermarks");
-            remaining += high - low;
             list.add_partition_offset(topic, p, Offset::Beginning)
                 .expect("offset");
         }
@@ -170,22 +198,36 @@ impl Broker {
         drop(list);
         let mut records = Vec::new();
         let deadline = std::time::Instant::now() + TIMEOUT;
-        while remaining > 0 && std::time::Instant::now() < deadline {
-            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-                let message = message.expect("message");
-                records.push((
-                    message
-                        .key()
-                        .map(|k| String::from_utf8_lossy(k).into_owned()),
-                    message
-                        .payload()
-                        .map(|v| String::from_utf8_lossy(v).into_owned()),
-                ));
-                remaining -= 1;
+        loop {
+            while next.iter().zip(&high).any(|(n, h)| n < h) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "topic '{topic}': read up to {next:?} of {high:?} within {TIMEOUT:?}"
+                );
+                if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                    let message = message.expect("message");
+                    let index = partitions
+                        .iter()
+                        .position(|&p| p == message.partition())
+                        .expect("an assigned partition");
+                    next[index] = message.offset() + 1;
+                    records.push((
+                        message
+                            .key()
+                            .map(|k| String::from_utf8_lossy(k).into_owned()),
+                        message
+                            .payload()
+                            .map(|v| String::from_utf8_lossy(v).into_owned()),
+                    ));
+                }
             }
+            std::thread::sleep(Duration::from_millis(200));
+            let again = high_watermarks();
+            if again == high {
+                return records;
+            }
+            high = again;
         }
-        drop(metadata);
-        records
     }
 
     /// Commits `offset` for `group` on partition 0 of `topic`.
@@ -313,6 +355,10 @@ async fn kafka_to_window_aggregation_to_kafka_and_files() {
     }
     let expected = sorted(expected);
 
+    // The file sink first: if it is right, the query was, and a wrong topic
+    // points at the Kafka sink.
+    let files = db.rows("SELECT * FROM counts_file").await.expect("files");
+    assert_eq!(sorted(files), expected);
     let written = broker.consume_all(&output);
     assert_eq!(written.len(), expected.len(), "records in the output topic");
     assert!(written.iter().all(|(key, _)| key.is_none()));
@@ -330,8 +376,6 @@ async fn kafka_to_window_aggregation_to_kafka_and_files() {
         sorted(db.rows(&read_back).await.expect("read back")),
         expected
     );
-    let files = db.rows("SELECT * FROM counts_file").await.expect("files");
-    assert_eq!(sorted(files), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
