@@ -196,7 +196,12 @@ fn a_killed_join_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_o
 }
 
 fn crash_and_compare(case: Case) -> TestResult {
-    let dir = tempfile::TempDir::new()?;
+    let mut dir = tempfile::TempDir::new()?;
+    // WEIR_CRASH_KEEP=1 keeps the inputs, outputs, checkpoints and logs.
+    if std::env::var_os("WEIR_CRASH_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("keeping {}", dir.path().display());
+    }
     let input = dir.path().join("bids");
     write_input(&input)?;
 

@@ -183,6 +183,12 @@ impl SourceFactory for FileSource {
         &self,
         context: SourceContext,
     ) -> Result<Box<dyn SourceReader>, ConnectorError> {
+        Ok(Box::new(self.reader(context)?))
+    }
+}
+
+impl FileSource {
+    fn reader(&self, context: SourceContext) -> Result<FileReader, ConnectorError> {
         let ranges = context
             .splits
             .iter()
@@ -212,7 +218,7 @@ impl SourceFactory for FileSource {
                     .create_decoder(Arc::clone(&self.schema), context.projection.clone())?,
             ),
         };
-        Ok(Box::new(FileReader {
+        Ok(FileReader {
             store: Arc::clone(&self.location.store),
             ranges,
             skip,
@@ -222,7 +228,7 @@ impl SourceFactory for FileSource {
             decoder,
             output_schema,
             metrics: context.metrics,
-        }))
+        })
     }
 }
 
@@ -251,26 +257,9 @@ impl SourceReader for FileReader {
     async fn next_event(&mut self) -> Result<Option<SourceEvent>, ConnectorError> {
         loop {
             let Some((index, split)) = &mut self.current else {
-                let Some(range) = self.ranges.get(self.next_range).cloned() else {
+                if !self.open_next().await? {
                     return Ok(None);
-                };
-                let index = self.next_range;
-                let open = match &self.decoder {
-                    Some(_) => OpenSplit::Lines(LineSplit::open(&self.store, range)?),
-                    None => OpenSplit::Parquet(
-                        ParquetFileReader::open(
-                            &self.store,
-                            &range.path,
-                            range.end,
-                            Arc::clone(&self.output_schema),
-                        )
-                        .await?,
-                    ),
-                };
-                // Only now: a cancelled open (idle timeout) is retried, not skipped.
-                self.next_range += 1;
-                self.current = Some((index, open));
-                self.returned = 0;
+                }
                 continue;
             };
             let index = *index;
@@ -313,16 +302,46 @@ impl SourceReader for FileReader {
 }
 
 impl FileReader {
-    /// The ranges not read to their end; the current one with its position.
+    /// Opens the next range; false when every range was read.
+    async fn open_next(&mut self) -> Result<bool, ConnectorError> {
+        let Some(range) = self.ranges.get(self.next_range).cloned() else {
+            return Ok(false);
+        };
+        let open = match &self.decoder {
+            Some(_) => OpenSplit::Lines(LineSplit::open(&self.store, range)?),
+            None => OpenSplit::Parquet(
+                ParquetFileReader::open(
+                    &self.store,
+                    &range.path,
+                    range.end,
+                    Arc::clone(&self.output_schema),
+                )
+                .await?,
+            ),
+        };
+        // Only now: a cancelled open (idle timeout, checkpoint) is retried, not skipped.
+        self.current = Some((self.next_range, open));
+        self.next_range += 1;
+        self.returned = 0;
+        Ok(true)
+    }
+
+    /// The ranges not read to their end, each with its position: the
+    /// current one's rows returned so far, but never less than the position
+    /// it was restored with; one not opened yet keeps that position. (A
+    /// restored reader skips its rows a read at a time, so a checkpoint
+    /// taken while it is still skipping must not move it back.)
     fn remaining(&self) -> Vec<SourceSplit> {
         let mut splits = Vec::new();
         if let Some((index, _)) = &self.current {
             let mut split = self.ranges[*index].to_split();
-            split.position = Some(self.returned.to_string());
+            split.position = Some(self.returned.max(self.skip[*index]).to_string());
             splits.push(split);
         }
-        for range in &self.ranges[self.next_range..] {
-            splits.push(range.to_split());
+        for (range, &skip) in self.ranges.iter().zip(&self.skip).skip(self.next_range) {
+            let mut split = range.to_split();
+            split.position = (skip > 0).then(|| skip.to_string());
+            splits.push(split);
         }
         splits
     }
@@ -619,9 +638,22 @@ mod tests {
         // Inside a split, the position is the rows already returned.
         let mut first = source.plan_splits(1).await.expect("splits").remove(0);
         first.position = Some("5".into());
-        let mut reader = open(vec![first]).await.expect("reader");
+        let mut reader = open(vec![first.clone()]).await.expect("reader");
         let event = reader.next_event().await.expect("event").expect("rows");
         assert_eq!(ids(event).first(), Some(&5));
+        // A checkpoint before the restored reader opened its split, or
+        // while it is still skipping rows, keeps the restored position.
+        let context = SourceContext {
+            subtask: 0,
+            parallelism: 1,
+            splits: vec![first.clone()],
+            projection: None,
+            metrics: Arc::new(SourceMetrics::default()),
+        };
+        let mut reader = source.reader(context).expect("reader");
+        assert_eq!(reader.snapshot().expect("snapshot"), vec![first.clone()]);
+        assert!(reader.open_next().await.expect("opens"));
+        assert_eq!(reader.snapshot().expect("snapshot"), vec![first]);
     }
 
     #[tokio::test]
