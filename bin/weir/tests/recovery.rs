@@ -3,7 +3,8 @@
 //! ends with exactly the output of an undisturbed run: no row lost, none
 //! written twice. Each job reads files, keeps keyed state behind a hash
 //! exchange at parallelism 2 (event-time windows; a regular join), and
-//! writes files with the two-phase commit of the filesystem sink.
+//! writes files with the two-phase commit of the filesystem sink; or reads
+//! a Kafka topic and writes an upsert-kafka topic (the mock cluster).
 //!
 //! A savepoint taken from the shell with `STOP JOB '<id>' WITH SAVEPOINT`
 //! at parallelism 1 and restored at parallelism 3 also ends with exactly
@@ -14,6 +15,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -168,65 +175,250 @@ fn weir_run(dir: &Path, script: &Path, log: &Path) -> std::io::Result<std::proce
         .spawn()
 }
 
-/// A crash test: a script over the bids, and how many rows it writes.
-struct Case {
-    script: fn(&Path, &Path, &Path) -> String,
+/// A crash test: a job over the bids in `dir`, written to an output of a
+/// given name, and how many rows its output has.
+struct Case<'a> {
+    dir: &'a Path,
+    /// The script that writes to the output named `output` and takes
+    /// checkpoints under `checkpoints`.
+    script: &'a dyn Fn(&str, &Path) -> String,
+    /// Called with an output's name before the first run that writes it.
+    before_first_run: &'a dyn Fn(&str),
+    /// The output named `output`, one sorted line per row.
+    output: &'a dyn Fn(&str) -> std::io::Result<Vec<String>>,
     expected_rows: usize,
+}
+
+/// A directory for a crash test; WEIR_CRASH_KEEP=1 keeps it (inputs,
+/// outputs, checkpoints and logs) and prints where.
+fn crash_dir() -> std::io::Result<tempfile::TempDir> {
+    let mut dir = tempfile::TempDir::new()?;
+    if std::env::var_os("WEIR_CRASH_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("keeping {}", dir.path().display());
+    }
+    Ok(dir)
+}
+
+/// A crash test of a job from the bid files to files.
+fn files_case(script: fn(&Path, &Path, &Path) -> String, expected_rows: usize) -> TestResult {
+    let dir = crash_dir()?;
+    let input = dir.path().join("bids");
+    write_input(&input)?;
+    crash_and_compare(Case {
+        dir: dir.path(),
+        script: &|output, checkpoints| script(&input, &dir.path().join(output), checkpoints),
+        before_first_run: &|_| {},
+        output: &|output| output_lines(&dir.path().join(output)),
+        expected_rows,
+    })
 }
 
 #[test]
 fn a_killed_window_aggregation_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_output()
 -> TestResult {
-    crash_and_compare(Case {
-        script: window_script,
-        // One row per auction and minute.
-        expected_rows: 13 * (FILES * ROWS_PER_FILE / 10).div_ceil(60),
-    })
+    // One row per auction and minute.
+    files_case(
+        window_script,
+        13 * (FILES * ROWS_PER_FILE / 10).div_ceil(60),
+    )
 }
 
 #[test]
 fn a_killed_join_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_output() -> TestResult
 {
-    crash_and_compare(Case {
-        script: join_script,
-        expected_rows: (0..FILES * ROWS_PER_FILE)
+    files_case(
+        join_script,
+        (0..FILES * ROWS_PER_FILE)
             .filter(|n| n % 13 < AUCTIONS && (n * 7919) % 1000 > 500)
             .count(),
+    )
+}
+
+/// Bids as JSON in a Kafka topic of [`BID_PARTITIONS`] partitions (each
+/// in time order), one-minute totals per auction written to an upsert-kafka
+/// topic keyed by auction and window. The broker is librdkafka's mock
+/// cluster, run by this test and reached by `weir` over loopback. Each run
+/// (undisturbed, then crashed) reads a topic of its own that the test fills
+/// at a steady rate while the job runs, so kills land mid-stream; the job
+/// ends at the offsets the test will have written ('specific-offsets').
+///
+/// A killed run may have written results the restarted run writes again
+/// ('at-least-once', the sink's default); as upserts of the same keys and
+/// values they leave the table unchanged, so the topic read as a table
+/// (the last value per key) must equal the undisturbed run's, row for row.
+/// Had a source not resumed from its checkpointed offsets, restored window
+/// state would count rows twice and the totals would differ.
+#[test]
+fn a_killed_kafka_pipeline_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_table()
+-> TestResult {
+    let dir = crash_dir()?;
+    let kafka = MockCluster::new(1)?;
+    let bootstrap = kafka.bootstrap_servers();
+    for output in ["reference", "out"] {
+        kafka.create_topic(&format!("bids-{output}"), BID_PARTITIONS as i32, 1)?;
+        kafka.create_topic(output, 2, 1)?;
+    }
+    let stops: Vec<String> = (0..BID_PARTITIONS)
+        .map(|p| format!("partition:{p},offset:{}", KAFKA_BIDS / BID_PARTITIONS))
+        .collect();
+    let stops = stops.join(";");
+    let script = |output: &str, checkpoints: &Path| {
+        format!(
+            "{settings}\
+             CREATE TABLE bids (auction BIGINT, price BIGINT, ts TIMESTAMP(3),\n\
+               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
+               WITH ('connector' = 'kafka', 'topic' = 'bids-{output}',\n\
+                 'properties.bootstrap.servers' = '{bootstrap}',\n\
+                 'properties.group.id' = 'weir-{output}',\n\
+                 'scan.startup.mode' = 'earliest-offset',\n\
+                 'scan.bounded.mode' = 'specific-offsets',\n\
+                 'scan.bounded.specific-offsets' = '{stops}',\n\
+                 'format' = 'json');\n\
+             CREATE TABLE totals (auction BIGINT, window_start TIMESTAMP(3), bids BIGINT, total BIGINT,\n\
+               PRIMARY KEY (auction, window_start) NOT ENFORCED)\n\
+               WITH ('connector' = 'upsert-kafka', 'topic' = '{output}',\n\
+                 'properties.bootstrap.servers' = '{bootstrap}',\n\
+                 'key.format' = 'json', 'value.format' = 'json');\n\
+             INSERT INTO totals\n\
+               SELECT auction, window_start, COUNT(*), SUM(price)\n\
+               FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' MINUTE))\n\
+               GROUP BY auction, window_start, window_end;\n",
+            settings = checkpointed(checkpoints),
+        )
+    };
+    std::thread::scope(|scope| {
+        crash_and_compare(Case {
+            dir: dir.path(),
+            script: &script,
+            before_first_run: &|output| {
+                let bootstrap = bootstrap.clone();
+                let topic = format!("bids-{output}");
+                scope.spawn(move || produce_bids(&bootstrap, &topic));
+            },
+            output: &|topic| Ok(topic_as_table(&bootstrap, topic)),
+            // One row per auction and minute.
+            expected_rows: 13 * (KAFKA_BIDS / 10).div_ceil(60),
+        })
     })
 }
 
-fn crash_and_compare(case: Case) -> TestResult {
-    let mut dir = tempfile::TempDir::new()?;
-    // WEIR_CRASH_KEEP=1 keeps the inputs, outputs, checkpoints and logs.
-    if std::env::var_os("WEIR_CRASH_KEEP").is_some() {
-        dir.disable_cleanup(true);
-        eprintln!("keeping {}", dir.path().display());
-    }
-    let input = dir.path().join("bids");
-    write_input(&input)?;
+/// Bids the Kafka crash test writes per run; the mock cluster keeps at
+/// most 5 MB per partition.
+const KAFKA_BIDS: usize = 240_000;
+const BID_PARTITIONS: usize = 6;
 
+/// Writes [`KAFKA_BIDS`] bids to `topic` over about four seconds; bid `n`
+/// goes to partition `n % BID_PARTITIONS`.
+fn produce_bids(bootstrap: &str, topic: &str) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let chunk = KAFKA_BIDS / 40;
+    for n in 0..KAFKA_BIDS {
+        if n % chunk == 0 {
+            producer.flush(Duration::from_secs(30)).expect("flushed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let value = format!(
+            r#"{{"auction": {}, "price": {}, "ts": "{}"}}"#,
+            n % 13,
+            (n * 7919) % 1000,
+            chrono_like(1_704_067_200_000_i64 + (n as i64) * 100)
+        );
+        let mut record: BaseRecord<'_, (), String> = BaseRecord::to(topic)
+            .payload(&value)
+            .partition((n % BID_PARTITIONS) as i32);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((error, _)) => panic!("cannot write bids: {error}"),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).expect("flushed");
+}
+
+/// The upsert topic `topic` read to its end as a table: `key => value` per
+/// key whose last record is not a tombstone, sorted.
+fn topic_as_table(bootstrap: &str, topic: &str) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "recovery-test")
+        .create()
+        .expect("consumer");
+    let timeout = Duration::from_secs(30);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .expect("metadata");
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    drop(metadata);
+    let mut list = TopicPartitionList::new();
+    let mut remaining = 0;
+    for &p in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .expect("watermarks");
+        remaining += high - low;
+        list.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("offset");
+    }
+    consumer.assign(&list).expect("assign");
+    drop(list);
+    let mut table = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + timeout;
+    while remaining > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: {remaining} records not read"
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("message");
+            let text =
+                |bytes: Option<&[u8]>| bytes.map(|b| String::from_utf8_lossy(b).into_owned());
+            let key = text(message.key()).expect("a keyed record");
+            match text(message.payload()) {
+                Some(value) => table.insert(key, value),
+                None => table.remove(&key),
+            };
+            remaining -= 1;
+        }
+    }
+    table
+        .into_iter()
+        .map(|(key, value)| format!("{key} => {value}"))
+        .collect()
+}
+
+fn crash_and_compare(case: Case<'_>) -> TestResult {
+    let dir = case.dir;
     // The undisturbed run (checkpointing too, so the last commit is tested).
-    let reference_out = dir.path().join("reference");
-    let reference_chk = dir.path().join("reference-chk");
-    let reference_script = dir.path().join("reference.sql");
+    let reference_chk = dir.join("reference-chk");
+    let reference_script = dir.join("reference.sql");
     std::fs::write(
         &reference_script,
-        (case.script)(&input, &reference_out, &reference_chk),
+        (case.script)("reference", &reference_chk),
     )?;
+    (case.before_first_run)("reference");
     let started = Instant::now();
-    let status = weir_run(
-        dir.path(),
-        &reference_script,
-        &dir.path().join("reference.log"),
-    )?
-    .wait()?;
+    let status = weir_run(dir, &reference_script, &dir.join("reference.log"))?.wait()?;
     let undisturbed = started.elapsed();
     assert!(
         status.success(),
         "the undisturbed run failed: {}",
-        std::fs::read_to_string(dir.path().join("reference.log"))?
+        std::fs::read_to_string(dir.join("reference.log"))?
     );
-    let expected = output_lines(&reference_out)?;
+    let expected = (case.output)("reference")?;
     assert_eq!(expected.len(), case.expected_rows);
     let leftovers: Vec<PathBuf> = walk(&reference_chk)?;
     assert!(
@@ -245,17 +437,17 @@ fn crash_and_compare(case: Case) -> TestResult {
         });
     eprintln!("crash seed {seed} (set WEIR_CRASH_SEED to repeat); undisturbed run {undisturbed:?}");
     let mut random = Lcg(seed);
-    let output = dir.path().join("out");
-    let checkpoints = dir.path().join("chk");
-    let crash_script = dir.path().join("crash.sql");
-    std::fs::write(&crash_script, (case.script)(&input, &output, &checkpoints))?;
+    let checkpoints = dir.join("chk");
+    let crash_script = dir.join("crash.sql");
+    std::fs::write(&crash_script, (case.script)("out", &checkpoints))?;
+    (case.before_first_run)("out");
     let mut kills = 0;
     let mut restored = 0;
     let mut finished = false;
     for attempt in 0..4 {
-        let log = dir.path().join(format!("attempt-{attempt}.log"));
+        let log = dir.join(format!("attempt-{attempt}.log"));
         let before = latest_checkpoint(&checkpoints)?;
-        let mut child = weir_run(dir.path(), &crash_script, &log)?;
+        let mut child = weir_run(dir, &crash_script, &log)?;
         if attempt == 0 {
             // Most likely before the first checkpoint: a restart from scratch.
             std::thread::sleep(Duration::from_millis(100 + random.next(500)));
@@ -286,8 +478,8 @@ fn crash_and_compare(case: Case) -> TestResult {
         }
     }
     if !finished {
-        let log = dir.path().join("final.log");
-        let status = weir_run(dir.path(), &crash_script, &log)?.wait()?;
+        let log = dir.join("final.log");
+        let status = weir_run(dir, &crash_script, &log)?.wait()?;
         assert!(
             status.success(),
             "the last run failed: {}",
@@ -298,7 +490,7 @@ fn crash_and_compare(case: Case) -> TestResult {
         }
     }
     eprintln!("{kills} runs killed, {restored} restored from a checkpoint");
-    let actual = output_lines(&output)?;
+    let actual = (case.output)("out")?;
     let expected_set: BTreeSet<&String> = expected.iter().collect();
     let actual_set: BTreeSet<&String> = actual.iter().collect();
     let missing = expected_set.difference(&actual_set).count();

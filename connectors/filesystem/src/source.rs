@@ -296,7 +296,7 @@ impl SourceReader for FileReader {
         }
     }
 
-    fn snapshot(&mut self) -> Result<Vec<SourceSplit>, ConnectorError> {
+    fn snapshot(&mut self, _checkpoint_id: u64) -> Result<Vec<SourceSplit>, ConnectorError> {
         Ok(self.remaining())
     }
 }
@@ -628,7 +628,7 @@ mod tests {
                 seen.extend(ids(event));
             }
         }
-        let snapshot = reader.snapshot().expect("snapshot");
+        let snapshot = reader.snapshot(1).expect("snapshot");
         assert!(snapshot.len() > 1, "the current split and the rest");
         let mut resumed = open(snapshot).await.expect("reader");
         while let Some(event) = resumed.next_event().await.expect("event") {
@@ -651,9 +651,9 @@ mod tests {
             metrics: Arc::new(SourceMetrics::default()),
         };
         let mut reader = source.reader(context).expect("reader");
-        assert_eq!(reader.snapshot().expect("snapshot"), vec![first.clone()]);
+        assert_eq!(reader.snapshot(1).expect("snapshot"), vec![first.clone()]);
         assert!(reader.open_next().await.expect("opens"));
-        assert_eq!(reader.snapshot().expect("snapshot"), vec![first]);
+        assert_eq!(reader.snapshot(1).expect("snapshot"), vec![first]);
     }
 
     #[tokio::test]

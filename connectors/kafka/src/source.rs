@@ -16,8 +16,17 @@
 //! small bounded channel, so a slow job slows the consumer instead of
 //! growing memory. Dropping the reader closes the channel, and the thread
 //! stops at its next send or poll.
+//!
+//! Checkpoints: each batch travels with the offset its partition is read
+//! up to, so the reader knows, for the rows it handed out, where every
+//! partition stands; that is a split's position in a checkpoint, and a
+//! reader restored from it starts there. Offsets are committed to the
+//! table's 'properties.group.id' every few seconds until the job takes its
+//! first checkpoint, and from then on when a checkpoint completes, with the
+//! offsets recorded in it (as Flink does; the group's offsets are for
+//! monitoring and for 'group-offsets' startup, never for recovery).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -95,6 +104,20 @@ impl PartitionSplit {
             start,
             stop,
         })
+    }
+
+    /// The split to read: from its checkpointed position, if it has one.
+    fn restore(split: &SourceSplit) -> Result<Self, ConnectorError> {
+        let mut parsed = Self::parse(split)?;
+        if let Some(position) = &split.position {
+            parsed.start = position.parse().map_err(|_| {
+                ConnectorError::NotFound(format!(
+                    "malformed position '{position}' of Kafka split '{}'",
+                    split.id
+                ))
+            })?;
+        }
+        Ok(parsed)
     }
 
     fn finished(&self, position: i64) -> bool {
@@ -289,7 +312,7 @@ impl SourceFactory for KafkaSource {
         let splits = context
             .splits
             .iter()
-            .map(PartitionSplit::parse)
+            .map(PartitionSplit::restore)
             .collect::<Result<Vec<_>, _>>()?;
         let assembler = RowAssembler::try_new(
             &self.config,
@@ -298,14 +321,20 @@ impl SourceFactory for KafkaSource {
             context.projection.as_deref(),
         )?;
         let (sender, events) = mpsc::channel(CHANNEL_BATCHES);
+        let (commit_sender, commits) = std::sync::mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
+        let checkpointed = Arc::new(AtomicBool::new(false));
+        let positions = splits.iter().map(|s| s.start).collect();
+        let finished = vec![false; splits.len()];
         let work = ConsumerThread {
             config: Arc::clone(&self.config),
-            splits,
+            splits: splits.clone(),
             assembler,
             metrics: Arc::clone(&context.metrics),
             sender,
             stop: Arc::clone(&stop),
+            checkpointed: Arc::clone(&checkpointed),
+            commits,
         };
         std::thread::Builder::new()
             .name(format!("kafka-{}-{}", self.config.table, context.subtask))
@@ -314,14 +343,45 @@ impl SourceFactory for KafkaSource {
                 context: "cannot start a Kafka consumer thread".to_string(),
                 source: e,
             })?;
-        Ok(Box::new(KafkaReader { events, stop }))
+        Ok(Box::new(KafkaReader {
+            events,
+            stop,
+            splits,
+            positions,
+            finished,
+            checkpointed,
+            pending_commits: VecDeque::new(),
+            commits: commit_sender,
+        }))
     }
 }
 
+/// What the consumer thread hands to the reader.
+struct Handed {
+    event: Option<SourceEvent>,
+    /// The split the event's rows come from is read up to (not including)
+    /// this offset; with no event, offsets without rows were passed
+    /// (records skipped as malformed, transaction markers).
+    position: Option<(usize, i64)>,
+}
+
+/// Offsets to commit to the group: (topic, partition, next offset).
+type GroupOffsets = Vec<(String, i32, i64)>;
+
 /// The subtask's side: events from the consumer thread.
 struct KafkaReader {
-    events: mpsc::Receiver<Result<SourceEvent, ConnectorError>>,
+    events: mpsc::Receiver<Result<Handed, ConnectorError>>,
     stop: Arc<AtomicBool>,
+    splits: Vec<PartitionSplit>,
+    /// Per split, the offset after the last row handed out.
+    positions: Vec<i64>,
+    finished: Vec<bool>,
+    /// Set at the first checkpoint: the thread stops committing by time.
+    checkpointed: Arc<AtomicBool>,
+    /// Offsets of checkpoints taken and not completed yet, oldest first.
+    pending_commits: VecDeque<(u64, GroupOffsets)>,
+    /// Offsets of completed checkpoints, for the thread to commit.
+    commits: std::sync::mpsc::Sender<GroupOffsets>,
 }
 
 impl Drop for KafkaReader {
@@ -333,8 +393,62 @@ impl Drop for KafkaReader {
 #[async_trait]
 impl SourceReader for KafkaReader {
     async fn next_event(&mut self) -> Result<Option<SourceEvent>, ConnectorError> {
-        // `recv` is cancel-safe: an event is either returned or stays queued.
-        self.events.recv().await.transpose()
+        loop {
+            // `recv` is cancel-safe: an event is either returned or stays
+            // queued, and a position is applied with the rows it follows.
+            let Some(handed) = self.events.recv().await.transpose()? else {
+                return Ok(None);
+            };
+            if let Some((split, offset)) = handed.position
+                && let Some(position) = self.positions.get_mut(split)
+            {
+                *position = offset;
+            }
+            if let Some(SourceEvent::SplitFinished { split }) = &handed.event
+                && let Some(finished) = self.finished.get_mut(*split)
+            {
+                *finished = true;
+            }
+            if handed.event.is_some() {
+                return Ok(handed.event);
+            }
+        }
+    }
+
+    fn snapshot(&mut self, checkpoint_id: u64) -> Result<Vec<SourceSplit>, ConnectorError> {
+        self.checkpointed.store(true, Ordering::Relaxed);
+        let mut splits = Vec::new();
+        let mut offsets = Vec::with_capacity(self.splits.len());
+        for (i, split) in self.splits.iter().enumerate() {
+            let position = self.positions[i];
+            offsets.push((split.topic.clone(), split.partition, position));
+            if !self.finished[i] {
+                let mut split = split.to_split();
+                split.position = Some(position.to_string());
+                splits.push(split);
+            }
+        }
+        self.pending_commits.push_back((checkpoint_id, offsets));
+        Ok(splits)
+    }
+
+    async fn notify_checkpoint_complete(
+        &mut self,
+        checkpoint_id: u64,
+    ) -> Result<(), ConnectorError> {
+        let mut latest = None;
+        while self
+            .pending_commits
+            .front()
+            .is_some_and(|(id, _)| *id <= checkpoint_id)
+        {
+            latest = self.pending_commits.pop_front().map(|(_, offsets)| offsets);
+        }
+        if let Some(offsets) = latest {
+            // A thread that has ended committed its final offsets itself.
+            let _ = self.commits.send(offsets);
+        }
+        Ok(())
     }
 }
 
@@ -352,8 +466,12 @@ struct ConsumerThread {
     splits: Vec<PartitionSplit>,
     assembler: RowAssembler,
     metrics: Arc<SourceMetrics>,
-    sender: mpsc::Sender<Result<SourceEvent, ConnectorError>>,
+    sender: mpsc::Sender<Result<Handed, ConnectorError>>,
     stop: Arc<AtomicBool>,
+    /// Set once the job checkpoints: offsets are then committed only for
+    /// completed checkpoints, as they arrive on `commits`.
+    checkpointed: Arc<AtomicBool>,
+    commits: std::sync::mpsc::Receiver<GroupOffsets>,
 }
 
 /// Why the consumer thread stopped early.
@@ -378,11 +496,18 @@ impl ConsumerThread {
     }
 
     fn send(&self, event: SourceEvent) -> Result<(), Stop> {
+        self.hand(Handed {
+            event: Some(event),
+            position: None,
+        })
+    }
+
+    fn hand(&self, handed: Handed) -> Result<(), Stop> {
         if self.stop.load(Ordering::Relaxed) {
             return Err(Stop::Cancelled);
         }
         self.sender
-            .blocking_send(Ok(event))
+            .blocking_send(Ok(handed))
             .map_err(|_| Stop::Cancelled)
     }
 
@@ -509,13 +634,19 @@ impl ConsumerThread {
                 // stop (its last offsets were transaction markers or compacted).
                 self.check_positions(&mut partitions, consumer)?;
             }
-            if commits && last_commit.elapsed() >= COMMIT_INTERVAL {
-                commit(consumer, &partitions);
-                last_commit = Instant::now();
+            if commits {
+                if self.checkpointed.load(Ordering::Relaxed) {
+                    while let Ok(offsets) = self.commits.try_recv() {
+                        commit(consumer, &offsets);
+                    }
+                } else if last_commit.elapsed() >= COMMIT_INTERVAL {
+                    commit(consumer, &positions(&partitions));
+                    last_commit = Instant::now();
+                }
             }
         }
         if commits {
-            commit(consumer, &partitions);
+            commit(consumer, &positions(&partitions));
         }
         Ok(())
     }
@@ -535,9 +666,10 @@ impl ConsumerThread {
                 &self.metrics,
             )?;
             p.buffer.clear();
-            if let Some(data) = batch {
-                self.send(SourceEvent::Batch { split, data })?;
-            }
+            self.hand(Handed {
+                event: batch.map(|data| SourceEvent::Batch { split, data }),
+                position: Some((split, p.position)),
+            })?;
         }
         if !p.finished && p.split.finished(p.position) {
             self.finish(p, split, consumer)?;
@@ -585,6 +717,10 @@ impl ConsumerThread {
             let p = &mut partitions[i];
             if position > p.position {
                 p.position = position;
+                self.hand(Handed {
+                    event: None,
+                    position: Some((i, position)),
+                })?;
             }
             if p.split.finished(p.position) {
                 self.finish(p, i, consumer)?;
@@ -618,16 +754,20 @@ impl ConsumerThread {
     }
 }
 
-/// Commits the positions handed to the job to the consumer group.
-fn commit(consumer: &BaseConsumer, partitions: &[Partition]) {
+/// Where every partition stands on the consumer thread.
+fn positions(partitions: &[Partition]) -> GroupOffsets {
+    partitions
+        .iter()
+        .map(|p| (p.split.topic.clone(), p.split.partition, p.position))
+        .collect()
+}
+
+/// Commits offsets to the consumer group, without waiting.
+fn commit(consumer: &BaseConsumer, offsets: &[(String, i32, i64)]) {
     let mut list = TopicPartitionList::new();
-    for p in partitions {
+    for (topic, partition, offset) in offsets {
         if list
-            .add_partition_offset(
-                &p.split.topic,
-                p.split.partition,
-                Offset::Offset(p.position),
-            )
+            .add_partition_offset(topic, *partition, Offset::Offset(*offset))
             .is_err()
         {
             return;

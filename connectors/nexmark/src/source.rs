@@ -379,7 +379,7 @@ impl SourceReader for NexmarkReader {
         }))
     }
 
-    fn snapshot(&mut self) -> Result<Vec<SourceSplit>, ConnectorError> {
+    fn snapshot(&mut self, _checkpoint_id: u64) -> Result<Vec<SourceSplit>, ConnectorError> {
         let mut splits = Vec::new();
         for (index, state) in self.splits.iter().enumerate() {
             if state.finished {

@@ -141,10 +141,10 @@ pub trait SourceReader: Send {
     async fn next_event(&mut self) -> Result<Option<SourceEvent>, ConnectorError>;
 
     /// The splits not yet read to their end, each with the position right
-    /// after the last row `next_event` returned, for a checkpoint: a reader
-    /// created over them goes on exactly there, with no row lost or repeated.
-    /// Called between `next_event` calls.
-    fn snapshot(&mut self) -> Result<Vec<SourceSplit>, ConnectorError> {
+    /// after the last row `next_event` returned, for checkpoint
+    /// `checkpoint_id`: a reader created over them goes on exactly there,
+    /// with no row lost or repeated. Called between `next_event` calls.
+    fn snapshot(&mut self, _checkpoint_id: u64) -> Result<Vec<SourceSplit>, ConnectorError> {
         Err(ConnectorError::Unsupported {
             connector: "this source".to_string(),
             what: "cannot be checkpointed yet (it cannot say where to resume reading)".to_string(),

@@ -306,7 +306,7 @@ impl Subtask {
         };
         let splits = driver
             .reader
-            .snapshot()
+            .snapshot(id)
             .map_err(|e| RuntimeError::connector(&self.name, e))?;
         let state = splits_to_state(&splits)?;
         self.take_checkpoint(CheckpointBarrier { id }, Some(state))
