@@ -123,12 +123,15 @@ pub(crate) struct SplitGenerator {
     produced: u64,
 }
 
-/// A projected column's generator with its own random state.
+/// A projected column's generator.
 #[derive(Debug)]
 struct ColumnState {
     /// For sequences, narrowed to the split's part.
     generator: ColumnGenerator,
-    rng: SmallRng,
+    /// Per table, split and column; each batch's random values come from
+    /// this seed and the batch's first row, so a split resumed at a row
+    /// (from a checkpoint) makes the same rows as one that never stopped.
+    seed: u64,
 }
 
 impl SplitGenerator {
@@ -154,8 +157,10 @@ impl SplitGenerator {
                 if let Values::Sequence(sequence) = generator.values {
                     generator.values = Values::Sequence(plan.sequence(sequence));
                 }
-                let rng = SmallRng::seed_from_u64(seed(table, plan, index));
-                Ok(ColumnState { generator, rng })
+                Ok(ColumnState {
+                    generator,
+                    seed: seed(table, plan, index),
+                })
             })
             .collect::<Result<_, ConnectorError>>()?;
         Ok(Self {
@@ -164,6 +169,20 @@ impl SplitGenerator {
             remaining: plan.rows(config),
             produced: 0,
         })
+    }
+
+    /// Rows made so far: where the split stands, for a checkpoint.
+    pub fn position(&self) -> u64 {
+        self.produced
+    }
+
+    /// Goes on from row `position` of the split, as restored from a checkpoint.
+    pub fn resume_at(&mut self, position: u64) {
+        let skipped = position.saturating_sub(self.produced);
+        self.produced = position;
+        if let Some(remaining) = &mut self.remaining {
+            *remaining = remaining.saturating_sub(skipped);
+        }
     }
 
     /// Whether every row of the split has been made.
@@ -245,7 +264,9 @@ impl ColumnState {
         if generator.null_rate >= 1.0 {
             return Ok(new_null_array(data_type, rows));
         }
-        let rng = &mut self.rng;
+        let mut rng =
+            SmallRng::seed_from_u64(self.seed ^ offset.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let rng = &mut rng;
         let values: ArrayRef = match &generator.values {
             Values::Sequence(sequence) => {
                 let first = sequence.start.wrapping_add_unsigned(offset);

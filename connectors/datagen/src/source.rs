@@ -5,6 +5,9 @@
 //! table's `rows-per-second` divided among the subtasks), makes the batch and
 //! yields it; a split that made all its rows yields `SplitFinished`, and the
 //! reader ends once all its splits have.
+//!
+//! Checkpoints: a split's position is the number of rows it made; a split
+//! resumed there makes the same rows the undisturbed one would have.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -83,14 +86,23 @@ impl SourceFactory for DatagenSource {
             .iter()
             .map(|split| {
                 let plan = SplitPlan::from_id(&split.id)?;
-                let generator = SplitGenerator::new(
+                let mut generator = SplitGenerator::new(
                     &self.table,
                     &self.config,
                     plan,
                     &projection,
                     schema.clone(),
                 )?;
+                if let Some(position) = &split.position {
+                    generator.resume_at(position.parse().map_err(|_| {
+                        ConnectorError::NotFound(format!(
+                            "malformed position '{position}' of datagen split '{}'",
+                            split.id
+                        ))
+                    })?);
+                }
                 Ok(SplitState {
+                    split: split.clone(),
                     generator,
                     finished: false,
                 })
@@ -118,6 +130,7 @@ struct DatagenReader {
 }
 
 struct SplitState {
+    split: SourceSplit,
     generator: SplitGenerator,
     /// Whether `SplitFinished` was yielded.
     finished: bool,
@@ -150,6 +163,18 @@ impl SourceReader for DatagenReader {
             }));
         }
         Ok(None)
+    }
+
+    fn snapshot(&mut self, _checkpoint_id: u64) -> Result<Vec<SourceSplit>, ConnectorError> {
+        Ok(self
+            .splits
+            .iter()
+            .filter(|s| !s.finished)
+            .map(|s| SourceSplit {
+                position: Some(s.generator.position().to_string()),
+                ..s.split.clone()
+            })
+            .collect())
     }
 }
 

@@ -279,6 +279,66 @@ async fn projection_generates_only_the_asked_columns_consistently() {
     assert!(none.batches.iter().all(|b| b.num_columns() == 0));
 }
 
+/// A reader restored from a snapshot goes on with exactly the rows the
+/// undisturbed reader makes, random values included.
+#[tokio::test]
+async fn a_split_resumed_from_its_snapshot_makes_the_same_rows() {
+    let table = table(
+        vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("v", DataType::Int32, true),
+        ],
+        &[
+            ("rows-per-second", "30000"),
+            ("number-of-rows", "20000"),
+            ("fields.id.kind", "sequence"),
+            ("fields.id.start", "1"),
+            ("fields.id.end", "20000"),
+        ],
+    );
+    let factory = source(&table);
+    let undisturbed = read(&factory, 1, 0, None).await;
+    let (mut reader, metrics) = open(&factory, 1, 0, None).await;
+    let mut batches = Vec::new();
+    for _ in 0..3 {
+        if let Some(SourceEvent::Batch { data, .. }) = reader.next_event().await.expect("event") {
+            batches.push(data.into_data());
+        }
+    }
+    let snapshot = reader.snapshot(1).expect("snapshot");
+    assert_eq!(snapshot.len(), 1);
+    assert_eq!(snapshot[0].position.as_deref(), Some("9000"));
+    let mut resumed = factory
+        .create_reader(SourceContext {
+            subtask: 0,
+            parallelism: 1,
+            splits: snapshot,
+            projection: None,
+            metrics,
+        })
+        .await
+        .expect("reader");
+    while let Some(event) = resumed.next_event().await.expect("event") {
+        if let SourceEvent::Batch { data, .. } = event {
+            batches.push(data.into_data());
+        }
+    }
+    let resumed = Output {
+        batches,
+        finished: Vec::new(),
+        metrics: Arc::new(SourceMetrics::default()),
+    };
+    assert_eq!(resumed.rows(), 20_000);
+    assert_eq!(
+        resumed.column::<Int64Type>(0),
+        undisturbed.column::<Int64Type>(0)
+    );
+    assert_eq!(
+        resumed.column::<Int32Type>(1),
+        undisturbed.column::<Int32Type>(1)
+    );
+}
+
 #[tokio::test]
 async fn random_numbers_stay_within_min_and_max() {
     let table = table(
