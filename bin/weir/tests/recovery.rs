@@ -235,6 +235,70 @@ fn a_killed_join_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_o
     )
 }
 
+/// A job whose input files vanish while it runs fails; its restart
+/// strategy runs it again from its latest checkpoint, and once the files
+/// are back the output is exactly the undisturbed output.
+#[test]
+fn a_failed_job_restarts_from_its_latest_checkpoint_with_the_undisturbed_output() -> TestResult {
+    let dir = crash_dir()?;
+    let dir = dir.path();
+    let input = dir.join("bids");
+    write_input(&input)?;
+    let run = |name: &str, settings: &str| -> std::io::Result<(std::process::Child, PathBuf)> {
+        let script = dir.join(format!("{name}.sql"));
+        std::fs::write(
+            &script,
+            format!(
+                "{settings}{}",
+                window_script(&input, &dir.join(name), &dir.join(format!("{name}-chk")))
+            ),
+        )?;
+        let log = dir.join(format!("{name}.log"));
+        Ok((weir_run(dir, &script, &log)?, log))
+    };
+    let (mut reference, log) = run("reference", "")?;
+    assert!(
+        reference.wait()?.success(),
+        "{}",
+        std::fs::read_to_string(&log)?
+    );
+    let expected = output_lines(&dir.join("reference"))?;
+
+    let (mut child, log) = run(
+        "out",
+        "SET 'restart-strategy.type' = 'fixed-delay';\n\
+         SET 'restart-strategy.fixed-delay.attempts' = '1';\n\
+         SET 'restart-strategy.fixed-delay.delay' = '2 s';\n",
+    )?;
+    let wait_for = |what: &dyn Fn() -> std::io::Result<bool>| -> TestResult {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !what()? {
+            assert!(Instant::now() < deadline, "timed out");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    };
+    // Take the input away once the job has a checkpoint (it has not read
+    // everything by then), and give it back once the job has failed.
+    wait_for(&|| Ok(latest_checkpoint(&dir.join("out-chk"))? > 0))?;
+    let away = dir.join("bids.away");
+    std::fs::rename(&input, &away)?;
+    wait_for(&|| {
+        Ok(std::fs::read_to_string(&log)?.contains("restarting from its latest checkpoint"))
+    })?;
+    std::fs::rename(&away, &input)?;
+    let status = child.wait()?;
+    let log = std::fs::read_to_string(&log)?;
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("cannot read"),
+        "the failure names the file: {log}"
+    );
+    assert!(log.contains("restoring from checkpoint"), "{log}");
+    assert_eq!(output_lines(&dir.join("out"))?, expected);
+    Ok(())
+}
+
 /// Bids as JSON in a Kafka topic of [`BID_PARTITIONS`] partitions (each
 /// in time order), one-minute totals per auction written to an upsert-kafka
 /// topic keyed by auction and window. The broker is librdkafka's mock

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use weir_common::Configuration;
 use weir_common::duration::parse_duration;
+use weir_common::{Configuration, RestartStrategy};
 
 use crate::ClusterError;
 
@@ -19,26 +19,16 @@ pub const HEARTBEAT_INTERVAL: &str = "heartbeat.interval";
 pub const HEARTBEAT_TIMEOUT: &str = "heartbeat.timeout";
 /// How long a job waits for enough free slots before it fails.
 pub const SLOT_REQUEST_TIMEOUT: &str = "slot.request.timeout";
-pub const RESTART_STRATEGY: &str = "restart-strategy.type";
-pub const RESTART_ATTEMPTS: &str = "restart-strategy.fixed-delay.attempts";
-pub const RESTART_DELAY: &str = "restart-strategy.fixed-delay.delay";
-
-/// What a job master does when an attempt of its job fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartStrategy {
-    /// The job fails with its first failure (Flink's default without checkpoints).
-    None,
-    /// Up to `attempts` restarts, `delay` apart.
-    FixedDelay { attempts: u32, delay: Duration },
-}
 
 /// The options a cluster process reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClusterConfig {
     pub token: Option<String>,
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
     pub slot_request_timeout: Duration,
+    /// How a job master restarts a failed job ('restart-strategy.*'; jobs
+    /// on a cluster take no checkpoints yet, so by default they do not).
     pub restart: RestartStrategy,
 }
 
@@ -85,32 +75,6 @@ impl ClusterConfig {
                 parse_duration(v).map_err(|e| ClusterError::Config(format!("'{key}': {e}")))
             })
         };
-        let restart = match options.get(RESTART_STRATEGY).map(str::to_ascii_lowercase) {
-            None => RestartStrategy::None,
-            Some(kind) if matches!(kind.as_str(), "none" | "off" | "disable") => {
-                RestartStrategy::None
-            }
-            Some(kind) if matches!(kind.as_str(), "fixed-delay" | "fixeddelay") => {
-                let attempts = match options.get(RESTART_ATTEMPTS) {
-                    None => 1,
-                    Some(v) => v.trim().parse().map_err(|_| {
-                        ClusterError::Config(format!(
-                            "'{RESTART_ATTEMPTS}' must be a whole number, not '{v}'"
-                        ))
-                    })?,
-                };
-                RestartStrategy::FixedDelay {
-                    attempts,
-                    delay: duration(RESTART_DELAY, Duration::from_secs(1))?,
-                }
-            }
-            Some(other) => {
-                return Err(ClusterError::Config(format!(
-                    "'{RESTART_STRATEGY}' = '{other}' is not a restart strategy; \
-                     valid ones: none, fixed-delay"
-                )));
-            }
-        };
         Ok(Self {
             token: options
                 .get(AUTH_TOKEN)
@@ -119,7 +83,7 @@ impl ClusterConfig {
             heartbeat_interval: duration(HEARTBEAT_INTERVAL, defaults.heartbeat_interval)?,
             heartbeat_timeout: duration(HEARTBEAT_TIMEOUT, defaults.heartbeat_timeout)?,
             slot_request_timeout: duration(SLOT_REQUEST_TIMEOUT, defaults.slot_request_timeout)?,
-            restart,
+            restart: options.restart_strategy(false),
         })
     }
 }
@@ -190,11 +154,14 @@ mod tests {
     fn bad_values_are_named() {
         let err = ClusterConfig::load(
             None,
-            &[(RESTART_STRATEGY.to_string(), "sometimes".to_string())],
+            &[("restart-strategy.type".to_string(), "sometimes".to_string())],
         )
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-        assert!(err.contains("valid ones: none, fixed-delay"), "{err}");
+        assert!(
+            err.contains("valid values are 'none', 'fixed-delay'"),
+            "{err}"
+        );
     }
 }

@@ -31,10 +31,11 @@ use tonic::{Request, Response, Status};
 use weir_common::StreamBatch;
 use weir_engine::{JobKind, JobProgram, plan_program};
 use weir_runtime::deploy::plan_splits;
+use weir_runtime::restart::Restarts;
 use weir_runtime::{JobGraph, JobId, JobMetrics, JobStatus, Message};
 
 use crate::auth::CallCheck;
-use crate::config::{ClusterConfig, RestartStrategy};
+use crate::config::ClusterConfig;
 use crate::exchange::{CONNECTION_WINDOW, STREAM_WINDOW, decode, encode};
 use crate::proto::coordinator_server::{Coordinator as CoordinatorService, CoordinatorServer};
 use crate::proto::frame::Kind;
@@ -319,27 +320,29 @@ struct JobMaster {
 
 impl JobMaster {
     async fn run(mut self) {
-        let mut restarts = 0u32;
+        // A query's rows went to its client already: it does not restart.
+        let strategy = match self.query {
+            true => weir_common::RestartStrategy::None,
+            false => self.state.config.restart.clone(),
+        };
+        let mut restarts = Restarts::new(strategy);
         let mut attempt = 0u32;
         let outcome = loop {
+            let started = std::time::Instant::now();
             let outcome = self.attempt(attempt).await;
             self.state.release(self.job.id);
             let Outcome::Failed(reason) = outcome else {
                 break outcome;
             };
-            let (attempts, delay) = match self.state.config.restart {
-                RestartStrategy::FixedDelay { attempts, delay } if !self.query => (attempts, delay),
-                _ => (0, std::time::Duration::ZERO),
-            };
-            if restarts >= attempts {
+            let Some(delay) = restarts.after_failure(started.elapsed(), std::time::Instant::now())
+            else {
                 break Outcome::Failed(reason);
-            }
-            restarts += 1;
+            };
             attempt += 1;
-            tracing::warn!(job = %self.job.id, attempt, %reason, "restarting the job");
+            tracing::warn!(job = %self.job.id, attempt, %reason, ?delay, "restarting the job");
             self.job.update(|info| {
                 info.status = JobStatus::Restarting.to_string();
-                info.message = format!("restart {restarts} of {attempts} after: {reason}");
+                info.message = format!("restart {attempt} after: {reason}");
             });
             let cancelled = tokio::select! {
                 () = tokio::time::sleep(delay) => false,

@@ -65,6 +65,54 @@ pub const SAVEPOINT_PATH: &str = "execution.savepoint.path";
 /// some of its state belongs to no operator of the job.
 pub const SAVEPOINT_IGNORE_UNCLAIMED: &str = "execution.savepoint.ignore-unclaimed-state";
 
+/// `restart-strategy.type`: how a failed job restarts (from its latest
+/// checkpoint): `none`, `fixed-delay`, `failure-rate` or
+/// `exponential-delay` (the default for a job that takes checkpoints).
+pub const RESTART_STRATEGY: &str = "restart-strategy.type";
+pub const FIXED_DELAY_ATTEMPTS: &str = "restart-strategy.fixed-delay.attempts";
+pub const FIXED_DELAY_DELAY: &str = "restart-strategy.fixed-delay.delay";
+pub const FAILURE_RATE_MAX_FAILURES: &str =
+    "restart-strategy.failure-rate.max-failures-per-interval";
+pub const FAILURE_RATE_INTERVAL: &str = "restart-strategy.failure-rate.failure-rate-interval";
+pub const FAILURE_RATE_DELAY: &str = "restart-strategy.failure-rate.delay";
+pub const EXPONENTIAL_INITIAL_BACKOFF: &str = "restart-strategy.exponential-delay.initial-backoff";
+pub const EXPONENTIAL_MAX_BACKOFF: &str = "restart-strategy.exponential-delay.max-backoff";
+pub const EXPONENTIAL_MULTIPLIER: &str = "restart-strategy.exponential-delay.backoff-multiplier";
+pub const EXPONENTIAL_RESET_THRESHOLD: &str =
+    "restart-strategy.exponential-delay.reset-backoff-threshold";
+pub const EXPONENTIAL_JITTER: &str = "restart-strategy.exponential-delay.jitter-factor";
+pub const EXPONENTIAL_ATTEMPTS: &str =
+    "restart-strategy.exponential-delay.attempts-before-reset-backoff";
+
+/// How a failed job is restarted, as Flink's 'restart-strategy.*' options
+/// say (with Flink's defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestartStrategy {
+    /// A failed job stays failed.
+    None,
+    /// Up to `attempts` restarts, `delay` apart.
+    FixedDelay { attempts: usize, delay: Duration },
+    /// Restarts `delay` apart while at most `max_failures` fall within
+    /// `interval`.
+    FailureRate {
+        max_failures: usize,
+        interval: Duration,
+        delay: Duration,
+    },
+    /// Delays growing from `initial` by `multiplier` up to `max`, each
+    /// varied by up to `jitter` of itself; back to `initial` after a run of
+    /// `reset_threshold` without failure; at most `attempts` restarts
+    /// before such a reset.
+    ExponentialDelay {
+        initial: Duration,
+        max: Duration,
+        multiplier: f64,
+        reset_threshold: Duration,
+        jitter: f64,
+        attempts: usize,
+    },
+}
+
 /// How a job treats its inputs; both run the same operators (Kappa).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeMode {
@@ -86,7 +134,7 @@ const DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// How a job takes checkpoints (the `execution.checkpointing.*` options).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointingOptions {
     pub interval: Duration,
     pub timeout: Duration,
@@ -100,6 +148,8 @@ pub struct CheckpointingOptions {
     pub savepoint_dir: Option<String>,
     /// The savepoint the job starts from.
     pub restore: Option<SavepointRestore>,
+    /// How the job restarts from its latest checkpoint when it fails.
+    pub restart: RestartStrategy,
 }
 
 /// `execution.savepoint.path` and how strictly its state must match the job.
@@ -271,7 +321,75 @@ impl Configuration {
                     .get(SAVEPOINT_IGNORE_UNCLAIMED)
                     .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             }),
+            restart: self.restart_strategy(true),
         })
+    }
+
+    /// 'restart-strategy.type' and its options. Unset, as in Flink: a job
+    /// that takes checkpoints restarts with exponential delays, another
+    /// does not restart.
+    pub fn restart_strategy(&self, checkpointing: bool) -> RestartStrategy {
+        let duration = |key: &str, default: Duration| {
+            self.get(key)
+                .and_then(|v| parse_duration(v).ok())
+                .unwrap_or(default)
+        };
+        let count = |key: &str, default: usize| {
+            self.get(key)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        let ratio = |key: &str, default: f64| {
+            self.get(key)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        let default = if checkpointing {
+            "exponential-delay"
+        } else {
+            "none"
+        };
+        let kind = self
+            .get(RESTART_STRATEGY)
+            .map(|v| v.trim().to_ascii_lowercase());
+        match restart_kind(kind.as_deref().unwrap_or(default)) {
+            Some(RestartKind::None) => RestartStrategy::None,
+            Some(RestartKind::FixedDelay) => RestartStrategy::FixedDelay {
+                attempts: count(FIXED_DELAY_ATTEMPTS, 1),
+                delay: duration(FIXED_DELAY_DELAY, Duration::from_secs(1)),
+            },
+            Some(RestartKind::FailureRate) => RestartStrategy::FailureRate {
+                max_failures: count(FAILURE_RATE_MAX_FAILURES, 1),
+                interval: duration(FAILURE_RATE_INTERVAL, Duration::from_secs(60)),
+                delay: duration(FAILURE_RATE_DELAY, Duration::from_secs(1)),
+            },
+            Some(RestartKind::ExponentialDelay) | None => RestartStrategy::ExponentialDelay {
+                initial: duration(EXPONENTIAL_INITIAL_BACKOFF, Duration::from_secs(1)),
+                max: duration(EXPONENTIAL_MAX_BACKOFF, Duration::from_secs(60)),
+                multiplier: ratio(EXPONENTIAL_MULTIPLIER, 1.5),
+                reset_threshold: duration(EXPONENTIAL_RESET_THRESHOLD, Duration::from_secs(3600)),
+                jitter: ratio(EXPONENTIAL_JITTER, 0.1),
+                attempts: count(EXPONENTIAL_ATTEMPTS, usize::MAX),
+            },
+        }
+    }
+}
+
+enum RestartKind {
+    None,
+    FixedDelay,
+    FailureRate,
+    ExponentialDelay,
+}
+
+/// The strategy a 'restart-strategy.type' value names, in Flink's spellings.
+fn restart_kind(value: &str) -> Option<RestartKind> {
+    match value {
+        "none" | "off" | "disable" => Some(RestartKind::None),
+        "fixed-delay" | "fixeddelay" => Some(RestartKind::FixedDelay),
+        "failure-rate" | "failurerate" => Some(RestartKind::FailureRate),
+        "exponential-delay" | "exponentialdelay" => Some(RestartKind::ExponentialDelay),
+        _ => None,
     }
 }
 
@@ -318,7 +436,35 @@ fn validate(key: &str, value: &str) -> Result<(), CommonError> {
         | STATE_TTL
         | CHECKPOINTING_INTERVAL
         | CHECKPOINTING_TIMEOUT
-        | CHECKPOINTING_MIN_PAUSE => parse_duration(v).map(|_| ()),
+        | CHECKPOINTING_MIN_PAUSE
+        | FIXED_DELAY_DELAY
+        | FAILURE_RATE_INTERVAL
+        | FAILURE_RATE_DELAY
+        | EXPONENTIAL_INITIAL_BACKOFF
+        | EXPONENTIAL_MAX_BACKOFF
+        | EXPONENTIAL_RESET_THRESHOLD => parse_duration(v).map(|_| ()),
+        RESTART_STRATEGY => match restart_kind(&v.to_ascii_lowercase()) {
+            Some(_) => Ok(()),
+            None => Err(invalid(
+                "valid values are 'none', 'fixed-delay', 'failure-rate' and 'exponential-delay'",
+            )),
+        },
+        FIXED_DELAY_ATTEMPTS | EXPONENTIAL_ATTEMPTS => match v.parse::<usize>() {
+            Ok(_) => Ok(()),
+            _ => Err(invalid("expected a whole number")),
+        },
+        FAILURE_RATE_MAX_FAILURES => match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err(invalid("expected a whole number greater than 0")),
+        },
+        EXPONENTIAL_MULTIPLIER => match v.parse::<f64>() {
+            Ok(m) if m >= 1.0 => Ok(()),
+            _ => Err(invalid("expected a number of at least 1")),
+        },
+        EXPONENTIAL_JITTER => match v.parse::<f64>() {
+            Ok(j) if (0.0..=1.0).contains(&j) => Ok(()),
+            _ => Err(invalid("expected a number from 0 to 1")),
+        },
         CHECKPOINTING_MAX_CONCURRENT | CHECKPOINTING_NUM_RETAINED | NUM_RETAINED_LEGACY => {
             match v.parse::<usize>() {
                 Ok(n) if n > 0 => Ok(()),
@@ -377,6 +523,23 @@ mod tests {
         assert_eq!(checkpointing.interval, Duration::from_millis(500));
         assert_eq!(checkpointing.dir.as_deref(), Some("/tmp/chk"));
         assert_eq!(checkpointing.max_concurrent, 1);
+        assert!(matches!(
+            checkpointing.restart,
+            RestartStrategy::ExponentialDelay { initial, .. } if initial == Duration::from_secs(1)
+        ));
+        assert!(c.set(RESTART_STRATEGY, "sometimes").is_err());
+        assert!(c.set(EXPONENTIAL_JITTER, "2").is_err());
+        c.set(RESTART_STRATEGY, "fixeddelay")
+            .expect("Flink's old spelling");
+        c.set(FIXED_DELAY_ATTEMPTS, "3").expect("valid");
+        c.set(FIXED_DELAY_DELAY, "2 s").expect("valid");
+        assert_eq!(
+            c.checkpointing().expect("enabled").restart,
+            RestartStrategy::FixedDelay {
+                attempts: 3,
+                delay: Duration::from_secs(2)
+            }
+        );
         c.reset(CHECKPOINTING_INTERVAL);
         c.reset(CHECKPOINTS_DIR_LEGACY);
         let listed = c.effective_entries();

@@ -14,7 +14,9 @@ pub mod time;
 pub mod window;
 
 pub use changelog::{RowKind, StreamBatch};
-pub use config::{CheckpointingOptions, Configuration, ResultMode, RuntimeMode, SavepointRestore};
+pub use config::{
+    CheckpointingOptions, Configuration, RestartStrategy, ResultMode, RuntimeMode, SavepointRestore,
+};
 pub use error::CommonError;
 pub use time::Watermark;
 pub use window::{WindowFunction, WindowKind, WindowSpec, ZoneShift};

@@ -42,6 +42,31 @@ pub(crate) fn batch_error(e: weir_common::CommonError) -> datafusion::error::Dat
 }
 
 impl RuntimeError {
+    /// Whether running the job again may get past this error. A malformed
+    /// record, an option or feature the job cannot have, or an operator
+    /// that cannot be checkpointed fails every attempt the same way, so a
+    /// restart strategy does not retry it (where Flink would, forever).
+    pub fn is_recoverable(&self) -> bool {
+        match self {
+            RuntimeError::Connector { source, .. } => !matches!(
+                source,
+                ConnectorError::UnknownOption { .. }
+                    | ConnectorError::MissingOption { .. }
+                    | ConnectorError::InvalidOption { .. }
+                    | ConnectorError::Unsupported { .. }
+                    | ConnectorError::Format(_)
+            ),
+            RuntimeError::Operator { source, .. } => !matches!(
+                source,
+                datafusion::error::DataFusionError::NotImplemented(_)
+            ),
+            RuntimeError::InvalidGraph(_) | RuntimeError::Cancelled | RuntimeError::Internal(_) => {
+                false
+            }
+            RuntimeError::Failed(_) | RuntimeError::Checkpoint(_) => true,
+        }
+    }
+
     pub(crate) fn operator(
         task: &str,
         operator: &str,
@@ -59,5 +84,34 @@ impl RuntimeError {
             task: task.to_string(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_errors_a_rerun_may_get_past_are_recoverable() {
+        let missing = RuntimeError::connector(
+            "Source: bids",
+            ConnectorError::NotFound("cannot read 'bids.csv'".into()),
+        );
+        assert!(missing.is_recoverable());
+        let unsupported = RuntimeError::connector(
+            "Sink: out",
+            ConnectorError::Unsupported {
+                connector: "kafka".into(),
+                what: "writes inserts only".into(),
+            },
+        );
+        assert!(!unsupported.is_recoverable());
+        let not_checkpointable = RuntimeError::operator(
+            "Over",
+            "OverAggregate",
+            crate::operator::not_checkpointable("OverAggregate"),
+        );
+        assert!(!not_checkpointable.is_recoverable());
+        assert!(!RuntimeError::Cancelled.is_recoverable());
     }
 }

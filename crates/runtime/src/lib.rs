@@ -41,6 +41,7 @@ pub mod metrics;
 pub mod minicluster;
 pub mod operator;
 pub mod operators;
+pub mod restart;
 mod source_task;
 mod task;
 

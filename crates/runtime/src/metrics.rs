@@ -111,6 +111,21 @@ impl JobMetrics {
             .unwrap_or_default()
     }
 
+    /// A new attempt of the job is deployed: its subtasks and splits are
+    /// counted afresh, as Flink's task metrics start again after a
+    /// failover. The checkpoint history stays.
+    pub(crate) fn restart(&self) {
+        if let Ok(mut all) = self.operators.lock() {
+            all.clear();
+        }
+        if let Ok(mut all) = self.sources.lock() {
+            all.clear();
+        }
+        self.splits_total.store(0, Ordering::Relaxed);
+        self.size_total.store(0, Ordering::Relaxed);
+        self.unbounded_sources.store(0, Ordering::Relaxed);
+    }
+
     pub(crate) fn register_operator(&self, metrics: Arc<OperatorMetrics>) {
         if let Ok(mut all) = self.operators.lock() {
             all.push(metrics);

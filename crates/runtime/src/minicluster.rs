@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -16,12 +17,14 @@ use weir_common::StreamBatch;
 
 use crate::RuntimeError;
 use crate::checkpoint::{
-    CheckpointCoordinator, CheckpointSetup, CheckpointStorage, SavepointRequest,
+    CheckpointCoordinator, CheckpointSetup, CheckpointStorage, CoordinatorExit, RestoredCheckpoint,
+    SavepointRequest,
 };
 use crate::deploy::{TaskDeployment, deploy, plan_splits, supervise};
 use crate::exchange::CHANNEL_CAPACITY;
 use crate::graph::{JobGraph, VertexOutput};
 use crate::metrics::JobMetrics;
+use crate::restart::Restarts;
 
 /// Identifies a job, printed as 32 hex digits as Flink prints job ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -270,7 +273,15 @@ impl MiniCluster {
         let driver = tokio::spawn(async move {
             let _ = status_tx.send(JobStatus::Running);
             tracing::info!(job = %id, name = %graph.name, vertices = graph.vertices.len(), "job started");
-            let result = run_job(id, graph, job_metrics, results_tx, savepoint_requests).await;
+            let result = run_job(
+                id,
+                graph,
+                job_metrics,
+                results_tx,
+                savepoint_requests,
+                &status_tx,
+            )
+            .await;
             match &result {
                 Ok(()) => tracing::info!(job = %id, "job finished"),
                 Err(RuntimeError::Cancelled) => tracing::info!(job = %id, "job cancelled"),
@@ -408,63 +419,188 @@ impl MiniCluster {
 /// Plans the job's splits and runs all of its subtasks here. A job that
 /// takes checkpoints first looks for its latest completed checkpoint (left
 /// by an earlier run of the same job that did not finish) and restarts
-/// from it; its checkpoint coordinator runs alongside the subtasks.
+/// from it; its checkpoint coordinator runs alongside the subtasks. When
+/// such a job fails, it runs again from its latest checkpoint as its
+/// 'restart-strategy.*' allows (a job that returns rows to a client does
+/// not: the client has seen rows a rerun would send again).
 async fn run_job(
     id: JobId,
     graph: JobGraph,
     metrics: Arc<JobMetrics>,
     results: Option<mpsc::Sender<StreamBatch>>,
     savepoints: Option<mpsc::UnboundedReceiver<SavepointRequest>>,
+    status: &watch::Sender<JobStatus>,
 ) -> Result<(), RuntimeError> {
-    let (Some(options), Some(savepoints)) = (graph.checkpointing.clone(), savepoints) else {
+    let (Some(options), Some(mut savepoints)) = (graph.checkpointing.clone(), savepoints) else {
         let splits = plan_splits(&graph, &metrics, None).await?;
         let deployed = deploy_here(id, &graph, splits, metrics, results, None).await?;
         return supervise(deployed.tasks).await;
     };
     let storage = CheckpointStorage::open(options.dir.as_deref(), &graph)?;
-    // The job's own latest checkpoint, left by an earlier run of it that
-    // did not finish, is newer than the savepoint it started from.
-    let mut restored = storage.latest(&graph).await?;
-    storage.clean_incomplete().await?;
-    if let Some(restored) = &restored {
-        tracing::info!(job = %id, checkpoint = restored.checkpoint, dir = storage.display(), "restoring from checkpoint");
-    } else if let Some(savepoint) = &options.restore {
-        let from = CheckpointStorage::open_savepoint(&savepoint.path)?;
-        restored = Some(
-            from.read_savepoint(&graph, savepoint.ignore_unclaimed)
-                .await?,
+    let mut restarts = Restarts::new(options.restart.clone());
+    let mut first = true;
+    loop {
+        let started = Instant::now();
+        let attempt = Attempt {
+            id,
+            graph: &graph,
+            options: &options,
+            storage: &storage,
+            metrics: Arc::clone(&metrics),
+            results: results.clone(),
+            first,
+        };
+        let (result, returned) = attempt.run(savepoints).await;
+        let error = match result {
+            Ok(()) => {
+                // As in Flink, a finished job's checkpoints are deleted; a
+                // failed or cancelled job keeps them to restart from.
+                storage.discard_all().await?;
+                return Ok(());
+            }
+            Err(AttemptError::Setup(e)) => return Err(e),
+            Err(AttemptError::Run(e)) if !e.is_recoverable() => return Err(e),
+            Err(AttemptError::Run(e)) => e,
+        };
+        let (None, Some(returned)) = (&results, returned) else {
+            return Err(error);
+        };
+        savepoints = returned;
+        let Some(delay) = restarts.after_failure(started.elapsed(), Instant::now()) else {
+            return Err(error);
+        };
+        tracing::warn!(job = %id, error = %error, ?delay, "job failed; restarting from its latest checkpoint");
+        let _ = status.send(JobStatus::Restarting);
+        tokio::time::sleep(delay).await;
+        let _ = status.send(JobStatus::Running);
+        metrics.restart();
+        first = false;
+    }
+}
+
+/// How an attempt of a checkpointing job failed.
+enum AttemptError {
+    /// Before any subtask ran (its checkpoint or savepoint cannot be read,
+    /// its splits cannot be planned): running again would fail again.
+    Setup(RuntimeError),
+    Run(RuntimeError),
+}
+
+/// One run of a checkpointing job, from its latest checkpoint (or, the
+/// first time without one, from its savepoint).
+struct Attempt<'a> {
+    id: JobId,
+    graph: &'a JobGraph,
+    options: &'a weir_common::CheckpointingOptions,
+    storage: &'a CheckpointStorage,
+    metrics: Arc<JobMetrics>,
+    results: Option<mpsc::Sender<StreamBatch>>,
+    first: bool,
+}
+
+impl Attempt<'_> {
+    /// The attempt's end, and the savepoint requests back for the next
+    /// attempt once its coordinator has stopped.
+    async fn run(
+        self,
+        savepoints: mpsc::UnboundedReceiver<SavepointRequest>,
+    ) -> (
+        Result<(), AttemptError>,
+        Option<mpsc::UnboundedReceiver<SavepointRequest>>,
+    ) {
+        let (coordinator, deployed) = match self.deploy(savepoints).await {
+            Ok(started) => started,
+            Err((e, savepoints)) => return (Err(AttemptError::Setup(e)), Some(savepoints)),
+        };
+        let coordinated = match spawn_coordinator(coordinator) {
+            Ok(coordinated) => coordinated,
+            Err(e) => return (Err(AttemptError::Setup(e)), None),
+        };
+        let supervised = supervise(deployed.tasks);
+        tokio::pin!(supervised, coordinated);
+        let mut exit = None;
+        let result = tokio::select! {
+            result = &mut supervised => result,
+            done = &mut coordinated => match done {
+                // Dropping the subtasks' JoinSet stops them.
+                Ok(CoordinatorExit { result: Err(e), savepoints }) => {
+                    exit = Some(savepoints);
+                    Err(e)
+                }
+                Ok(CoordinatorExit { result: Ok(()), savepoints }) => {
+                    exit = Some(savepoints);
+                    supervised.await
+                }
+                Err(_) => supervised.await,
+            },
+        };
+        if exit.is_none() && result.is_err() {
+            // The subtasks are gone, so the coordinator stops too.
+            exit = coordinated.await.ok().map(|done| done.savepoints);
+        }
+        (result.map_err(AttemptError::Run), exit)
+    }
+
+    async fn deploy(
+        &self,
+        savepoints: mpsc::UnboundedReceiver<SavepointRequest>,
+    ) -> Result<
+        (CheckpointCoordinator, crate::deploy::DeployedTasks),
+        (RuntimeError, mpsc::UnboundedReceiver<SavepointRequest>),
+    > {
+        let restored = match self.restored().await {
+            Ok(restored) => restored.map(Arc::new),
+            Err(e) => return Err((e, savepoints)),
+        };
+        let (coordinator, channels) = CheckpointCoordinator::new(
+            self.options.clone(),
+            self.storage.clone(),
+            self.graph.clone(),
+            restored.as_ref().map_or(0, |r| r.checkpoint),
+            self.metrics.checkpoint_history(),
+            savepoints,
         );
-        tracing::info!(job = %id, path = %savepoint.path, "restoring from savepoint");
+        let deployed = async {
+            let splits = plan_splits(self.graph, &self.metrics, restored.as_deref()).await?;
+            let setup = CheckpointSetup { channels, restored };
+            deploy_here(
+                self.id,
+                self.graph,
+                splits,
+                Arc::clone(&self.metrics),
+                self.results.clone(),
+                Some(setup),
+            )
+            .await
+        }
+        .await;
+        match deployed {
+            Ok(deployed) => Ok((coordinator, deployed)),
+            Err(e) => Err((e, coordinator.into_savepoints())),
+        }
     }
-    let restored = restored.map(Arc::new);
-    let (coordinator, channels) = CheckpointCoordinator::new(
-        options,
-        storage.clone(),
-        graph.clone(),
-        restored.as_ref().map_or(0, |r| r.checkpoint),
-        metrics.checkpoint_history(),
-        savepoints,
-    );
-    let splits = plan_splits(&graph, &metrics, restored.as_deref()).await?;
-    let setup = CheckpointSetup { channels, restored };
-    let deployed = deploy_here(id, &graph, splits, metrics, results, Some(setup)).await?;
-    let coordinated = spawn_coordinator(coordinator)?;
-    let supervised = supervise(deployed.tasks);
-    tokio::pin!(supervised, coordinated);
-    let result = tokio::select! {
-        result = &mut supervised => result,
-        result = &mut coordinated => match result {
-            // Dropping the subtasks' JoinSet stops them.
-            Ok(Err(e)) => Err(e),
-            _ => supervised.await,
-        },
-    };
-    if result.is_ok() {
-        // As in Flink, a finished job's checkpoints are deleted; a failed
-        // or cancelled job keeps them to restart from.
-        storage.discard_all().await?;
+
+    /// The job's own latest checkpoint, left by an earlier attempt or run
+    /// of it, is newer than the savepoint it started from.
+    async fn restored(&self) -> Result<Option<RestoredCheckpoint>, RuntimeError> {
+        let restored = self.storage.latest(self.graph).await?;
+        self.storage.clean_incomplete().await?;
+        if let Some(restored) = restored {
+            tracing::info!(job = %self.id, checkpoint = restored.checkpoint, dir = self.storage.display(), "restoring from checkpoint");
+            return Ok(Some(restored));
+        }
+        match &self.options.restore {
+            Some(savepoint) if self.first => {
+                let from = CheckpointStorage::open_savepoint(&savepoint.path)?;
+                let restored = from
+                    .read_savepoint(self.graph, savepoint.ignore_unclaimed)
+                    .await?;
+                tracing::info!(job = %self.id, path = %savepoint.path, "restoring from savepoint");
+                Ok(Some(restored))
+            }
+            _ => Ok(None),
+        }
     }
-    result
 }
 
 /// Runs the checkpoint coordinator on a thread of its own, as Flink's job
@@ -474,21 +610,24 @@ async fn run_job(
 /// channel closes.
 fn spawn_coordinator(
     coordinator: CheckpointCoordinator,
-) -> Result<tokio::sync::oneshot::Receiver<Result<(), RuntimeError>>, RuntimeError> {
+) -> Result<tokio::sync::oneshot::Receiver<CoordinatorExit>, RuntimeError> {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("weir-checkpoints".into())
         .spawn(move || {
-            let result = match tokio::runtime::Builder::new_current_thread()
+            let exit = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
                 Ok(runtime) => runtime.block_on(coordinator.run()),
-                Err(e) => Err(RuntimeError::Checkpoint(format!(
-                    "cannot start the checkpoint coordinator: {e}"
-                ))),
+                Err(e) => CoordinatorExit {
+                    result: Err(RuntimeError::Checkpoint(format!(
+                        "cannot start the checkpoint coordinator: {e}"
+                    ))),
+                    savepoints: coordinator.into_savepoints(),
+                },
             };
-            let _ = done_tx.send(result);
+            let _ = done_tx.send(exit);
         })
         .map_err(|e| {
             RuntimeError::Checkpoint(format!("cannot start the checkpoint coordinator: {e}"))

@@ -81,6 +81,12 @@ impl std::fmt::Debug for CheckpointCoordinator {
     }
 }
 
+/// How a coordinator ended, with the savepoint requests it served.
+pub struct CoordinatorExit {
+    pub result: Result<(), RuntimeError>,
+    pub savepoints: mpsc::UnboundedReceiver<SavepointRequest>,
+}
+
 impl CheckpointCoordinator {
     /// A coordinator for `graph`'s subtasks, numbering checkpoints after
     /// `restored_id` (0 for a fresh start); the channels go to the subtasks.
@@ -136,7 +142,21 @@ impl CheckpointCoordinator {
     /// Runs until every subtask has finished and the last checkpoint is
     /// written (then the job may end), or a checkpoint fails more often in a
     /// row than 'execution.checkpointing.tolerable-failed-checkpoints'.
-    pub async fn run(mut self) -> Result<(), RuntimeError> {
+    /// Gives back the savepoint requests, for the job's next attempt.
+    pub async fn run(mut self) -> CoordinatorExit {
+        let result = self.coordinate().await;
+        CoordinatorExit {
+            result,
+            savepoints: self.savepoints,
+        }
+    }
+
+    /// The savepoint requests of a coordinator that never ran.
+    pub fn into_savepoints(self) -> mpsc::UnboundedReceiver<SavepointRequest> {
+        self.savepoints
+    }
+
+    async fn coordinate(&mut self) -> Result<(), RuntimeError> {
         let start = tokio::time::Instant::now() + self.options.interval;
         let mut tick =
             tokio::time::interval_at(start, self.options.interval.min(self.options.timeout));

@@ -31,7 +31,7 @@ mod coordinator;
 mod keyed;
 mod storage;
 
-pub use coordinator::{CheckpointCoordinator, CheckpointStats, CheckpointStatus};
+pub use coordinator::{CheckpointCoordinator, CheckpointStats, CheckpointStatus, CoordinatorExit};
 pub(crate) use keyed::{KeyedState, StateBatch, restored_parts, watermark_state};
 pub use storage::{CheckpointStorage, RestoredCheckpoint};
 
