@@ -241,11 +241,10 @@ impl Dispatcher for ClusterClient {
         }
     }
 
-    /// A cluster's jobs take no checkpoints yet (the coordinator refuses
-    /// 'execution.checkpointing.interval'), so none can take a savepoint.
+    /// Savepoints of cluster jobs are not served yet.
     async fn stop_with_savepoint(&self, id: JobId) -> Result<String, EngineError> {
         Err(EngineError::Cluster(format!(
-            "the job '{id}' runs on a cluster, whose jobs take no checkpoints yet, so it cannot take a savepoint; STOP JOB '{id}' stops it without one"
+            "the job '{id}' runs on a cluster, which takes no savepoints yet; STOP JOB '{id}' stops it without one"
         )))
     }
 }

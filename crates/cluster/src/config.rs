@@ -27,9 +27,9 @@ pub struct ClusterConfig {
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
     pub slot_request_timeout: Duration,
-    /// How a job master restarts a failed job ('restart-strategy.*'; jobs
-    /// on a cluster take no checkpoints yet, so by default they do not).
-    pub restart: RestartStrategy,
+    /// How a job master restarts a failed job ('restart-strategy.*'), when
+    /// the cluster's configuration says; a job's own setting wins.
+    pub restart: Option<RestartStrategy>,
 }
 
 impl Default for ClusterConfig {
@@ -40,7 +40,7 @@ impl Default for ClusterConfig {
             heartbeat_interval: Duration::from_secs(10),
             heartbeat_timeout: Duration::from_secs(50),
             slot_request_timeout: Duration::from_secs(300),
-            restart: RestartStrategy::None,
+            restart: None,
         }
     }
 }
@@ -83,7 +83,9 @@ impl ClusterConfig {
             heartbeat_interval: duration(HEARTBEAT_INTERVAL, defaults.heartbeat_interval)?,
             heartbeat_timeout: duration(HEARTBEAT_TIMEOUT, defaults.heartbeat_timeout)?,
             slot_request_timeout: duration(SLOT_REQUEST_TIMEOUT, defaults.slot_request_timeout)?,
-            restart: options.restart_strategy(false),
+            restart: options
+                .get(weir_common::config::RESTART_STRATEGY)
+                .map(|_| options.restart_strategy(false)),
         })
     }
 }
@@ -143,10 +145,10 @@ mod tests {
         assert_eq!(config.token.as_deref(), Some("secret"));
         assert_eq!(
             config.restart,
-            RestartStrategy::FixedDelay {
+            Some(RestartStrategy::FixedDelay {
                 attempts: 1,
                 delay: Duration::from_secs(1)
-            }
+            })
         );
     }
 

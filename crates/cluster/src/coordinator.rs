@@ -12,8 +12,10 @@
 //! 3. It waits for every worker to report its share ended.
 //!
 //! A failed share, or a worker lost to missed heartbeats, cancels the rest
-//! of the attempt, and the job restarts by 'restart-strategy.type'. Until
-//! checkpoints exist, a restart starts from the beginning of the sources.
+//! of the attempt, and the job restarts by 'restart-strategy.type'. A job
+//! that takes checkpoints has its checkpoint coordinator here, one per
+//! attempt ([`crate::checkpoints`]), and an attempt restores the latest
+//! completed checkpoint; a job without starts its sources from the start.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,11 +32,15 @@ use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 use weir_common::StreamBatch;
 use weir_engine::{JobKind, JobProgram, plan_program};
+use weir_runtime::checkpoint::{
+    CheckpointCoordinator, CheckpointStats, CheckpointStorage, CoordinatorExit,
+};
 use weir_runtime::deploy::plan_splits;
 use weir_runtime::restart::Restarts;
 use weir_runtime::{JobGraph, JobId, JobMetrics, JobStatus, Message};
 
 use crate::auth::CallCheck;
+use crate::checkpoints::{AttemptCheckpoints, EventStream, events, report_from_proto};
 use crate::config::ClusterConfig;
 use crate::exchange::{CONNECTION_WINDOW, STREAM_WINDOW, decode, encode};
 use crate::proto::coordinator_server::{Coordinator as CoordinatorService, CoordinatorServer};
@@ -146,6 +152,10 @@ pub(crate) struct JobRecord {
     /// A query's rows: workers' streams send here, one client reads.
     results_tx: Mutex<Option<mpsc::Sender<StreamBatch>>>,
     results_rx: Mutex<Option<mpsc::Receiver<StreamBatch>>>,
+    /// The checkpoints of the running attempt, for the workers' relays.
+    checkpoints: Mutex<Option<AttemptCheckpoints>>,
+    /// Every checkpoint of the job, over all attempts, oldest first.
+    pub(crate) checkpoint_history: Arc<Mutex<Vec<CheckpointStats>>>,
 }
 
 impl JobRecord {
@@ -228,10 +238,13 @@ impl CoordinatorState {
         let planned = plan_program(&program).await?;
         let graph = planned.graph;
         graph.validate()?;
-        if graph.checkpointing.is_some() {
-            // Refused rather than run without the guarantee the user asked for.
+        if graph
+            .checkpointing
+            .as_ref()
+            .is_some_and(|c| c.dir.is_none())
+        {
             return Err(ClusterError::Config(
-                "checkpointing runs in the embedded cluster (weir run / weir sql without --coordinator) so far; on a cluster, unset 'execution.checkpointing.interval'".to_string(),
+                "a job on a cluster keeps its checkpoints where every worker reads them: set 'execution.checkpointing.dir' (a shared path, s3://, gs://, az://)".to_string(),
             ));
         }
         let id = JobId(uuid::Uuid::new_v4().as_u128());
@@ -283,6 +296,8 @@ impl CoordinatorState {
             events: events_tx,
             results_tx: Mutex::new(results_tx),
             results_rx: Mutex::new(results_rx),
+            checkpoints: Mutex::new(None),
+            checkpoint_history: Arc::default(),
         });
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.push(Arc::clone(&record));
@@ -308,6 +323,14 @@ enum Outcome {
     Cancelled,
 }
 
+/// An attempt's checkpoint coordinator, running.
+struct StartedCheckpoints {
+    /// The checkpoint the attempt restores, if any.
+    restored: Option<u64>,
+    /// How the coordinator ended.
+    coordinator: tokio::sync::oneshot::Receiver<CoordinatorExit>,
+}
+
 /// Runs one job's attempts; lives as long as the job.
 struct JobMaster {
     state: Arc<CoordinatorState>,
@@ -319,13 +342,30 @@ struct JobMaster {
 }
 
 impl JobMaster {
+    /// As in Flink, the job's own 'restart-strategy.*' wins over the
+    /// cluster's, and without either a job that takes checkpoints restarts
+    /// with exponential delays and another does not. A query's rows went
+    /// to its client already: it does not restart.
+    fn restart_strategy(&self) -> weir_common::RestartStrategy {
+        if self.query {
+            return weir_common::RestartStrategy::None;
+        }
+        let mut job = weir_common::Configuration::new();
+        for (key, value) in &self.program.config {
+            // The session validated them when they were set.
+            let _ = job.set(key, value);
+        }
+        let checkpointing = self.graph.checkpointing.is_some();
+        match &self.state.config.restart {
+            Some(cluster) if job.get(weir_common::config::RESTART_STRATEGY).is_none() => {
+                cluster.clone()
+            }
+            _ => job.restart_strategy(checkpointing),
+        }
+    }
+
     async fn run(mut self) {
-        // A query's rows went to its client already: it does not restart.
-        let strategy = match self.query {
-            true => weir_common::RestartStrategy::None,
-            false => self.state.config.restart.clone(),
-        };
-        let mut restarts = Restarts::new(strategy);
+        let mut restarts = Restarts::new(self.restart_strategy());
         let mut attempt = 0u32;
         let outcome = loop {
             let started = std::time::Instant::now();
@@ -391,20 +431,88 @@ impl JobMaster {
             info.attempt = attempt;
             info.slots = placement.iter().map(|w| w.id.clone()).collect();
         });
-        let outcome = match self.deploy(attempt, &placement, &workers).await {
+        let checkpointing = match self.start_checkpoints(attempt).await {
+            Ok(checkpointing) => checkpointing,
+            Err(reason) => return Outcome::Failed(reason),
+        };
+        let restored = checkpointing.as_ref().and_then(|c| c.restored);
+        let mut coordinated = checkpointing.map(|c| c.coordinator);
+        let outcome = match self.deploy(attempt, &placement, &workers, restored).await {
             Ok(()) => {
                 self.job.update(|info| {
                     info.status = JobStatus::Running.to_string();
                     info.message.clear();
                 });
-                self.await_workers(attempt, &workers).await
+                self.await_workers(attempt, &workers, &mut coordinated)
+                    .await
             }
             Err(reason) => Outcome::Failed(reason),
         };
         if !matches!(outcome, Outcome::Finished) {
             self.cancel_tasks(&workers).await;
         }
+        // Without the relays' sender the coordinator stops.
+        if let Ok(mut checkpoints) = self.job.checkpoints.lock() {
+            checkpoints.take();
+        }
+        if let Some(coordinated) = coordinated {
+            let _ = coordinated.await;
+        }
+        if matches!(outcome, Outcome::Finished)
+            && let Some(storage) = self.storage()
+        {
+            // As in Flink, a finished job's checkpoints are deleted.
+            if let Err(e) = storage.discard_all().await {
+                tracing::warn!(job = %self.job.id, error = %e, "cannot delete the job's checkpoints");
+            }
+        }
         outcome
+    }
+
+    fn storage(&self) -> Option<CheckpointStorage> {
+        let options = self.graph.checkpointing.as_ref()?;
+        CheckpointStorage::open(options.dir.as_deref(), &self.graph).ok()
+    }
+
+    /// For a job that takes checkpoints: the attempt's checkpoint
+    /// coordinator, started on a thread of its own, from the latest
+    /// completed checkpoint, which the attempt restores.
+    async fn start_checkpoints(&self, attempt: u32) -> Result<Option<StartedCheckpoints>, String> {
+        let Some(options) = self.graph.checkpointing.clone() else {
+            return Ok(None);
+        };
+        let storage = CheckpointStorage::open(options.dir.as_deref(), &self.graph)
+            .map_err(|e| e.to_string())?;
+        let restored = storage
+            .latest(&self.graph)
+            .await
+            .map_err(|e| e.to_string())?;
+        storage
+            .clean_incomplete()
+            .await
+            .map_err(|e| e.to_string())?;
+        let restored_id = restored.as_ref().map(|r| r.checkpoint);
+        if let Some(id) = restored_id {
+            tracing::info!(job = %self.job.id, attempt, checkpoint = id, "restoring from checkpoint");
+        }
+        // Savepoints of cluster jobs are not served yet: nothing sends.
+        let (_savepoints, requests) = mpsc::unbounded_channel();
+        let (coordinator, channels) = CheckpointCoordinator::new(
+            options,
+            storage,
+            self.graph.clone(),
+            restored_id.unwrap_or(0),
+            Arc::clone(&self.job.checkpoint_history),
+            requests,
+        );
+        if let Ok(mut checkpoints) = self.job.checkpoints.lock() {
+            *checkpoints = Some(AttemptCheckpoints { attempt, channels });
+        }
+        let coordinator = coordinator.spawn().map_err(|e| e.to_string())?;
+        Ok(Some(StartedCheckpoints {
+            restored: restored_id,
+            coordinator,
+        }))
     }
 
     /// Waits for the slots the job needs, up to 'slot.request.timeout'.
@@ -454,9 +562,19 @@ impl JobMaster {
         attempt: u32,
         placement: &[WorkerEntry],
         workers: &BTreeMap<String, String>,
+        restore: Option<u64>,
     ) -> Result<(), String> {
         let metrics = JobMetrics::default();
-        let splits = plan_splits(&self.graph, &metrics, None)
+        let restored = match (restore, self.storage()) {
+            (Some(id), Some(storage)) => Some(
+                storage
+                    .checkpoint(id, &self.graph)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            _ => None,
+        };
+        let splits = plan_splits(&self.graph, &metrics, restored.as_ref())
             .await
             .map_err(|e| e.to_string())?;
         let request = proto::DeployTasksRequest {
@@ -471,6 +589,7 @@ impl JobMaster {
                 })
                 .collect(),
             splits: splits_to_proto(&splits),
+            restore_checkpoint: restore,
         };
         let token = self.state.config.token.clone();
         let deployments = workers.iter().map(|(id, address)| {
@@ -489,9 +608,33 @@ impl JobMaster {
         Ok(())
     }
 
-    async fn await_workers(&mut self, attempt: u32, workers: &BTreeMap<String, String>) -> Outcome {
+    async fn await_workers(
+        &mut self,
+        attempt: u32,
+        workers: &BTreeMap<String, String>,
+        coordinator: &mut Option<tokio::sync::oneshot::Receiver<CoordinatorExit>>,
+    ) -> Outcome {
         let mut pending: Vec<&String> = workers.keys().collect();
-        while let Some(event) = self.events.recv().await {
+        loop {
+            let event = tokio::select! {
+                event = self.events.recv() => event,
+                done = async {
+                    match coordinator.as_mut() {
+                        Some(done) => done.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    // Too many failed checkpoints fail the attempt.
+                    *coordinator = None;
+                    match done {
+                        Ok(CoordinatorExit { result: Err(e), .. }) => {
+                            return Outcome::Failed(e.to_string());
+                        }
+                        _ => continue,
+                    }
+                }
+            };
+            let Some(event) = event else { break };
             match event {
                 JobEvent::Cancel => return Outcome::Cancelled,
                 JobEvent::WorkerLost(id) if workers.contains_key(&id) => {
@@ -678,6 +821,47 @@ impl CoordinatorService for CoordinatorRpc {
             Err(_) => false,
         };
         Ok(Response::new(proto::HeartbeatResponse { known }))
+    }
+
+    type CheckpointEventsStream = EventStream;
+
+    async fn checkpoint_events(
+        &self,
+        request: Request<proto::CheckpointEventsRequest>,
+    ) -> Result<Response<Self::CheckpointEventsStream>, Status> {
+        let request = request.into_inner();
+        let job = self.state.job(&request.job_id)?;
+        let checkpoints = job
+            .checkpoints
+            .lock()
+            .map_err(|_| Status::internal("the job's checkpoints are poisoned"))?;
+        match checkpoints.as_ref() {
+            Some(c) if c.attempt == request.attempt => Ok(Response::new(events(&c.channels))),
+            _ => Err(Status::failed_precondition(format!(
+                "attempt {} of job '{}' takes no checkpoints now",
+                request.attempt, request.job_id
+            ))),
+        }
+    }
+
+    async fn report_checkpoint(
+        &self,
+        request: Request<proto::CheckpointReport>,
+    ) -> Result<Response<proto::Empty>, Status> {
+        let report = request.into_inner();
+        let job = self.state.job(&report.job_id)?;
+        let attempt = report.attempt;
+        let report = report_from_proto(report)?;
+        let reports = job.checkpoints.lock().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|c| c.attempt == attempt)
+                .map(|c| c.channels.reports())
+        });
+        // A report of an attempt that is over is of no use any more.
+        if let Some(reports) = reports {
+            let _ = reports.send(report);
+        }
+        Ok(Response::new(proto::Empty {}))
     }
 
     async fn report_tasks(

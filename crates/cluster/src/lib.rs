@@ -34,6 +34,7 @@
 //!   Prometheus metrics.
 
 pub mod auth;
+pub mod checkpoints;
 pub mod client;
 pub mod config;
 pub mod coordinator;

@@ -4,6 +4,10 @@
 //! - `GET /v1/jobs`: every job with its status.
 //! - `GET /v1/jobs/{id}`: one job with its graph (vertices, their parallelism
 //!   and input edges) and the metrics of every operator subtask.
+//! - `GET /v1/jobs/{id}/checkpoints`: the job's checkpoints, oldest first:
+//!   id, status (`COMPLETED` or `FAILED` with the reason, which names the
+//!   subtasks that did not acknowledge), duration and bytes written, with
+//!   counts (Flink's `/jobs/:jobid/checkpoints`).
 //! - `GET /v1/workers`: workers, their slots, and when they last beat.
 //! - `GET /metrics`: the same figures in Prometheus' text format.
 //!
@@ -27,6 +31,7 @@ use crate::ClusterError;
 use crate::auth::CallCheck;
 use crate::coordinator::{CoordinatorState, JobRecord};
 use crate::proto;
+use weir_runtime::checkpoint::CheckpointStatus;
 
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -36,6 +41,7 @@ pub(crate) async fn serve(
     let app = Router::new()
         .route("/v1/jobs", get(jobs))
         .route("/v1/jobs/{id}", get(job))
+        .route("/v1/jobs/{id}/checkpoints", get(checkpoints))
         .route("/v1/workers", get(workers))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
@@ -83,6 +89,52 @@ async fn jobs(State(state): State<Arc<CoordinatorState>>) -> Json<Value> {
         .map(|j| job_json(&j.snapshot()))
         .collect();
     Json(json!({ "jobs": jobs }))
+}
+
+async fn checkpoints(
+    State(state): State<Arc<CoordinatorState>>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(job) = state.job(&id) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no job with id '{id}'")})),
+        )
+            .into_response();
+    };
+    let history = job
+        .checkpoint_history
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_default();
+    let completed = history
+        .iter()
+        .filter(|c| c.status == CheckpointStatus::Completed)
+        .count();
+    let entries: Vec<Value> = history
+        .iter()
+        .map(|c| {
+            let (status, reason) = match &c.status {
+                CheckpointStatus::Completed => ("COMPLETED", None),
+                CheckpointStatus::Failed(reason) => ("FAILED", Some(reason.clone())),
+            };
+            json!({
+                "id": c.id,
+                "status": status,
+                "failure": reason,
+                "duration_ms": c.duration.as_millis() as u64,
+                "size_bytes": c.size,
+            })
+        })
+        .collect();
+    Json(json!({
+        "counts": {
+            "completed": completed,
+            "failed": history.len() - completed,
+        },
+        "history": entries,
+    }))
+    .into_response()
 }
 
 /// Every operator subtask's metrics for a job, from the workers' heartbeats.

@@ -26,10 +26,12 @@ use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 use weir_connector::SourceSplit;
 use weir_engine::{JobProgram, plan_program};
+use weir_runtime::checkpoint::{CheckpointSetup, CheckpointStorage};
 use weir_runtime::deploy::{ChannelId, SplitAssignment, TaskDeployment, deploy, supervise};
 use weir_runtime::{JobGraph, JobId, JobMetrics, Message, RuntimeError, VertexId, VertexOutput};
 
 use crate::auth::{CallCheck, CallHeaders};
+use crate::checkpoints::worker_relay;
 use crate::config::ClusterConfig;
 use crate::exchange::{
     CONNECTION_WINDOW, ChannelKey, Inbound, InboundRegistry, STREAM_WINDOW, connect_lazy, header,
@@ -324,6 +326,26 @@ impl WorkerState {
             (None, None)
         };
         let metrics = Arc::new(JobMetrics::default());
+        let (checkpoint, relays) = match &graph.checkpointing {
+            Some(options) => {
+                // The job master wrote it where every worker reads.
+                let restored = match request.restore_checkpoint {
+                    Some(id) => Some(Arc::new(
+                        CheckpointStorage::open(options.dir.as_deref(), &graph)?
+                            .checkpoint(id, &graph)
+                            .await?,
+                    )),
+                    None => None,
+                };
+                let relay = worker_relay(self.coordinator.clone(), job, attempt).await?;
+                let setup = CheckpointSetup {
+                    channels: relay.channels,
+                    restored,
+                };
+                (Some(setup), vec![relay.events, relay.reports])
+            }
+            None => (None, Vec::new()),
+        };
         let mut deployed = deploy(TaskDeployment {
             job,
             graph: &graph,
@@ -331,9 +353,12 @@ impl WorkerState {
             runs_here: &runs_here,
             metrics: Arc::clone(&metrics),
             results: results_tx,
-            checkpoint: None,
+            checkpoint,
         })
         .await?;
+        for relay in relays {
+            deployed.tasks.spawn(relay);
+        }
         let (failures_tx, mut failures_rx) = mpsc::unbounded_channel();
         for (channel, sender) in deployed.inbound.drain(..) {
             self.inbound.register(

@@ -512,7 +512,7 @@ impl Attempt<'_> {
             Ok(started) => started,
             Err((e, savepoints)) => return (Err(AttemptError::Setup(e)), Some(savepoints)),
         };
-        let coordinated = match spawn_coordinator(coordinator) {
+        let coordinated = match coordinator.spawn() {
             Ok(coordinated) => coordinated,
             Err(e) => return (Err(AttemptError::Setup(e)), None),
         };
@@ -601,38 +601,6 @@ impl Attempt<'_> {
             _ => Ok(None),
         }
     }
-}
-
-/// Runs the checkpoint coordinator on a thread of its own, as Flink's job
-/// master runs apart from its task managers: subtasks that keep the job's
-/// runtime busy must not delay triggers and completions. The thread ends
-/// with the job: when its last subtask is gone, the coordinator's report
-/// channel closes.
-fn spawn_coordinator(
-    coordinator: CheckpointCoordinator,
-) -> Result<tokio::sync::oneshot::Receiver<CoordinatorExit>, RuntimeError> {
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("weir-checkpoints".into())
-        .spawn(move || {
-            let exit = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime.block_on(coordinator.run()),
-                Err(e) => CoordinatorExit {
-                    result: Err(RuntimeError::Checkpoint(format!(
-                        "cannot start the checkpoint coordinator: {e}"
-                    ))),
-                    savepoints: coordinator.into_savepoints(),
-                },
-            };
-            let _ = done_tx.send(exit);
-        })
-        .map_err(|e| {
-            RuntimeError::Checkpoint(format!("cannot start the checkpoint coordinator: {e}"))
-        })?;
-    Ok(done_rx)
 }
 
 async fn deploy_here(

@@ -151,6 +151,34 @@ impl CheckpointCoordinator {
         }
     }
 
+    /// Runs the coordinator on a thread of its own, as Flink's job master
+    /// runs apart from its task managers: subtasks that keep the job's
+    /// runtime busy must not delay triggers and completions. The thread
+    /// ends with the job: when its last subtask is gone, the report channel
+    /// closes.
+    pub fn spawn(self) -> Result<tokio::sync::oneshot::Receiver<CoordinatorExit>, RuntimeError> {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let cannot_start =
+            |e: &dyn std::fmt::Display| format!("cannot start the checkpoint coordinator: {e}");
+        std::thread::Builder::new()
+            .name("weir-checkpoints".into())
+            .spawn(move || {
+                let exit = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(self.run()),
+                    Err(e) => CoordinatorExit {
+                        result: Err(RuntimeError::Checkpoint(cannot_start(&e))),
+                        savepoints: self.into_savepoints(),
+                    },
+                };
+                let _ = done_tx.send(exit);
+            })
+            .map_err(|e| RuntimeError::Checkpoint(cannot_start(&e)))?;
+        Ok(done_rx)
+    }
+
     /// The savepoint requests of a coordinator that never ran.
     pub fn into_savepoints(self) -> mpsc::UnboundedReceiver<SavepointRequest> {
         self.savepoints

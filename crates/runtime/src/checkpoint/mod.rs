@@ -33,7 +33,7 @@ mod storage;
 
 pub use coordinator::{CheckpointCoordinator, CheckpointStats, CheckpointStatus, CoordinatorExit};
 pub(crate) use keyed::{KeyedState, StateBatch, restored_parts, watermark_state};
-pub use storage::{CheckpointStorage, RestoredCheckpoint};
+pub use storage::{CheckpointStorage, RestoredCheckpoint, decode_state, encode_state};
 
 use std::fmt;
 use std::sync::Arc;
@@ -165,11 +165,41 @@ pub struct Completed {
 }
 
 /// The ends of the channels between a job's subtasks and its coordinator.
+/// On a cluster, a worker holds local ones and relays them over RPC.
 #[derive(Debug, Clone)]
 pub struct CheckpointChannels {
     pub(crate) reports: mpsc::UnboundedSender<CheckpointReport>,
     pub(crate) triggers: watch::Receiver<u64>,
     pub(crate) completed: watch::Receiver<Completed>,
+}
+
+impl CheckpointChannels {
+    pub fn new(
+        reports: mpsc::UnboundedSender<CheckpointReport>,
+        triggers: watch::Receiver<u64>,
+        completed: watch::Receiver<Completed>,
+    ) -> Self {
+        Self {
+            reports,
+            triggers,
+            completed,
+        }
+    }
+
+    /// Where subtasks send their reports.
+    pub fn reports(&self) -> mpsc::UnboundedSender<CheckpointReport> {
+        self.reports.clone()
+    }
+
+    /// The latest triggered checkpoint, and every trigger after it.
+    pub fn triggers(&self) -> watch::Receiver<u64> {
+        self.triggers.clone()
+    }
+
+    /// The latest completed checkpoint, and every completion after it.
+    pub fn completed(&self) -> watch::Receiver<Completed> {
+        self.completed.clone()
+    }
 }
 
 /// How a deployment takes part in checkpoints.

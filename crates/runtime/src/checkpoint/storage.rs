@@ -311,34 +311,8 @@ impl CheckpointStorage {
         path: String,
         state: &OperatorState,
     ) -> Result<StateFile, RuntimeError> {
-        let encode_error = |e: arrow::error::ArrowError| self.error("cannot encode state", e);
-        let mut groups: Vec<&RecordBatch> = Vec::new();
-        let mut files = Vec::new();
-        // One IPC file holds batches of one schema; a state of several
-        // schemas is written as consecutive files of one object.
-        for batch in &state.batches {
-            if groups.first().is_some_and(|b| b.schema() != batch.schema()) {
-                files.push(std::mem::take(&mut groups));
-            }
-            groups.push(batch);
-        }
-        files.push(groups);
-        let mut bytes = Vec::new();
-        let mut rows = 0;
-        for group in files {
-            let Some(first) = group.first() else { continue };
-            let mut encoded = Vec::new();
-            let mut writer =
-                FileWriter::try_new(&mut encoded, &first.schema()).map_err(encode_error)?;
-            for batch in group {
-                rows += batch.num_rows() as u64;
-                writer.write(batch).map_err(encode_error)?;
-            }
-            writer.finish().map_err(encode_error)?;
-            drop(writer);
-            bytes.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
-            bytes.extend_from_slice(&encoded);
-        }
+        let bytes = encode_state(state)?;
+        let rows = state.batches.iter().map(|b| b.num_rows() as u64).sum();
         let size = bytes.len() as u64;
         let location = self.location(&path);
         self.store
@@ -364,27 +338,8 @@ impl CheckpointStorage {
             .bytes()
             .await
             .map_err(|e| self.error("cannot read checkpoint state", e))?;
-        let broken = |e: String| self.error(&format!("state file '{}' is damaged", file.path), e);
-        let mut batches = Vec::new();
-        let mut at = 0usize;
-        while at < data.len() {
-            let length = data
-                .get(at..at + 8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_le_bytes)
-                .ok_or_else(|| broken("truncated".into()))? as usize;
-            at += 8;
-            let encoded = data
-                .get(at..at + length)
-                .ok_or_else(|| broken("truncated".into()))?;
-            at += length;
-            let reader = FileReader::try_new(Cursor::new(encoded), None)
-                .map_err(|e| broken(e.to_string()))?;
-            for batch in reader {
-                batches.push(batch.map_err(|e| broken(e.to_string()))?);
-            }
-        }
-        Ok(OperatorState { batches })
+        decode_state(&data)
+            .map_err(|e| self.error(&format!("state file '{}' is damaged", file.path), e))
     }
 
     /// The job's `chk-<id>` directories, with their ids (none when the
@@ -430,6 +385,16 @@ impl CheckpointStorage {
         self.read(&format!("chk-{id}"), graph, false)
             .await
             .map(Some)
+    }
+
+    /// Completed checkpoint `id`, read whole (a cluster worker reads the
+    /// checkpoint its job master restores).
+    pub async fn checkpoint(
+        &self,
+        id: u64,
+        graph: &JobGraph,
+    ) -> Result<RestoredCheckpoint, RuntimeError> {
+        self.read(&format!("chk-{id}"), graph, false).await
     }
 
     /// The savepoint this storage was opened at, read whole. Its state must
@@ -530,7 +495,7 @@ impl CheckpointStorage {
 
     /// Deletes checkpoint directories without a manifest: what a run that
     /// crashed while writing a checkpoint left.
-    pub(crate) async fn clean_incomplete(&self) -> Result<(), RuntimeError> {
+    pub async fn clean_incomplete(&self) -> Result<(), RuntimeError> {
         let completed = self.completed_ids().await?;
         for (id, prefix) in self.checkpoint_dirs().await {
             if !completed.contains(&id) {
@@ -541,7 +506,7 @@ impl CheckpointStorage {
     }
 
     /// Deletes every checkpoint of the job (it finished).
-    pub(crate) async fn discard_all(&self) -> Result<(), RuntimeError> {
+    pub async fn discard_all(&self) -> Result<(), RuntimeError> {
         self.delete_prefix(&self.root).await
     }
 
@@ -608,6 +573,61 @@ fn within(directory: &str, file: &str) -> String {
     } else {
         format!("{directory}/{file}")
     }
+}
+
+/// A state as bytes: Arrow IPC files, one per run of batches of one
+/// schema, each preceded by its length (8 bytes, little-endian). State
+/// files hold this, and so do a cluster worker's checkpoint reports.
+pub fn encode_state(state: &OperatorState) -> Result<Vec<u8>, RuntimeError> {
+    let encode_error =
+        |e: arrow::error::ArrowError| RuntimeError::Checkpoint(format!("cannot encode state: {e}"));
+    let mut groups: Vec<&RecordBatch> = Vec::new();
+    let mut files = Vec::new();
+    for batch in &state.batches {
+        if groups.first().is_some_and(|b| b.schema() != batch.schema()) {
+            files.push(std::mem::take(&mut groups));
+        }
+        groups.push(batch);
+    }
+    files.push(groups);
+    let mut bytes = Vec::new();
+    for group in files {
+        let Some(first) = group.first() else { continue };
+        let mut encoded = Vec::new();
+        let mut writer =
+            FileWriter::try_new(&mut encoded, &first.schema()).map_err(encode_error)?;
+        for batch in group {
+            writer.write(batch).map_err(encode_error)?;
+        }
+        writer.finish().map_err(encode_error)?;
+        drop(writer);
+        bytes.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&encoded);
+    }
+    Ok(bytes)
+}
+
+/// The state [`encode_state`] encoded; an error says what is damaged.
+pub fn decode_state(data: &[u8]) -> Result<OperatorState, String> {
+    let mut batches = Vec::new();
+    let mut at = 0usize;
+    while at < data.len() {
+        let length = data
+            .get(at..at + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| "truncated".to_string())? as usize;
+        at += 8;
+        let encoded = data
+            .get(at..at + length)
+            .ok_or_else(|| "truncated".to_string())?;
+        at += length;
+        let reader = FileReader::try_new(Cursor::new(encoded), None).map_err(|e| e.to_string())?;
+        for batch in reader {
+            batches.push(batch.map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(OperatorState { batches })
 }
 
 /// A completed checkpoint loaded for a restart.

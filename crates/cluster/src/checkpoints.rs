@@ -1,0 +1,274 @@
+//! Checkpoints of a job that runs on workers: the checkpoint coordinator
+//! runs in the job master, its subtasks on the workers, and this module
+//! relays between them.
+//!
+//! ```text
+//! job master: CheckpointCoordinator ── triggers, completions ──> CheckpointEvents stream ──> worker
+//!                      ^                                                                      │
+//!                      └── reports <── ReportCheckpoint(acks with state as Arrow IPC) <───────┘
+//! ```
+//!
+//! A worker holds local ends of the channels its subtasks use in the
+//! embedded cluster too ([`CheckpointChannels`]), fed by the event stream,
+//! and relays its subtasks' reports one call each, in order. The job master
+//! writes the state into 'execution.checkpointing.dir', which every worker
+//! must reach: a restarted attempt's workers read the checkpoint they
+//! restore from there.
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tonic::Status;
+use weir_runtime::checkpoint::{
+    CheckpointChannels, CheckpointReport, Completed, StateSlot, TaskKey, TaskSnapshot,
+    decode_state, encode_state,
+};
+use weir_runtime::{JobId, RuntimeError, VertexId};
+
+use crate::proto::checkpoint_report::Kind;
+use crate::proto::coordinator_client::CoordinatorClient;
+use crate::worker::Authed;
+use crate::{ClusterError, proto};
+
+/// The job master's side of one attempt's checkpoints, which the RPC
+/// handlers serve.
+#[derive(Debug)]
+pub(crate) struct AttemptCheckpoints {
+    pub(crate) attempt: u32,
+    pub(crate) channels: CheckpointChannels,
+}
+
+pub(crate) type EventStream =
+    Pin<Box<dyn Stream<Item = Result<proto::CheckpointEvent, Status>> + Send>>;
+
+/// The latest triggered and completed checkpoints now and at every change,
+/// until the coordinator stops.
+pub(crate) fn events(channels: &CheckpointChannels) -> EventStream {
+    let state = (channels.triggers(), channels.completed(), true);
+    Box::pin(futures::stream::unfold(
+        state,
+        |(mut triggers, mut completed, first)| async move {
+            if !first {
+                tokio::select! {
+                    changed = triggers.changed() => changed.ok()?,
+                    changed = completed.changed() => changed.ok()?,
+                }
+            }
+            let done = *completed.borrow_and_update();
+            let event = proto::CheckpointEvent {
+                triggered: *triggers.borrow_and_update(),
+                completed: done.checkpoint,
+                last: done.last,
+            };
+            Some((Ok(event), (triggers, completed, false)))
+        },
+    ))
+}
+
+/// A report from a worker, as the coordinator takes it.
+pub(crate) fn report_from_proto(
+    report: proto::CheckpointReport,
+) -> Result<CheckpointReport, Status> {
+    let task = TaskKey {
+        vertex: VertexId(report.vertex as usize),
+        subtask: report.subtask as usize,
+    };
+    match report.kind {
+        Some(Kind::Acknowledged(snapshot)) => Ok(CheckpointReport::Acknowledged {
+            checkpoint: snapshot.checkpoint,
+            task,
+            snapshot: snapshot_from_proto(snapshot)?,
+        }),
+        Some(Kind::Committed(checkpoint)) => Ok(CheckpointReport::Committed { checkpoint, task }),
+        Some(Kind::Finished(snapshot)) => Ok(CheckpointReport::Finished {
+            task,
+            snapshot: snapshot_from_proto(snapshot)?,
+        }),
+        None => Err(Status::invalid_argument(
+            "a checkpoint report without a kind",
+        )),
+    }
+}
+
+fn snapshot_from_proto(snapshot: proto::TaskSnapshot) -> Result<TaskSnapshot, Status> {
+    let states = snapshot
+        .states
+        .into_iter()
+        .map(|state| {
+            let slot = StateSlot::parse(&state.slot).ok_or_else(|| {
+                Status::invalid_argument(format!("no state slot '{}'", state.slot))
+            })?;
+            let decoded = decode_state(&state.state).map_err(|e| {
+                Status::invalid_argument(format!(
+                    "the state of slot '{}' is damaged: {e}",
+                    state.slot
+                ))
+            })?;
+            Ok((slot, decoded))
+        })
+        .collect::<Result<_, Status>>()?;
+    Ok(TaskSnapshot { states })
+}
+
+fn snapshot_to_proto(
+    checkpoint: u64,
+    snapshot: &TaskSnapshot,
+) -> Result<proto::TaskSnapshot, RuntimeError> {
+    let states = snapshot
+        .states
+        .iter()
+        .map(|(slot, state)| {
+            Ok(proto::SlotState {
+                slot: slot.name(),
+                state: encode_state(state)?,
+            })
+        })
+        .collect::<Result<_, RuntimeError>>()?;
+    Ok(proto::TaskSnapshot { checkpoint, states })
+}
+
+fn report_to_proto(
+    job: JobId,
+    attempt: u32,
+    report: &CheckpointReport,
+) -> Result<proto::CheckpointReport, RuntimeError> {
+    let (task, kind) = match report {
+        CheckpointReport::Acknowledged {
+            checkpoint,
+            task,
+            snapshot,
+        } => (
+            *task,
+            Kind::Acknowledged(snapshot_to_proto(*checkpoint, snapshot)?),
+        ),
+        CheckpointReport::Committed { checkpoint, task } => (*task, Kind::Committed(*checkpoint)),
+        CheckpointReport::Finished { task, snapshot } => {
+            (*task, Kind::Finished(snapshot_to_proto(0, snapshot)?))
+        }
+    };
+    Ok(proto::CheckpointReport {
+        job_id: job.to_string(),
+        attempt,
+        vertex: u32::try_from(task.vertex.0).unwrap_or(u32::MAX),
+        subtask: u32::try_from(task.subtask).unwrap_or(u32::MAX),
+        kind: Some(kind),
+    })
+}
+
+/// A worker's relay for one attempt of a checkpointing job.
+pub(crate) struct WorkerRelay {
+    /// What the worker's subtasks use.
+    pub(crate) channels: CheckpointChannels,
+    /// Feeds the local channels from the coordinator's events; ends when
+    /// the events end or no subtask listens any more.
+    pub(crate) events: Pin<Box<dyn std::future::Future<Output = Result<(), RuntimeError>> + Send>>,
+    /// Sends the subtasks' reports, in order; ends when every subtask is done.
+    pub(crate) reports: Pin<Box<dyn std::future::Future<Output = Result<(), RuntimeError>> + Send>>,
+}
+
+/// Subscribes to the coordinator's checkpoint events for `job`'s `attempt`
+/// and sets up the local channels, starting from the coordinator's current
+/// state so that subtasks deployed now see only what comes after.
+pub(crate) async fn worker_relay(
+    coordinator: CoordinatorClient<Authed>,
+    job: JobId,
+    attempt: u32,
+) -> Result<WorkerRelay, ClusterError> {
+    let mut events = coordinator
+        .clone()
+        .checkpoint_events(proto::CheckpointEventsRequest {
+            job_id: job.to_string(),
+            attempt,
+        })
+        .await?
+        .into_inner();
+    let first = events
+        .message()
+        .await?
+        .ok_or_else(|| ClusterError::Rpc("the checkpoint events ended at once".into()))?;
+    let (triggers_tx, triggers) = watch::channel(first.triggered);
+    let (completed_tx, completed) = watch::channel(Completed {
+        checkpoint: first.completed,
+        last: first.last,
+    });
+    let (reports_tx, mut reports) = mpsc::unbounded_channel();
+    let relay_events = async move {
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Ok(event)) => {
+                        triggers_tx.send_if_modified(|t| std::mem::replace(t, event.triggered) != event.triggered);
+                        let done = Completed { checkpoint: event.completed, last: event.last };
+                        completed_tx.send_if_modified(|c| std::mem::replace(c, done) != done);
+                    }
+                    // The attempt is over; the job master cancels what runs.
+                    Some(Err(_)) | None => return Ok(()),
+                },
+                () = async { tokio::join!(triggers_tx.closed(), completed_tx.closed()); } => return Ok(()),
+            }
+        }
+    };
+    let relay_reports = async move {
+        let mut coordinator = coordinator;
+        while let Some(report) = reports.recv().await {
+            let message = report_to_proto(job, attempt, &report)?;
+            coordinator.report_checkpoint(message).await.map_err(|s| {
+                RuntimeError::Failed(format!("cannot report a checkpoint: {}", s.message()))
+            })?;
+        }
+        Ok(())
+    };
+    Ok(WorkerRelay {
+        channels: CheckpointChannels::new(reports_tx, triggers, completed),
+        events: Box::pin(relay_events),
+        reports: Box::pin(relay_reports),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use weir_runtime::OperatorState;
+
+    use super::*;
+
+    #[test]
+    fn reports_round_trip() {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))])
+            .expect("batch");
+        let task = TaskKey {
+            vertex: VertexId(2),
+            subtask: 1,
+        };
+        let report = CheckpointReport::Acknowledged {
+            checkpoint: 7,
+            task,
+            snapshot: TaskSnapshot {
+                states: vec![(
+                    StateSlot::Operator(0),
+                    OperatorState {
+                        batches: vec![batch.clone()],
+                    },
+                )],
+            },
+        };
+        let message = report_to_proto(JobId(5), 0, &report).expect("encodes");
+        match report_from_proto(message).expect("decodes") {
+            CheckpointReport::Acknowledged {
+                checkpoint,
+                task: back,
+                snapshot,
+            } => {
+                assert_eq!((checkpoint, back), (7, task));
+                assert_eq!(snapshot.states[0].0, StateSlot::Operator(0));
+                assert_eq!(snapshot.states[0].1.batches, vec![batch]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
