@@ -161,3 +161,31 @@ pub fn jobs(runtime: &Runtime, config: &ClusterConfig, action: JobsAction) -> bo
         }
     }
 }
+
+/// `weir savepoint`: prints the savepoint's path, as `flink savepoint` does.
+pub fn savepoint(
+    runtime: &Runtime,
+    config: &ClusterConfig,
+    coordinator: &str,
+    job_id: &str,
+    dir: Option<String>,
+    stop: bool,
+) -> bool {
+    let result = runtime.block_on(async {
+        let client = ClusterClient::new(coordinator, config.token.as_deref())?;
+        client.savepoint(job_id, dir, stop).await
+    });
+    match result {
+        Ok(path) => {
+            println!("Savepoint completed. Path: {path}");
+            if stop {
+                println!("[INFO] Job {job_id} stopped.");
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!("[ERROR] {e}");
+            false
+        }
+    }
+}

@@ -102,6 +102,19 @@ enum Command {
         #[command(subcommand)]
         action: JobsAction,
     },
+    /// Take a savepoint of a running job (Flink's `flink savepoint`).
+    Savepoint {
+        /// The coordinator's RPC address.
+        #[arg(long)]
+        coordinator: String,
+        job_id: String,
+        /// Where the savepoint directory goes; the job's
+        /// 'execution.checkpointing.savepoint-dir' if not given.
+        dir: Option<String>,
+        /// Stop the job once the savepoint is taken (Flink's `flink stop`).
+        #[arg(long)]
+        stop: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +179,12 @@ fn main() -> ExitCode {
             advertise,
         }) => cluster::worker(&runtime, config, coordinator, slots, &listen, advertise),
         Some(Command::Jobs { action }) => cluster::jobs(&runtime, &config, action),
+        Some(Command::Savepoint {
+            coordinator,
+            job_id,
+            dir,
+            stop,
+        }) => cluster::savepoint(&runtime, &config, &coordinator, &job_id, dir, stop),
         Some(Command::Run {
             coordinator,
             script,

@@ -26,7 +26,8 @@ impl Drop for Process {
     }
 }
 
-/// Starts `weir args...` in `dir` and returns it with the first line it prints.
+/// Starts `weir args...` in `dir` and returns it with the first line it
+/// prints; its log goes to `<dir>/<command>-<nanos>.log`.
 fn start(
     dir: &Path,
     args: &[&str],
@@ -40,7 +41,13 @@ fn start(
         .env("WEIR_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(dir.join(format!(
+            "{}-{}.log",
+            args.first().copied().unwrap_or("weir"),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        )))?);
     for (key, value) in env {
         command.env(key, value);
     }
@@ -413,13 +420,22 @@ INSERT INTO copied SELECT id FROM numbers;
 }
 
 /// Per-key totals of ten-second windows over a datagen sequence that takes
-/// about ten seconds, checkpointed into `checkpoints`.
-fn checkpointed_script(out: &str, checkpoints: &Path) -> String {
+/// about ten seconds, checkpointed into `checkpoints`, at `parallelism`,
+/// optionally restored from a savepoint.
+fn checkpointed_script(
+    out: &str,
+    checkpoints: &Path,
+    parallelism: usize,
+    savepoint: Option<&str>,
+) -> String {
+    let restore = savepoint.map_or(String::new(), |path| {
+        format!("SET 'execution.savepoint.path' = '{path}';\n")
+    });
     format!(
-        "SET 'parallelism.default' = '2';
+        "SET 'parallelism.default' = '{parallelism}';
 SET 'execution.checkpointing.interval' = '200 ms';
 SET 'execution.checkpointing.dir' = '{checkpoints}';
-CREATE TABLE numbers (
+{restore}CREATE TABLE numbers (
   id BIGINT,
   ts AS TO_TIMESTAMP_LTZ(id * 100, 3),
   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
@@ -447,7 +463,7 @@ fn a_checkpointing_job_that_loses_a_worker_resumes_from_its_latest_checkpoint() 
     let dir = tempfile::TempDir::new()?;
     std::fs::write(
         dir.path().join("embedded.sql"),
-        checkpointed_script("out/embedded", &dir.path().join("chk-embedded")),
+        checkpointed_script("out/embedded", &dir.path().join("chk-embedded"), 2, None),
     )?;
     let embedded = weir(dir.path(), &["run", "embedded.sql"], &[])?;
     assert!(embedded.status.success(), "{}", text(&embedded.stderr));
@@ -458,7 +474,7 @@ fn a_checkpointing_job_that_loses_a_worker_resumes_from_its_latest_checkpoint() 
     let mut cluster = Cluster::start(dir.path(), 2, 2, RESTARTS_AFTER_A_LOST_WORKER)?;
     std::fs::write(
         dir.path().join("cluster.sql"),
-        checkpointed_script("out/cluster", &dir.path().join("chk-cluster")),
+        checkpointed_script("out/cluster", &dir.path().join("chk-cluster"), 2, None),
     )?;
     let run = weir(
         dir.path(),
@@ -491,6 +507,104 @@ fn a_checkpointing_job_that_loses_a_worker_resumes_from_its_latest_checkpoint() 
             .is_some_and(|e| e.path().read_dir().is_ok_and(|mut d| d.next().is_some()))),
         "a finished job deletes its checkpoints"
     );
+    Ok(())
+}
+
+/// `weir savepoint` takes a savepoint of a running job, `--stop` stops it
+/// with one, and the job submitted again from it at parallelism 3 ends with
+/// the output of the embedded, undisturbed run.
+#[test]
+fn a_savepoint_of_a_cluster_job_restores_at_another_parallelism() -> TestResult {
+    let dir = tempfile::TempDir::new()?;
+    let chk = dir.path().join("chk");
+    std::fs::write(
+        dir.path().join("embedded.sql"),
+        checkpointed_script("out/embedded", &chk, 2, None),
+    )?;
+    let embedded = weir(dir.path(), &["run", "embedded.sql"], &[])?;
+    assert!(embedded.status.success(), "{}", text(&embedded.stderr));
+    let expected = output_lines(&dir.path().join("out/embedded"))?;
+
+    let cluster = Cluster::start(dir.path(), 2, 2, &[])?;
+    let submit = |script: &str| -> Result<String, Box<dyn std::error::Error>> {
+        let run = weir(
+            dir.path(),
+            &["run", "--coordinator", &cluster.rpc, script],
+            &[],
+        )?;
+        let stdout = text(&run.stdout);
+        assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+        Ok(address_after(&stdout, "Job ID: ")?.trim().to_string())
+    };
+    std::fs::write(
+        dir.path().join("first.sql"),
+        checkpointed_script("out/cluster", &chk, 2, None),
+    )?;
+    let id = submit("first.sql")?;
+    cluster.await_status(&id, "RUNNING")?;
+    std::thread::sleep(Duration::from_secs(1));
+    let savepoints = dir.path().join("savepoints");
+    let savepoints_arg = savepoints.display().to_string();
+    let path_of = |output: &Output| -> Result<PathBuf, Box<dyn std::error::Error>> {
+        let stdout = text(&output.stdout);
+        assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Savepoint completed. Path: "))
+            .ok_or_else(|| format!("no savepoint path in: {stdout}"))?;
+        Ok(PathBuf::from(line.trim()))
+    };
+    let taken = weir(
+        dir.path(),
+        &[
+            "savepoint",
+            "--coordinator",
+            &cluster.rpc,
+            &id,
+            &savepoints_arg,
+        ],
+        &[],
+    )?;
+    assert!(path_of(&taken)?.join("_metadata").is_file());
+    assert_eq!(
+        cluster.job(&id)?["status"],
+        "RUNNING",
+        "a savepoint leaves the job running"
+    );
+    let stopped = weir(
+        dir.path(),
+        &[
+            "savepoint",
+            "--stop",
+            "--coordinator",
+            &cluster.rpc,
+            &id,
+            &savepoints_arg,
+        ],
+        &[],
+    )?;
+    let savepoint = path_of(&stopped)?;
+    assert_eq!(cluster.job(&id)?["status"], "CANCELED");
+    let partial = output_lines(&dir.path().join("out/cluster"))?;
+    assert!(
+        !partial.is_empty() && partial.len() < expected.len(),
+        "stopped midway: {} of {} rows",
+        partial.len(),
+        expected.len()
+    );
+
+    std::fs::write(
+        dir.path().join("second.sql"),
+        checkpointed_script(
+            "out/cluster",
+            &chk,
+            3,
+            Some(&savepoint.display().to_string()),
+        ),
+    )?;
+    let id = submit("second.sql")?;
+    cluster.await_status(&id, "FINISHED")?;
+    assert_eq!(output_lines(&dir.path().join("out/cluster"))?, expected);
     Ok(())
 }
 

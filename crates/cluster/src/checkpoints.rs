@@ -21,8 +21,8 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 use weir_runtime::checkpoint::{
-    CheckpointChannels, CheckpointReport, Completed, StateSlot, TaskKey, TaskSnapshot,
-    decode_state, encode_state,
+    CheckpointChannels, CheckpointReport, CheckpointStorage, Completed, RestoredCheckpoint,
+    SavepointRequest, StateSlot, TaskKey, TaskSnapshot, decode_state, encode_state,
 };
 use weir_runtime::{JobId, RuntimeError, VertexId};
 
@@ -37,6 +37,44 @@ use crate::{ClusterError, proto};
 pub(crate) struct AttemptCheckpoints {
     pub(crate) attempt: u32,
     pub(crate) channels: CheckpointChannels,
+    /// Savepoint requests to the attempt's checkpoint coordinator.
+    pub(crate) savepoints: mpsc::UnboundedSender<SavepointRequest>,
+    /// 'execution.checkpointing.savepoint-dir'.
+    pub(crate) savepoint_dir: Option<String>,
+}
+
+/// Where an attempt's operator state comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Restore {
+    Checkpoint(u64),
+    /// The job's 'execution.savepoint.path' (its first attempt, before it
+    /// has a checkpoint of its own).
+    Savepoint,
+}
+
+/// Reads the state an attempt restores, as the job master and each worker do.
+pub(crate) async fn restored_state(
+    graph: &weir_runtime::JobGraph,
+    restore: Restore,
+) -> Result<RestoredCheckpoint, RuntimeError> {
+    let options = graph.checkpointing.as_ref().ok_or_else(|| {
+        RuntimeError::Checkpoint("the job takes no checkpoints to restore".into())
+    })?;
+    match restore {
+        Restore::Checkpoint(id) => {
+            CheckpointStorage::open(options.dir.as_deref(), graph)?
+                .checkpoint(id, graph)
+                .await
+        }
+        Restore::Savepoint => {
+            let savepoint = options.restore.as_ref().ok_or_else(|| {
+                RuntimeError::Checkpoint("the job has no 'execution.savepoint.path'".into())
+            })?;
+            CheckpointStorage::open_savepoint(&savepoint.path)?
+                .read_savepoint(graph, savepoint.ignore_unclaimed)
+                .await
+        }
+    }
 }
 
 pub(crate) type EventStream =
@@ -50,9 +88,18 @@ pub(crate) fn events(channels: &CheckpointChannels) -> EventStream {
         state,
         |(mut triggers, mut completed, first)| async move {
             if !first {
-                tokio::select! {
-                    changed = triggers.changed() => changed.ok()?,
-                    changed = completed.changed() => changed.ok()?,
+                let changed = tokio::select! {
+                    changed = triggers.changed() => changed,
+                    changed = completed.changed() => changed,
+                };
+                // A coordinator that stops right after announcing the job's
+                // last checkpoint closes both channels: that news must
+                // still go out.
+                if changed.is_err()
+                    && !triggers.borrow().has_changed()
+                    && !completed.borrow().has_changed()
+                {
+                    return None;
                 }
             }
             let done = *completed.borrow_and_update();

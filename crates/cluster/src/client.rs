@@ -93,6 +93,29 @@ impl ClusterClient {
         Ok(response.into_inner())
     }
 
+    /// Takes a savepoint of a running job under `dir` (or the job's
+    /// 'execution.checkpointing.savepoint-dir') and returns its path; with
+    /// `stop`, the job is cancelled once its sinks have committed it.
+    pub async fn savepoint(
+        &self,
+        job: &str,
+        dir: Option<String>,
+        stop: bool,
+    ) -> Result<String, ClusterError> {
+        let request = proto::TriggerSavepointRequest {
+            job_id: job.to_string(),
+            dir,
+            stop,
+        };
+        let response = self
+            .client
+            .clone()
+            .trigger_savepoint(request)
+            .await
+            .map_err(|s| self.unreachable(s))?;
+        Ok(response.into_inner().path)
+    }
+
     /// Follows a job until it ends, publishing its status; its outcome.
     async fn follow(
         mut client: CoordinatorClient<Authed>,
@@ -241,10 +264,7 @@ impl Dispatcher for ClusterClient {
         }
     }
 
-    /// Savepoints of cluster jobs are not served yet.
     async fn stop_with_savepoint(&self, id: JobId) -> Result<String, EngineError> {
-        Err(EngineError::Cluster(format!(
-            "the job '{id}' runs on a cluster, which takes no savepoints yet; STOP JOB '{id}' stops it without one"
-        )))
+        Ok(self.savepoint(&id.to_string(), None, true).await?)
     }
 }

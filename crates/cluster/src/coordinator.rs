@@ -40,7 +40,9 @@ use weir_runtime::restart::Restarts;
 use weir_runtime::{JobGraph, JobId, JobMetrics, JobStatus, Message};
 
 use crate::auth::CallCheck;
-use crate::checkpoints::{AttemptCheckpoints, EventStream, events, report_from_proto};
+use crate::checkpoints::{
+    AttemptCheckpoints, EventStream, Restore, events, report_from_proto, restored_state,
+};
 use crate::config::ClusterConfig;
 use crate::exchange::{CONNECTION_WINDOW, STREAM_WINDOW, decode, encode};
 use crate::proto::coordinator_server::{Coordinator as CoordinatorService, CoordinatorServer};
@@ -320,13 +322,15 @@ impl CoordinatorState {
 enum Outcome {
     Finished,
     Failed(String),
+    /// A failure no restart gets past (the state to restore is unreadable).
+    FailedForGood(String),
     Cancelled,
 }
 
 /// An attempt's checkpoint coordinator, running.
 struct StartedCheckpoints {
-    /// The checkpoint the attempt restores, if any.
-    restored: Option<u64>,
+    /// The state the attempt restores, if any.
+    restore: Option<Restore>,
     /// How the coordinator ended.
     coordinator: tokio::sync::oneshot::Receiver<CoordinatorExit>,
 }
@@ -395,7 +399,9 @@ impl JobMaster {
         let (status, message) = match outcome {
             Outcome::Finished => (JobStatus::Finished.to_string(), String::new()),
             Outcome::Cancelled => (JobStatus::Cancelled.to_string(), String::new()),
-            Outcome::Failed(reason) => ("FAILED".to_string(), reason),
+            Outcome::Failed(reason) | Outcome::FailedForGood(reason) => {
+                ("FAILED".to_string(), reason)
+            }
         };
         tracing::info!(job = %self.job.id, %status, %message, "job ended");
         if let Ok(mut results) = self.job.results_tx.lock() {
@@ -433,9 +439,9 @@ impl JobMaster {
         });
         let checkpointing = match self.start_checkpoints(attempt).await {
             Ok(checkpointing) => checkpointing,
-            Err(reason) => return Outcome::Failed(reason),
+            Err(reason) => return Outcome::FailedForGood(reason),
         };
-        let restored = checkpointing.as_ref().and_then(|c| c.restored);
+        let restored = checkpointing.as_ref().and_then(|c| c.restore);
         let mut coordinated = checkpointing.map(|c| c.coordinator);
         let outcome = match self.deploy(attempt, &placement, &workers, restored).await {
             Ok(()) => {
@@ -483,7 +489,7 @@ impl JobMaster {
         };
         let storage = CheckpointStorage::open(options.dir.as_deref(), &self.graph)
             .map_err(|e| e.to_string())?;
-        let restored = storage
+        let latest = storage
             .latest(&self.graph)
             .await
             .map_err(|e| e.to_string())?;
@@ -491,26 +497,44 @@ impl JobMaster {
             .clean_incomplete()
             .await
             .map_err(|e| e.to_string())?;
-        let restored_id = restored.as_ref().map(|r| r.checkpoint);
-        if let Some(id) = restored_id {
-            tracing::info!(job = %self.job.id, attempt, checkpoint = id, "restoring from checkpoint");
+        // The job's own latest checkpoint is newer than its savepoint.
+        let (restore, restored_id) = match (&latest, &options.restore) {
+            (Some(latest), _) => (
+                Some(Restore::Checkpoint(latest.checkpoint)),
+                latest.checkpoint,
+            ),
+            (None, Some(_)) => {
+                let savepoint = restored_state(&self.graph, Restore::Savepoint)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                (Some(Restore::Savepoint), savepoint.checkpoint)
+            }
+            (None, _) => (None, 0),
+        };
+        if let Some(restore) = restore {
+            tracing::info!(job = %self.job.id, attempt, ?restore, "restoring");
         }
-        // Savepoints of cluster jobs are not served yet: nothing sends.
-        let (_savepoints, requests) = mpsc::unbounded_channel();
+        let (savepoints, requests) = mpsc::unbounded_channel();
+        let savepoint_dir = options.savepoint_dir.clone();
         let (coordinator, channels) = CheckpointCoordinator::new(
             options,
             storage,
             self.graph.clone(),
-            restored_id.unwrap_or(0),
+            restored_id,
             Arc::clone(&self.job.checkpoint_history),
             requests,
         );
         if let Ok(mut checkpoints) = self.job.checkpoints.lock() {
-            *checkpoints = Some(AttemptCheckpoints { attempt, channels });
+            *checkpoints = Some(AttemptCheckpoints {
+                attempt,
+                channels,
+                savepoints,
+                savepoint_dir,
+            });
         }
         let coordinator = coordinator.spawn().map_err(|e| e.to_string())?;
         Ok(Some(StartedCheckpoints {
-            restored: restored_id,
+            restore,
             coordinator,
         }))
     }
@@ -562,17 +586,16 @@ impl JobMaster {
         attempt: u32,
         placement: &[WorkerEntry],
         workers: &BTreeMap<String, String>,
-        restore: Option<u64>,
+        restore: Option<Restore>,
     ) -> Result<(), String> {
         let metrics = JobMetrics::default();
-        let restored = match (restore, self.storage()) {
-            (Some(id), Some(storage)) => Some(
-                storage
-                    .checkpoint(id, &self.graph)
+        let restored = match restore {
+            Some(restore) => Some(
+                restored_state(&self.graph, restore)
                     .await
                     .map_err(|e| e.to_string())?,
             ),
-            _ => None,
+            None => None,
         };
         let splits = plan_splits(&self.graph, &metrics, restored.as_ref())
             .await
@@ -589,7 +612,11 @@ impl JobMaster {
                 })
                 .collect(),
             splits: splits_to_proto(&splits),
-            restore_checkpoint: restore,
+            restore_checkpoint: match restore {
+                Some(Restore::Checkpoint(id)) => Some(id),
+                _ => None,
+            },
+            restore_savepoint: restore == Some(Restore::Savepoint),
         };
         let token = self.state.config.token.clone();
         let deployments = workers.iter().map(|(id, address)| {
@@ -862,6 +889,53 @@ impl CoordinatorService for CoordinatorRpc {
             let _ = reports.send(report);
         }
         Ok(Response::new(proto::Empty {}))
+    }
+
+    async fn trigger_savepoint(
+        &self,
+        request: Request<proto::TriggerSavepointRequest>,
+    ) -> Result<Response<proto::SavepointResponse>, Status> {
+        let request = request.into_inner();
+        let job = self.state.job(&request.job_id)?;
+        let (savepoints, default_dir) = job
+            .checkpoints
+            .lock()
+            .ok()
+            .and_then(|c| {
+                c.as_ref()
+                    .map(|c| (c.savepoints.clone(), c.savepoint_dir.clone()))
+            })
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "the job '{}' is not running with checkpoints, so it cannot take a savepoint; it takes them with 'execution.checkpointing.interval' set when it was submitted",
+                    request.job_id
+                ))
+            })?;
+        let dir = request.dir.or(default_dir).ok_or_else(|| {
+            Status::invalid_argument(
+                "no savepoint directory: name one, or set 'execution.checkpointing.savepoint-dir' (or 'state.savepoints.dir') for the job",
+            )
+        })?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        savepoints
+            .send(weir_runtime::checkpoint::SavepointRequest {
+                dir,
+                job: request.job_id.clone(),
+                stop: request.stop,
+                reply,
+            })
+            .map_err(|_| Status::failed_precondition("the job's attempt has ended"))?;
+        let path = answer
+            .await
+            .map_err(|_| Status::aborted("the job's attempt ended before its savepoint completed"))?
+            .map_err(|e| Status::internal(e.to_string()))?;
+        if request.stop {
+            let _ = job.events.send(JobEvent::Cancel);
+            // As Flink's stop returns once the job has stopped.
+            let mut info = job.info.subscribe();
+            let _ = info.wait_for(|i| is_terminal(&i.status)).await;
+        }
+        Ok(Response::new(proto::SavepointResponse { path }))
     }
 
     async fn report_tasks(

@@ -26,12 +26,12 @@ use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 use weir_connector::SourceSplit;
 use weir_engine::{JobProgram, plan_program};
-use weir_runtime::checkpoint::{CheckpointSetup, CheckpointStorage};
+use weir_runtime::checkpoint::CheckpointSetup;
 use weir_runtime::deploy::{ChannelId, SplitAssignment, TaskDeployment, deploy, supervise};
 use weir_runtime::{JobGraph, JobId, JobMetrics, Message, RuntimeError, VertexId, VertexOutput};
 
 use crate::auth::{CallCheck, CallHeaders};
-use crate::checkpoints::worker_relay;
+use crate::checkpoints::{Restore, restored_state, worker_relay};
 use crate::config::ClusterConfig;
 use crate::exchange::{
     CONNECTION_WINDOW, ChannelKey, Inbound, InboundRegistry, STREAM_WINDOW, connect_lazy, header,
@@ -327,14 +327,15 @@ impl WorkerState {
         };
         let metrics = Arc::new(JobMetrics::default());
         let (checkpoint, relays) = match &graph.checkpointing {
-            Some(options) => {
-                // The job master wrote it where every worker reads.
-                let restored = match request.restore_checkpoint {
-                    Some(id) => Some(Arc::new(
-                        CheckpointStorage::open(options.dir.as_deref(), &graph)?
-                            .checkpoint(id, &graph)
-                            .await?,
-                    )),
+            Some(_) => {
+                // Where every worker reads it, as the job master did.
+                let restore = match (request.restore_checkpoint, request.restore_savepoint) {
+                    (Some(id), _) => Some(Restore::Checkpoint(id)),
+                    (None, true) => Some(Restore::Savepoint),
+                    (None, false) => None,
+                };
+                let restored = match restore {
+                    Some(restore) => Some(Arc::new(restored_state(&graph, restore).await?)),
                     None => None,
                 };
                 let relay = worker_relay(self.coordinator.clone(), job, attempt).await?;

@@ -438,7 +438,6 @@ async fn run_job(
     };
     let storage = CheckpointStorage::open(options.dir.as_deref(), &graph)?;
     let mut restarts = Restarts::new(options.restart.clone());
-    let mut first = true;
     loop {
         let started = Instant::now();
         let attempt = Attempt {
@@ -448,7 +447,6 @@ async fn run_job(
             storage: &storage,
             metrics: Arc::clone(&metrics),
             results: results.clone(),
-            first,
         };
         let (result, returned) = attempt.run(savepoints).await;
         let error = match result {
@@ -474,7 +472,6 @@ async fn run_job(
         tokio::time::sleep(delay).await;
         let _ = status.send(JobStatus::Running);
         metrics.restart();
-        first = false;
     }
 }
 
@@ -486,8 +483,8 @@ enum AttemptError {
     Run(RuntimeError),
 }
 
-/// One run of a checkpointing job, from its latest checkpoint (or, the
-/// first time without one, from its savepoint).
+/// One run of a checkpointing job, from its latest checkpoint (or, without
+/// one, from its savepoint).
 struct Attempt<'a> {
     id: JobId,
     graph: &'a JobGraph,
@@ -495,7 +492,6 @@ struct Attempt<'a> {
     storage: &'a CheckpointStorage,
     metrics: Arc<JobMetrics>,
     results: Option<mpsc::Sender<StreamBatch>>,
-    first: bool,
 }
 
 impl Attempt<'_> {
@@ -590,7 +586,7 @@ impl Attempt<'_> {
             return Ok(Some(restored));
         }
         match &self.options.restore {
-            Some(savepoint) if self.first => {
+            Some(savepoint) => {
                 let from = CheckpointStorage::open_savepoint(&savepoint.path)?;
                 let restored = from
                     .read_savepoint(self.graph, savepoint.ignore_unclaimed)
