@@ -30,10 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::{
-    Array, ArrayBuilder, AsArray, BinaryArray, BinaryBuilder, Int32Array, Int32Builder,
-    StringArray, UInt64Array,
+    Array, ArrayBuilder, AsArray, DictionaryArray, Int32Array, Int32Builder, LargeBinaryArray,
+    LargeBinaryBuilder, StringArray, UInt64Array,
 };
-use arrow::datatypes::{DataType, Field, Schema, UInt64Type};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, UInt64Type};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -242,14 +242,18 @@ struct KafkaWriter {
 /// The cost: records reach Kafka when their checkpoint completes (when
 /// read_committed readers would see them anyway), a checkpoint holds the
 /// records of its interval, and each run leaves a small consumer group
-/// behind, expired by the broker's 'offsets.retention.minutes'.
+/// behind, expired by the broker's 'offsets.retention.minutes' (7 days by
+/// default): a savepoint restored after that finds no marker and writes its
+/// last checkpoint's records again, as Flink's transactions expire after
+/// 'transaction.max.timeout.ms'.
 struct WriteAheadLog {
     /// Unique per job run and subtask, so a new run never mistakes an old
     /// run's marker for its own.
     marker_group: String,
     partitions: Int32Builder,
-    keys: BinaryBuilder,
-    values: BinaryBuilder,
+    // 64-bit offsets: a checkpoint interval may stage more than 2 GiB.
+    keys: LargeBinaryBuilder,
+    values: LargeBinaryBuilder,
     /// Prepared and not committed yet, by checkpoint.
     prepared: BTreeMap<u64, RecordBatch>,
     /// One client per marker group, for its group metadata and offsets.
@@ -261,8 +265,8 @@ impl WriteAheadLog {
         Self {
             marker_group,
             partitions: Int32Builder::new(),
-            keys: BinaryBuilder::new(),
-            values: BinaryBuilder::new(),
+            keys: LargeBinaryBuilder::new(),
+            values: LargeBinaryBuilder::new(),
             prepared: BTreeMap::new(),
             markers: HashMap::new(),
         }
@@ -271,10 +275,15 @@ impl WriteAheadLog {
     fn schema() -> Arc<Schema> {
         Arc::new(Schema::new(vec![
             Field::new("checkpoint", DataType::UInt64, false),
-            Field::new("marker_group", DataType::Utf8, false),
+            // One group per writer: stored once, as a dictionary.
+            Field::new(
+                "marker_group",
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                false,
+            ),
             Field::new("partition", DataType::Int32, true),
-            Field::new("key", DataType::Binary, true),
-            Field::new("value", DataType::Binary, true),
+            Field::new("key", DataType::LargeBinary, true),
+            Field::new("value", DataType::LargeBinary, true),
         ]))
     }
 
@@ -294,7 +303,10 @@ impl WriteAheadLog {
             Self::schema(),
             vec![
                 Arc::new(UInt64Array::from(vec![id; rows])),
-                Arc::new(StringArray::from(vec![self.marker_group.as_str(); rows])),
+                Arc::new(DictionaryArray::<Int32Type>::new(
+                    Int32Array::from(vec![0; rows]),
+                    Arc::new(StringArray::from(vec![self.marker_group.as_str()])),
+                )),
                 Arc::new(self.partitions.finish()),
                 Arc::new(self.keys.finish()),
                 Arc::new(self.values.finish()),
@@ -362,15 +374,27 @@ fn staged_commits(committables: &[RecordBatch]) -> Result<Vec<StagedCommit>, Con
         let checkpoints = batch.column(0).as_primitive::<UInt64Type>();
         let groups = batch
             .column(1)
+            .as_dictionary_opt::<Int32Type>()
+            .ok_or_else(malformed)?;
+        let names = groups
+            .values()
             .as_string_opt::<i32>()
             .ok_or_else(malformed)?;
+        let group = |row: usize| -> Result<&str, ConnectorError> {
+            let key = usize::try_from(groups.keys().value(row)).map_err(|_| malformed())?;
+            if key < names.len() {
+                Ok(names.value(key))
+            } else {
+                Err(malformed())
+            }
+        };
         let mut start = 0;
         for row in 1..=batch.num_rows() {
             let boundary = row == batch.num_rows()
                 || checkpoints.value(row) != checkpoints.value(start)
-                || groups.value(row) != groups.value(start);
+                || group(row)? != group(start)?;
             if boundary {
-                rows.entry((checkpoints.value(start), groups.value(start).to_string()))
+                rows.entry((checkpoints.value(start), group(start)?.to_string()))
                     .or_default()
                     .push(batch.slice(start, row - start));
                 start = row;
@@ -436,12 +460,12 @@ fn transact(
     let keys = records
         .column(3)
         .as_any()
-        .downcast_ref::<BinaryArray>()
+        .downcast_ref::<LargeBinaryArray>()
         .ok_or_else(malformed)?;
     let values = records
         .column(4)
         .as_any()
-        .downcast_ref::<BinaryArray>()
+        .downcast_ref::<LargeBinaryArray>()
         .ok_or_else(malformed)?;
     producer
         .begin_transaction()

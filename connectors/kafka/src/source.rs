@@ -351,7 +351,11 @@ impl SourceFactory for KafkaSource {
             finished,
             checkpointed,
             pending_commits: VecDeque::new(),
-            commits: commit_sender,
+            commits: self
+                .config
+                .properties
+                .contains_key("group.id")
+                .then_some(commit_sender),
         }))
     }
 }
@@ -380,8 +384,9 @@ struct KafkaReader {
     checkpointed: Arc<AtomicBool>,
     /// Offsets of checkpoints taken and not completed yet, oldest first.
     pending_commits: VecDeque<(u64, GroupOffsets)>,
-    /// Offsets of completed checkpoints, for the thread to commit.
-    commits: std::sync::mpsc::Sender<GroupOffsets>,
+    /// Offsets of completed checkpoints, for the thread to commit (to the
+    /// table's 'properties.group.id'; none without one).
+    commits: Option<std::sync::mpsc::Sender<GroupOffsets>>,
 }
 
 impl Drop for KafkaReader {
@@ -446,7 +451,9 @@ impl SourceReader for KafkaReader {
         }
         if let Some(offsets) = latest {
             // A thread that has ended committed its final offsets itself.
-            let _ = self.commits.send(offsets);
+            if let Some(commits) = &self.commits {
+                let _ = commits.send(offsets);
+            }
         }
         Ok(())
     }

@@ -215,8 +215,10 @@ pub(crate) struct WorkerRelay {
 }
 
 /// Subscribes to the coordinator's checkpoint events for `job`'s `attempt`
-/// and sets up the local channels, starting from the coordinator's current
-/// state so that subtasks deployed now see only what comes after.
+/// and sets up the local channels from the coordinator's current state.
+/// Subtasks take what a channel holds when they start as seen, so a
+/// checkpoint triggered before they started is passed on once the relay
+/// runs (after they started): its barrier still has to be injected here.
 pub(crate) async fn worker_relay(
     coordinator: CoordinatorClient<Authed>,
     job: JobId,
@@ -234,23 +236,35 @@ pub(crate) async fn worker_relay(
         .message()
         .await?
         .ok_or_else(|| ClusterError::Rpc("the checkpoint events ended at once".into()))?;
-    let (triggers_tx, triggers) = watch::channel(first.triggered);
+    let (triggers_tx, triggers) = watch::channel(first.completed);
     let (completed_tx, completed) = watch::channel(Completed {
         checkpoint: first.completed,
         last: first.last,
     });
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
     let relay_events = async move {
+        let pass_on = |event: &proto::CheckpointEvent| {
+            triggers_tx
+                .send_if_modified(|t| std::mem::replace(t, event.triggered) != event.triggered);
+            let done = Completed {
+                checkpoint: event.completed,
+                last: event.last,
+            };
+            completed_tx.send_if_modified(|c| std::mem::replace(c, done) != done);
+            done.last
+        };
+        let mut last = pass_on(&first);
         loop {
             tokio::select! {
                 event = events.next() => match event {
-                    Some(Ok(event)) => {
-                        triggers_tx.send_if_modified(|t| std::mem::replace(t, event.triggered) != event.triggered);
-                        let done = Completed { checkpoint: event.completed, last: event.last };
-                        completed_tx.send_if_modified(|c| std::mem::replace(c, done) != done);
+                    Some(Ok(event)) => last = pass_on(&event),
+                    // After the job's last checkpoint the coordinator stops.
+                    None if last => return Ok(()),
+                    Some(Err(_)) | None => {
+                        return Err(RuntimeError::Failed(
+                            "lost the job's checkpoint coordinator".into(),
+                        ));
                     }
-                    // The attempt is over; the job master cancels what runs.
-                    Some(Err(_)) | None => return Ok(()),
                 },
                 () = async { tokio::join!(triggers_tx.closed(), completed_tx.closed()); } => return Ok(()),
             }

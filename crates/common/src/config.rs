@@ -458,7 +458,7 @@ fn validate(key: &str, value: &str) -> Result<(), CommonError> {
             _ => Err(invalid("expected a whole number greater than 0")),
         },
         EXPONENTIAL_MULTIPLIER => match v.parse::<f64>() {
-            Ok(m) if m >= 1.0 => Ok(()),
+            Ok(m) if m.is_finite() && m >= 1.0 => Ok(()),
             _ => Err(invalid("expected a number of at least 1")),
         },
         EXPONENTIAL_JITTER => match v.parse::<f64>() {

@@ -477,9 +477,10 @@ async fn run_job(
 
 /// How an attempt of a checkpointing job failed.
 enum AttemptError {
-    /// Before any subtask ran (its checkpoint or savepoint cannot be read,
-    /// its splits cannot be planned): running again would fail again.
+    /// The checkpoint or savepoint to restore cannot be read or does not
+    /// fit the job: running again would fail again.
     Setup(RuntimeError),
+    /// Starting or running its subtasks failed.
     Run(RuntimeError),
 }
 
@@ -504,10 +505,13 @@ impl Attempt<'_> {
         Result<(), AttemptError>,
         Option<mpsc::UnboundedReceiver<SavepointRequest>>,
     ) {
+        let started = Instant::now();
         let (coordinator, deployed) = match self.deploy(savepoints).await {
             Ok(started) => started,
-            Err((e, savepoints)) => return (Err(AttemptError::Setup(e)), Some(savepoints)),
+            Err((e, savepoints)) => return (Err(e), Some(savepoints)),
         };
+        // With its state restored and its subtasks started.
+        tracing::info!(job = %self.id, setup = ?started.elapsed(), "job running");
         let coordinated = match coordinator.spawn() {
             Ok(coordinated) => coordinated,
             Err(e) => return (Err(AttemptError::Setup(e)), None),
@@ -542,11 +546,11 @@ impl Attempt<'_> {
         savepoints: mpsc::UnboundedReceiver<SavepointRequest>,
     ) -> Result<
         (CheckpointCoordinator, crate::deploy::DeployedTasks),
-        (RuntimeError, mpsc::UnboundedReceiver<SavepointRequest>),
+        (AttemptError, mpsc::UnboundedReceiver<SavepointRequest>),
     > {
         let restored = match self.restored().await {
             Ok(restored) => restored.map(Arc::new),
-            Err(e) => return Err((e, savepoints)),
+            Err(e) => return Err((AttemptError::Setup(e), savepoints)),
         };
         let (coordinator, channels) = CheckpointCoordinator::new(
             self.options.clone(),
@@ -572,7 +576,9 @@ impl Attempt<'_> {
         .await;
         match deployed {
             Ok(deployed) => Ok((coordinator, deployed)),
-            Err(e) => Err((e, coordinator.into_savepoints())),
+            // A source or sink that cannot start (a broker that is down)
+            // may start on the next attempt.
+            Err(e) => Err((AttemptError::Run(e), coordinator.into_savepoints())),
         }
     }
 

@@ -74,7 +74,9 @@ impl Restarts {
                     return None;
                 }
                 let delay = self.backoff.unwrap_or(initial).min(max);
-                self.backoff = Some(delay.mul_f64(multiplier).min(max));
+                let next = Duration::try_from_secs_f64(delay.as_secs_f64() * multiplier)
+                    .map_or(max, |next| next.min(max));
+                self.backoff = Some(next);
                 Some(with_jitter(delay, jitter))
             }
         }
@@ -88,7 +90,8 @@ fn with_jitter(delay: Duration, jitter: f64) -> Duration {
         return delay;
     }
     let unit = (uuid::Uuid::new_v4().as_u128() as u64 >> 11) as f64 / (1u64 << 53) as f64;
-    delay.mul_f64((1.0 + jitter * (2.0 * unit - 1.0)).max(0.0))
+    let factor = (1.0 + jitter.min(1.0) * (2.0 * unit - 1.0)).max(0.0);
+    Duration::try_from_secs_f64(delay.as_secs_f64() * factor).unwrap_or(delay)
 }
 
 #[cfg(test)]

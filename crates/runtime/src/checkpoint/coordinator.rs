@@ -68,6 +68,9 @@ pub struct CheckpointCoordinator {
     reports: mpsc::UnboundedReceiver<CheckpointReport>,
     savepoints: mpsc::UnboundedReceiver<SavepointRequest>,
     stopping: Option<Stopping>,
+    /// A stop-with-savepoint was asked for: no checkpoint follows it, so no
+    /// sink commits data after the savepoint before the job stops.
+    stopped: bool,
     history: Arc<Mutex<Vec<CheckpointStats>>>,
 }
 
@@ -129,6 +132,7 @@ impl CheckpointCoordinator {
             reports,
             savepoints,
             stopping: None,
+            stopped: false,
             history,
         };
         let channels = CheckpointChannels {
@@ -195,7 +199,8 @@ impl CheckpointCoordinator {
                     self.expire()?;
                     self.maybe_trigger();
                 }
-                Some(request) = self.savepoints.recv() => {
+                Some(request) = self.savepoints.recv(), if !self.stopped => {
+                    self.stopped = request.stop;
                     // A savepoint is taken at once, whatever the pause
                     // and concurrency limits of periodic checkpoints.
                     self.trigger(Some(request));
@@ -228,6 +233,9 @@ impl CheckpointCoordinator {
     }
 
     fn maybe_trigger(&mut self) {
+        if self.stopped {
+            return;
+        }
         if self.pending.len() >= self.options.max_concurrent {
             return;
         }
@@ -310,6 +318,8 @@ impl CheckpointCoordinator {
                 let _ = request.reply.send(Ok(path));
             }
             Err(e) => {
+                // A stop that failed leaves the job running, checkpointing as before.
+                self.stopped &= !request.stop;
                 let _ = request.reply.send(Err(e));
             }
         }
@@ -355,6 +365,8 @@ impl CheckpointCoordinator {
                     missing.join(", ")
                 );
                 if let Some(request) = savepoint {
+                    // A stop that failed leaves the job running, checkpointing as before.
+                    self.stopped &= !request.stop;
                     let _ = request.reply.send(Err(RuntimeError::Checkpoint(format!(
                         "the savepoint (checkpoint {id}) failed: {reason}"
                     ))));
@@ -448,6 +460,8 @@ impl CheckpointCoordinator {
             }
             Err(e) => {
                 if let Some(request) = savepoint {
+                    // A stop that failed leaves the job running, checkpointing as before.
+                    self.stopped &= !request.stop;
                     let _ = request.reply.send(Err(RuntimeError::Checkpoint(format!(
                         "the savepoint (checkpoint {id}) failed: {e}"
                     ))));
