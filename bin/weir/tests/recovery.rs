@@ -2,9 +2,10 @@
 //! random points and started again with the same checkpoint directory
 //! ends with exactly the output of an undisturbed run: no row lost, none
 //! written twice. Each job reads files, keeps keyed state behind a hash
-//! exchange at parallelism 2 (event-time windows; a regular join), and
-//! writes files with the two-phase commit of the filesystem sink; or reads
-//! a Kafka topic and writes an upsert-kafka topic (the mock cluster).
+//! exchange at parallelism 2 (event-time windows; an OVER aggregation; a
+//! regular join), and writes files with the two-phase commit of the
+//! filesystem sink; or reads a Kafka topic and writes an upsert-kafka topic
+//! (the mock cluster).
 //!
 //! A savepoint taken from the shell with `STOP JOB '<id>' WITH SAVEPOINT`
 //! at parallelism 1 and restored at parallelism 3 also ends with exactly
@@ -100,6 +101,30 @@ fn window_script(input: &Path, output: &Path, checkpoints: &Path) -> String {
            SELECT auction, window_start, COUNT(*), SUM(price)\n\
            FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' MINUTE))\n\
            GROUP BY auction, window_start, window_end;\n",
+        settings = checkpointed(checkpoints),
+        input = input.display(),
+        output = output.display(),
+    )
+}
+
+/// Each bid with the highest price of its auction in the ten seconds up to
+/// it (an event-time OVER aggregation over a bounded RANGE frame, whose
+/// sliding accumulators are rebuilt from the frame's rows on restore),
+/// every tenth bid written.
+fn over_script(input: &Path, output: &Path, checkpoints: &Path) -> String {
+    format!(
+        "{settings}\
+         CREATE TABLE bids (auction BIGINT, price BIGINT, ts TIMESTAMP(3),\n\
+           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
+           WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'csv');\n\
+         CREATE TABLE highest (auction BIGINT, price BIGINT, ts TIMESTAMP(3), highest BIGINT)\n\
+           WITH ('connector' = 'filesystem', 'path' = '{output}', 'format' = 'csv');\n\
+         INSERT INTO highest\n\
+           SELECT auction, price, ts, highest FROM (\n\
+             SELECT auction, price, ts, MAX(price) OVER (PARTITION BY auction ORDER BY ts\n\
+               RANGE BETWEEN INTERVAL '10' SECOND PRECEDING AND CURRENT ROW) AS highest\n\
+             FROM bids)\n\
+           WHERE MOD(price, 10) = 0;\n",
         settings = checkpointed(checkpoints),
         input = input.display(),
         output = output.display(),
@@ -221,6 +246,17 @@ fn a_killed_window_aggregation_restarted_from_its_checkpoints_writes_exactly_the
     files_case(
         window_script,
         13 * (FILES * ROWS_PER_FILE / 10).div_ceil(60),
+    )
+}
+
+#[test]
+fn a_killed_over_aggregation_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_output()
+-> TestResult {
+    files_case(
+        over_script,
+        (0..FILES * ROWS_PER_FILE)
+            .filter(|n| (n * 7919) % 1000 % 10 == 0)
+            .count(),
     )
 }
 

@@ -1,7 +1,12 @@
 //! `LIMIT n [OFFSET m]` over a stream: passes the first rows through and
-//! drops the rest. It runs as a single subtask so the count is global.
+//! drops the rest. It runs as a single subtask so the count is global; its
+//! state in a checkpoint is how many rows are still to skip and to pass.
 
-use datafusion::error::Result;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, UInt64Type};
+use datafusion::error::{DataFusionError, Result};
 use weir_common::StreamBatch;
 
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
@@ -31,7 +36,40 @@ impl Operator for Limit {
     }
 
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
-        Err(crate::operator::not_checkpointable(self.name()))
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("skip", DataType::UInt64, false),
+            Field::new("fetch", DataType::UInt64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(UInt64Array::from(vec![self.skip as u64])),
+                Arc::new(UInt64Array::from(vec![self.fetch.map(|f| f as u64)])),
+            ],
+        )?;
+        Ok(Some(OperatorState {
+            batches: vec![batch],
+        }))
+    }
+
+    fn restore_state(&mut self, state: OperatorState) -> Result<()> {
+        let damaged = || DataFusionError::Internal(format!("damaged state of {}", self.name));
+        let Some(batch) = state.batches.iter().find(|b| b.num_rows() > 0) else {
+            return Ok(());
+        };
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+                .ok_or_else(damaged)
+        };
+        let (skip, fetch) = (column("skip")?, column("fetch")?);
+        self.skip = usize::try_from(skip.value(0)).map_err(|_| damaged())?;
+        self.fetch = match fetch.is_valid(0) {
+            true => Some(usize::try_from(fetch.value(0)).map_err(|_| damaged())?),
+            false => None,
+        };
+        Ok(())
     }
 
     fn process_batch(
@@ -110,5 +148,22 @@ mod tests {
             })
             .collect();
         assert_eq!(values, vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn a_restored_limit_goes_on_counting() {
+        let mut limit = Limit::new(2, Some(3));
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = StreamBatch::inserts(
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))])
+                .expect("batch"),
+        );
+        limit
+            .process_batch(0, batch, &mut Collector::default())
+            .expect("ok");
+        let state = limit.snapshot_state(1).expect("snapshot").expect("state");
+        let mut restored = Limit::new(2, Some(3));
+        restored.restore_state(state).expect("restores");
+        assert_eq!((restored.skip, restored.fetch), (0, Some(2)));
     }
 }

@@ -18,12 +18,17 @@
 //! retractable ("sliding") ones for bounded frames, and the argument values
 //! of the frame's rows so they can be retracted when they leave it. Output
 //! is insert-only.
+//!
+//! A checkpoint holds, keyed by partition, the rows still waiting, and for
+//! a bounded frame the frame's rows (a restored partition adds them to new
+//! accumulators again: a sliding accumulator's state cannot be restored),
+//! for an unbounded one the accumulators' states; and the watermark.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt64Array};
+use arrow::datatypes::{Int64Type, SchemaRef, UInt64Type};
 use arrow::record_batch::RecordBatchOptions;
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
@@ -31,10 +36,13 @@ use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 use weir_common::{StreamBatch, Watermark};
 
-use super::aggregate::{AggregateCall, CallInput, KeyIndex, cast_to};
+use super::aggregate::{
+    AggregateCall, CallInput, KeyIndex, accumulator_states, cast_to, merge_accumulator_states,
+};
 use super::chunks::{ChunkStore, RowRef};
 use super::window_agg::TimeDomain;
 use super::window_assign::event_times;
+use crate::checkpoint::{KeyedState, StateBatch, restored_parts, watermark_state};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 
 /// Which rows before the current one an OVER aggregate sees.
@@ -129,6 +137,7 @@ pub struct OverAggregate {
     dirty: HashSet<usize>,
     watermark: i64,
     arrivals: u64,
+    max_parallelism: usize,
 }
 
 impl std::fmt::Debug for OverAggregate {
@@ -149,7 +158,7 @@ struct Due {
 }
 
 impl OverAggregate {
-    pub fn try_new(spec: Arc<OverAggregateSpec>) -> Result<Self> {
+    pub fn try_new(spec: Arc<OverAggregateSpec>, max_parallelism: usize) -> Result<Self> {
         Ok(Self {
             name: spec.name(),
             keys: KeyIndex::for_keys(&spec.partition_schema)?,
@@ -158,8 +167,135 @@ impl OverAggregate {
             dirty: HashSet::new(),
             watermark: Watermark::MIN.millis(),
             arrivals: 0,
+            max_parallelism,
             spec,
         })
+    }
+
+    /// The partitions' ids, creating those not seen yet.
+    fn partition_ids(&mut self, keys: &[ArrayRef], rows: usize) -> Result<Vec<usize>> {
+        let ids = self.keys.ids(keys, rows)?;
+        while self.partitions.len() < self.keys.len() {
+            let partition = self.new_partition()?;
+            self.partitions.push(partition);
+        }
+        Ok(ids)
+    }
+
+    /// The rows waiting for the watermark, in arrival order.
+    fn waiting_state(&self) -> Result<Option<RecordBatch>> {
+        let mut waiting: Vec<Waiting> = self
+            .partitions
+            .iter()
+            .flat_map(|p| p.waiting.iter().copied())
+            .collect();
+        if waiting.is_empty() {
+            return Ok(None);
+        }
+        waiting.sort_unstable_by_key(|w| w.arrival);
+        let refs: Vec<RowRef> = waiting.iter().map(|w| w.at).collect();
+        let data = RecordBatch::try_new_with_options(
+            Arc::clone(&self.spec.input_schema),
+            self.chunks.columns(&refs)?,
+            &RecordBatchOptions::new().with_row_count(Some(refs.len())),
+        )?;
+        let arrivals = UInt64Array::from_iter_values(waiting.iter().map(|w| w.arrival));
+        let state = KeyedState::rows(
+            "waiting",
+            &data,
+            &self.spec.partition_by,
+            self.max_parallelism,
+        )?
+        .column("arrival", Arc::new(arrivals));
+        Ok(Some(state.build()?))
+    }
+
+    /// Bounded frames: every frame row with its partition's key, time and
+    /// arguments. Unbounded: each partition's key and accumulator states.
+    fn frame_state(&mut self) -> Result<Option<RecordBatch>> {
+        if self.partitions.is_empty() {
+            return Ok(None);
+        }
+        if !self.spec.bounded() {
+            let ids: Vec<usize> = (0..self.partitions.len()).collect();
+            let keys = self.keys.keys(&ids)?;
+            let states =
+                accumulator_states(self.partitions.iter_mut().map(|p| &mut p.accumulators))?;
+            let groups = crate::exchange::key_groups_of(&keys, ids.len(), self.max_parallelism)?;
+            let state = KeyedState::new("accumulators", groups)
+                .group("key", keys)
+                .group("state", states);
+            return Ok(Some(state.build()?));
+        }
+        let mut ids = Vec::new();
+        let mut times = Vec::new();
+        let mut args: Vec<Vec<Vec<ScalarValue>>> =
+            self.spec.calls.iter().map(|_| Vec::new()).collect();
+        for (id, partition) in self.partitions.iter().enumerate() {
+            for row in &partition.frame {
+                ids.push(id);
+                times.push(row.time);
+                for (call, values) in row.args.iter().enumerate() {
+                    let columns = &mut args[call];
+                    columns.resize_with(values.len(), Vec::new);
+                    for (arg, value) in values.iter().enumerate() {
+                        columns[arg].push(value.clone());
+                    }
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let keys = self.keys.keys(&ids)?;
+        let groups = crate::exchange::key_groups_of(&keys, ids.len(), self.max_parallelism)?;
+        let mut state = KeyedState::new("frame", groups)
+            .group("key", keys)
+            .column("time", Arc::new(Int64Array::from(times)));
+        for (call, columns) in args.into_iter().enumerate() {
+            let arrays = columns
+                .into_iter()
+                .map(ScalarValue::iter_to_array)
+                .collect::<Result<Vec<_>>>()?;
+            state = state.group(&format!("arg{call}"), arrays);
+        }
+        Ok(Some(state.build()?))
+    }
+
+    fn restore_frames(&mut self, part: &StateBatch<'_>) -> Result<()> {
+        let key_count = self.spec.partition_schema.fields().len();
+        let keys = part.group("key", Some(key_count))?;
+        let ids = self.partition_ids(&keys, part.rows())?;
+        if part.part() == Some("accumulators") {
+            let states = part.group("state", None)?;
+            for (row, id) in ids.into_iter().enumerate() {
+                merge_accumulator_states(&mut self.partitions[id].accumulators, &states, row)?;
+            }
+            return Ok(());
+        }
+        let times = part.primitive::<Int64Type>("time")?.clone();
+        let args = (0..self.spec.calls.len())
+            .map(|call| part.group(&format!("arg{call}"), None))
+            .collect::<Result<Vec<_>>>()?;
+        for (row, id) in ids.into_iter().enumerate() {
+            let partition = &mut self.partitions[id];
+            let mut values = Vec::with_capacity(args.len());
+            for (accumulator, columns) in partition.accumulators.iter_mut().zip(&args) {
+                let row_args: Vec<ArrayRef> = columns.iter().map(|c| c.slice(row, 1)).collect();
+                accumulator.update_batch(&row_args)?;
+                values.push(
+                    columns
+                        .iter()
+                        .map(|c| ScalarValue::try_from_array(c, row))
+                        .collect::<Result<Vec<_>>>()?,
+                );
+            }
+            partition.frame.push_back(FrameRow {
+                time: times.value(row),
+                args: values,
+            });
+        }
+        Ok(())
     }
 
     fn new_partition(&self) -> Result<OverPartition> {
@@ -191,11 +327,7 @@ impl OverAggregate {
             .iter()
             .map(|k| k.evaluate(&data)?.into_array(n))
             .collect::<Result<Vec<ArrayRef>>>()?;
-        let ids = self.keys.ids(&keys, n)?;
-        while self.partitions.len() < self.keys.len() {
-            let partition = self.new_partition()?;
-            self.partitions.push(partition);
-        }
+        let ids = self.partition_ids(&keys, n)?;
         let chunk = self.chunks.next_id();
         let event_time = self.spec.time == TimeDomain::EventTime;
         let mut due = Vec::new();
@@ -396,7 +528,41 @@ impl Operator for OverAggregate {
     }
 
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
-        Err(crate::operator::not_checkpointable(self.name()))
+        let mut batches = vec![watermark_state(self.watermark)?];
+        batches.extend(self.frame_state()?);
+        batches.extend(self.waiting_state()?);
+        Ok(Some(OperatorState { batches }))
+    }
+
+    fn restore_state(&mut self, state: OperatorState) -> Result<()> {
+        let name = self.name.clone();
+        let (watermark, parts) = restored_parts(&state, &name)?;
+        let mut waiting = Vec::new();
+        for part in &parts {
+            match part.part() {
+                Some("waiting") => {
+                    let rows = part.group_batch("row", &self.spec.input_schema)?;
+                    let arrivals = part.primitive::<UInt64Type>("arrival")?.clone();
+                    waiting.push((rows, arrivals));
+                }
+                _ => self.restore_frames(part)?,
+            }
+        }
+        // Waiting rows go back in their arrival order, before the watermark,
+        // so none of them is late.
+        if !waiting.is_empty() {
+            let schema = Arc::clone(&self.spec.input_schema);
+            let rows = arrow::compute::concat_batches(&schema, waiting.iter().map(|(r, _)| r))?;
+            let arrivals: Vec<&dyn Array> = waiting.iter().map(|(_, a)| a as &dyn Array).collect();
+            let arrivals = arrow::compute::concat(&arrivals)?;
+            let order = arrow::compute::sort_to_indices(&arrivals, None, None)?;
+            let rows = arrow::compute::take_record_batch(&rows, &order)?;
+            self.process(rows, &mut Collector::default())?;
+        }
+        if let Some(at) = watermark {
+            self.watermark = self.watermark.max(at);
+        }
+        Ok(())
     }
 
     fn process_batch(
@@ -440,7 +606,10 @@ impl OperatorFactory for OverAggregateFactory {
         self.0.name()
     }
 
-    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
-        Ok(Box::new(OverAggregate::try_new(Arc::clone(&self.0))?))
+    fn create(&self, context: &OperatorContext) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(OverAggregate::try_new(
+            Arc::clone(&self.0),
+            context.max_parallelism,
+        )?))
     }
 }

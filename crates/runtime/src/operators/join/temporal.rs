@@ -18,16 +18,22 @@
 //! has passed a version's successor, no waiting or future left row can see
 //! it, and it is dropped. Only each key's current version (and versions
 //! ahead of the watermark) remain.
+//!
+//! A checkpoint holds the waiting left rows and every kept version (a
+//! delete with the row that deleted it), each with its row kind, keyed by
+//! the join key; a restored join replays them as its inputs.
 
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt8Array, UInt32Array};
+use arrow::datatypes::UInt8Type;
 use arrow::record_batch::RecordBatchOptions;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use weir_common::{RowKind, StreamBatch, Watermark};
 
 use super::{JoinCondition, JoinKind, Side};
+use crate::checkpoint::{KeyedState, StateBatch};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::aggregate::KeyIndex;
 use crate::operators::chunks::{ChunkStore, RowRef};
@@ -60,8 +66,9 @@ impl TemporalJoinSpec {
 #[derive(Debug, Clone, Copy)]
 struct Version {
     time: i64,
-    /// The row; `None` for a delete.
-    row: Option<RowRef>,
+    row: RowRef,
+    /// The key was deleted at `time` (`row` is the delete's row).
+    deleted: bool,
 }
 
 /// A left row waiting for the watermark.
@@ -84,6 +91,7 @@ pub struct TemporalJoin {
     /// Keys holding more than their current version, to prune.
     to_prune: Vec<usize>,
     pruning: Vec<bool>,
+    max_parallelism: usize,
 }
 
 impl std::fmt::Debug for TemporalJoin {
@@ -99,7 +107,7 @@ impl std::fmt::Debug for TemporalJoin {
 }
 
 impl TemporalJoin {
-    pub fn try_new(spec: Arc<TemporalJoinSpec>) -> Result<Self> {
+    pub fn try_new(spec: Arc<TemporalJoinSpec>, max_parallelism: usize) -> Result<Self> {
         if !matches!(spec.condition.kind, JoinKind::Inner | JoinKind::LeftOuter) {
             return Err(DataFusionError::Internal(format!(
                 "a temporal join cannot be a {}",
@@ -115,6 +123,7 @@ impl TemporalJoin {
             versions: Vec::new(),
             to_prune: Vec::new(),
             pruning: Vec::new(),
+            max_parallelism,
             spec,
         })
     }
@@ -170,29 +179,25 @@ impl TemporalJoin {
         let keys = self.key_ids(Side::Right, data)?;
         let times = self.times(Side::Right, data)?;
         let kinds: Vec<RowKind> = (0..data.num_rows()).map(|r| batch.row_kind(r)).collect();
-        let stored = (0..data.num_rows())
-            .filter(|r| keys[*r].is_some() && kinds[*r].is_accumulate())
-            .count();
+        // The +U that follows a -U carries the new version.
+        let kept = |r: usize| keys[r].is_some() && kinds[r] != RowKind::UpdateBefore;
+        let stored = (0..data.num_rows()).filter(|r| kept(*r)).count();
         let chunk = self.right_rows.insert(data.clone(), stored);
         for row in 0..data.num_rows() {
-            let Some(key) = keys[row] else { continue };
-            let row_ref = match kinds[row] {
-                RowKind::Insert | RowKind::UpdateAfter => Some((chunk, row as u32)),
-                RowKind::Delete => None,
-                // The +U that follows carries the new version.
-                RowKind::UpdateBefore => continue,
+            let Some(key) = keys[row].filter(|_| kept(row)) else {
+                continue;
             };
             let version = Version {
                 time: times[row],
-                row: row_ref,
+                row: (chunk, row as u32),
+                deleted: kinds[row] == RowKind::Delete,
             };
             let versions = &mut self.versions[key];
             // A later change at the same time replaces the version.
             match versions.binary_search_by(|v| v.time.cmp(&version.time)) {
                 Ok(at) => {
-                    if let Some((old, _)) = std::mem::replace(&mut versions[at], version).row {
-                        self.right_rows.release(old);
-                    }
+                    let (old, _) = std::mem::replace(&mut versions[at], version).row;
+                    self.right_rows.release(old);
                 }
                 Err(at) => versions.insert(at, version),
             }
@@ -232,7 +237,10 @@ impl TemporalJoin {
         let current = |i: usize| -> Option<RowRef> {
             let versions = &self.versions[keys[i]?];
             let at = versions.partition_point(|v| v.time <= due[i].time);
-            versions.get(at.checked_sub(1)?)?.row
+            versions
+                .get(at.checked_sub(1)?)
+                .filter(|v| !v.deleted)
+                .map(|v| v.row)
         };
         let mut pairs: Vec<(usize, RowRef)> = (0..due.len())
             .filter_map(|i| Some((i, current(i)?)))
@@ -289,13 +297,11 @@ impl TemporalJoin {
             let versions = &mut self.versions[key];
             let current = versions.partition_point(|v| v.time <= watermark);
             let mut drop = current.saturating_sub(1);
-            if versions.get(drop).is_some_and(|v| v.row.is_none()) {
+            if versions.get(drop).is_some_and(|v| v.deleted) {
                 drop += 1;
             }
             for v in versions.drain(..drop) {
-                if let Some((chunk, _)) = v.row {
-                    self.right_rows.release(chunk);
-                }
+                self.right_rows.release(v.row.0);
             }
             if versions.len() > 1 {
                 still.push(key);
@@ -313,7 +319,63 @@ impl Operator for TemporalJoin {
     }
 
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
-        Err(crate::operator::not_checkpointable(self.name()))
+        let waiting: Vec<(RowRef, u8)> = self.waiting.iter().map(|w| (w.row, w.kind)).collect();
+        let versions: Vec<(RowRef, u8)> = self
+            .versions
+            .iter()
+            .flatten()
+            .map(|v| {
+                let kind = if v.deleted {
+                    RowKind::Delete
+                } else {
+                    RowKind::Insert
+                };
+                (v.row, kind as u8)
+            })
+            .collect();
+        let mut batches = Vec::new();
+        for (side, rows) in [(Side::Left, waiting), (Side::Right, versions)] {
+            if rows.is_empty() {
+                continue;
+            }
+            let store = match side {
+                Side::Left => &self.left_rows,
+                Side::Right => &self.right_rows,
+            };
+            let refs: Vec<RowRef> = rows.iter().map(|(r, _)| *r).collect();
+            let data = RecordBatch::try_new_with_options(
+                Arc::clone(self.spec.condition.schema(side)),
+                store.columns(&refs)?,
+                &RecordBatchOptions::new().with_row_count(Some(refs.len())),
+            )?;
+            let kinds = UInt8Array::from(rows.iter().map(|(_, k)| *k).collect::<Vec<_>>());
+            let state = KeyedState::rows(
+                side.name(),
+                &data,
+                self.spec.condition.keys(side),
+                self.max_parallelism,
+            )?
+            .column("kind", Arc::new(kinds));
+            batches.push(state.build()?);
+        }
+        Ok(Some(OperatorState { batches }))
+    }
+
+    fn restore_state(&mut self, state: OperatorState) -> Result<()> {
+        let name = self.name.clone();
+        for batch in &state.batches {
+            let part = StateBatch::new(batch, &name);
+            let side = Side::of_state(&part)?;
+            let rows = part.group_batch("row", self.spec.condition.schema(side))?;
+            let kinds = part.primitive::<UInt8Type>("kind")?.clone();
+            let batch = StreamBatch::try_new_changelog(rows, kinds)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            match side {
+                Side::Left => self.wait(batch)?,
+                Side::Right => self.add_versions(batch)?,
+            }
+        }
+        Ok(())
     }
 
     fn process_batch(
@@ -353,8 +415,11 @@ impl OperatorFactory for TemporalJoinFactory {
         self.0.name()
     }
 
-    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
-        Ok(Box::new(TemporalJoin::try_new(Arc::clone(&self.0))?))
+    fn create(&self, context: &OperatorContext) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(TemporalJoin::try_new(
+            Arc::clone(&self.0),
+            context.max_parallelism,
+        )?))
     }
 }
 
@@ -375,11 +440,14 @@ mod tests {
                 None,
             ))
         };
-        TemporalJoin::try_new(Arc::new(TemporalJoinSpec {
-            condition: condition(kind),
-            left_time: as_time("lv"),
-            right_time: as_time("rv"),
-        }))
+        TemporalJoin::try_new(
+            Arc::new(TemporalJoinSpec {
+                condition: condition(kind),
+                left_time: as_time("lv"),
+                right_time: as_time("rv"),
+            }),
+            128,
+        )
         .expect("join")
     }
 
@@ -443,6 +511,26 @@ mod tests {
             watermark(&mut j, 100),
             [(i, vec![s(1), s(35), n, n]), (i, vec![n, s(40), n, n])]
         );
+    }
+
+    #[test]
+    fn a_restored_join_joins_as_the_snapshotted_one_would() {
+        let (s, n) = (Some, None);
+        let i = RowKind::Insert;
+        let mut j = temporal(JoinKind::LeftOuter);
+        feed(&mut j, 1, &[(s(1), 10), (s(1), 20)], i);
+        feed(&mut j, 1, &[(s(1), 30)], RowKind::Delete);
+        feed(&mut j, 0, &[(s(1), 15), (s(1), 25), (s(1), 35)], i);
+        let state = j.snapshot_state(1).expect("snapshot").expect("state");
+        let mut restored = temporal(JoinKind::LeftOuter);
+        restored.restore_state(state).expect("restores");
+        let expected = [
+            (i, vec![s(1), s(15), s(1), s(10)]),
+            (i, vec![s(1), s(25), s(1), s(20)]),
+            (i, vec![s(1), s(35), n, n]),
+        ];
+        assert_eq!(watermark(&mut restored, 100), expected);
+        assert_eq!(watermark(&mut j, 100), expected);
     }
 
     #[test]
