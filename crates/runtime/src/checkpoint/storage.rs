@@ -311,8 +311,12 @@ impl CheckpointStorage {
         path: String,
         state: &OperatorState,
     ) -> Result<StateFile, RuntimeError> {
-        let bytes = encode_state(state)?;
         let rows = state.batches.iter().map(|b| b.num_rows() as u64).sum();
+        // Encoding is CPU work: off the coordinator's thread, files in parallel.
+        let batches = state.clone();
+        let bytes = tokio::task::spawn_blocking(move || encode_state(&batches))
+            .await
+            .map_err(|e| self.error("cannot encode checkpoint state", e))??;
         let size = bytes.len() as u64;
         let location = self.location(&path);
         self.store
@@ -338,8 +342,11 @@ impl CheckpointStorage {
             .bytes()
             .await
             .map_err(|e| self.error("cannot read checkpoint state", e))?;
-        decode_state(&data)
-            .map_err(|e| self.error(&format!("state file '{}' is damaged", file.path), e))
+        // Decoding is CPU work: off the async threads, files in parallel.
+        let decoded = tokio::task::spawn_blocking(move || decode_state(&data))
+            .await
+            .map_err(|e| self.error("cannot decode checkpoint state", e))?;
+        decoded.map_err(|e| self.error(&format!("state file '{}' is damaged", file.path), e))
     }
 
     /// The job's `chk-<id>` directories, with their ids (none when the
@@ -458,8 +465,9 @@ impl CheckpointStorage {
         }
         let mut states: HashMap<(VertexId, StateSlot), Vec<(usize, OperatorState)>> =
             HashMap::new();
-        for file in &manifest.files {
-            let state = self.read_state(file).await?;
+        // Every file at once: reads and decoding overlap.
+        let read = futures::future::try_join_all(manifest.files.iter().map(|f| self.read_state(f)));
+        for (file, state) in manifest.files.iter().zip(read.await?) {
             states
                 .entry((file.task.vertex, file.slot))
                 .or_default()

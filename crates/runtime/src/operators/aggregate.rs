@@ -553,6 +553,10 @@ impl KeyIndex {
         }
         let encoded = self.converter.convert_columns(keys)?;
         let mut ids = Vec::with_capacity(rows);
+        // Large batches (a restore) would otherwise grow the map many times.
+        if rows > self.ids.capacity().saturating_sub(self.ids.len()) {
+            self.ids.reserve(rows);
+        }
         for row in 0..rows {
             let key = encoded.row(row);
             let id = match self.ids.get(key.as_ref()) {

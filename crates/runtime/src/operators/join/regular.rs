@@ -230,14 +230,22 @@ impl SideState {
         let matched = state.primitive::<UInt32Type>("matched")?;
         let null_keys = state.boolean("null_key")?;
         let encoded = self.converter.convert_columns(rows.columns())?;
+        let first = self.rows.num_rows();
+        if first == 0 {
+            // The usual case, one batch per side: the rows as they are.
+            self.rows = encoded;
+        } else {
+            for row in encoded.iter() {
+                self.rows.push(row);
+            }
+        }
         for (row, key) in ids.iter().enumerate() {
             let (count, null_key) = (counts.value(row), null_keys.value(row));
             self.total += i64::from(count);
             if null_key {
                 self.null_keyed += i64::from(count);
             }
-            let index = self.rows.num_rows() as u32;
-            self.rows.push(encoded.row(row));
+            let index = (first + row) as u32;
             self.by_key[*key].push(Entry {
                 row: index,
                 count,
