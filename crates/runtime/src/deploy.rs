@@ -245,16 +245,12 @@ pub async fn deploy(deployment: TaskDeployment<'_>) -> Result<DeployedTasks, Run
         }
     }
 
+    let mut chains = instantiate_chains(graph, runs_here, restored)?;
     let mut tasks = JoinSet::new();
     for vertex in &graph.vertices {
         let name = vertex.name();
         for subtask in (0..vertex.parallelism).filter(|&s| runs_here(vertex.id, s)) {
             let task_name = format!("{name} ({}/{})", subtask + 1, vertex.parallelism);
-            let context = OperatorContext {
-                subtask,
-                parallelism: vertex.parallelism,
-                max_parallelism: graph.max_parallelism,
-            };
             let input = match &vertex.input {
                 VertexInput::Source(source) => {
                     let splits = splits.take(vertex.id, subtask)?;
@@ -292,7 +288,10 @@ pub async fn deploy(deployment: TaskDeployment<'_>) -> Result<DeployedTasks, Run
                     SubtaskInput::Gate(InputGate::new(channels))
                 }
             };
-            let chain = instantiate_chain(vertex, &context, &task_name, &metrics, restored)?;
+            let chain = chains.remove(&(vertex.id, subtask)).unwrap_or_default();
+            for chained in &chain {
+                metrics.register_operator(Arc::clone(&chained.metrics));
+            }
             let output = match &vertex.output {
                 VertexOutput::Downstream => {
                     let mut edges = Vec::new();
@@ -402,11 +401,62 @@ pub async fn supervise(mut tasks: JoinSet<Result<(), RuntimeError>>) -> Result<(
     }
 }
 
+/// The operator chains of the subtasks that run here. Restoring state is
+/// CPU work, so a restored job's chains are built on threads of their own,
+/// as many at once as there are cores.
+fn instantiate_chains(
+    graph: &JobGraph,
+    runs_here: &(dyn Fn(VertexId, usize) -> bool + Sync),
+    restored: Option<&RestoredCheckpoint>,
+) -> Result<HashMap<(VertexId, usize), Vec<Chained>>, RuntimeError> {
+    let subtasks: Vec<(&JobVertex, usize)> = graph
+        .vertices
+        .iter()
+        .flat_map(|v| (0..v.parallelism).map(move |s| (v, s)))
+        .filter(|(v, s)| runs_here(v.id, *s))
+        .collect();
+    let build = |(vertex, subtask): (&JobVertex, usize)| {
+        let context = OperatorContext {
+            subtask,
+            parallelism: vertex.parallelism,
+            max_parallelism: graph.max_parallelism,
+        };
+        let task_name = format!("{} ({}/{})", vertex.name(), subtask + 1, vertex.parallelism);
+        let chain = instantiate_chain(vertex, &context, &task_name, restored)?;
+        Ok(((vertex.id, subtask), chain))
+    };
+    if restored.is_none() {
+        return subtasks.into_iter().map(build).collect();
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut chains = HashMap::new();
+    for group in subtasks.chunks(cores) {
+        let built: Vec<Result<_, RuntimeError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = group
+                .iter()
+                .map(|&subtask| scope.spawn(move || build(subtask)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(RuntimeError::Internal("restoring a subtask crashed".into()))
+                    })
+                })
+                .collect()
+        });
+        for result in built {
+            let (key, chain) = result?;
+            chains.insert(key, chain);
+        }
+    }
+    Ok(chains)
+}
+
 fn instantiate_chain(
     vertex: &JobVertex,
     context: &OperatorContext,
     task_name: &str,
-    metrics: &JobMetrics,
     restored: Option<&RestoredCheckpoint>,
 ) -> Result<Vec<Chained>, RuntimeError> {
     vertex
@@ -436,7 +486,6 @@ fn instantiate_chain(
                 .open(context)
                 .map_err(|e| RuntimeError::operator(task_name, &factory.name(), e))?;
             let op_metrics = Arc::new(OperatorMetrics::new(task_name, operator.name()));
-            metrics.register_operator(Arc::clone(&op_metrics));
             Ok(Chained {
                 operator,
                 metrics: op_metrics,
