@@ -108,9 +108,11 @@ impl AggregateCall {
     /// any earlier row. DataFusion's sliding MIN and MAX retract the oldest
     /// value whatever the retracted one is, so those keep every value.
     pub fn changelog_accumulator(&self) -> Result<Box<dyn Accumulator>> {
+        // MIN and MAX return their argument's type.
+        let data_type = self.function.field().data_type().clone();
         match self.function.fun().name() {
-            "min" => Ok(Box::new(Extreme::new(false))),
-            "max" => Ok(Box::new(Extreme::new(true))),
+            "min" => Ok(Box::new(Extreme::new(false, &data_type)?)),
+            "max" => Ok(Box::new(Extreme::new(true, &data_type)?)),
             _ => self.function.create_sliding_accumulator(),
         }
     }
@@ -122,22 +124,33 @@ impl AggregateCall {
     }
 }
 
-/// MIN or MAX over a multiset of values: any value can be retracted.
+/// MIN or MAX over a multiset of values: any value can be retracted. Its
+/// state is the whole multiset (values and counts, as two lists), so a
+/// checkpoint restores it whole.
 #[derive(Debug)]
 struct Extreme {
     max: bool,
     /// Distinct non-NULL values in ascending order, with their counts.
     values: Vec<(ScalarValue, usize)>,
-    /// The type of the result when there are no values (a typed NULL).
-    null: Option<ScalarValue>,
+    data_type: DataType,
+    /// The result when there are no values (a typed NULL).
+    null: ScalarValue,
 }
 
 impl Extreme {
-    fn new(max: bool) -> Self {
-        Self {
+    fn new(max: bool, data_type: &DataType) -> Result<Self> {
+        Ok(Self {
             max,
             values: Vec::new(),
-            null: None,
+            data_type: data_type.clone(),
+            null: ScalarValue::try_from(data_type)?,
+        })
+    }
+
+    fn add(&mut self, value: ScalarValue, count: usize) {
+        match self.position(&value) {
+            Ok(at) => self.values[at].1 += count,
+            Err(at) => self.values.insert(at, (value, count)),
         }
     }
 
@@ -150,17 +163,13 @@ impl Extreme {
         let Some(array) = values.first() else {
             return Ok(());
         };
-        if self.null.is_none() {
-            self.null = Some(ScalarValue::try_from(array.data_type())?);
-        }
         for row in 0..array.len() {
             if array.is_null(row) {
                 continue;
             }
             let value = ScalarValue::try_from_array(array, row)?;
             match (self.position(&value), add) {
-                (Ok(at), true) => self.values[at].1 += 1,
-                (Err(at), true) => self.values.insert(at, (value, 1)),
+                (_, true) => self.add(value, 1),
                 (Ok(at), false) => {
                     self.values[at].1 -= 1;
                     if self.values[at].1 == 0 {
@@ -194,11 +203,7 @@ impl Accumulator for Extreme {
         } else {
             self.values.first()
         };
-        match (extreme, &self.null) {
-            (Some((value, _)), _) => Ok(value.clone()),
-            (None, Some(null)) => Ok(null.clone()),
-            (None, None) => Ok(ScalarValue::Null),
-        }
+        Ok(extreme.map_or_else(|| self.null.clone(), |(value, _)| value.clone()))
     }
 
     fn size(&self) -> usize {
@@ -211,11 +216,41 @@ impl Accumulator for Extreme {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![self.evaluate()?])
+        let values: Vec<ScalarValue> = self.values.iter().map(|(v, _)| v.clone()).collect();
+        let counts: Vec<ScalarValue> = self
+            .values
+            .iter()
+            .map(|(_, c)| ScalarValue::UInt64(Some(*c as u64)))
+            .collect();
+        Ok(vec![
+            ScalarValue::List(ScalarValue::new_list(&values, &self.data_type, true)),
+            ScalarValue::List(ScalarValue::new_list(&counts, &DataType::UInt64, true)),
+        ])
     }
 
+    /// Adds the multisets of other states (one per row).
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.apply(states, true)
+        let malformed = || DataFusionError::Internal("a MIN/MAX state is malformed".into());
+        let (Some(values), Some(counts)) = (
+            states.first().and_then(|a| a.as_list_opt::<i32>()),
+            states.get(1).and_then(|a| a.as_list_opt::<i32>()),
+        ) else {
+            return Err(malformed());
+        };
+        for row in 0..values.len() {
+            let (row_values, row_counts) = (values.value(row), counts.value(row));
+            let row_counts = row_counts
+                .as_primitive_opt::<arrow::datatypes::UInt64Type>()
+                .ok_or_else(malformed)?;
+            for i in 0..row_values.len() {
+                if row_values.is_null(i) {
+                    continue;
+                }
+                let count = usize::try_from(row_counts.value(i)).map_err(|_| malformed())?;
+                self.add(ScalarValue::try_from_array(&row_values, i)?, count);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -692,8 +727,8 @@ mod tests {
     #[test]
     fn min_and_max_retract_any_value_not_just_the_oldest() {
         let values = |v: &[i64]| -> Vec<ArrayRef> { vec![Arc::new(Int64Array::from(v.to_vec()))] };
-        let mut min = Extreme::new(false);
-        let mut max = Extreme::new(true);
+        let mut min = Extreme::new(false, &DataType::Int64).expect("min");
+        let mut max = Extreme::new(true, &DataType::Int64).expect("max");
         for a in [&mut min, &mut max] {
             a.update_batch(&values(&[5, 1, 3, 9])).expect("update");
             // Rows of a changelog retract in any order: here the middle ones.
@@ -701,6 +736,21 @@ mod tests {
         }
         assert_eq!(min.evaluate().expect("min"), ScalarValue::Int64(Some(3)));
         assert_eq!(max.evaluate().expect("max"), ScalarValue::Int64(Some(5)));
+        // Its state is the whole multiset: merged into a new accumulator,
+        // later retractions fall back as they would have.
+        let state: Vec<ArrayRef> = max
+            .state()
+            .expect("state")
+            .into_iter()
+            .map(|v| v.to_array().expect("array"))
+            .collect();
+        let mut restored = Extreme::new(true, &DataType::Int64).expect("max");
+        restored.merge_batch(&state).expect("merge");
+        restored.retract_batch(&values(&[5])).expect("retract");
+        assert_eq!(
+            restored.evaluate().expect("max"),
+            ScalarValue::Int64(Some(3))
+        );
         min.retract_batch(&values(&[5, 3])).expect("retract");
         assert_eq!(min.evaluate().expect("min"), ScalarValue::Int64(None));
     }

@@ -248,7 +248,13 @@ impl RowGroups {
     /// all they know can be restored: a sliding MIN's state is its current
     /// minimum, not the values a retraction may fall back to.
     pub(super) fn snapshot(&mut self, name: &str, max_parallelism: usize) -> Result<RecordBatch> {
-        if let Some(call) = self.spec.calls.iter().find(|c| !state_is_complete(c)) {
+        let retracting = self.spec.retracting_input;
+        if let Some(call) = self
+            .spec
+            .calls
+            .iter()
+            .find(|c| !state_is_complete(c, retracting))
+        {
             return Err(DataFusionError::NotImplemented(format!(
                 "{name} cannot be checkpointed yet: {} over an updating input keeps state that cannot be snapshotted; run this query without 'execution.checkpointing.interval'",
                 call.name()
@@ -375,8 +381,15 @@ impl RowGroups {
     }
 }
 
-/// Whether a call's retractable accumulator keeps nothing beyond its
-/// intermediate state, so restoring that state restores it whole.
-fn state_is_complete(call: &AggregateCall) -> bool {
-    !call.function.is_distinct() && matches!(call.function.fun().name(), "sum" | "count" | "avg")
+/// Whether a call's accumulator keeps nothing beyond its intermediate
+/// state, so restoring that state restores it whole: plain accumulators
+/// (an input without retractions) do; of the retractable ones SUM, COUNT,
+/// AVG and our MIN/MAX multisets do, DISTINCT ones do not.
+fn state_is_complete(call: &AggregateCall, retracting_input: bool) -> bool {
+    !retracting_input
+        || (!call.function.is_distinct()
+            && matches!(
+                call.function.fun().name(),
+                "sum" | "count" | "avg" | "min" | "max"
+            ))
 }
