@@ -107,9 +107,11 @@ mod tests {
         );
         assert!(!unsupported.is_recoverable());
         let not_checkpointable = RuntimeError::operator(
-            "Over",
-            "OverAggregate",
-            crate::operator::not_checkpointable("OverAggregate"),
+            "GroupAggregate",
+            "GroupAggregate",
+            datafusion::error::DataFusionError::NotImplemented(
+                "COUNT(DISTINCT v) over an updating input cannot be checkpointed yet".into(),
+            ),
         );
         assert!(!not_checkpointable.is_recoverable());
         assert!(!RuntimeError::Cancelled.is_recoverable());

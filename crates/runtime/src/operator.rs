@@ -142,16 +142,6 @@ pub trait Operator: Send + Debug {
     }
 }
 
-/// The error of a stateful operator whose state cannot be checkpointed yet:
-/// the checkpoint fails (and with it the job, unless
-/// 'execution.checkpointing.tolerable-failed-checkpoints' allows), rather
-/// than a restore silently losing the state.
-pub fn not_checkpointable(operator: &str) -> datafusion::error::DataFusionError {
-    datafusion::error::DataFusionError::NotImplemented(format!(
-        "{operator} cannot be checkpointed yet; run this query without 'execution.checkpointing.interval'"
-    ))
-}
-
 /// Creates one operator instance per subtask; the job graph holds factories,
 /// so the same graph can be deployed again on restart or on other workers.
 pub trait OperatorFactory: Send + Sync + Debug {

@@ -14,12 +14,15 @@
 //! Evaluating a touched partition costs its size, so this suits partitions
 //! of moderate size (a seller's auctions, a user's sessions); the frame's
 //! own bounds (`ROWS n PRECEDING`) cap the work per row, not per partition.
+//!
+//! A checkpoint holds every current row with the aggregates last emitted
+//! for it and its arrival, keyed by partition.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt8Array};
-use arrow::datatypes::SchemaRef;
+use arrow::array::{ArrayRef, RecordBatch, UInt8Array, UInt64Array};
+use arrow::datatypes::{SchemaRef, UInt64Type};
 use arrow::record_batch::RecordBatchOptions;
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
@@ -30,6 +33,7 @@ use weir_common::{RowKind, StreamBatch};
 use super::aggregate::{AggregateCall, CallInput, KeyIndex, cast_to};
 use super::over_agg::OverFrame;
 use super::window_assign::event_times;
+use crate::checkpoint::{KeyedState, StateBatch};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 
 /// What an updating OVER aggregation computes; shared by its subtasks.
@@ -86,6 +90,7 @@ pub struct UpdatingOverAggregate {
     rows: RowConverter,
     values: RowConverter,
     arrivals: u64,
+    max_parallelism: usize,
 }
 
 impl std::fmt::Debug for UpdatingOverAggregate {
@@ -101,7 +106,7 @@ fn converter(fields: impl Iterator<Item = Result<SortField>>) -> Result<RowConve
 }
 
 impl UpdatingOverAggregate {
-    pub fn try_new(spec: Arc<UpdatingOverSpec>) -> Result<Self> {
+    pub fn try_new(spec: Arc<UpdatingOverSpec>, max_parallelism: usize) -> Result<Self> {
         let order = converter(spec.order_by.iter().map(|e| {
             Ok(SortField::new_with_options(
                 e.expr.data_type(&spec.input_schema)?,
@@ -124,12 +129,13 @@ impl UpdatingOverAggregate {
             rows: plain(&spec.input_schema.fields()[..])?,
             values: plain(&spec.output_schema.fields()[inputs..])?,
             arrivals: 0,
+            max_parallelism,
             spec,
         })
     }
 
-    fn process(&mut self, batch: &StreamBatch, out: &mut Collector) -> Result<()> {
-        let data = batch.data();
+    /// The partitions' ids and each row's order key, for a batch of input rows.
+    fn locate(&mut self, data: &RecordBatch) -> Result<(Vec<usize>, arrow::row::Rows)> {
         let n = data.num_rows();
         let keys = self
             .spec
@@ -145,7 +151,13 @@ impl UpdatingOverAggregate {
             .iter()
             .map(|e| e.expr.evaluate(data)?.into_array(n))
             .collect::<Result<Vec<_>>>()?;
-        let order = self.order.convert_columns(&order_columns)?;
+        Ok((ids, self.order.convert_columns(&order_columns)?))
+    }
+
+    fn process(&mut self, batch: &StreamBatch, out: &mut Collector) -> Result<()> {
+        let data = batch.data();
+        let n = data.num_rows();
+        let (ids, order) = self.locate(data)?;
         let rows = self.rows.convert_columns(data.columns())?;
         let mut touched = Vec::new();
         let mut seen = HashSet::new();
@@ -344,7 +356,63 @@ impl Operator for UpdatingOverAggregate {
     }
 
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
-        Err(crate::operator::not_checkpointable(self.name()))
+        let entries: Vec<(&u64, &Entry)> = self
+            .partitions
+            .iter()
+            .flat_map(|p| p.iter().map(|((_, arrival), entry)| (arrival, entry)))
+            .collect();
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let (rows, values) = (self.rows.parser(), self.values.parser());
+        let mut emitted = Vec::with_capacity(entries.len());
+        for (_, entry) in &entries {
+            // Between batches every current row has been emitted.
+            let bytes = entry.emitted.as_ref().ok_or_else(|| {
+                DataFusionError::Internal(format!("{}: a row without its result", self.name))
+            })?;
+            emitted.push(values.parse(bytes));
+        }
+        let data = RecordBatch::try_new_with_options(
+            Arc::clone(&self.spec.input_schema),
+            self.rows
+                .convert_rows(entries.iter().map(|(_, e)| rows.parse(&e.row)))?,
+            &RecordBatchOptions::new().with_row_count(Some(entries.len())),
+        )?;
+        let arrivals = UInt64Array::from_iter_values(entries.iter().map(|(a, _)| **a));
+        let state = KeyedState::rows("rows", &data, &self.spec.partition_by, self.max_parallelism)?
+            .group("value", self.values.convert_rows(emitted)?)
+            .column("arrival", Arc::new(arrivals));
+        Ok(Some(OperatorState {
+            batches: vec![state.build()?],
+        }))
+    }
+
+    fn restore_state(&mut self, state: OperatorState) -> Result<()> {
+        let name = self.name.clone();
+        let calls = self.spec.calls.len();
+        for batch in &state.batches {
+            let part = StateBatch::new(batch, &name);
+            let data = part.group_batch("row", &self.spec.input_schema)?;
+            let values = self
+                .values
+                .convert_columns(&part.group("value", Some(calls))?)?;
+            let arrivals = part.primitive::<UInt64Type>("arrival")?.clone();
+            let rows = self.rows.convert_columns(data.columns())?;
+            let (ids, order) = self.locate(&data)?;
+            for (row, id) in ids.into_iter().enumerate() {
+                let arrival = arrivals.value(row);
+                self.arrivals = self.arrivals.max(arrival + 1);
+                self.partitions[id].insert(
+                    (order.row(row).as_ref().into(), arrival),
+                    Entry {
+                        row: rows.row(row).as_ref().into(),
+                        emitted: Some(values.row(row).as_ref().into()),
+                    },
+                );
+            }
+        }
+        Ok(())
     }
 
     fn process_batch(
@@ -368,10 +436,11 @@ impl OperatorFactory for UpdatingOverAggregateFactory {
         self.0.name()
     }
 
-    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
-        Ok(Box::new(UpdatingOverAggregate::try_new(Arc::clone(
-            &self.0,
-        ))?))
+    fn create(&self, context: &OperatorContext) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(UpdatingOverAggregate::try_new(
+            Arc::clone(&self.0),
+            context.max_parallelism,
+        )?))
     }
 }
 
@@ -406,7 +475,7 @@ mod tests {
             output_schema: Arc::new(Schema::new(fields)),
             input_schema: input,
         };
-        UpdatingOverAggregate::try_new(Arc::new(spec)).expect("operator")
+        UpdatingOverAggregate::try_new(Arc::new(spec), 128).expect("operator")
     }
 
     fn feed(op: &mut UpdatingOverAggregate, rows: &[(RowKind, i64, i64)]) -> Vec<String> {
@@ -469,5 +538,22 @@ mod tests {
         );
         // A retraction of a row never seen changes nothing.
         assert!(feed(&mut op, &[(d, 99, 9)]).is_empty());
+    }
+
+    #[test]
+    fn a_restored_aggregation_updates_what_it_emitted_before() {
+        let mut op = over();
+        let (i, d) = (RowKind::Insert, RowKind::Delete);
+        feed(&mut op, &[(i, 10, 1), (i, 20, 2), (i, 30, 3)]);
+        let state = op.snapshot_state(1).expect("snapshot").expect("state");
+        let mut restored = over();
+        restored.restore_state(state).expect("restore");
+        let change = [(d, 10, 1), (i, 25, 4)];
+        let after_restore = feed(&mut restored, &change);
+        assert_eq!(after_restore, feed(&mut op, &change));
+        assert!(
+            after_restore.contains(&"-D(10,1,1)".to_string()),
+            "{after_restore:?}"
+        );
     }
 }
