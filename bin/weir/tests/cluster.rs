@@ -142,6 +142,15 @@ impl Cluster {
         }
     }
 
+    /// Submits `script` (in `dir`) with `weir run --coordinator`, detached;
+    /// the job's id.
+    fn submit(&self, dir: &Path, script: &str) -> Result<String, Box<dyn std::error::Error>> {
+        let run = weir(dir, &["run", "--coordinator", &self.rpc, script], &[])?;
+        let stdout = text(&run.stdout);
+        assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+        Ok(address_after(&stdout, "Job ID: ")?.trim().to_string())
+    }
+
     fn job(&self, id: &str) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
         let (status, body) = http_get(&self.rest, &format!("/v1/jobs/{id}"), None)?;
         assert_eq!(status, 200, "{body}");
@@ -391,14 +400,7 @@ INSERT INTO copied SELECT id FROM numbers;
     )?;
     // Without table.dml-sync the INSERT is detached: the client prints the
     // job id and exits while the job runs on.
-    let run = weir(
-        dir.path(),
-        &["run", "--coordinator", &cluster.rpc, "slow.sql"],
-        &[],
-    )?;
-    let stdout = text(&run.stdout);
-    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
-    let id = address_after(&stdout, "Job ID: ")?.trim().to_string();
+    let id = cluster.submit(dir.path(), "slow.sql")?;
     let running = cluster.await_status(&id, "RUNNING")?;
     assert_eq!(running["attempt"], 0, "{running}");
     std::thread::sleep(Duration::from_secs(1));
@@ -476,14 +478,7 @@ fn a_checkpointing_job_that_loses_a_worker_resumes_from_its_latest_checkpoint() 
         dir.path().join("cluster.sql"),
         checkpointed_script("out/cluster", &dir.path().join("chk-cluster"), 2, None),
     )?;
-    let run = weir(
-        dir.path(),
-        &["run", "--coordinator", &cluster.rpc, "cluster.sql"],
-        &[],
-    )?;
-    let stdout = text(&run.stdout);
-    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
-    let id = address_after(&stdout, "Job ID: ")?.trim().to_string();
+    let id = cluster.submit(dir.path(), "cluster.sql")?;
     cluster.await_status(&id, "RUNNING")?;
     let completed = || -> Result<u64, Box<dyn std::error::Error>> {
         let (status, body) = http_get(&cluster.rest, &format!("/v1/jobs/{id}/checkpoints"), None)?;
@@ -526,21 +521,11 @@ fn a_savepoint_of_a_cluster_job_restores_at_another_parallelism() -> TestResult 
     let expected = output_lines(&dir.path().join("out/embedded"))?;
 
     let cluster = Cluster::start(dir.path(), 2, 2, &[])?;
-    let submit = |script: &str| -> Result<String, Box<dyn std::error::Error>> {
-        let run = weir(
-            dir.path(),
-            &["run", "--coordinator", &cluster.rpc, script],
-            &[],
-        )?;
-        let stdout = text(&run.stdout);
-        assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
-        Ok(address_after(&stdout, "Job ID: ")?.trim().to_string())
-    };
     std::fs::write(
         dir.path().join("first.sql"),
         checkpointed_script("out/cluster", &chk, 2, None),
     )?;
-    let id = submit("first.sql")?;
+    let id = cluster.submit(dir.path(), "first.sql")?;
     cluster.await_status(&id, "RUNNING")?;
     std::thread::sleep(Duration::from_secs(1));
     let savepoints = dir.path().join("savepoints");
@@ -602,7 +587,7 @@ fn a_savepoint_of_a_cluster_job_restores_at_another_parallelism() -> TestResult 
             Some(&savepoint.display().to_string()),
         ),
     )?;
-    let id = submit("second.sql")?;
+    let id = cluster.submit(dir.path(), "second.sql")?;
     cluster.await_status(&id, "FINISHED")?;
     assert_eq!(output_lines(&dir.path().join("out/cluster"))?, expected);
     Ok(())
