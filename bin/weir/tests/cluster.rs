@@ -530,7 +530,19 @@ fn a_savepoint_of_a_cluster_job_restores_at_another_parallelism() -> TestResult 
     std::thread::sleep(Duration::from_secs(1));
     let savepoints = dir.path().join("savepoints");
     let savepoints_arg = savepoints.display().to_string();
-    let path_of = |output: &Output| -> Result<PathBuf, Box<dyn std::error::Error>> {
+    // `weir savepoint [--stop]`: the path it prints.
+    let savepoint = |stop: bool| -> Result<PathBuf, Box<dyn std::error::Error>> {
+        let mut args = vec![
+            "savepoint",
+            "--coordinator",
+            &cluster.rpc,
+            &id,
+            &savepoints_arg,
+        ];
+        if stop {
+            args.insert(1, "--stop");
+        }
+        let output = weir(dir.path(), &args, &[])?;
         let stdout = text(&output.stdout);
         assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
         let line = stdout
@@ -539,36 +551,13 @@ fn a_savepoint_of_a_cluster_job_restores_at_another_parallelism() -> TestResult 
             .ok_or_else(|| format!("no savepoint path in: {stdout}"))?;
         Ok(PathBuf::from(line.trim()))
     };
-    let taken = weir(
-        dir.path(),
-        &[
-            "savepoint",
-            "--coordinator",
-            &cluster.rpc,
-            &id,
-            &savepoints_arg,
-        ],
-        &[],
-    )?;
-    assert!(path_of(&taken)?.join("_metadata").is_file());
+    assert!(savepoint(false)?.join("_metadata").is_file());
     assert_eq!(
         cluster.job(&id)?["status"],
         "RUNNING",
         "a savepoint leaves the job running"
     );
-    let stopped = weir(
-        dir.path(),
-        &[
-            "savepoint",
-            "--stop",
-            "--coordinator",
-            &cluster.rpc,
-            &id,
-            &savepoints_arg,
-        ],
-        &[],
-    )?;
-    let savepoint = path_of(&stopped)?;
+    let savepoint = savepoint(true)?;
     assert_eq!(cluster.job(&id)?["status"], "CANCELED");
     let partial = output_lines(&dir.path().join("out/cluster"))?;
     assert!(
