@@ -17,6 +17,7 @@
 
 use std::pin::Pin;
 
+use arrow::buffer::Buffer;
 use futures::{Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
@@ -146,7 +147,7 @@ fn snapshot_from_proto(snapshot: proto::TaskSnapshot) -> Result<TaskSnapshot, St
             let slot = StateSlot::parse(&state.slot).ok_or_else(|| {
                 Status::invalid_argument(format!("no state slot '{}'", state.slot))
             })?;
-            let decoded = decode_state(&state.state).map_err(|e| {
+            let decoded = decode_state(Buffer::from_vec(state.state)).map_err(|e| {
                 Status::invalid_argument(format!(
                     "the state of slot '{}' is damaged: {e}",
                     state.slot
@@ -168,7 +169,8 @@ fn snapshot_to_proto(
         .map(|(slot, state)| {
             Ok(proto::SlotState {
                 slot: slot.name(),
-                state: encode_state(state)?,
+                state: encode_state(state)
+                    .map_err(|e| RuntimeError::Checkpoint(format!("cannot encode state: {e}")))?,
             })
         })
         .collect::<Result<_, RuntimeError>>()?;

@@ -1548,10 +1548,11 @@ impl JobGraphBuilder<'_, '_> {
             .iter()
             .map(|a| {
                 let lowered = planner.aggregate_expr(a, input_schema)?;
-                Ok(AggregateCall {
-                    function: lowered.aggregate,
-                    filter: lowered.filter,
-                })
+                Ok(AggregateCall::try_new(
+                    lowered.aggregate,
+                    lowered.filter,
+                    input_schema.as_arrow(),
+                )?)
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
         Ok((

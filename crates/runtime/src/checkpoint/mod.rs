@@ -29,11 +29,14 @@
 
 mod coordinator;
 mod keyed;
+mod state_file;
 mod storage;
 
 pub use coordinator::{CheckpointCoordinator, CheckpointStats, CheckpointStatus, CoordinatorExit};
 pub(crate) use keyed::{KeyedState, StateBatch, restored_parts, watermark_state};
-pub use storage::{CheckpointStorage, RestoredCheckpoint, decode_state, encode_state};
+pub(crate) use state_file::batch_bytes;
+pub use state_file::{decode_state, encode_state};
+pub use storage::{CheckpointStorage, RestoredCheckpoint};
 
 use std::fmt;
 use std::sync::Arc;

@@ -14,20 +14,21 @@
 //! and is ignored (and deleted with the next cleanup).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow::array::{AsArray, UInt32Array};
+use arrow::buffer::Buffer;
 use arrow::datatypes::UInt32Type;
-use arrow::record_batch::RecordBatch;
-use arrow_ipc::reader::FileReader;
-use arrow_ipc::writer::FileWriter;
+use arrow::error::ArrowError;
+use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
+use super::state_file::{decode_state, write_state};
 use super::{KEY_GROUP_COLUMN, StateSlot, TaskKey, TaskSnapshot};
 use crate::RuntimeError;
 use crate::exchange::subtask_for_key_group;
@@ -35,6 +36,12 @@ use crate::graph::{JobGraph, VertexId};
 use crate::operator::OperatorState;
 
 const MANIFEST: &str = "_metadata";
+
+/// The size of the chunks (and upload parts) state files are written in.
+const CHUNK_BYTES: usize = 8 << 20;
+
+/// Upload parts of one file written at once.
+const PARTS_IN_FLIGHT: usize = 2;
 
 /// One state file of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -312,17 +319,15 @@ impl CheckpointStorage {
         state: &OperatorState,
     ) -> Result<StateFile, RuntimeError> {
         let rows = state.batches.iter().map(|b| b.num_rows() as u64).sum();
-        // Encoding is CPU work: off the coordinator's thread, files in parallel.
+        // Encoding is CPU work: on a blocking thread, files in parallel,
+        // handing chunks to the upload as they fill.
+        let (chunks_tx, chunks) = mpsc::channel(2);
         let batches = state.clone();
-        let bytes = tokio::task::spawn_blocking(move || encode_state(&batches))
-            .await
-            .map_err(|e| self.error("cannot encode checkpoint state", e))??;
-        let size = bytes.len() as u64;
+        let encoder = tokio::task::spawn_blocking(move || {
+            write_state(&batches, ChunkSender::new(chunks_tx))?.finish()
+        });
         let location = self.location(&path);
-        self.store
-            .put(&location, PutPayload::from(bytes))
-            .await
-            .map_err(|e| self.error("cannot write checkpoint state", e))?;
+        let size = self.upload(&location, chunks, encoder).await?;
         Ok(StateFile {
             task,
             slot,
@@ -330,6 +335,71 @@ impl CheckpointStorage {
             rows,
             bytes: size,
         })
+    }
+
+    /// Writes the chunks `encoder` produces to `location`: with one put if
+    /// there is one chunk, as a multipart upload otherwise. Returns the size.
+    async fn upload(
+        &self,
+        location: &Path,
+        mut chunks: mpsc::Receiver<Bytes>,
+        encoder: tokio::task::JoinHandle<Result<u64, ArrowError>>,
+    ) -> Result<u64, RuntimeError> {
+        let write_error = |e: object_store::Error| self.error("cannot write checkpoint state", e);
+        let mut first = None;
+        let mut parts: Option<WriteMultipart> = None;
+        let mut failed = None;
+        while let Some(chunk) = chunks.recv().await {
+            let writer = match (&mut parts, first.take()) {
+                (Some(writer), _) => writer,
+                (None, None) => {
+                    first = Some(chunk);
+                    continue;
+                }
+                (None, Some(first)) => match self.store.put_multipart(location).await {
+                    Ok(upload) => {
+                        let writer =
+                            parts.insert(WriteMultipart::new_with_chunk_size(upload, CHUNK_BYTES));
+                        writer.put(first);
+                        writer
+                    }
+                    Err(e) => {
+                        failed = Some(write_error(e));
+                        break;
+                    }
+                },
+            };
+            if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                failed = Some(write_error(e));
+                break;
+            }
+            writer.put(chunk);
+        }
+        // The encoder stops at its next chunk once nobody receives.
+        drop(chunks);
+        let encoded = encoder
+            .await
+            .map_err(|e| self.error("cannot encode checkpoint state", e))
+            .and_then(|r| r.map_err(|e| self.error("cannot encode checkpoint state", e)));
+        let size = match (failed, encoded) {
+            (None, Ok(size)) => size,
+            (Some(e), _) | (None, Err(e)) => {
+                if let Some(parts) = parts {
+                    // The error that matters is the one above.
+                    let _ = parts.abort().await;
+                }
+                return Err(e);
+            }
+        };
+        match parts {
+            Some(parts) => parts.finish().await.map_err(write_error)?,
+            None => self
+                .store
+                .put(location, PutPayload::from(first.unwrap_or_default()))
+                .await
+                .map_err(write_error)?,
+        };
+        Ok(size)
     }
 
     async fn read_state(&self, file: &StateFile) -> Result<OperatorState, RuntimeError> {
@@ -343,7 +413,7 @@ impl CheckpointStorage {
             .await
             .map_err(|e| self.error("cannot read checkpoint state", e))?;
         // Decoding is CPU work: off the async threads, files in parallel.
-        let decoded = tokio::task::spawn_blocking(move || decode_state(&data))
+        let decoded = tokio::task::spawn_blocking(move || decode_state(Buffer::from(data)))
             .await
             .map_err(|e| self.error("cannot decode checkpoint state", e))?;
         decoded.map_err(|e| self.error(&format!("state file '{}' is damaged", file.path), e))
@@ -583,59 +653,54 @@ fn within(directory: &str, file: &str) -> String {
     }
 }
 
-/// A state as bytes: Arrow IPC files, one per run of batches of one
-/// schema, each preceded by its length (8 bytes, little-endian). State
-/// files hold this, and so do a cluster worker's checkpoint reports.
-pub fn encode_state(state: &OperatorState) -> Result<Vec<u8>, RuntimeError> {
-    let encode_error =
-        |e: arrow::error::ArrowError| RuntimeError::Checkpoint(format!("cannot encode state: {e}"));
-    let mut groups: Vec<&RecordBatch> = Vec::new();
-    let mut files = Vec::new();
-    for batch in &state.batches {
-        if groups.first().is_some_and(|b| b.schema() != batch.schema()) {
-            files.push(std::mem::take(&mut groups));
-        }
-        groups.push(batch);
-    }
-    files.push(groups);
-    let mut bytes = Vec::new();
-    for group in files {
-        let Some(first) = group.first() else { continue };
-        let mut encoded = Vec::new();
-        let mut writer =
-            FileWriter::try_new(&mut encoded, &first.schema()).map_err(encode_error)?;
-        for batch in group {
-            writer.write(batch).map_err(encode_error)?;
-        }
-        writer.finish().map_err(encode_error)?;
-        drop(writer);
-        bytes.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&encoded);
-    }
-    Ok(bytes)
+/// The `Write` end of a state file's upload: fills chunks of
+/// [`CHUNK_BYTES`] on a blocking thread and hands them to the upload.
+struct ChunkSender {
+    chunk: Vec<u8>,
+    chunks: mpsc::Sender<Bytes>,
+    size: u64,
 }
 
-/// The state [`encode_state`] encoded; an error says what is damaged.
-pub fn decode_state(data: &[u8]) -> Result<OperatorState, String> {
-    let mut batches = Vec::new();
-    let mut at = 0usize;
-    while at < data.len() {
-        let length = data
-            .get(at..at + 8)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_le_bytes)
-            .ok_or_else(|| "truncated".to_string())? as usize;
-        at += 8;
-        let encoded = data
-            .get(at..at + length)
-            .ok_or_else(|| "truncated".to_string())?;
-        at += length;
-        let reader = FileReader::try_new(Cursor::new(encoded), None).map_err(|e| e.to_string())?;
-        for batch in reader {
-            batches.push(batch.map_err(|e| e.to_string())?);
+impl ChunkSender {
+    fn new(chunks: mpsc::Sender<Bytes>) -> Self {
+        Self {
+            // Most states are small: the first chunk grows as needed.
+            chunk: Vec::new(),
+            chunks,
+            size: 0,
         }
     }
-    Ok(OperatorState { batches })
+
+    fn send(&mut self) -> std::io::Result<()> {
+        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES));
+        self.size += full.len() as u64;
+        self.chunks
+            .blocking_send(Bytes::from(full))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+
+    /// Sends the last chunk; the state's size.
+    fn finish(mut self) -> Result<u64, ArrowError> {
+        if !self.chunk.is_empty() {
+            self.send()?;
+        }
+        Ok(self.size)
+    }
+}
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(CHUNK_BYTES - self.chunk.len());
+        self.chunk.extend_from_slice(&buf[..n]);
+        if self.chunk.len() == CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A completed checkpoint loaded for a restart.
@@ -720,6 +785,7 @@ impl RestoredCheckpoint {
 mod tests {
     use arrow::array::Int64Array;
     use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
 
     use super::*;
     use crate::graph::{JobVertex, VertexInput, VertexOutput};

@@ -7,6 +7,7 @@
 //! `Accumulator`s behind DataFusion's adapter otherwise (DISTINCT,
 //! STDDEV, approximate functions).
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
@@ -26,6 +27,8 @@ use datafusion::physical_plan::aggregates::order::GroupOrdering;
 pub struct AggregateCall {
     pub function: Arc<AggregateFunctionExpr>,
     pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// The arguments' types.
+    arg_types: Vec<DataType>,
 }
 
 /// An aggregate call's evaluated arguments and filter for one batch.
@@ -51,6 +54,24 @@ impl CallInput {
 }
 
 impl AggregateCall {
+    /// A call over rows of `input`.
+    pub fn try_new(
+        function: Arc<AggregateFunctionExpr>,
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        input: &arrow::datatypes::Schema,
+    ) -> Result<Self> {
+        let arg_types = function
+            .expressions()
+            .iter()
+            .map(|e| e.data_type(input))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            function,
+            filter,
+            arg_types,
+        })
+    }
+
     pub(crate) fn evaluate(&self, batch: &RecordBatch) -> Result<CallInput> {
         let rows = batch.num_rows();
         let args = self
@@ -106,13 +127,19 @@ impl AggregateCall {
 
     /// A row-wise accumulator for a changelog, whose retractions may remove
     /// any earlier row. DataFusion's sliding MIN and MAX retract the oldest
-    /// value whatever the retracted one is, so those keep every value.
+    /// value whatever the retracted one is, so those keep every value;
+    /// DISTINCT ones count their values (see [`DistinctChangelog`]).
     pub fn changelog_accumulator(&self) -> Result<Box<dyn Accumulator>> {
         // MIN and MAX return their argument's type.
         let data_type = self.function.field().data_type().clone();
         match self.function.fun().name() {
             "min" => Ok(Box::new(Extreme::new(false, &data_type)?)),
             "max" => Ok(Box::new(Extreme::new(true, &data_type)?)),
+            _ if self.function.is_distinct() => Ok(Box::new(DistinctChangelog {
+                inner: self.function.create_sliding_accumulator()?,
+                counts: datafusion::common::HashMap::default(),
+                types: self.arg_types.clone(),
+            })),
             _ => self.function.create_sliding_accumulator(),
         }
     }
@@ -251,6 +278,158 @@ impl Accumulator for Extreme {
             }
         }
         Ok(())
+    }
+}
+
+/// A DISTINCT aggregate over a changelog: the multiset of its argument
+/// values, in front of DataFusion's distinct accumulator, which sees a value
+/// when its count goes from 0 to 1 and loses it when the count is 0 again.
+/// DataFusion's distinct state is the values without their counts; this
+/// one's is the multiset (a list per argument and a list of counts), so a
+/// checkpoint restores it whole.
+#[derive(Debug)]
+struct DistinctChangelog {
+    inner: Box<dyn Accumulator>,
+    counts: datafusion::common::HashMap<Vec<ScalarValue>, u64>,
+    types: Vec<DataType>,
+}
+
+impl DistinctChangelog {
+    /// Counts `count` more of `value`; whether it is new.
+    fn add(&mut self, value: Vec<ScalarValue>, count: u64) -> bool {
+        let stored = self.counts.entry(value).or_insert(0);
+        *stored += count;
+        *stored == count
+    }
+
+    fn apply(&mut self, values: &[ArrayRef], add: bool) -> Result<()> {
+        let rows = values.first().map_or(0, |a| a.len());
+        let mut changed = Vec::new();
+        for row in 0..rows {
+            let value = values
+                .iter()
+                .map(|a| ScalarValue::try_from_array(a, row))
+                .collect::<Result<Vec<_>>>()?;
+            if add {
+                if self.add(value, 1) {
+                    changed.push(row as u32);
+                }
+            } else if let Some(count) = self.counts.get_mut(&value) {
+                *count -= 1;
+                if *count == 0 {
+                    self.counts.remove(&value);
+                    changed.push(row as u32);
+                }
+            }
+            // Retracting a value never added changes nothing.
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let indices = arrow::array::UInt32Array::from(changed);
+        let picked = values
+            .iter()
+            .map(|a| arrow::compute::take(a, &indices, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        if add {
+            self.inner.update_batch(&picked)
+        } else {
+            self.inner.retract_batch(&picked)
+        }
+    }
+}
+
+impl Accumulator for DistinctChangelog {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.apply(values, true)
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.apply(values, false)
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.inner.evaluate()
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self.inner.size()
+            + self
+                .counts
+                .keys()
+                .map(|v| v.iter().map(ScalarValue::size).sum::<usize>() + 8)
+                .sum::<usize>()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let mut columns = vec![Vec::with_capacity(self.counts.len()); self.types.len()];
+        let mut counts = Vec::with_capacity(self.counts.len());
+        for (value, count) in &self.counts {
+            for (column, part) in columns.iter_mut().zip(value) {
+                column.push(part.clone());
+            }
+            counts.push(ScalarValue::UInt64(Some(*count)));
+        }
+        let mut state: Vec<ScalarValue> = columns
+            .iter()
+            .zip(&self.types)
+            .map(|(values, t)| ScalarValue::List(ScalarValue::new_list(values, t, true)))
+            .collect();
+        state.push(ScalarValue::List(ScalarValue::new_list(
+            &counts,
+            &DataType::UInt64,
+            true,
+        )));
+        Ok(state)
+    }
+
+    /// Adds the multisets of other states (one per row); the inner
+    /// accumulator sees the values that are new.
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let malformed = || DataFusionError::Internal("a DISTINCT state is malformed".into());
+        let arity = self.types.len();
+        let lists = states
+            .iter()
+            .map(|a| a.as_list_opt::<i32>().ok_or_else(malformed))
+            .collect::<Result<Vec<_>>>()?;
+        let (Some(counts), true) = (lists.get(arity), lists.len() == arity + 1) else {
+            return Err(malformed());
+        };
+        let mut new = vec![Vec::new(); arity];
+        for row in 0..counts.len() {
+            let row_counts = counts.value(row);
+            let row_counts = row_counts
+                .as_primitive_opt::<arrow::datatypes::UInt64Type>()
+                .ok_or_else(malformed)?;
+            let row_values: Vec<ArrayRef> = lists[..arity].iter().map(|l| l.value(row)).collect();
+            if row_values.iter().any(|v| v.len() != row_counts.len()) {
+                return Err(malformed());
+            }
+            for i in 0..row_counts.len() {
+                let value = row_values
+                    .iter()
+                    .map(|a| ScalarValue::try_from_array(a, i))
+                    .collect::<Result<Vec<_>>>()?;
+                if self.add(value.clone(), row_counts.value(i)) {
+                    for (column, part) in new.iter_mut().zip(value) {
+                        column.push(part);
+                    }
+                }
+            }
+        }
+        if new.first().is_none_or(Vec::is_empty) {
+            return Ok(());
+        }
+        let arrays = new
+            .into_iter()
+            .map(ScalarValue::iter_to_array)
+            .collect::<Result<Vec<_>>>()?;
+        self.inner.update_batch(&arrays)
     }
 }
 
@@ -544,8 +723,11 @@ pub(crate) fn merge_accumulator_states(
 /// keep per-key state of their own. With no key columns every row is id 0.
 pub(crate) struct KeyIndex {
     converter: RowConverter,
-    /// DataFusion's hash map (foldhash): hashing keys is on every row's path.
-    ids: datafusion::common::HashMap<Box<[u8]>, usize>,
+    /// The ids, found by their key's hash; a key's bytes live once, in
+    /// `keys` (no allocation per key, 4 bytes per id in the table).
+    ids: hashbrown::HashTable<u32>,
+    /// foldhash, as DataFusion's hash maps: hashing keys is on every row's path.
+    hasher: hashbrown::DefaultHashBuilder,
     keys: Rows,
     keyless: bool,
 }
@@ -566,7 +748,8 @@ impl KeyIndex {
         let keys = converter.empty_rows(0, 0);
         Ok(Self {
             converter,
-            ids: datafusion::common::HashMap::default(),
+            ids: hashbrown::HashTable::new(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
             keys,
             keyless: key_schema.fields().is_empty(),
         })
@@ -588,24 +771,44 @@ impl KeyIndex {
         }
         let encoded = self.converter.convert_columns(keys)?;
         let mut ids = Vec::with_capacity(rows);
-        // Large batches (a restore) would otherwise grow the map many times.
-        if rows > self.ids.capacity().saturating_sub(self.ids.len()) {
-            self.ids.reserve(rows);
-        }
+        // Large batches (a restore) would otherwise grow the table many times.
+        self.reserve(rows);
         for row in 0..rows {
             let key = encoded.row(row);
-            let id = match self.ids.get(key.as_ref()) {
-                Some(id) => *id,
-                None => {
+            let bytes = key.as_ref();
+            let hash = self.hasher.hash_one(bytes);
+            let (stored, hasher) = (&self.keys, &self.hasher);
+            let entry = self.ids.entry(
+                hash,
+                |id| stored.row(*id as usize).as_ref() == bytes,
+                |id| hasher.hash_one(stored.row(*id as usize).as_ref()),
+            );
+            let id = match entry {
+                hashbrown::hash_table::Entry::Occupied(found) => *found.get() as usize,
+                hashbrown::hash_table::Entry::Vacant(vacant) => {
                     let id = self.keys.num_rows();
+                    let Ok(narrow) = u32::try_from(id) else {
+                        return Err(DataFusionError::ResourcesExhausted(
+                            "more than 4294967295 distinct keys in one subtask".into(),
+                        ));
+                    };
+                    vacant.insert(narrow);
                     self.keys.push(key);
-                    self.ids.insert(key.as_ref().into(), id);
                     id
                 }
             };
             ids.push(id);
         }
         Ok(ids)
+    }
+
+    /// Room for `additional` more keys, for an operator about to restore
+    /// that many rows.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let (stored, hasher) = (&self.keys, &self.hasher);
+        self.ids.reserve(additional, |id: &u32| {
+            hasher.hash_one(stored.row(*id as usize).as_ref())
+        });
     }
 
     /// The id of each row's key if the index holds it; adds nothing.
@@ -615,7 +818,14 @@ impl KeyIndex {
         }
         let encoded = self.converter.convert_columns(keys)?;
         Ok((0..rows)
-            .map(|row| self.ids.get(encoded.row(row).as_ref()).copied())
+            .map(|row| {
+                let bytes = encoded.row(row);
+                let bytes = bytes.as_ref();
+                let hash = self.hasher.hash_one(bytes);
+                self.ids
+                    .find(hash, |id| self.keys.row(*id as usize).as_ref() == bytes)
+                    .map(|id| *id as usize)
+            })
             .collect())
     }
 
@@ -701,10 +911,7 @@ pub(crate) mod test_support {
             .alias(format!("SUM({column})"))
             .build()
             .expect("SUM builds");
-        AggregateCall {
-            function: Arc::new(function),
-            filter: None,
-        }
+        AggregateCall::try_new(Arc::new(function), None, schema).expect("SUM call")
     }
 
     /// Grouping by `column` of `schema`.

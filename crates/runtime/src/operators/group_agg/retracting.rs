@@ -384,12 +384,12 @@ impl RowGroups {
 /// Whether a call's accumulator keeps nothing beyond its intermediate
 /// state, so restoring that state restores it whole: plain accumulators
 /// (an input without retractions) do; of the retractable ones SUM, COUNT,
-/// AVG and our MIN/MAX multisets do, DISTINCT ones do not.
+/// AVG, our MIN/MAX multisets and DISTINCT value counts do.
 fn state_is_complete(call: &AggregateCall, retracting_input: bool) -> bool {
     !retracting_input
-        || (!call.function.is_distinct()
-            && matches!(
-                call.function.fun().name(),
-                "sum" | "count" | "avg" | "min" | "max"
-            ))
+        || call.function.is_distinct()
+        || matches!(
+            call.function.fun().name(),
+            "sum" | "count" | "avg" | "min" | "max"
+        )
 }

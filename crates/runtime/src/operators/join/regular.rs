@@ -26,10 +26,11 @@ use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow::datatypes::UInt32Type;
 use arrow::row::{Row, RowConverter, Rows, SortField};
 use datafusion::error::{DataFusionError, Result};
+use smallvec::SmallVec;
 use weir_common::{RowKind, StreamBatch};
 
 use super::{JoinCondition, JoinKind, Side, gather, null_columns, spread};
-use crate::checkpoint::{KeyedState, StateBatch};
+use crate::checkpoint::{KeyedState, StateBatch, batch_bytes};
 use crate::error::batch_error;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::aggregate::KeyIndex;
@@ -82,7 +83,8 @@ struct SideState {
     converter: RowConverter,
     rows: Rows,
     /// Per key id, the distinct rows with that key.
-    by_key: Vec<Vec<Entry>>,
+    /// Most keys have one row: it is kept inline, without an allocation.
+    by_key: Vec<SmallVec<[Entry; 1]>>,
     /// Entries in `by_key` (rows in `rows` minus garbage).
     live: usize,
     /// Row multiplicity in total, and of rows with a NULL key (NOT IN).
@@ -229,16 +231,8 @@ impl SideState {
         let counts = state.primitive::<UInt32Type>("count")?;
         let matched = state.primitive::<UInt32Type>("matched")?;
         let null_keys = state.boolean("null_key")?;
-        let encoded = self.converter.convert_columns(rows.columns())?;
         let first = self.rows.num_rows();
-        if first == 0 {
-            // The usual case, one batch per side: the rows as they are.
-            self.rows = encoded;
-        } else {
-            for row in encoded.iter() {
-                self.rows.push(row);
-            }
-        }
+        self.converter.append(&mut self.rows, rows.columns())?;
         for (row, key) in ids.iter().enumerate() {
             let (count, null_key) = (counts.value(row), null_keys.value(row));
             self.total += i64::from(count);
@@ -353,7 +347,7 @@ impl StreamingJoin {
         let ids = self.keys.ids(&keys, n)?;
         let matchable = condition.matchable(&keys, n);
         for side in &mut self.sides {
-            side.by_key.resize_with(self.keys.len(), Vec::new);
+            side.by_key.resize_with(self.keys.len(), SmallVec::new);
         }
         let (ti, oi) = (this.index(), this.other().index());
 
@@ -588,14 +582,35 @@ impl Operator for StreamingJoin {
     }
 
     fn restore_state(&mut self, state: OperatorState) -> Result<()> {
+        let mut parts = Vec::with_capacity(state.batches.len());
+        let mut sizes = [(0usize, 0usize); 2];
         for batch in &state.batches {
             let state = StateBatch::new(batch, &self.name);
             let side = Side::of_state(&state)?;
             let rows = state.group_batch("row", self.spec.condition.schema(side))?;
+            let size = &mut sizes[side.index()];
+            size.0 += rows.num_rows();
+            size.1 += batch_bytes(&rows);
+            parts.push((state, side, rows));
+        }
+        // A side's rows come in slices: one allocation for all of them (row
+        // format takes a little more room than columns).
+        for (side, (rows, bytes)) in self.sides.iter_mut().zip(sizes) {
+            if side.rows.num_rows() == 0 && rows > 0 {
+                side.rows = side.converter.empty_rows(rows, bytes + bytes / 4);
+            }
+        }
+        // As many new keys as rows at most; the sides share them.
+        let rows = sizes[0].0 + sizes[1].0;
+        self.keys.reserve(rows);
+        for side in &mut self.sides {
+            side.by_key.reserve(rows);
+        }
+        for (state, side, rows) in parts {
             let keys = self.spec.condition.key_columns(side, &rows)?;
             let ids = self.keys.ids(&keys, rows.num_rows())?;
             for s in &mut self.sides {
-                s.by_key.resize_with(self.keys.len(), Vec::new);
+                s.by_key.resize_with(self.keys.len(), SmallVec::new);
             }
             self.sides[side.index()].restore(&state, &rows, &ids)?;
         }
