@@ -5,14 +5,17 @@
 //! ```text
 //! job master: CheckpointCoordinator ── triggers, completions ──> CheckpointEvents stream ──> worker
 //!                      ^                                                                      │
-//!                      └── reports <── ReportCheckpoint(acks with state as Arrow IPC) <───────┘
+//!                      └── reports <── ReportCheckpoint(acks naming the state files) <────────┘
 //! ```
 //!
 //! A worker holds local ends of the channels its subtasks use in the
 //! embedded cluster too ([`CheckpointChannels`]), fed by the event stream,
-//! and relays its subtasks' reports one call each, in order. The job master
-//! writes the state into 'execution.checkpointing.dir', which every worker
-//! must reach: a restarted attempt's workers read the checkpoint they
+//! and relays its subtasks' reports one call each, in order. Before it
+//! relays an acknowledgement it writes the subtask's state files into the
+//! checkpoint's directory under 'execution.checkpointing.dir', as Flink's
+//! TaskManagers do, so state of any size never crosses the RPC; the job
+//! master writes the manifest that lists them. Every worker must reach the
+//! directory: a restarted attempt's workers read the checkpoint they
 //! restore from there.
 
 use std::pin::Pin;
@@ -23,7 +26,8 @@ use tokio::sync::{mpsc, watch};
 use tonic::Status;
 use weir_runtime::checkpoint::{
     CheckpointChannels, CheckpointReport, CheckpointStorage, Completed, RestoredCheckpoint,
-    SavepointRequest, StateSlot, TaskKey, TaskSnapshot, decode_state, encode_state,
+    SavepointRequest, SlotState, StateSlot, TaskKey, TaskSnapshot, WrittenState, decode_state,
+    encode_state,
 };
 use weir_runtime::{JobId, RuntimeError, VertexId};
 
@@ -147,13 +151,21 @@ fn snapshot_from_proto(snapshot: proto::TaskSnapshot) -> Result<TaskSnapshot, St
             let slot = StateSlot::parse(&state.slot).ok_or_else(|| {
                 Status::invalid_argument(format!("no state slot '{}'", state.slot))
             })?;
+            if !state.file.is_empty() {
+                let written = WrittenState {
+                    path: state.file,
+                    rows: state.rows,
+                    bytes: state.bytes,
+                };
+                return Ok((slot, SlotState::Written(written)));
+            }
             let decoded = decode_state(Buffer::from_vec(state.state)).map_err(|e| {
                 Status::invalid_argument(format!(
                     "the state of slot '{}' is damaged: {e}",
                     state.slot
                 ))
             })?;
-            Ok((slot, decoded))
+            Ok((slot, SlotState::Batches(decoded)))
         })
         .collect::<Result<_, Status>>()?;
     Ok(TaskSnapshot { states })
@@ -167,10 +179,22 @@ fn snapshot_to_proto(
         .states
         .iter()
         .map(|(slot, state)| {
-            Ok(proto::SlotState {
-                slot: slot.name(),
-                state: encode_state(state)
-                    .map_err(|e| RuntimeError::Checkpoint(format!("cannot encode state: {e}")))?,
+            let slot = slot.name();
+            Ok(match state {
+                SlotState::Batches(batches) => proto::SlotState {
+                    slot,
+                    state: encode_state(batches).map_err(|e| {
+                        RuntimeError::Checkpoint(format!("cannot encode state: {e}"))
+                    })?,
+                    ..Default::default()
+                },
+                SlotState::Written(written) => proto::SlotState {
+                    slot,
+                    file: written.path.clone(),
+                    rows: written.rows,
+                    bytes: written.bytes,
+                    ..Default::default()
+                },
             })
         })
         .collect::<Result<_, RuntimeError>>()?;
@@ -225,6 +249,7 @@ pub(crate) async fn worker_relay(
     coordinator: CoordinatorClient<Authed>,
     job: JobId,
     attempt: u32,
+    storage: Option<CheckpointStorage>,
 ) -> Result<WorkerRelay, ClusterError> {
     let mut events = coordinator
         .clone()
@@ -275,6 +300,25 @@ pub(crate) async fn worker_relay(
     let relay_reports = async move {
         let mut coordinator = coordinator;
         while let Some(report) = reports.recv().await {
+            // The worker writes its subtasks' state itself: the job master
+            // only records the files, and no state crosses the RPC.
+            let report = match (report, &storage) {
+                (
+                    CheckpointReport::Acknowledged {
+                        checkpoint,
+                        task,
+                        snapshot,
+                    },
+                    Some(storage),
+                ) => CheckpointReport::Acknowledged {
+                    checkpoint,
+                    task,
+                    snapshot: storage
+                        .write_task_snapshot(checkpoint, task, snapshot)
+                        .await?,
+                },
+                (other, _) => other,
+            };
             let message = report_to_proto(job, attempt, &report)?;
             coordinator.report_checkpoint(message).await.map_err(|s| {
                 RuntimeError::Failed(format!("cannot report a checkpoint: {}", s.message()))
@@ -308,16 +352,24 @@ mod tests {
             vertex: VertexId(2),
             subtask: 1,
         };
+        let written = WrittenState {
+            path: "chk-7/2-1-sink.arrow".into(),
+            rows: 3,
+            bytes: 512,
+        };
         let report = CheckpointReport::Acknowledged {
             checkpoint: 7,
             task,
             snapshot: TaskSnapshot {
-                states: vec![(
-                    StateSlot::Operator(0),
-                    OperatorState {
-                        batches: vec![batch.clone()],
-                    },
-                )],
+                states: vec![
+                    (
+                        StateSlot::Operator(0),
+                        SlotState::Batches(OperatorState {
+                            batches: vec![batch.clone()],
+                        }),
+                    ),
+                    (StateSlot::Sink, SlotState::Written(written.clone())),
+                ],
             },
         };
         let message = report_to_proto(JobId(5), 0, &report).expect("encodes");
@@ -329,7 +381,16 @@ mod tests {
             } => {
                 assert_eq!((checkpoint, back), (7, task));
                 assert_eq!(snapshot.states[0].0, StateSlot::Operator(0));
-                assert_eq!(snapshot.states[0].1.batches, vec![batch]);
+                match &snapshot.states[..] {
+                    [
+                        (_, SlotState::Batches(state)),
+                        (StateSlot::Sink, SlotState::Written(file)),
+                    ] => {
+                        assert_eq!(state.batches, vec![batch]);
+                        assert_eq!(file, &written);
+                    }
+                    other => panic!("{other:?}"),
+                }
             }
             other => panic!("{other:?}"),
         }

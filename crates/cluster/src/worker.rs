@@ -26,7 +26,7 @@ use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 use weir_connector::SourceSplit;
 use weir_engine::{JobProgram, plan_program};
-use weir_runtime::checkpoint::CheckpointSetup;
+use weir_runtime::checkpoint::{CheckpointSetup, CheckpointStorage};
 use weir_runtime::deploy::{ChannelId, SplitAssignment, TaskDeployment, deploy, supervise};
 use weir_runtime::{JobGraph, JobId, JobMetrics, Message, RuntimeError, VertexId, VertexOutput};
 
@@ -327,7 +327,7 @@ impl WorkerState {
         };
         let metrics = Arc::new(JobMetrics::default());
         let (checkpoint, relays) = match &graph.checkpointing {
-            Some(_) => {
+            Some(options) => {
                 // Where every worker reads it, as the job master did.
                 let restore = match (request.restore_checkpoint, request.restore_savepoint) {
                     (Some(id), _) => Some(Restore::Checkpoint(id)),
@@ -338,7 +338,12 @@ impl WorkerState {
                     Some(restore) => Some(Arc::new(restored_state(&graph, restore).await?)),
                     None => None,
                 };
-                let relay = worker_relay(self.coordinator.clone(), job, attempt).await?;
+                // Only a directory the job master reaches takes the workers' files.
+                let storage = match options.dir.as_deref() {
+                    Some(dir) => Some(CheckpointStorage::open(Some(dir), &graph)?),
+                    None => None,
+                };
+                let relay = worker_relay(self.coordinator.clone(), job, attempt, storage).await?;
                 let setup = CheckpointSetup {
                     channels: relay.channels,
                     restored,

@@ -323,7 +323,7 @@ impl Subtask {
     ) -> Result<(), RuntimeError> {
         let mut snapshot = TaskSnapshot::default();
         if let Some(state) = source {
-            snapshot.states.push((StateSlot::Source, state));
+            snapshot.push(StateSlot::Source, state);
         }
         for index in 0..self.chain.len() {
             let state = self.chain[index]
@@ -331,7 +331,7 @@ impl Subtask {
                 .snapshot_state(barrier.id)
                 .map_err(|e| self.operator_error(index, e))?;
             if let Some(state) = state {
-                snapshot.states.push((StateSlot::Operator(index), state));
+                snapshot.push(StateSlot::Operator(index), state);
             }
         }
         match &mut self.output {

@@ -295,13 +295,14 @@ impl CheckpointCoordinator {
         request: SavepointRequest,
         snapshots: &BTreeMap<TaskKey, TaskSnapshot>,
     ) {
-        let written = match CheckpointStorage::create_savepoint(&request.dir, &request.job) {
-            Ok(storage) => storage
-                .write_savepoint(id, &self.graph, snapshots)
-                .await
-                .map(|_| storage.display().to_string()),
-            Err(e) => Err(e),
-        };
+        let written = async {
+            let storage = CheckpointStorage::create_savepoint(&request.dir, &request.job)?;
+            // What workers wrote into the checkpoint is copied over.
+            let snapshots = self.storage.load_written(snapshots).await?;
+            storage.write_savepoint(id, &self.graph, &snapshots).await?;
+            Ok(storage.display().to_string())
+        }
+        .await;
         match written {
             Ok(path) if request.stop => {
                 tracing::info!(checkpoint = id, %path, "savepoint written; stopping once the sinks have committed");

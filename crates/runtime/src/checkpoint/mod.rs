@@ -107,21 +107,44 @@ impl StateSlot {
 /// The state one subtask contributes to a checkpoint.
 #[derive(Debug, Clone, Default)]
 pub struct TaskSnapshot {
-    pub states: Vec<(StateSlot, OperatorState)>,
+    pub states: Vec<(StateSlot, SlotState)>,
 }
 
 impl TaskSnapshot {
+    pub(crate) fn push(&mut self, slot: StateSlot, state: OperatorState) {
+        self.states.push((slot, SlotState::Batches(state)));
+    }
+
     /// Adds the sink's committables, if it staged any.
     pub(crate) fn add_committables(&mut self, committables: Option<RecordBatch>) {
         if let Some(batch) = committables {
-            self.states.push((
+            self.push(
                 StateSlot::Sink,
                 OperatorState {
                     batches: vec![batch],
                 },
-            ));
+            );
         }
     }
+}
+
+/// One slot's part of a snapshot: its batches, or the state file a
+/// cluster worker already wrote into the checkpoint's directory (workers
+/// write their own state, as Flink's TaskManagers do; the job master only
+/// records it in the manifest).
+#[derive(Debug, Clone)]
+pub enum SlotState {
+    Batches(OperatorState),
+    Written(WrittenState),
+}
+
+/// A state file a worker wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenState {
+    /// Relative to the job's checkpoint directory.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
 }
 
 /// What subtasks tell the coordinator.

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::state_file::{decode_state, write_state};
-use super::{KEY_GROUP_COLUMN, StateSlot, TaskKey, TaskSnapshot};
+use super::{KEY_GROUP_COLUMN, SlotState, StateSlot, TaskKey, TaskSnapshot, WrittenState};
 use crate::RuntimeError;
 use crate::exchange::subtask_for_key_group;
 use crate::graph::{JobGraph, VertexId};
@@ -275,17 +275,32 @@ impl CheckpointStorage {
         snapshots: &BTreeMap<TaskKey, TaskSnapshot>,
     ) -> Result<WrittenCheckpoint, RuntimeError> {
         let mut writes = Vec::new();
+        let mut files = Vec::new();
         for (task, snapshot) in snapshots {
             for (slot, state) in &snapshot.states {
-                if state.batches.iter().all(|b| b.num_rows() == 0) {
-                    continue;
+                let path = within(directory, &state_file_name(*task, *slot));
+                match state {
+                    SlotState::Batches(state) if is_empty(state) => {}
+                    SlotState::Batches(state) => {
+                        writes.push(self.write_state(*task, *slot, path, state));
+                    }
+                    SlotState::Written(written) if written.path == path => files.push(StateFile {
+                        task: *task,
+                        slot: *slot,
+                        path,
+                        rows: written.rows,
+                        bytes: written.bytes,
+                    }),
+                    SlotState::Written(written) => {
+                        return Err(RuntimeError::Checkpoint(format!(
+                            "{task} reported state '{}' for '{path}' (load it first to write it elsewhere)",
+                            written.path
+                        )));
+                    }
                 }
-                let file = format!("{}-{}-{}.arrow", task.vertex, task.subtask, slot.name());
-                let path = within(directory, &file);
-                writes.push(self.write_state(*task, *slot, path, state));
             }
         }
-        let files = futures::future::try_join_all(writes).await?;
+        files.extend(futures::future::try_join_all(writes).await?);
         let manifest = Manifest {
             checkpoint: id,
             job: graph.name.clone(),
@@ -402,8 +417,59 @@ impl CheckpointStorage {
         Ok(size)
     }
 
-    async fn read_state(&self, file: &StateFile) -> Result<OperatorState, RuntimeError> {
-        let location = self.location(&file.path);
+    /// Writes the non-empty states of `task`'s part of checkpoint `id` where
+    /// the checkpoint's manifest will list them, as a cluster worker does
+    /// before it acknowledges.
+    pub async fn write_task_snapshot(
+        &self,
+        id: u64,
+        task: TaskKey,
+        snapshot: TaskSnapshot,
+    ) -> Result<TaskSnapshot, RuntimeError> {
+        let mut states = Vec::with_capacity(snapshot.states.len());
+        for (slot, state) in snapshot.states {
+            let state = match state {
+                SlotState::Batches(batches) if !is_empty(&batches) => {
+                    let path = within(&format!("chk-{id}"), &state_file_name(task, slot));
+                    let file = self.write_state(task, slot, path, &batches).await?;
+                    SlotState::Written(WrittenState {
+                        path: file.path,
+                        rows: file.rows,
+                        bytes: file.bytes,
+                    })
+                }
+                other => other,
+            };
+            states.push((slot, state));
+        }
+        Ok(TaskSnapshot { states })
+    }
+
+    /// `snapshots` with the state files workers wrote read back, to be
+    /// written elsewhere (a savepoint).
+    pub(crate) async fn load_written(
+        &self,
+        snapshots: &BTreeMap<TaskKey, TaskSnapshot>,
+    ) -> Result<BTreeMap<TaskKey, TaskSnapshot>, RuntimeError> {
+        let mut loaded = BTreeMap::new();
+        for (task, snapshot) in snapshots {
+            let mut states = Vec::with_capacity(snapshot.states.len());
+            for (slot, state) in &snapshot.states {
+                let state = match state {
+                    SlotState::Written(written) => {
+                        SlotState::Batches(self.read_state(&written.path).await?)
+                    }
+                    batches => batches.clone(),
+                };
+                states.push((*slot, state));
+            }
+            loaded.insert(*task, TaskSnapshot { states });
+        }
+        Ok(loaded)
+    }
+
+    async fn read_state(&self, path: &str) -> Result<OperatorState, RuntimeError> {
+        let location = self.location(path);
         let data = self
             .store
             .get(&location)
@@ -416,7 +482,7 @@ impl CheckpointStorage {
         let decoded = tokio::task::spawn_blocking(move || decode_state(Buffer::from(data)))
             .await
             .map_err(|e| self.error("cannot decode checkpoint state", e))?;
-        decoded.map_err(|e| self.error(&format!("state file '{}' is damaged", file.path), e))
+        decoded.map_err(|e| self.error(&format!("state file '{path}' is damaged"), e))
     }
 
     /// The job's `chk-<id>` directories, with their ids (none when the
@@ -536,7 +602,8 @@ impl CheckpointStorage {
         let mut states: HashMap<(VertexId, StateSlot), Vec<(usize, OperatorState)>> =
             HashMap::new();
         // Every file at once: reads and decoding overlap.
-        let read = futures::future::try_join_all(manifest.files.iter().map(|f| self.read_state(f)));
+        let read =
+            futures::future::try_join_all(manifest.files.iter().map(|f| self.read_state(&f.path)));
         for (file, state) in manifest.files.iter().zip(read.await?) {
             states
                 .entry((file.task.vertex, file.slot))
@@ -651,6 +718,15 @@ fn within(directory: &str, file: &str) -> String {
     } else {
         format!("{directory}/{file}")
     }
+}
+
+/// A state file's name within its checkpoint's directory.
+fn state_file_name(task: TaskKey, slot: StateSlot) -> String {
+    format!("{}-{}-{}.arrow", task.vertex, task.subtask, slot.name())
+}
+
+fn is_empty(state: &OperatorState) -> bool {
+    state.batches.iter().all(|b| b.num_rows() == 0)
 }
 
 /// The `Write` end of a state file's upload: fills chunks of
@@ -830,25 +906,40 @@ mod tests {
             } else {
                 vec![64, 127]
             };
-            snapshots.insert(
-                TaskKey {
-                    vertex: VertexId(0),
-                    subtask,
-                },
-                TaskSnapshot {
-                    states: vec![(
-                        StateSlot::Operator(0),
-                        OperatorState {
-                            batches: vec![keyed(&groups, &[1, 2])],
-                        },
-                    )],
+            let task = TaskKey {
+                vertex: VertexId(0),
+                subtask,
+            };
+            let mut snapshot = TaskSnapshot::default();
+            snapshot.push(
+                StateSlot::Operator(0),
+                OperatorState {
+                    batches: vec![keyed(&groups, &[1, 2])],
                 },
             );
+            // Subtask 1 runs on a worker, which writes its own state.
+            if subtask == 1 {
+                snapshot = storage
+                    .write_task_snapshot(1, task, snapshot)
+                    .await
+                    .expect("worker writes");
+                assert!(matches!(&snapshot.states[0].1, SlotState::Written(w) if w.rows == 2));
+            }
+            snapshots.insert(task, snapshot);
         }
+        // The worker's file belongs to checkpoint 1 only.
+        let wrong = storage.write(2, &graph(), false, &snapshots).await;
+        assert!(wrong.is_err(), "{wrong:?}");
         storage
             .write(1, &graph(), false, &snapshots)
             .await
             .expect("write");
+        let loaded = storage.load_written(&snapshots).await.expect("load");
+        assert!(
+            loaded
+                .values()
+                .all(|s| matches!(s.states[0].1, SlotState::Batches(_)))
+        );
         // A checkpoint without a manifest does not count.
         let orphan = storage.location("chk-2/0-0-op-0.arrow");
         storage
