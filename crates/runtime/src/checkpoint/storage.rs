@@ -250,7 +250,7 @@ impl CheckpointStorage {
         finished: bool,
         snapshots: &BTreeMap<TaskKey, TaskSnapshot>,
     ) -> Result<WrittenCheckpoint, RuntimeError> {
-        self.write_in(&format!("chk-{id}"), id, graph, finished, snapshots)
+        self.write_in(&checkpoint_dir(id), id, graph, finished, snapshots)
             .await
     }
 
@@ -426,11 +426,11 @@ impl CheckpointStorage {
         task: TaskKey,
         snapshot: TaskSnapshot,
     ) -> Result<TaskSnapshot, RuntimeError> {
-        let mut states = Vec::with_capacity(snapshot.states.len());
-        for (slot, state) in snapshot.states {
+        // Every slot's file at once, as the job master writes them.
+        let writes = snapshot.states.into_iter().map(|(slot, state)| async move {
             let state = match state {
                 SlotState::Batches(batches) if !is_empty(&batches) => {
-                    let path = within(&format!("chk-{id}"), &state_file_name(task, slot));
+                    let path = within(&checkpoint_dir(id), &state_file_name(task, slot));
                     let file = self.write_state(task, slot, path, &batches).await?;
                     SlotState::Written(WrittenState {
                         path: file.path,
@@ -440,8 +440,9 @@ impl CheckpointStorage {
                 }
                 other => other,
             };
-            states.push((slot, state));
-        }
+            Ok::<_, RuntimeError>((slot, state))
+        });
+        let states = futures::future::try_join_all(writes).await?;
         Ok(TaskSnapshot { states })
     }
 
@@ -525,9 +526,7 @@ impl CheckpointStorage {
         let Some(id) = self.completed_ids().await?.last().copied() else {
             return Ok(None);
         };
-        self.read(&format!("chk-{id}"), graph, false)
-            .await
-            .map(Some)
+        self.read(&checkpoint_dir(id), graph, false).await.map(Some)
     }
 
     /// Completed checkpoint `id`, read whole (a cluster worker reads the
@@ -537,7 +536,7 @@ impl CheckpointStorage {
         id: u64,
         graph: &JobGraph,
     ) -> Result<RestoredCheckpoint, RuntimeError> {
-        self.read(&format!("chk-{id}"), graph, false).await
+        self.read(&checkpoint_dir(id), graph, false).await
     }
 
     /// The savepoint this storage was opened at, read whole. Its state must
@@ -718,6 +717,12 @@ fn within(directory: &str, file: &str) -> String {
     } else {
         format!("{directory}/{file}")
     }
+}
+
+/// Checkpoint `id`'s directory, relative to the job's: where the job
+/// master writes its manifest and workers their state files.
+fn checkpoint_dir(id: u64) -> String {
+    format!("chk-{id}")
 }
 
 /// A state file's name within its checkpoint's directory.
