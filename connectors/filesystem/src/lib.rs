@@ -146,7 +146,6 @@ impl Connector for FileSystemConnector {
             format: Self::format(table)?,
             schema: Arc::clone(&table.schema),
             rolling_bytes: rolling_bytes(table)?,
-            writer_id: uuid::Uuid::new_v4(),
         }))
     }
 }

@@ -47,9 +47,6 @@ pub struct FileSink {
     pub(crate) format: FormatConfig,
     pub(crate) schema: SchemaRef,
     pub(crate) rolling_bytes: u64,
-    /// Names this sink's part files, as Flink's per-sink UUID does, so two
-    /// sinks into one directory (a statement set) never write the same file.
-    pub(crate) writer_id: uuid::Uuid,
 }
 
 #[async_trait]
@@ -72,7 +69,11 @@ impl SinkFactory for FileSink {
             display: self.location.display.clone(),
             extension: extension(self.format.kind()),
             schema: Arc::clone(&self.schema),
-            name_prefix: format!("part-{}-{}", self.writer_id, context.subtask),
+            // A UUID per writer, not per sink: two sinks into one directory
+            // (a statement set) never write the same file, nor does a
+            // writer restarted in the same process (its counter starts
+            // again at 0) overwrite the parts its predecessor committed.
+            name_prefix: format!("part-{}-{}", uuid::Uuid::new_v4(), context.subtask),
             next_part: 0,
             rolling_bytes: self.rolling_bytes,
             encoder,
@@ -466,5 +467,76 @@ impl SinkWriter for FileWriter {
 
     async fn finish(&mut self) -> Result<(), ConnectorError> {
         self.close_part().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use arrow::array::Int64Array;
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    fn rows(values: &[i64]) -> StreamBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(values.to_vec()))])
+            .expect("batch");
+        StreamBatch::inserts(batch)
+    }
+
+    #[tokio::test]
+    async fn a_restarted_writer_keeps_the_parts_its_predecessor_committed() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let format = FormatConfig::from_options("csv", &BTreeMap::new()).expect("csv");
+        let sink = FileSink {
+            location: Location {
+                store: Arc::clone(&store),
+                prefix: Path::from("out"),
+                glob: None,
+                display: "memory:///out".to_string(),
+            },
+            format,
+            schema: rows(&[]).data().schema(),
+            rolling_bytes: DEFAULT_ROLLING_BYTES,
+        };
+        let context = || SinkContext {
+            subtask: 0,
+            parallelism: 1,
+            job_id: "job".to_string(),
+            checkpointing: true,
+        };
+        let mut first = sink.create_writer(context()).await.expect("writer");
+        first.write(rows(&[1, 2])).await.expect("write");
+        let committables = first.prepare_commit(1).await.expect("stage");
+        first.commit(1).await.expect("commit");
+        // The same job restarts in this process from checkpoint 1.
+        let mut second = sink.create_writer(context()).await.expect("writer");
+        second
+            .recover(committables.into_iter().collect())
+            .await
+            .expect("recover");
+        second.write(rows(&[3])).await.expect("write");
+        second.prepare_commit(2).await.expect("stage");
+        second.commit(2).await.expect("commit");
+        let files: Vec<_> = store
+            .list(Some(&Path::from("out")))
+            .try_collect()
+            .await
+            .expect("list");
+        let mut lines = Vec::new();
+        for file in &files {
+            let bytes = store
+                .get(&file.location)
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("bytes");
+            lines.extend(String::from_utf8_lossy(&bytes).lines().map(str::to_string));
+        }
+        lines.sort();
+        assert_eq!(lines, vec!["1", "2", "3"], "{files:?}");
     }
 }
