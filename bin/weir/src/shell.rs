@@ -174,6 +174,10 @@ async fn print_tableau(mut query: QueryResult, streaming: bool) -> Result<Ran, E
     let mut printer = TableauPrinter::new(stdout.lock(), &query.schema, streaming);
     let mut progress = on_terminal().then(ProgressLine::new);
     let mut refresh = tokio::time::interval(REFRESH);
+    // One listener for the whole loop: a Ctrl-C that comes while a batch
+    // prints must still be seen (a listener made anew each turn misses it).
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     let outcome = loop {
         tokio::select! {
             next = query.next() => match next {
@@ -192,7 +196,7 @@ async fn print_tableau(mut query: QueryResult, streaming: bool) -> Result<Ran, E
                     line.update(&query.progress());
                 }
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut ctrl_c => {
                 query.cancel();
                 if let Some(line) = &mut progress {
                     line.clear();
