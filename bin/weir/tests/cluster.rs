@@ -3,12 +3,16 @@
 //! `weir run --coordinator`, `weir sql --coordinator` and `weir jobs`.
 //! The REST API is read over plain HTTP.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::CrashRandom;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -77,12 +81,22 @@ fn address_after(line: &str, marker: &str) -> Result<String, String> {
         .to_string())
 }
 
+/// A worker process and the id it registered under.
+struct WorkerProcess {
+    id: String,
+    _process: Process,
+}
+
 struct Cluster {
     rpc: String,
     rest: String,
     /// Workers after the coordinator, so they are killed first.
-    workers: Vec<Process>,
+    workers: Vec<WorkerProcess>,
     _coordinator: Process,
+    /// How workers are started, for replacements.
+    dir: PathBuf,
+    slots: String,
+    options: Vec<String>,
 }
 
 impl Cluster {
@@ -108,23 +122,54 @@ impl Cluster {
             rest,
             workers: Vec::new(),
             _coordinator: coordinator,
+            dir: dir.to_path_buf(),
+            slots: slots.to_string(),
+            options: options.iter().map(|o| (*o).to_string()).collect(),
         };
-        let slots = slots.to_string();
         for _ in 0..workers {
-            let mut args = vec![
-                "worker",
-                "--coordinator",
-                cluster.rpc.as_str(),
-                "--slots",
-                slots.as_str(),
-            ];
-            args.extend_from_slice(options);
-            let (worker, line) = start(dir, &args, &[])?;
-            assert!(line.starts_with("Worker "), "{line}");
-            cluster.workers.push(worker);
+            cluster.add_worker()?;
         }
         cluster.await_workers(workers)?;
         Ok(cluster)
+    }
+
+    /// Starts one more worker.
+    fn add_worker(&mut self) -> TestResult {
+        let mut args = vec![
+            "worker",
+            "--coordinator",
+            self.rpc.as_str(),
+            "--slots",
+            self.slots.as_str(),
+        ];
+        args.extend(self.options.iter().map(String::as_str));
+        let (process, line) = start(&self.dir, &args, &[])?;
+        let id = line
+            .strip_prefix("Worker ")
+            .and_then(|rest| rest.split(' ').next())
+            .ok_or_else(|| format!("not a worker's first line: {line}"))?
+            .to_string();
+        self.workers.push(WorkerProcess {
+            id,
+            _process: process,
+        });
+        Ok(())
+    }
+
+    /// The ids of the workers with a slot in use.
+    fn busy_workers(&self) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let (_, body) = http_get(&self.rest, "/v1/workers", None)?;
+        let json: serde_json::Value = serde_json::from_str(&body)?;
+        Ok(json["workers"]
+            .as_array()
+            .map(|workers| {
+                workers
+                    .iter()
+                    .filter(|w| w["free_slots"].as_u64() < w["slots"].as_u64())
+                    .filter_map(|w| w["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     fn await_workers(&self, count: usize) -> TestResult {
@@ -163,16 +208,24 @@ impl Cluster {
         id: &str,
         want: &str,
     ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+        self.await_one_of(id, &[want])
+    }
+
+    /// Waits for the job's status to be one of `wants`.
+    fn await_one_of(
+        &self,
+        id: &str,
+        wants: &[&str],
+    ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let job = self.job(id)?;
-            if job["status"] == want {
+            let status = job["status"].as_str().unwrap_or("");
+            if wants.contains(&status) {
                 return Ok(job);
             }
-            if ["FAILED", "CANCELED", "FINISHED"].contains(&job["status"].as_str().unwrap_or(""))
-                || Instant::now() > deadline
-            {
-                return Err(format!("job {id} did not reach {want}: {job}").into());
+            if ["FAILED", "CANCELED", "FINISHED"].contains(&status) || Instant::now() > deadline {
+                return Err(format!("job {id} did not reach {wants:?}: {job}").into());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -455,13 +508,13 @@ GROUP BY window_start, window_end, MOD(id, 7);
     )
 }
 
-/// A checkpointing job loses a worker (SIGKILL) after its first completed
-/// checkpoint; the job master restarts it on the remaining worker from the
-/// latest checkpoint, and the output is exactly the embedded, undisturbed
-/// run's. (Restarted from the start instead, the windows committed before
-/// the kill would be written twice.)
+/// A checkpointing job loses a worker (SIGKILL) at a random point, three
+/// times; each time a new worker takes the lost one's place and the job
+/// master restarts the job from its latest checkpoint. The output is
+/// exactly the embedded, undisturbed run's. (Restarted from the start
+/// instead, the windows committed before a kill would be written twice.)
 #[test]
-fn a_checkpointing_job_that_loses_a_worker_resumes_from_its_latest_checkpoint() -> TestResult {
+fn a_checkpointing_job_that_loses_workers_resumes_from_its_latest_checkpoints() -> TestResult {
     let dir = tempfile::TempDir::new()?;
     std::fs::write(
         dir.path().join("embedded.sql"),
@@ -479,23 +532,66 @@ fn a_checkpointing_job_that_loses_a_worker_resumes_from_its_latest_checkpoint() 
         checkpointed_script("out/cluster", &dir.path().join("chk-cluster"), 2, None),
     )?;
     let id = cluster.submit(dir.path(), "cluster.sql")?;
-    cluster.await_status(&id, "RUNNING")?;
-    let completed = || -> Result<u64, Box<dyn std::error::Error>> {
+    let completed = |cluster: &Cluster| -> Result<u64, Box<dyn std::error::Error>> {
         let (status, body) = http_get(&cluster.rest, &format!("/v1/jobs/{id}/checkpoints"), None)?;
         assert_eq!(status, 200, "{body}");
         let history: serde_json::Value = serde_json::from_str(&body)?;
         Ok(history["counts"]["completed"].as_u64().unwrap_or(0))
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while completed()? < 2 {
-        assert!(Instant::now() < deadline, "no checkpoint completed");
-        std::thread::sleep(Duration::from_millis(50));
+    let mut random = CrashRandom::from_env_or_clock();
+    let mut kills = 0;
+    for _ in 0..3 {
+        // Each attempt first completes a checkpoint, so the job gets on.
+        let job = cluster.await_one_of(&id, &["RUNNING", "FINISHED"])?;
+        if job["status"] == "FINISHED" {
+            break;
+        }
+        let attempt = job["attempt"].as_u64().unwrap_or(0);
+        let before = completed(&cluster)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while completed(&cluster)? == before && cluster.job(&id)?["status"] == "RUNNING" {
+            assert!(Instant::now() < deadline, "no checkpoint completed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(random.next(1500)));
+        let busy = cluster.busy_workers()?;
+        if cluster.job(&id)?["status"] != "RUNNING" || busy.is_empty() {
+            break;
+        }
+        let victim = &busy[random.next(busy.len() as u64) as usize];
+        cluster.workers.retain(|w| &w.id != victim);
+        kills += 1;
+        cluster.add_worker()?;
+        // The job master notices the loss and starts the next attempt.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let job = cluster.job(&id)?;
+            if job["attempt"].as_u64().unwrap_or(0) > attempt || job["status"] == "FINISHED" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no restart after a lost worker: {job}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
-    drop(cluster.workers.pop());
+    assert!(kills > 0, "the job finished before a worker was killed");
 
     let finished = cluster.await_status(&id, "FINISHED")?;
-    assert!(finished["attempt"].as_u64().unwrap_or(0) >= 1, "{finished}");
-    assert_eq!(output_lines(&dir.path().join("out/cluster"))?, expected);
+    eprintln!(
+        "{kills} workers killed; the job finished in attempt {}",
+        finished["attempt"]
+    );
+    assert!(
+        finished["attempt"].as_u64().unwrap_or(0) >= 1,
+        "{kills} kills: {finished}"
+    );
+    assert_eq!(
+        output_lines(&dir.path().join("out/cluster"))?,
+        expected,
+        "{kills} kills changed the output"
+    );
     assert!(
         !dir.path().join("chk-cluster").read_dir()?.any(|e| e
             .ok()

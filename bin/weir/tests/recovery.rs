@@ -11,6 +11,8 @@
 //! at parallelism 1 and restored at parallelism 3 also ends with exactly
 //! the output of an undisturbed run.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use common::CrashRandom;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -172,20 +176,6 @@ fn output_lines(dir: &Path) -> std::io::Result<Vec<String>> {
     }
     lines.sort();
     Ok(lines)
-}
-
-/// A small deterministic generator, seeded from the clock and printed, so
-/// a failing run can be repeated with `WEIR_CRASH_SEED`.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % below
-    }
 }
 
 fn weir_run(dir: &Path, script: &Path, log: &Path) -> std::io::Result<std::process::Child> {
@@ -543,16 +533,8 @@ fn crash_and_compare(case: Case<'_>) -> TestResult {
     );
 
     // The same job, killed again and again.
-    let seed = std::env::var("WEIR_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(7, |d| d.as_nanos() as u64)
-        });
-    eprintln!("crash seed {seed} (set WEIR_CRASH_SEED to repeat); undisturbed run {undisturbed:?}");
-    let mut random = Lcg(seed);
+    eprintln!("undisturbed run {undisturbed:?}");
+    let mut random = CrashRandom::from_env_or_clock();
     let checkpoints = dir.join("chk");
     let crash_script = dir.join("crash.sql");
     std::fs::write(&crash_script, (case.script)("out", &checkpoints))?;

@@ -133,6 +133,11 @@ pub(crate) fn report_from_proto(
             snapshot: snapshot_from_proto(snapshot)?,
         }),
         Some(Kind::Committed(checkpoint)) => Ok(CheckpointReport::Committed { checkpoint, task }),
+        Some(Kind::Declined(declined)) => Ok(CheckpointReport::Declined {
+            checkpoint: declined.checkpoint,
+            task,
+            reason: declined.reason,
+        }),
         Some(Kind::Finished(snapshot)) => Ok(CheckpointReport::Finished {
             task,
             snapshot: snapshot_from_proto(snapshot)?,
@@ -216,6 +221,17 @@ fn report_to_proto(
             Kind::Acknowledged(snapshot_to_proto(*checkpoint, snapshot)?),
         ),
         CheckpointReport::Committed { checkpoint, task } => (*task, Kind::Committed(*checkpoint)),
+        CheckpointReport::Declined {
+            checkpoint,
+            task,
+            reason,
+        } => (
+            *task,
+            Kind::Declined(proto::Declined {
+                checkpoint: *checkpoint,
+                reason: reason.clone(),
+            }),
+        ),
         CheckpointReport::Finished { task, snapshot } => {
             (*task, Kind::Finished(snapshot_to_proto(0, snapshot)?))
         }
@@ -310,12 +326,21 @@ pub(crate) async fn worker_relay(
                         snapshot,
                     },
                     Some(storage),
-                ) => CheckpointReport::Acknowledged {
-                    checkpoint,
-                    task,
-                    snapshot: storage
-                        .write_task_snapshot(checkpoint, task, snapshot)
-                        .await?,
+                ) => match storage
+                    .write_task_snapshot(checkpoint, task, snapshot)
+                    .await
+                {
+                    Ok(snapshot) => CheckpointReport::Acknowledged {
+                        checkpoint,
+                        task,
+                        snapshot,
+                    },
+                    // A failed write fails the checkpoint, not the job.
+                    Err(e) => CheckpointReport::Declined {
+                        checkpoint,
+                        task,
+                        reason: e.to_string(),
+                    },
                 },
                 (other, _) => other,
             };

@@ -130,7 +130,7 @@ impl Resources {
 #[derive(Debug)]
 enum JobEvent {
     Report(proto::TasksReport),
-    WorkerLost(String),
+    WorkerLost { id: String, why: &'static str },
     Cancel,
 }
 
@@ -212,26 +212,35 @@ impl CoordinatorState {
 
     /// Declares workers lost whose last heartbeat is older than 'heartbeat.timeout'.
     fn expire_workers(&self) {
-        let lost: Vec<String> = match self.resources.lock() {
-            Ok(mut resources) => {
-                let timeout = self.config.heartbeat_timeout;
-                let lost: Vec<String> = resources
-                    .workers
-                    .values()
-                    .filter(|w| w.last_heartbeat.elapsed() > timeout)
-                    .map(|w| w.id.clone())
-                    .collect();
-                for id in &lost {
-                    resources.workers.remove(id);
-                }
-                lost
-            }
+        let timeout = self.config.heartbeat_timeout;
+        let silent: Vec<String> = match self.resources.lock() {
+            Ok(resources) => resources
+                .workers
+                .values()
+                .filter(|w| w.last_heartbeat.elapsed() > timeout)
+                .map(|w| w.id.clone())
+                .collect(),
             Err(_) => Vec::new(),
         };
-        for id in lost {
-            tracing::warn!(worker = %id, "worker lost: no heartbeat for 'heartbeat.timeout'");
+        for id in silent {
+            self.lose_worker(&id, "no heartbeat for 'heartbeat.timeout'");
+        }
+    }
+
+    /// Forgets worker `id` and its slots, and tells every job. A worker
+    /// that is in fact alive registers again with its next heartbeat.
+    fn lose_worker(&self, id: &str, why: &'static str) {
+        let removed = self
+            .resources
+            .lock()
+            .is_ok_and(|mut resources| resources.workers.remove(id).is_some());
+        if removed {
+            tracing::warn!(worker = %id, "worker lost: {why}");
             for job in self.job_list() {
-                let _ = job.events.send(JobEvent::WorkerLost(id.clone()));
+                let _ = job.events.send(JobEvent::WorkerLost {
+                    id: id.to_string(),
+                    why,
+                });
             }
         }
     }
@@ -625,10 +634,16 @@ impl JobMaster {
             async move {
                 let mut client =
                     worker_client(address, token.as_deref()).map_err(|e| e.to_string())?;
-                client
-                    .deploy_tasks(request)
-                    .await
-                    .map_err(|s| format!("deploying on {id}: {}", s.message()))
+                client.deploy_tasks(request).await.map_err(|s| {
+                    // As Flink's job master drops a task manager it cannot
+                    // reach: the next attempt is placed on live workers,
+                    // not on this one until its heartbeat times out.
+                    if s.code() == tonic::Code::Unavailable {
+                        self.state
+                            .lose_worker(id, "unreachable while deploying tasks");
+                    }
+                    format!("deploying on {id}: {}", s.message())
+                })
             }
         });
         futures::future::try_join_all(deployments).await?;
@@ -664,12 +679,10 @@ impl JobMaster {
             let Some(event) = event else { break };
             match event {
                 JobEvent::Cancel => return Outcome::Cancelled,
-                JobEvent::WorkerLost(id) if workers.contains_key(&id) => {
-                    return Outcome::Failed(format!(
-                        "worker {id} was lost: no heartbeat for 'heartbeat.timeout'"
-                    ));
+                JobEvent::WorkerLost { id, why } if workers.contains_key(&id) => {
+                    return Outcome::Failed(format!("worker {id} was lost: {why}"));
                 }
-                JobEvent::WorkerLost(_) => {}
+                JobEvent::WorkerLost { .. } => {}
                 JobEvent::Report(report) if report.attempt == attempt => {
                     if !report.error.is_empty() {
                         return Outcome::Failed(report.error);

@@ -20,7 +20,8 @@ use crate::graph::JobGraph;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckpointStatus {
     Completed,
-    /// Not complete within 'execution.checkpointing.timeout' or failed to write.
+    /// Not complete within 'execution.checkpointing.timeout', declined by
+    /// a subtask, or failed to write.
     Failed(String),
 }
 
@@ -214,6 +215,12 @@ impl CheckpointCoordinator {
                             self.try_complete(checkpoint).await?;
                         }
                     }
+                    Some(CheckpointReport::Declined { checkpoint, task, reason }) => {
+                        if let Some(pending) = self.pending.remove(&checkpoint) {
+                            let reason = format!("{} declined it: {reason}", self.task_name(task));
+                            self.abandon(checkpoint, pending, reason)?;
+                        }
+                    }
                     Some(CheckpointReport::Committed { checkpoint, task }) => {
                         self.committed(checkpoint, task);
                     }
@@ -351,8 +358,7 @@ impl CheckpointCoordinator {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            if let Some(mut pending) = self.pending.remove(&id) {
-                let savepoint = pending.savepoint.take();
+            if let Some(pending) = self.pending.remove(&id) {
                 let missing: Vec<String> = self
                     .tasks
                     .iter()
@@ -365,14 +371,7 @@ impl CheckpointCoordinator {
                     timeout,
                     missing.join(", ")
                 );
-                if let Some(request) = savepoint {
-                    // A stop that failed leaves the job running, checkpointing as before.
-                    self.stopped &= !request.stop;
-                    let _ = request.reply.send(Err(RuntimeError::Checkpoint(format!(
-                        "the savepoint (checkpoint {id}) failed: {reason}"
-                    ))));
-                }
-                self.fail(id, pending.started, reason)?;
+                self.abandon(id, pending, reason)?;
             }
         }
         Ok(())
@@ -383,6 +382,24 @@ impl CheckpointCoordinator {
             Some(v) => format!("{} ({}/{})", v.name(), task.subtask + 1, v.parallelism),
             None => task.to_string(),
         }
+    }
+
+    /// Gives up pending checkpoint `id`: a savepoint waiting for it hears
+    /// why, and the failure counts toward the tolerable ones.
+    fn abandon(
+        &mut self,
+        id: u64,
+        mut pending: Pending,
+        reason: String,
+    ) -> Result<(), RuntimeError> {
+        if let Some(request) = pending.savepoint.take() {
+            // A stop that failed leaves the job running, checkpointing as before.
+            self.stopped &= !request.stop;
+            let _ = request.reply.send(Err(RuntimeError::Checkpoint(format!(
+                "the savepoint (checkpoint {id}) failed: {reason}"
+            ))));
+        }
+        self.fail(id, pending.started, reason)
     }
 
     fn fail(&mut self, id: u64, started: Instant, reason: String) -> Result<(), RuntimeError> {
@@ -423,8 +440,7 @@ impl CheckpointCoordinator {
         let Some(mut pending) = self.pending.remove(&id) else {
             return Ok(());
         };
-        let savepoint = pending.savepoint.take();
-        let mut snapshots = pending.acks;
+        let mut snapshots = std::mem::take(&mut pending.acks);
         for (task, snapshot) in &self.finished {
             snapshots.entry(*task).or_insert_with(|| snapshot.clone());
         }
@@ -454,21 +470,12 @@ impl CheckpointCoordinator {
                 if let Err(e) = self.storage.prune(self.options.num_retained).await {
                     tracing::warn!(error = %e, "cannot delete old checkpoints");
                 }
-                if let Some(request) = savepoint {
+                if let Some(request) = pending.savepoint {
                     self.write_savepoint(id, request, &snapshots).await;
                 }
                 Ok(())
             }
-            Err(e) => {
-                if let Some(request) = savepoint {
-                    // A stop that failed leaves the job running, checkpointing as before.
-                    self.stopped &= !request.stop;
-                    let _ = request.reply.send(Err(RuntimeError::Checkpoint(format!(
-                        "the savepoint (checkpoint {id}) failed: {e}"
-                    ))));
-                }
-                self.fail(id, pending.started, e.to_string())
-            }
+            Err(e) => self.abandon(id, pending, e.to_string()),
         }
     }
 
@@ -484,5 +491,83 @@ impl CheckpointCoordinator {
             last: true,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_common::RestartStrategy;
+
+    use super::*;
+    use crate::checkpoint::storage::tests::graph;
+    use crate::graph::VertexId;
+
+    fn options(tolerable_failures: usize) -> CheckpointingOptions {
+        CheckpointingOptions {
+            interval: Duration::from_millis(10),
+            timeout: Duration::from_secs(60),
+            min_pause: Duration::ZERO,
+            max_concurrent: 1,
+            dir: None,
+            num_retained: 1,
+            tolerable_failures,
+            savepoint_dir: None,
+            restore: None,
+            restart: RestartStrategy::None,
+        }
+    }
+
+    /// A declined checkpoint fails with the subtask and its reason, and the
+    /// job fails only past the tolerable failures in a row.
+    #[tokio::test]
+    async fn a_declined_checkpoint_names_the_subtask_and_counts_toward_the_tolerable_failures() {
+        let graph = graph();
+        let storage = CheckpointStorage::open(None, &graph).expect("storage");
+        let history = Arc::new(Mutex::new(Vec::new()));
+        let (_savepoints, requests) = mpsc::unbounded_channel();
+        let (coordinator, mut channels) = CheckpointCoordinator::new(
+            options(1),
+            storage,
+            graph,
+            0,
+            Arc::clone(&history),
+            requests,
+        );
+        let exit = coordinator.spawn().expect("spawn");
+        let task = TaskKey {
+            vertex: VertexId(0),
+            subtask: 1,
+        };
+        for expected in [1, 2] {
+            channels.triggers.changed().await.expect("triggered");
+            let checkpoint = *channels.triggers.borrow_and_update();
+            assert_eq!(checkpoint, expected);
+            channels
+                .reports
+                .send(CheckpointReport::Declined {
+                    checkpoint,
+                    task,
+                    reason: "disk full".into(),
+                })
+                .expect("report");
+        }
+        let exit = exit.await.expect("the coordinator ends");
+        let error = exit
+            .result
+            .expect_err("two failures in a row, one tolerated");
+        assert!(
+            error
+                .to_string()
+                .contains("tolerable-failed-checkpoints' = 1"),
+            "{error}"
+        );
+        let history = history.lock().expect("history").clone();
+        assert_eq!(history.len(), 2, "{history:?}");
+        for stats in &history {
+            let CheckpointStatus::Failed(reason) = &stats.status else {
+                panic!("{stats:?}");
+            };
+            assert!(reason.contains("(2/2) declined it: disk full"), "{reason}");
+        }
     }
 }

@@ -156,6 +156,14 @@ pub enum CheckpointReport {
         task: TaskKey,
         snapshot: TaskSnapshot,
     },
+    /// The subtask could not take its part of checkpoint `checkpoint` (on
+    /// a worker: it could not write its state); the checkpoint fails, and
+    /// the job with it only past 'execution.checkpointing.tolerable-failed-checkpoints'.
+    Declined {
+        checkpoint: u64,
+        task: TaskKey,
+        reason: String,
+    },
     /// The subtask's sink committed what it staged up to `checkpoint`.
     Committed { checkpoint: u64, task: TaskKey },
     /// The subtask's input ended and it emitted everything; it takes no more

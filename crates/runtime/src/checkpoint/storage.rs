@@ -863,7 +863,7 @@ impl RestoredCheckpoint {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use arrow::array::Int64Array;
     use arrow::datatypes::{DataType, Field, Schema};
     use arrow::record_batch::RecordBatch;
@@ -871,7 +871,8 @@ mod tests {
     use super::*;
     use crate::graph::{JobVertex, VertexInput, VertexOutput};
 
-    fn graph() -> JobGraph {
+    /// One vertex of two subtasks.
+    pub(crate) fn graph() -> JobGraph {
         JobGraph {
             name: "test job".into(),
             vertices: vec![JobVertex {
