@@ -508,28 +508,70 @@ GROUP BY window_start, window_end, MOD(id, 7);
     )
 }
 
-/// A checkpointing job loses a worker (SIGKILL) at a random point, three
-/// times; each time a new worker takes the lost one's place and the job
-/// master restarts the job from its latest checkpoint. The output is
-/// exactly the embedded, undisturbed run's. (Restarted from the start
-/// instead, the windows committed before a kill would be written twice.)
+/// Each sequence number from `numbers` (as in `checkpointed_script`)
+/// divisible by 3, joined with its key's name from a file: a regular join
+/// whose state holds every number and key.
+fn checkpointed_join_script(out: &str, checkpoints: &Path) -> String {
+    format!(
+        "SET 'parallelism.default' = '2';
+SET 'execution.checkpointing.interval' = '200 ms';
+SET 'execution.checkpointing.dir' = '{checkpoints}';
+CREATE TABLE numbers (id BIGINT) WITH (
+  'connector' = 'datagen', 'rows-per-second' = '2000', 'number-of-rows' = '20000',
+  'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '20000');
+CREATE TABLE names (k BIGINT, name STRING)
+  WITH ('connector' = 'filesystem', 'path' = 'names', 'format' = 'csv');
+CREATE TABLE named (id BIGINT, name STRING)
+  WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');
+INSERT INTO named
+SELECT n.id, k.name FROM numbers AS n JOIN names AS k ON MOD(n.id, 7) = k.k
+WHERE MOD(n.id, 3) = 0;
+",
+        checkpoints = checkpoints.display()
+    )
+}
+
+/// A windowed aggregation loses workers; see `loses_workers_at_random`.
 #[test]
-fn a_checkpointing_job_that_loses_workers_resumes_from_its_latest_checkpoints() -> TestResult {
+fn a_checkpointing_window_aggregation_that_loses_workers_resumes_from_its_latest_checkpoints()
+-> TestResult {
+    loses_workers_at_random(
+        |out, checkpoints| checkpointed_script(out, checkpoints, 2, None),
+        // Windows of 100 ids: 200 with every key, and id 20000's alone.
+        7 * 200 + 1,
+    )
+}
+
+/// A regular join loses workers; see `loses_workers_at_random`.
+#[test]
+fn a_checkpointing_join_that_loses_workers_resumes_from_its_latest_checkpoints() -> TestResult {
+    loses_workers_at_random(checkpointed_join_script, 20_000 / 3)
+}
+
+/// A checkpointing job (`script(output, checkpoints)`) loses a worker
+/// (SIGKILL) at a random point, three times; each time a new worker takes
+/// the lost one's place and the job master restarts the job from its
+/// latest checkpoint. The output is exactly the embedded, undisturbed
+/// run's, `expected_rows` rows. (Restarted from the start instead, what
+/// was committed before a kill would be written twice.)
+fn loses_workers_at_random(script: fn(&str, &Path) -> String, expected_rows: usize) -> TestResult {
     let dir = tempfile::TempDir::new()?;
+    let names: String = (0..7).map(|k| format!("{k},name-{k}\n")).collect();
+    std::fs::create_dir_all(dir.path().join("names"))?;
+    std::fs::write(dir.path().join("names/names.csv"), names)?;
     std::fs::write(
         dir.path().join("embedded.sql"),
-        checkpointed_script("out/embedded", &dir.path().join("chk-embedded"), 2, None),
+        script("out/embedded", &dir.path().join("chk-embedded")),
     )?;
     let embedded = weir(dir.path(), &["run", "embedded.sql"], &[])?;
     assert!(embedded.status.success(), "{}", text(&embedded.stderr));
     let expected = output_lines(&dir.path().join("out/embedded"))?;
-    // Windows of 100 ids: 200 with every key, and id 20000's alone.
-    assert_eq!(expected.len(), 7 * 200 + 1, "one row per key and window");
+    assert_eq!(expected.len(), expected_rows);
 
     let mut cluster = Cluster::start(dir.path(), 2, 2, RESTARTS_AFTER_A_LOST_WORKER)?;
     std::fs::write(
         dir.path().join("cluster.sql"),
-        checkpointed_script("out/cluster", &dir.path().join("chk-cluster"), 2, None),
+        script("out/cluster", &dir.path().join("chk-cluster")),
     )?;
     let id = cluster.submit(dir.path(), "cluster.sql")?;
     let completed = |cluster: &Cluster| -> Result<u64, Box<dyn std::error::Error>> {
