@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 rows="${1:-20000000}"
 runs="${2:-5}"
 ${SKIP_BUILD:+true} cargo build --release -p weir >&2
-weir="$PWD/${CARGO_TARGET_DIR:-target}/release/weir"
+weir=$(realpath "${CARGO_TARGET_DIR:-target}/release/weir")
 work="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

@@ -15,17 +15,17 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, Int32Builder, Int64Builder, StringBuilder, StructArray,
-    TimestampMillisecondBuilder,
+    Array, ArrayBuilder, ArrayRef, Int32Builder, Int64Array, StringArray, StructArray,
+    TimestampMillisecondArray,
 };
-use arrow::buffer::NullBuffer;
+use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::compute::{can_cast_types, cast};
 use arrow::datatypes::{DataType, Field, Fields, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use weir_connector::ConnectorError;
 use weir_format::display::sql_type_name;
 
-use crate::model::{Auction, Bid, EventKind, Model, ModelConfig, Person};
+use crate::model::{Auction, Bid, Channel, Channels, EventKind, Model, ModelConfig, Person};
 
 /// The type a field is generated as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,11 +105,34 @@ enum Value<'a> {
     Int(i64),
     Str(&'a str),
     Timestamp(i64),
+    /// A bid's channel name and URL, written out by [`Channels`].
+    ChannelName(Channel),
+    ChannelUrl(Channel),
 }
 
 /// An event whose fields can be read by their index in `fields_of`.
 trait Event {
     fn value(&self, field: usize) -> Value<'_>;
+
+    /// A BIGINT or TIMESTAMP field's value.
+    #[inline]
+    fn number(&self, field: usize) -> i64 {
+        match self.value(field) {
+            Value::Int(v) | Value::Timestamp(v) => v,
+            _ => 0,
+        }
+    }
+
+    /// Appends a STRING field's bytes to `out`.
+    #[inline]
+    fn write_text(&self, field: usize, channels: &Channels, out: &mut Vec<u8>) {
+        match self.value(field) {
+            Value::Str(s) => out.extend_from_slice(s.as_bytes()),
+            Value::ChannelName(c) => channels.write_name(c, out),
+            Value::ChannelUrl(c) => channels.write_url(c, out),
+            Value::Int(_) | Value::Timestamp(_) => {}
+        }
+    }
 }
 
 impl Event for Person<'_> {
@@ -150,8 +173,8 @@ impl Event for Bid<'_> {
             0 => Value::Int(self.auction),
             1 => Value::Int(self.bidder),
             2 => Value::Int(self.price),
-            3 => Value::Str(self.channel),
-            4 => Value::Str(self.url),
+            3 => Value::ChannelName(self.channel),
+            4 => Value::ChannelUrl(self.channel),
             5 => Value::Timestamp(self.date_time),
             _ => Value::Str(self.extra),
         }
@@ -201,15 +224,17 @@ impl BoundField {
     /// A builder sized for `capacity` rows, so that it does not grow (and
     /// copy) while a batch is made.
     fn builder(&self, capacity: usize, config: &ModelConfig) -> FieldBuilder {
-        match self.generated {
-            FieldType::BigInt => FieldBuilder::Int(Int64Builder::with_capacity(capacity)),
-            FieldType::String => FieldBuilder::Str(StringBuilder::with_capacity(
+        let values = match self.generated {
+            FieldType::BigInt => Values::Int(Vec::with_capacity(capacity)),
+            FieldType::String => Values::Str(StrValues::with_capacity(
                 capacity,
                 capacity * self.typical_len(config),
             )),
-            FieldType::Timestamp => {
-                FieldBuilder::Timestamp(TimestampMillisecondBuilder::with_capacity(capacity))
-            }
+            FieldType::Timestamp => Values::Timestamp(Vec::with_capacity(capacity)),
+        };
+        FieldBuilder {
+            values,
+            valid: Vec::new(),
         }
     }
 }
@@ -250,38 +275,145 @@ fn check_cast(
     })
 }
 
-enum FieldBuilder {
-    Int(Int64Builder),
-    Str(StringBuilder),
-    Timestamp(TimestampMillisecondBuilder),
+/// One field's values for a batch, in plain vectors: appending a value is
+/// a push, without arrow builders' per-value null bookkeeping. Only the
+/// union table's ROW fields have nulls (on other kinds' events).
+struct FieldBuilder {
+    values: Values,
+    /// Empty until the first null; then one entry per value.
+    valid: Vec<bool>,
+}
+
+enum Values {
+    Int(Vec<i64>),
+    Str(StrValues),
+    Timestamp(Vec<i64>),
+}
+
+/// A string column's bytes and the offset after each value.
+struct StrValues {
+    offsets: Vec<i32>,
+    bytes: Vec<u8>,
+    /// The bytes outgrew 32-bit offsets.
+    overflow: bool,
+}
+
+impl StrValues {
+    fn with_capacity(values: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(values + 1);
+        offsets.push(0);
+        Self {
+            offsets,
+            bytes: Vec::with_capacity(bytes),
+            overflow: false,
+        }
+    }
+
+    /// Ends the value whose bytes were appended since the last one.
+    #[inline]
+    fn end_value(&mut self) {
+        let end = i32::try_from(self.bytes.len()).unwrap_or_else(|_| {
+            self.overflow = true;
+            i32::MAX
+        });
+        self.offsets.push(end);
+    }
+
+    fn finish(&mut self, nulls: Option<NullBuffer>) -> Result<ArrayRef, ConnectorError> {
+        if self.overflow {
+            return Err(ConnectorError::Unsupported {
+                connector: crate::CONNECTOR.to_string(),
+                what: "a batch of one string column over 2 GiB: lower the average event sizes"
+                    .to_string(),
+            });
+        }
+        let values = self.offsets.len() - 1;
+        let fresh = Self::with_capacity(values, self.bytes.len());
+        let done = std::mem::replace(self, fresh);
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(done.offsets));
+        Ok(Arc::new(StringArray::try_new(
+            offsets,
+            Buffer::from_vec(done.bytes),
+            nulls,
+        )?))
+    }
 }
 
 impl FieldBuilder {
     #[inline]
-    fn append(&mut self, value: Value<'_>) {
-        match (self, value) {
-            (FieldBuilder::Int(b), Value::Int(v)) => b.append_value(v),
-            (FieldBuilder::Str(b), Value::Str(v)) => b.append_value(v),
-            (FieldBuilder::Timestamp(b), Value::Timestamp(v)) => b.append_value(v),
+    fn append(&mut self, value: Value<'_>, channels: &Channels) {
+        match (&mut self.values, value) {
+            (Values::Int(v), Value::Int(x)) | (Values::Timestamp(v), Value::Timestamp(x)) => {
+                v.push(x);
+            }
+            (Values::Str(s), Value::Str(x)) => {
+                s.bytes.extend_from_slice(x.as_bytes());
+                s.end_value();
+            }
+            (Values::Str(s), Value::ChannelName(c)) => {
+                channels.write_name(c, &mut s.bytes);
+                s.end_value();
+            }
+            (Values::Str(s), Value::ChannelUrl(c)) => {
+                channels.write_url(c, &mut s.bytes);
+                s.end_value();
+            }
             // Bound fields always agree with their events' values.
-            (builder, _) => builder.append_null(),
+            _ => return self.append_null(),
+        }
+        if !self.valid.is_empty() {
+            self.valid.push(true);
+        }
+    }
+
+    /// Appends field `field` of every event, a column at a time: one
+    /// tight loop per field rather than a dispatch per value.
+    fn fill<E: Event>(&mut self, events: &[E], field: usize, channels: &Channels) {
+        match &mut self.values {
+            Values::Int(v) | Values::Timestamp(v) => {
+                v.extend(events.iter().map(|e| e.number(field)));
+            }
+            Values::Str(s) => {
+                for event in events {
+                    event.write_text(field, channels, &mut s.bytes);
+                    s.end_value();
+                }
+            }
+        }
+        if !self.valid.is_empty() {
+            self.valid.resize(self.valid.len() + events.len(), true);
         }
     }
 
     fn append_null(&mut self) {
-        match self {
-            FieldBuilder::Int(b) => b.append_null(),
-            FieldBuilder::Str(b) => b.append_null(),
-            FieldBuilder::Timestamp(b) => b.append_null(),
+        let len = match &mut self.values {
+            Values::Int(v) | Values::Timestamp(v) => {
+                v.push(0);
+                v.len()
+            }
+            Values::Str(s) => {
+                s.end_value();
+                s.offsets.len() - 1
+            }
+        };
+        if self.valid.is_empty() {
+            self.valid.resize(len - 1, true);
         }
+        self.valid.push(false);
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            FieldBuilder::Int(b) => ArrayBuilder::finish(b),
-            FieldBuilder::Str(b) => ArrayBuilder::finish(b),
-            FieldBuilder::Timestamp(b) => ArrayBuilder::finish(b),
-        }
+    fn finish(&mut self) -> Result<ArrayRef, ConnectorError> {
+        let valid = std::mem::take(&mut self.valid);
+        let nulls = (!valid.is_empty()).then(|| NullBuffer::from(valid));
+        let take = |v: &mut Vec<i64>| std::mem::replace(v, Vec::with_capacity(v.len()));
+        Ok(match &mut self.values {
+            Values::Int(v) => Arc::new(Int64Array::new(ScalarBuffer::from(take(v)), nulls)),
+            Values::Timestamp(v) => Arc::new(TimestampMillisecondArray::new(
+                ScalarBuffer::from(take(v)),
+                nulls,
+            )),
+            Values::Str(s) => s.finish(nulls)?,
+        })
     }
 }
 
@@ -402,7 +534,12 @@ impl UnionColumn {
     }
 }
 
-/// Builds one batch of a table's rows, event by event.
+/// Events of a one-kind table are made this many at a time, then each
+/// column is filled from them; few enough that they stay in the cache.
+const CHUNK: usize = 256;
+
+/// Builds one batch of a table's rows: a one-kind table's a chunk of
+/// events at a time, the union table's event by event.
 pub(crate) struct BatchBuilder<'a> {
     model: &'a Model,
     /// The kind of every event, when the table holds one kind.
@@ -410,6 +547,8 @@ pub(crate) struct BatchBuilder<'a> {
     schema: SchemaRef,
     columns: Vec<ColumnBuilder>,
     rows: usize,
+    /// Ids of a one-kind table's events not made yet.
+    chunk: Vec<u64>,
 }
 
 /// A field's values, to be cast to the declared type.
@@ -429,7 +568,7 @@ impl FieldColumn {
     }
 
     fn finish(&mut self) -> Result<ArrayRef, ConnectorError> {
-        cast_to(self.builder.finish(), &self.declared)
+        cast_to(self.builder.finish()?, &self.declared)
     }
 }
 
@@ -471,6 +610,15 @@ impl ColumnBuilder {
                     Some(nulls),
                 )?))
             }
+        }
+    }
+}
+
+/// Fills a one-kind table's columns from `events`.
+fn fill_columns<E: Event>(columns: &mut [ColumnBuilder], events: &[E], channels: &Channels) {
+    for column in columns {
+        if let ColumnBuilder::Field(f) = column {
+            f.builder.fill(events, f.index, channels);
         }
     }
 }
@@ -519,6 +667,7 @@ impl<'a> BatchBuilder<'a> {
             schema,
             columns,
             rows: 0,
+            chunk: Vec::with_capacity(CHUNK),
         }
     }
 
@@ -533,9 +682,14 @@ impl<'a> BatchBuilder<'a> {
         if self.columns.is_empty() {
             return;
         }
-        let kind = self
-            .kind
-            .unwrap_or_else(|| self.model.config.kind_of(event_id));
+        if self.kind.is_some() {
+            self.chunk.push(event_id);
+            if self.chunk.len() == CHUNK {
+                self.make_chunk();
+            }
+            return;
+        }
+        let kind = self.model.config.kind_of(event_id);
         match kind {
             EventKind::Person => self.push_event(kind, &self.model.person(event_id)),
             EventKind::Auction => self.push_event(kind, &self.model.auction(event_id)),
@@ -543,11 +697,34 @@ impl<'a> BatchBuilder<'a> {
         }
     }
 
+    /// Makes the chunk's events and fills every column from them.
+    fn make_chunk(&mut self) {
+        let model = self.model;
+        let ids = &self.chunk;
+        match self.kind {
+            Some(EventKind::Person) => {
+                let events: Vec<Person<'_>> = ids.iter().map(|id| model.person(*id)).collect();
+                fill_columns(&mut self.columns, &events, model.channels());
+            }
+            Some(EventKind::Auction) => {
+                let events: Vec<Auction<'_>> = ids.iter().map(|id| model.auction(*id)).collect();
+                fill_columns(&mut self.columns, &events, model.channels());
+            }
+            Some(EventKind::Bid) => {
+                let events: Vec<Bid<'_>> = ids.iter().map(|id| model.bid(*id)).collect();
+                fill_columns(&mut self.columns, &events, model.channels());
+            }
+            None => {}
+        }
+        self.chunk.clear();
+    }
+
     /// Generic over the event, so each kind's field reads inline.
     fn push_event(&mut self, kind: EventKind, event: &impl Event) {
+        let channels = self.model.channels();
         for column in &mut self.columns {
             match column {
-                ColumnBuilder::Field(f) => f.builder.append(event.value(f.index)),
+                ColumnBuilder::Field(f) => f.builder.append(event.value(f.index), channels),
                 ColumnBuilder::EventType { builder, .. } => builder.append_value(kind.event_type()),
                 ColumnBuilder::Row {
                     kind: row_kind,
@@ -559,7 +736,7 @@ impl<'a> BatchBuilder<'a> {
                     valid.push(mine);
                     for f in fields {
                         if mine {
-                            f.builder.append(event.value(f.index));
+                            f.builder.append(event.value(f.index), channels);
                         } else {
                             f.builder.append_null();
                         }
@@ -571,6 +748,7 @@ impl<'a> BatchBuilder<'a> {
 
     /// The batch of the rows pushed so far; the builder starts over.
     pub fn finish(&mut self) -> Result<RecordBatch, ConnectorError> {
+        self.make_chunk();
         let rows = std::mem::take(&mut self.rows);
         let arrays = self
             .columns

@@ -252,9 +252,7 @@ pub(crate) struct TextPool {
     letters: String,
     /// Lowercase letters with one in 13 a space, for names and descriptions.
     spaced: String,
-    /// The name and URL of each of the `CHANNELS` channels, then of the
-    /// hot channels.
-    channels: ChannelTable,
+    channels: Channels,
 }
 
 impl TextPool {
@@ -272,20 +270,7 @@ impl TextPool {
                 }
             })
             .collect();
-        let hot_urls = [(); 4].map(|_| base_url(&mut rng));
-        let mut channels = ChannelTable::default();
-        for n in 0..CHANNELS {
-            let mut url = base_url(&mut rng);
-            if rng.below(10) > 0 {
-                // As nexmark-flink: the channel number's bits reversed.
-                let id = (n as i32).reverse_bits().unsigned_abs();
-                url.push_str(&format!("&channel_id={id}"));
-            }
-            channels.push(&format!("channel-{n}"), &url);
-        }
-        for (name, url) in HOT_CHANNELS.iter().zip(&hot_urls) {
-            channels.push(name, url);
-        }
+        let channels = Channels::new(seed, &mut rng);
         Self {
             letters,
             spaced,
@@ -312,48 +297,92 @@ impl TextPool {
         cut(&self.letters, rng, len as usize)
     }
 
-    fn channel(&self, rng: &mut EventRng) -> (&str, &str) {
+    /// Half of the bids come through one of the hot channels.
+    fn channel(&self, rng: &mut EventRng) -> Channel {
         let index = if rng.below(2) > 0 {
             CHANNELS + rng.below(HOT_CHANNELS.len() as u64)
         } else {
             rng.below(CHANNELS)
         };
-        self.channels.get(index as usize)
+        Channel(index as u32)
+    }
+
+    pub fn channels(&self) -> &Channels {
+        &self.channels
     }
 }
 
-/// Channel names and URLs in one block of text: a random channel costs
-/// a lookup in a small table and one read of nearby text, not two
-/// pointer chases to strings scattered over the heap (which, with 10,000
-/// channels, missed the cache on most bids).
-#[derive(Debug, Default)]
-struct ChannelTable {
-    text: String,
-    /// Byte ranges of each channel's name and URL in `text`.
-    spans: Vec<[std::ops::Range<u32>; 2]>,
+/// The channel a bid came through: one of `CHANNELS` numbered ones, or
+/// (from `CHANNELS` on) a hot one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Channel(u32);
+
+/// Channel names and URLs, written out when a batch's column is filled
+/// rather than kept per channel: a table of 10,000 names and URLs (about
+/// 1 MB) missed the cache on most bids, while these few base URLs stay in
+/// it. As in nexmark-flink, a numbered channel's URL carries its number's
+/// bits reversed as `channel_id` nine times in ten.
+#[derive(Debug)]
+pub(crate) struct Channels {
+    seed: u64,
+    hot_urls: [String; HOT_CHANNELS.len()],
+    base_urls: Vec<String>,
 }
 
-impl ChannelTable {
-    fn push(&mut self, name: &str, url: &str) {
-        let span = |text: &mut String, s: &str| {
-            let start = text.len() as u32;
-            text.push_str(s);
-            start..text.len() as u32
-        };
-        let name = span(&mut self.text, name);
-        let url = span(&mut self.text, url);
-        self.spans.push([name, url]);
+/// A hot channel's index in `HOT_CHANNELS`, or a numbered channel's number.
+enum Which {
+    Hot(usize),
+    Numbered(u32),
+}
+
+/// How many base URLs the numbered channels share.
+const BASE_URLS: usize = 256;
+
+impl Channels {
+    fn new(seed: u64, rng: &mut EventRng) -> Self {
+        Self {
+            seed,
+            hot_urls: [(); HOT_CHANNELS.len()].map(|_| base_url(rng)),
+            base_urls: (0..BASE_URLS).map(|_| base_url(rng)).collect(),
+        }
     }
 
-    fn get(&self, index: usize) -> (&str, &str) {
-        let text = |range: &std::ops::Range<u32>| {
-            self.text
-                .get(range.start as usize..range.end as usize)
-                .unwrap_or_default()
-        };
-        match self.spans.get(index) {
-            Some([name, url]) => (text(name), text(url)),
-            None => ("", ""),
+    fn which(channel: Channel) -> Which {
+        match u64::from(channel.0).checked_sub(CHANNELS) {
+            Some(hot) => Which::Hot(hot as usize),
+            None => Which::Numbered(channel.0),
+        }
+    }
+
+    /// Appends the channel's name to `out`.
+    pub fn write_name(&self, channel: Channel, out: &mut Vec<u8>) {
+        match Self::which(channel) {
+            Which::Hot(hot) => {
+                out.extend_from_slice(HOT_CHANNELS.get(hot).map_or("", |n| n).as_bytes())
+            }
+            Which::Numbered(n) => {
+                out.extend_from_slice(b"channel-");
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            }
+        }
+    }
+
+    /// Appends the channel's URL to `out`.
+    pub fn write_url(&self, channel: Channel, out: &mut Vec<u8>) {
+        match Self::which(channel) {
+            Which::Hot(hot) => {
+                out.extend_from_slice(self.hot_urls.get(hot).map_or("", |u| u).as_bytes())
+            }
+            Which::Numbered(n) => {
+                let draw = splitmix(self.seed ^ u64::from(n).wrapping_mul(0xA24B_AED4_963E_E407));
+                let base = &self.base_urls[(draw >> 32) as usize % BASE_URLS];
+                out.extend_from_slice(base.as_bytes());
+                if draw % 10 > 0 {
+                    out.extend_from_slice(b"&channel_id=");
+                    let id = (n as i32).reverse_bits().unsigned_abs();
+                    out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+                }
+            }
         }
     }
 }
@@ -422,8 +451,7 @@ pub(crate) struct Bid<'a> {
     pub auction: i64,
     pub bidder: i64,
     pub price: i64,
-    pub channel: &'a str,
-    pub url: &'a str,
+    pub channel: Channel,
     pub date_time: i64,
     pub extra: &'a str,
 }
@@ -436,6 +464,10 @@ pub(crate) struct Model {
 }
 
 impl Model {
+    pub fn channels(&self) -> &Channels {
+        self.pool.channels()
+    }
+
     pub fn new(config: ModelConfig) -> Self {
         let longest = config
             .avg_person_bytes
@@ -551,14 +583,13 @@ impl Model {
         } as i64
             + FIRST_PERSON_ID;
         let price = price(&mut rng);
-        let (channel, url) = self.pool.channel(&mut rng);
+        let channel = self.pool.channel(&mut rng);
         let extra = self.pool.extra(&mut rng, 32, c.avg_bid_bytes);
         Bid {
             auction,
             bidder,
             price,
             channel,
-            url,
             date_time: c.timestamp(event_id),
             extra,
         }
