@@ -474,6 +474,57 @@ INSERT INTO copied SELECT id FROM numbers;
     Ok(())
 }
 
+/// A source faster than the aggregation it feeds across workers waits for
+/// room in the exchange: the REST API and `/metrics` show that wait as the
+/// source task's backpressured time.
+#[test]
+fn a_slow_consumer_shows_as_backpressure_in_the_rest_api() -> TestResult {
+    let dir = tempfile::TempDir::new()?;
+    let cluster = Cluster::start(dir.path(), 2, 1, &[])?;
+    std::fs::write(
+        dir.path().join("fast.sql"),
+        "SET 'parallelism.default' = '2';
+CREATE TABLE numbers (id BIGINT) WITH (
+  'connector' = 'datagen', 'rows-per-second' = '100000000',
+  'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '1000000000');
+CREATE TABLE counts (id BIGINT, n BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO counts SELECT id, COUNT(*) FROM numbers GROUP BY id;
+",
+    )?;
+    let id = cluster.submit(dir.path(), "fast.sql")?;
+    cluster.await_status(&id, "RUNNING")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = cluster.job(&id)?;
+        let source_waited = job["operators"].as_array().is_some_and(|ops| {
+            ops.iter().any(|op| {
+                op["operator"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("Source: "))
+                    && op["backpressured_ms"].as_u64().unwrap_or(0) > 0
+            })
+        });
+        if source_waited {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no backpressure reported: {}",
+            job["operators"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, metrics) = http_get(&cluster.rest, "/metrics", None)?;
+    assert_eq!(status, 200);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("weir_operator_backpressured_seconds_total{")),
+        "{metrics}"
+    );
+    Ok(())
+}
+
 /// Per-key totals of ten-second windows over a datagen sequence that takes
 /// about ten seconds, checkpointed into `checkpoints`, at `parallelism`,
 /// optionally restored from a savepoint.

@@ -185,6 +185,7 @@ async fn job(State(state): State<Arc<CoordinatorState>>, Path(id): Path<String>)
                 "rows_in": m.rows_in,
                 "rows_out": m.rows_out,
                 "busy_ms": m.busy_nanos / 1_000_000,
+                "backpressured_ms": m.backpressured_nanos / 1_000_000,
                 "watermark": (m.watermark > i64::MIN).then_some(m.watermark),
                 "late_rows_dropped": m.late_rows_dropped,
             })
@@ -255,6 +256,7 @@ async fn metrics(State(state): State<Arc<CoordinatorState>>) -> impl IntoRespons
         ("weir_operator_rows_in_total", "counter"),
         ("weir_operator_rows_out_total", "counter"),
         ("weir_operator_busy_seconds_total", "counter"),
+        ("weir_operator_backpressured_seconds_total", "counter"),
     ];
     for (name, kind) in counters {
         let _ = writeln!(text, "# TYPE {name} {kind}");
@@ -263,7 +265,8 @@ async fn metrics(State(state): State<Arc<CoordinatorState>>) -> impl IntoRespons
                 let value = match name {
                     "weir_operator_rows_in_total" => m.rows_in as f64,
                     "weir_operator_rows_out_total" => m.rows_out as f64,
-                    _ => m.busy_nanos as f64 / 1e9,
+                    "weir_operator_busy_seconds_total" => m.busy_nanos as f64 / 1e9,
+                    _ => m.backpressured_nanos as f64 / 1e9,
                 };
                 let _ = writeln!(
                     text,

@@ -272,6 +272,7 @@ impl WorkerState {
                         rows_in: op.rows_in.load(Ordering::Relaxed),
                         rows_out: op.rows_out.load(Ordering::Relaxed),
                         busy_nanos: op.busy_nanos.load(Ordering::Relaxed),
+                        backpressured_nanos: op.backpressured_nanos.load(Ordering::Relaxed),
                         watermark: op.watermark.load(Ordering::Relaxed),
                         late_rows_dropped: op.late_rows_dropped.load(Ordering::Relaxed),
                     })

@@ -251,6 +251,8 @@ pub async fn deploy(deployment: TaskDeployment<'_>) -> Result<DeployedTasks, Run
         let name = vertex.name();
         for subtask in (0..vertex.parallelism).filter(|&s| runs_here(vertex.id, s)) {
             let task_name = format!("{name} ({}/{})", subtask + 1, vertex.parallelism);
+            // The source's own metrics, when the vertex reads a source.
+            let mut source_op = None;
             let input = match &vertex.input {
                 VertexInput::Source(source) => {
                     let splits = splits.take(vertex.id, subtask)?;
@@ -273,6 +275,7 @@ pub async fn deploy(deployment: TaskDeployment<'_>) -> Result<DeployedTasks, Run
                         &format!("{SOURCE_PREFIX}{}", source.table),
                     ));
                     metrics.register_operator(Arc::clone(&op_metrics));
+                    source_op = Some(Arc::clone(&op_metrics));
                     SubtaskInput::Source(SourceDriver::new(
                         task_name.clone(),
                         reader,
@@ -292,6 +295,9 @@ pub async fn deploy(deployment: TaskDeployment<'_>) -> Result<DeployedTasks, Run
             for chained in &chain {
                 metrics.register_operator(Arc::clone(&chained.metrics));
             }
+            // The task's wait for room downstream counts on the operator
+            // whose output leaves it.
+            let last_op = chain.last().map(|c| Arc::clone(&c.metrics)).or(source_op);
             let output = match &vertex.output {
                 VertexOutput::Downstream => {
                     let mut edges = Vec::new();
@@ -308,6 +314,7 @@ pub async fn deploy(deployment: TaskDeployment<'_>) -> Result<DeployedTasks, Run
                             edge_senders,
                             edge.partitioning.clone(),
                             graph.max_parallelism,
+                            last_op.clone(),
                         ));
                     }
                     SubtaskOutput::Edges(edges)

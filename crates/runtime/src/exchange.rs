@@ -6,7 +6,9 @@
 //! producers wait: backpressure, with nothing dropped.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
+use std::time::Instant;
 
 use arrow::array::UInt32Array;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
@@ -17,6 +19,7 @@ use weir_common::{StreamBatch, Watermark};
 
 use crate::graph::Partitioning;
 use crate::message::{CheckpointBarrier, Message};
+use crate::metrics::OperatorMetrics;
 
 /// Capacity of each channel, in messages (batches are up to a few thousand rows).
 pub const CHANNEL_CAPACITY: usize = 8;
@@ -33,6 +36,8 @@ pub struct OutputEdge {
     partitioning: Partitioning,
     max_parallelism: usize,
     next_round_robin: usize,
+    /// Where the time spent waiting for a full channel is counted.
+    backpressure: Option<Arc<OperatorMetrics>>,
 }
 
 /// Where a batch goes: all of it to one channel, or a part to each.
@@ -51,12 +56,14 @@ impl OutputEdge {
         senders: Vec<mpsc::Sender<Message>>,
         partitioning: Partitioning,
         max_parallelism: usize,
+        backpressure: Option<Arc<OperatorMetrics>>,
     ) -> Self {
         Self {
             senders,
             partitioning,
             max_parallelism,
             next_round_robin: 0,
+            backpressure,
         }
     }
 
@@ -77,11 +84,11 @@ impl OutputEdge {
             )?),
         };
         Ok(match routed {
-            Routed::Whole(i) => send(&self.senders[i], Message::Batch(batch)).await,
+            Routed::Whole(i) => self.send(i, Message::Batch(batch)).await,
             Routed::All => self.broadcast(Message::Batch(batch)).await,
             Routed::Parts(parts) => {
                 for (i, part) in parts {
-                    if send(&self.senders[i], Message::Batch(part)).await.is_err() {
+                    if self.send(i, Message::Batch(part)).await.is_err() {
                         return Ok(Err(ConsumerGone));
                     }
                 }
@@ -92,10 +99,28 @@ impl OutputEdge {
 
     /// Sends a control message to every consuming subtask.
     pub async fn broadcast(&self, message: Message) -> Result<(), ConsumerGone> {
-        for sender in &self.senders {
-            send(sender, message.clone()).await?;
+        for i in 0..self.senders.len() {
+            self.send(i, message.clone()).await?;
         }
         Ok(())
+    }
+
+    /// Sends to consumer `i`, counting the wait when its channel is full.
+    async fn send(&self, i: usize, message: Message) -> Result<(), ConsumerGone> {
+        let sender = &self.senders[i];
+        let message = match sender.try_send(message) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(ConsumerGone),
+            Err(mpsc::error::TrySendError::Full(message)) => message,
+        };
+        let waiting = Instant::now();
+        let sent = sender.send(message).await.map_err(|_| ConsumerGone);
+        if let Some(metrics) = &self.backpressure {
+            metrics
+                .backpressured_nanos
+                .fetch_add(waiting.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+        sent
     }
 
     pub async fn send_watermark(&self, watermark: Watermark) -> Result<(), ConsumerGone> {
@@ -105,10 +130,6 @@ impl OutputEdge {
     pub async fn send_barrier(&self, barrier: CheckpointBarrier) -> Result<(), ConsumerGone> {
         self.broadcast(Message::Barrier(barrier)).await
     }
-}
-
-async fn send(sender: &mpsc::Sender<Message>, message: Message) -> Result<(), ConsumerGone> {
-    sender.send(message).await.map_err(|_| ConsumerGone)
 }
 
 /// The key group of each row: Flink's scheme, so keyed state can be
@@ -362,6 +383,30 @@ impl InputGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a send that finds the channel full counts as backpressure.
+    #[tokio::test]
+    async fn waiting_for_a_full_channel_counts_as_backpressure() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let metrics = Arc::new(OperatorMetrics::new("task", "op"));
+        let edge = OutputEdge::new(
+            vec![tx],
+            Partitioning::Forward,
+            128,
+            Some(Arc::clone(&metrics)),
+        );
+        let backpressured = || metrics.backpressured_nanos.load(Ordering::Relaxed);
+        edge.send_watermark(Watermark(1)).await.expect("room");
+        assert_eq!(backpressured(), 0);
+        let consumer = async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            rx.recv().await
+        };
+        let (sent, received) = tokio::join!(edge.send_watermark(Watermark(2)), consumer);
+        sent.expect("sent once the consumer took one");
+        assert!(matches!(received, Some(Message::Watermark(Watermark(1)))));
+        assert!(backpressured() >= 10_000_000, "{}", backpressured());
+    }
 
     #[tokio::test]
     async fn watermark_is_the_minimum_over_live_channels() {

@@ -20,6 +20,10 @@ pub struct OperatorMetrics {
     pub rows_out: AtomicU64,
     /// Nanoseconds spent inside the operator.
     pub busy_nanos: AtomicU64,
+    /// Nanoseconds the task waited for room in a downstream channel, on
+    /// the operator whose output leaves the task (the last of its chain):
+    /// Flink's backpressured time.
+    pub backpressured_nanos: AtomicU64,
     /// The last watermark the operator forwarded, in epoch milliseconds.
     pub watermark: AtomicI64,
     /// Rows dropped because their window had fired (Flink's numLateRecordsDropped).
@@ -34,6 +38,7 @@ impl OperatorMetrics {
             rows_in: AtomicU64::new(0),
             rows_out: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
+            backpressured_nanos: AtomicU64::new(0),
             watermark: AtomicI64::new(Watermark::MIN.millis()),
             late_rows_dropped: AtomicU64::new(0),
         }
