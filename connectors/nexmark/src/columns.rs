@@ -126,12 +126,21 @@ trait Event {
     /// Appends a STRING field's bytes to `out`.
     #[inline]
     fn write_text(&self, field: usize, channels: &Channels, out: &mut Vec<u8>) {
-        match self.value(field) {
+        self.value(field).write_text(channels, out);
+    }
+}
+
+impl Value<'_> {
+    /// Appends a string value's bytes to `out`; false for a number.
+    #[inline]
+    fn write_text(self, channels: &Channels, out: &mut Vec<u8>) -> bool {
+        match self {
             Value::Str(s) => out.extend_from_slice(s.as_bytes()),
             Value::ChannelName(c) => channels.write_name(c, out),
             Value::ChannelUrl(c) => channels.write_url(c, out),
-            Value::Int(_) | Value::Timestamp(_) => {}
+            Value::Int(_) | Value::Timestamp(_) => return false,
         }
+        true
     }
 }
 
@@ -342,24 +351,23 @@ impl StrValues {
 impl FieldBuilder {
     #[inline]
     fn append(&mut self, value: Value<'_>, channels: &Channels) {
-        match (&mut self.values, value) {
+        let appended = match (&mut self.values, value) {
             (Values::Int(v), Value::Int(x)) | (Values::Timestamp(v), Value::Timestamp(x)) => {
                 v.push(x);
+                true
             }
-            (Values::Str(s), Value::Str(x)) => {
-                s.bytes.extend_from_slice(x.as_bytes());
-                s.end_value();
+            (Values::Str(s), value) => {
+                let written = value.write_text(channels, &mut s.bytes);
+                if written {
+                    s.end_value();
+                }
+                written
             }
-            (Values::Str(s), Value::ChannelName(c)) => {
-                channels.write_name(c, &mut s.bytes);
-                s.end_value();
-            }
-            (Values::Str(s), Value::ChannelUrl(c)) => {
-                channels.write_url(c, &mut s.bytes);
-                s.end_value();
-            }
-            // Bound fields always agree with their events' values.
-            _ => return self.append_null(),
+            _ => false,
+        };
+        // Bound fields always agree with their events' values.
+        if !appended {
+            return self.append_null();
         }
         if !self.valid.is_empty() {
             self.valid.push(true);
