@@ -9,9 +9,10 @@
 //!
 //! Two modes: over an insert-only input, [`columnar`] keeps every key's
 //! intermediate state in Arrow arrays and handles a batch with vectorized
-//! DataFusion `GroupsAccumulator`s; over an updating input, [`retracting`]
-//! keeps a row-wise `Accumulator` per key, whose retractable ("sliding")
-//! variants take `-U`/`-D` rows.
+//! DataFusion `GroupsAccumulator`s; over an updating input, or with a
+//! DISTINCT call (whose state is a set of values), [`retracting`] keeps a
+//! row-wise `Accumulator` per key, whose retractable ("sliding") variants
+//! take `-U`/`-D` rows.
 //!
 //! In batch runtime mode the operator emits only the final result, as
 //! inserts, when its input ends.
@@ -140,7 +141,12 @@ enum Groups {
 impl GroupAggregate {
     pub fn try_new(spec: Arc<GroupAggregateSpec>) -> Result<Self> {
         let name = spec.name();
-        let groups = if spec.retracting_input {
+        // A DISTINCT call's intermediate state is every distinct value:
+        // merging it back from arrays for each batch would cost the whole
+        // set per batch, so its keys keep live accumulators instead.
+        let live_accumulators =
+            spec.retracting_input || spec.calls.iter().any(|c| c.function.is_distinct());
+        let groups = if live_accumulators {
             Groups::Rows(RowGroups::try_new(spec)?)
         } else {
             Groups::Columnar(ColumnarGroups::try_new(spec)?)
