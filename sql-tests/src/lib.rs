@@ -7,12 +7,14 @@
 //! describe. Statement errors are matched against the message a user
 //! would see, caret included.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema};
 use async_trait::async_trait;
 use sqllogictest::{DBOutput, DefaultColumnType};
+use weir_cluster::{ClusterConfig, EmbeddedCluster};
 use weir_common::StreamBatch;
 use weir_engine::{EngineError, ResultTable, Session, StatementResult};
 use weir_format::display::sql_value;
@@ -28,9 +30,14 @@ pub struct WeirDb {
 }
 
 impl WeirDb {
-    /// A session at `parallelism` whose INSERTs wait for their jobs.
+    /// A session on an embedded cluster of its own, at `parallelism`, whose
+    /// INSERTs wait for their jobs.
     pub async fn new(parallelism: usize) -> Result<Self, WeirTestError> {
-        let mut session = Session::new().map_err(|e| WeirTestError(e.to_string()))?;
+        let cluster = EmbeddedCluster::start(ClusterConfig::default())
+            .await
+            .map_err(|e| WeirTestError(e.to_string()))?;
+        let mut session = Session::with_dispatcher(Arc::new(cluster))
+            .map_err(|e| WeirTestError(e.to_string()))?;
         let setup =
             format!("SET 'table.dml-sync' = 'true'; SET 'parallelism.default' = '{parallelism}';");
         session

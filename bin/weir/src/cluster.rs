@@ -147,10 +147,13 @@ pub fn jobs(runtime: &Runtime, config: &ClusterConfig, action: JobsAction) -> bo
         };
         let rows: Vec<Vec<String>> = jobs
             .into_iter()
-            .map(|j| vec![j.job_id, j.name, j.status, j.message])
+            .map(|j| {
+                let read = j.progress.map_or(0, |p| p.source_rows);
+                vec![j.job_id, j.name, j.status, read.to_string(), j.message]
+            })
             .collect();
-        let table = ResultTable::strings(&["job id", "job name", "status", "message"], rows)
-            .map_err(|e| e.to_string())?;
+        let columns = ["job id", "job name", "status", "rows read", "message"];
+        let table = ResultTable::strings(&columns, rows).map_err(|e| e.to_string())?;
         print_table(std::io::stdout().lock(), &table).map_err(|e| e.to_string())
     });
     match result {

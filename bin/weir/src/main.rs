@@ -21,8 +21,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use weir_cluster::{ClusterClient, ClusterConfig};
-use weir_engine::Session;
+use weir_cluster::{ClusterClient, ClusterConfig, ClusterError, EmbeddedCluster};
+use weir_engine::{Dispatcher, Session};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -223,18 +223,22 @@ fn session(
     coordinator: Option<&str>,
     config: &ClusterConfig,
 ) -> Option<Session> {
-    let session = match coordinator {
-        None => Session::new(),
+    let dispatcher: Result<Arc<dyn Dispatcher>, ClusterError> = match coordinator {
+        None => runtime
+            .block_on(EmbeddedCluster::start(config.clone()))
+            .map(|cluster| Arc::new(cluster) as Arc<dyn Dispatcher>),
         Some(address) => {
             // The client's channel is created on the runtime it will run on.
             let _guard = runtime.enter();
-            match ClusterClient::new(address, config.token.as_deref()) {
-                Ok(client) => Session::with_dispatcher(Arc::new(client)),
-                Err(e) => {
-                    eprintln!("[ERROR] {e}");
-                    return None;
-                }
-            }
+            ClusterClient::new(address, config.token.as_deref())
+                .map(|client| Arc::new(client) as Arc<dyn Dispatcher>)
+        }
+    };
+    let session = match dispatcher {
+        Ok(dispatcher) => Session::with_dispatcher(dispatcher),
+        Err(e) => {
+            eprintln!("[ERROR] {e}");
+            return None;
         }
     };
     match session {

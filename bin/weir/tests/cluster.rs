@@ -384,6 +384,9 @@ fn a_windowed_aggregation_over_two_workers_equals_the_embedded_run() -> TestResu
         .unwrap_or_default();
     assert_eq!(job["slots"].as_array().map(Vec::len), Some(4), "{job}");
     assert_eq!(workers.len(), 2, "{job}");
+    // Both workers' final shares of the input are in the job's progress.
+    assert!(job["progress"]["source_rows"].as_u64() > Some(0), "{job}");
+    assert_eq!(job["progress"]["done"].as_f64(), Some(1.0), "{job}");
     let list = weir(
         dir.path(),
         &["jobs", "list", "--coordinator", &cluster.rpc],

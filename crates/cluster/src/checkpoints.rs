@@ -60,6 +60,7 @@ pub(crate) enum Restore {
 /// Reads the state an attempt restores, as the job master and each worker do.
 pub(crate) async fn restored_state(
     graph: &weir_runtime::JobGraph,
+    job: JobId,
     restore: Restore,
 ) -> Result<RestoredCheckpoint, RuntimeError> {
     let options = graph.checkpointing.as_ref().ok_or_else(|| {
@@ -67,7 +68,7 @@ pub(crate) async fn restored_state(
     })?;
     match restore {
         Restore::Checkpoint(id) => {
-            CheckpointStorage::open(options.dir.as_deref(), graph)?
+            CheckpointStorage::open(options.dir.as_deref(), graph, job)?
                 .checkpoint(id, graph)
                 .await
         }

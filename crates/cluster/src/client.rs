@@ -3,18 +3,22 @@
 //! jobs`.
 //!
 //! Submitting sends the statement's program; the handle that comes back
-//! follows the job's status with `WatchJob` and, for a query, streams its
-//! rows with `FetchResults`. An INSERT job is detached: it runs on when the
-//! client goes. A query is cancelled when its handle is dropped.
+//! follows the job's status and progress with `WatchJob` and, for a query,
+//! streams its rows with `FetchResults`. An INSERT job on a remote cluster
+//! is detached: it runs on when the client goes. A query, and every job of
+//! the embedded cluster, is cancelled when its handle is dropped.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 use weir_engine::{Dispatcher, EngineError, JobKind, JobProgram, PlannedJob};
-use weir_runtime::{JobHandle, JobId, JobStatus, JobSummary, Message, RemoteJob, RuntimeError};
+use weir_runtime::{
+    JobHandle, JobId, JobProgress, JobStatus, JobSummary, Message, RuntimeError, SubmittedJob,
+};
 
 use crate::exchange::decode;
+use crate::progress::progress_from_proto;
 use crate::proto::coordinator_client::CoordinatorClient;
 use crate::worker::{Authed, coordinator_client, http_address, program_to_proto};
 use crate::{ClusterError, proto};
@@ -24,6 +28,8 @@ use crate::{ClusterError, proto};
 pub struct ClusterClient {
     address: String,
     client: CoordinatorClient<Authed>,
+    /// Whether INSERT jobs end with their handles too (the embedded cluster).
+    attached: bool,
 }
 
 /// A job's status from its reported name and message.
@@ -44,7 +50,17 @@ impl ClusterClient {
         Ok(Self {
             client: coordinator_client(&address, token)?,
             address,
+            attached: false,
         })
+    }
+
+    /// A client whose INSERT jobs are cancelled when their handles are
+    /// dropped, as a query's are.
+    pub(crate) fn attached(self) -> Self {
+        Self {
+            attached: true,
+            ..self
+        }
     }
 
     fn unreachable(&self, status: tonic::Status) -> ClusterError {
@@ -116,11 +132,13 @@ impl ClusterClient {
         Ok(response.into_inner().path)
     }
 
-    /// Follows a job until it ends, publishing its status; its outcome.
+    /// Follows a job until it ends, publishing its status and progress;
+    /// its outcome.
     async fn follow(
         mut client: CoordinatorClient<Authed>,
         job: JobId,
         status: watch::Sender<JobStatus>,
+        progress: watch::Sender<JobProgress>,
     ) -> Result<(), RuntimeError> {
         let lost = |s: tonic::Status| {
             RuntimeError::Failed(format!("lost track of job {job}: {}", s.message()))
@@ -133,6 +151,9 @@ impl ClusterClient {
             .map_err(lost)?
             .into_inner();
         while let Some(info) = updates.message().await.map_err(lost)? {
+            if let Some(reported) = &info.progress {
+                let _ = progress.send(progress_from_proto(reported));
+            }
             let current = job_status(&info);
             let _ = status.send(current.clone());
             match current {
@@ -205,8 +226,9 @@ impl Dispatcher for ClusterClient {
             ))
         })?;
         let (status_tx, status_rx) = watch::channel(JobStatus::Created);
+        let (progress_tx, progress_rx) = watch::channel(JobProgress::default());
         let query = job.kind == JobKind::Query;
-        let follow = Self::follow(self.client.clone(), id, status_tx);
+        let follow = Self::follow(self.client.clone(), id, status_tx, progress_tx);
         let (results, driver) = if query {
             let (tx, rx) = mpsc::channel(weir_runtime::exchange::CHANNEL_CAPACITY);
             let fetch = Self::fetch(self.client.clone(), id, tx);
@@ -229,14 +251,15 @@ impl Dispatcher for ClusterClient {
                 }
             });
         });
-        Ok(JobHandle::remote(
-            RemoteJob {
+        Ok(JobHandle::new(
+            SubmittedJob {
                 id,
                 name,
                 status: status_rx,
+                progress: progress_rx,
                 results,
                 driver,
-                detached: !query,
+                detached: !query && !self.attached,
             },
             cancel,
         ))

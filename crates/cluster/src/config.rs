@@ -30,6 +30,9 @@ pub struct ClusterConfig {
     /// How a job master restarts a failed job ('restart-strategy.*'), when
     /// the cluster's configuration says; a job's own setting wins.
     pub restart: Option<RestartStrategy>,
+    /// Whether the coordinator and every worker share this process (the
+    /// embedded cluster), so a job's checkpoints may stay in its memory.
+    pub in_process: bool,
 }
 
 impl Default for ClusterConfig {
@@ -41,6 +44,7 @@ impl Default for ClusterConfig {
             heartbeat_timeout: Duration::from_secs(50),
             slot_request_timeout: Duration::from_secs(300),
             restart: None,
+            in_process: false,
         }
     }
 }
@@ -86,6 +90,7 @@ impl ClusterConfig {
             restart: options
                 .get(weir_common::config::RESTART_STRATEGY)
                 .map(|_| options.restart_strategy(false)),
+            in_process: false,
         })
     }
 }

@@ -37,7 +37,7 @@ use weir_runtime::checkpoint::{
 };
 use weir_runtime::deploy::plan_splits;
 use weir_runtime::restart::Restarts;
-use weir_runtime::{JobGraph, JobId, JobMetrics, JobStatus, Message};
+use weir_runtime::{InputPlan, JobGraph, JobId, JobProgress, JobStatus, Message};
 
 use crate::auth::CallCheck;
 use crate::checkpoints::{
@@ -45,6 +45,7 @@ use crate::checkpoints::{
 };
 use crate::config::ClusterConfig;
 use crate::exchange::{CONNECTION_WINDOW, STREAM_WINDOW, decode, encode};
+use crate::progress::{progress_from_proto, progress_to_proto};
 use crate::proto::coordinator_server::{Coordinator as CoordinatorService, CoordinatorServer};
 use crate::proto::frame::Kind;
 use crate::worker::{
@@ -144,6 +145,15 @@ pub(crate) struct VertexSummary {
     pub(crate) inputs: Vec<(usize, String)>,
 }
 
+/// What a job's running attempt has read: its whole input, and the latest
+/// progress of each worker's share.
+#[derive(Debug, Default)]
+struct AttemptProgress {
+    attempt: u32,
+    input: InputPlan,
+    shares: BTreeMap<String, JobProgress>,
+}
+
 /// A job the dispatcher accepted.
 #[derive(Debug)]
 pub(crate) struct JobRecord {
@@ -158,6 +168,10 @@ pub(crate) struct JobRecord {
     checkpoints: Mutex<Option<AttemptCheckpoints>>,
     /// Every checkpoint of the job, over all attempts, oldest first.
     pub(crate) checkpoint_history: Arc<Mutex<Vec<CheckpointStats>>>,
+    /// What the running attempt has read, for its progress.
+    progress: Mutex<AttemptProgress>,
+    /// The job master's task, stopped with the coordinator.
+    master: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl JobRecord {
@@ -167,6 +181,32 @@ impl JobRecord {
 
     fn update(&self, change: impl FnOnce(&mut proto::JobInfo)) {
         self.info.send_modify(change);
+    }
+
+    /// Takes the latest progress of a worker's share of the job, and
+    /// publishes the job's.
+    fn record_progress(&self, worker: &str, share: &proto::JobProgress) {
+        let Ok(mut attempt) = self.progress.lock() else {
+            return;
+        };
+        // A share of an earlier attempt, reported late, is of no use.
+        if share.attempt != attempt.attempt {
+            return;
+        }
+        attempt
+            .shares
+            .insert(worker.to_string(), progress_from_proto(share));
+        let mut total = JobProgress::default();
+        for share in attempt.shares.values() {
+            total.merge(share);
+        }
+        let progress =
+            progress_to_proto(self.id, attempt.attempt, &total.with_plan(&attempt.input));
+        self.info.send_if_modified(|info| {
+            let changed = info.progress.as_ref() != Some(&progress);
+            info.progress = Some(progress);
+            changed
+        });
     }
 }
 
@@ -201,6 +241,27 @@ impl CoordinatorState {
 
     pub(crate) fn job_list(&self) -> Vec<Arc<JobRecord>> {
         self.jobs.lock().map(|j| j.clone()).unwrap_or_default()
+    }
+
+    /// Stops every job master: the coordinator is going away. Its jobs
+    /// fail, so clients following them learn it, and the rows of a query
+    /// end.
+    fn stop_job_masters(&self) {
+        for job in self.job_list() {
+            if let Some(master) = job.master.lock().ok().and_then(|mut m| m.take()) {
+                master.abort();
+            }
+            if let Ok(mut results) = job.results_tx.lock() {
+                results.take();
+            }
+            job.update(|info| {
+                if !is_terminal(&info.status) {
+                    info.status = "FAILED".to_string();
+                    info.message = "the coordinator stopped".to_string();
+                    info.end_time_ms = now_ms();
+                }
+            });
+        }
     }
 
     fn release(&self, job: JobId) {
@@ -249,10 +310,11 @@ impl CoordinatorState {
         let planned = plan_program(&program).await?;
         let graph = planned.graph;
         graph.validate()?;
-        if graph
-            .checkpointing
-            .as_ref()
-            .is_some_and(|c| c.dir.is_none())
+        if !self.config.in_process
+            && graph
+                .checkpointing
+                .as_ref()
+                .is_some_and(|c| c.dir.is_none())
         {
             return Err(ClusterError::Config(
                 "a job on a cluster keeps its checkpoints where every worker reads them: set 'execution.checkpointing.dir' (a shared path, s3://, gs://, az://)".to_string(),
@@ -283,6 +345,7 @@ impl CoordinatorState {
             end_time_ms: 0,
             parallelism: u32::try_from(parallelism).unwrap_or(u32::MAX),
             slots: Vec::new(),
+            progress: None,
         });
         let vertices = graph
             .vertices
@@ -309,6 +372,8 @@ impl CoordinatorState {
             results_rx: Mutex::new(results_rx),
             checkpoints: Mutex::new(None),
             checkpoint_history: Arc::default(),
+            progress: Mutex::default(),
+            master: Mutex::new(None),
         });
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.push(Arc::clone(&record));
@@ -322,7 +387,10 @@ impl CoordinatorState {
             query,
             events: events_rx,
         };
-        tokio::spawn(master.run());
+        let task = tokio::spawn(master.run());
+        if let Ok(mut master) = record.master.lock() {
+            *master = Some(task.abort_handle());
+        }
         Ok(record)
     }
 }
@@ -331,7 +399,8 @@ impl CoordinatorState {
 enum Outcome {
     Finished,
     Failed(String),
-    /// A failure no restart gets past (the state to restore is unreadable).
+    /// A failure no restart gets past: the state to restore is unreadable,
+    /// or the job fails the same way every time (a malformed record).
     FailedForGood(String),
     Cancelled,
 }
@@ -392,7 +461,12 @@ impl JobMaster {
                 break Outcome::Failed(reason);
             };
             attempt += 1;
-            tracing::warn!(job = %self.job.id, attempt, %reason, ?delay, "restarting the job");
+            let from = if self.graph.checkpointing.is_some() {
+                "its latest checkpoint"
+            } else {
+                "the start"
+            };
+            tracing::warn!(job = %self.job.id, attempt, error = %reason, ?delay, "job failed; restarting from {from}");
             self.job.update(|info| {
                 info.status = JobStatus::Restarting.to_string();
                 info.message = format!("restart {attempt} after: {reason}");
@@ -413,6 +487,7 @@ impl JobMaster {
             }
         };
         tracing::info!(job = %self.job.id, %status, %message, "job ended");
+        CheckpointStorage::release_memory(self.job.id);
         if let Ok(mut results) = self.job.results_tx.lock() {
             results.take();
         }
@@ -453,6 +528,7 @@ impl JobMaster {
         let restored = checkpointing.as_ref().and_then(|c| c.restore);
         let mut coordinated = checkpointing.map(|c| c.coordinator);
         let outcome = match self.deploy(attempt, &placement, &workers, restored).await {
+            Err(outcome) => outcome,
             Ok(()) => {
                 self.job.update(|info| {
                     info.status = JobStatus::Running.to_string();
@@ -461,7 +537,6 @@ impl JobMaster {
                 self.await_workers(attempt, &workers, &mut coordinated)
                     .await
             }
-            Err(reason) => Outcome::Failed(reason),
         };
         if !matches!(outcome, Outcome::Finished) {
             self.cancel_tasks(&workers).await;
@@ -486,7 +561,7 @@ impl JobMaster {
 
     fn storage(&self) -> Option<CheckpointStorage> {
         let options = self.graph.checkpointing.as_ref()?;
-        CheckpointStorage::open(options.dir.as_deref(), &self.graph).ok()
+        CheckpointStorage::open(options.dir.as_deref(), &self.graph, self.job.id).ok()
     }
 
     /// For a job that takes checkpoints: the attempt's checkpoint
@@ -496,7 +571,7 @@ impl JobMaster {
         let Some(options) = self.graph.checkpointing.clone() else {
             return Ok(None);
         };
-        let storage = CheckpointStorage::open(options.dir.as_deref(), &self.graph)
+        let storage = CheckpointStorage::open(options.dir.as_deref(), &self.graph, self.job.id)
             .map_err(|e| e.to_string())?;
         let latest = storage
             .latest(&self.graph)
@@ -513,15 +588,22 @@ impl JobMaster {
                 latest.checkpoint,
             ),
             (None, Some(_)) => {
-                let savepoint = restored_state(&self.graph, Restore::Savepoint)
+                let savepoint = restored_state(&self.graph, self.job.id, Restore::Savepoint)
                     .await
                     .map_err(|e| e.to_string())?;
                 (Some(Restore::Savepoint), savepoint.checkpoint)
             }
             (None, _) => (None, 0),
         };
-        if let Some(restore) = restore {
-            tracing::info!(job = %self.job.id, attempt, ?restore, "restoring");
+        match restore {
+            Some(Restore::Checkpoint(checkpoint)) => {
+                tracing::info!(job = %self.job.id, attempt, checkpoint, dir = storage.display(), "restoring from checkpoint");
+            }
+            Some(Restore::Savepoint) => {
+                let path = options.restore.as_ref().map_or("", |r| r.path.as_str());
+                tracing::info!(job = %self.job.id, attempt, path, "restoring from savepoint");
+            }
+            None => {}
         }
         let (savepoints, requests) = mpsc::unbounded_channel();
         let savepoint_dir = options.savepoint_dir.clone();
@@ -596,19 +678,32 @@ impl JobMaster {
         placement: &[WorkerEntry],
         workers: &BTreeMap<String, String>,
         restore: Option<Restore>,
-    ) -> Result<(), String> {
-        let metrics = JobMetrics::default();
+    ) -> Result<(), Outcome> {
+        let failed = |e: weir_runtime::RuntimeError| {
+            if e.is_recoverable() {
+                Outcome::Failed(e.to_string())
+            } else {
+                Outcome::FailedForGood(e.to_string())
+            }
+        };
         let restored = match restore {
             Some(restore) => Some(
-                restored_state(&self.graph, restore)
+                restored_state(&self.graph, self.job.id, restore)
                     .await
-                    .map_err(|e| e.to_string())?,
+                    .map_err(failed)?,
             ),
             None => None,
         };
-        let splits = plan_splits(&self.graph, &metrics, restored.as_ref())
+        let splits = plan_splits(&self.graph, restored.as_ref())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(failed)?;
+        if let Ok(mut progress) = self.job.progress.lock() {
+            *progress = AttemptProgress {
+                attempt,
+                input: splits.input,
+                shares: BTreeMap::new(),
+            };
+        }
         let request = proto::DeployTasksRequest {
             job_id: self.job.id.to_string(),
             attempt,
@@ -632,8 +727,8 @@ impl JobMaster {
             let request = request.clone();
             let token = token.clone();
             async move {
-                let mut client =
-                    worker_client(address, token.as_deref()).map_err(|e| e.to_string())?;
+                let mut client = worker_client(address, token.as_deref())
+                    .map_err(|e| Outcome::Failed(e.to_string()))?;
                 client.deploy_tasks(request).await.map_err(|s| {
                     // As Flink's job master drops a task manager it cannot
                     // reach: the next attempt is placed on live workers,
@@ -642,7 +737,20 @@ impl JobMaster {
                         self.state
                             .lose_worker(id, "unreachable while deploying tasks");
                     }
-                    format!("deploying on {id}: {}", s.message())
+                    // The embedded cluster's one worker needs no naming.
+                    let reason = if self.state.config.in_process {
+                        s.message().to_string()
+                    } else {
+                        format!("deploying on {id}: {}", s.message())
+                    };
+                    match s.code() {
+                        // The program or the job's options: every attempt
+                        // would fail the same way.
+                        tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => {
+                            Outcome::FailedForGood(reason)
+                        }
+                        _ => Outcome::Failed(reason),
+                    }
                 })
             }
         });
@@ -684,6 +792,9 @@ impl JobMaster {
                 }
                 JobEvent::WorkerLost { .. } => {}
                 JobEvent::Report(report) if report.attempt == attempt => {
+                    if report.unrecoverable {
+                        return Outcome::FailedForGood(report.error);
+                    }
                     if !report.error.is_empty() {
                         return Outcome::Failed(report.error);
                     }
@@ -769,7 +880,10 @@ impl Coordinator {
     }
 
     /// Serves RPC and REST and watches heartbeats until a server fails.
+    /// The job masters stop when this ends or is dropped, so no job
+    /// outlives its coordinator.
     pub async fn run(self) -> Result<(), ClusterError> {
+        let _stop = StopJobMasters(Arc::clone(&self.state));
         let check = CallCheck::new(self.state.config.token.as_deref());
         let service = InterceptedService::new(
             CoordinatorServer::new(CoordinatorRpc {
@@ -807,6 +921,15 @@ impl Coordinator {
             served = rest => served,
             () = monitor => Ok(()),
         }
+    }
+}
+
+/// Stops the job masters when dropped.
+struct StopJobMasters(Arc<CoordinatorState>);
+
+impl Drop for StopJobMasters {
+    fn drop(&mut self) {
+        self.0.stop_job_masters();
     }
 }
 
@@ -860,6 +983,13 @@ impl CoordinatorService for CoordinatorRpc {
             },
             Err(_) => false,
         };
+        if known {
+            for share in &request.progress {
+                if let Ok(job) = self.state.job(&share.job_id) {
+                    job.record_progress(&request.worker_id, share);
+                }
+            }
+        }
         Ok(Response::new(proto::HeartbeatResponse { known }))
     }
 
@@ -957,6 +1087,9 @@ impl CoordinatorService for CoordinatorRpc {
     ) -> Result<Response<proto::Empty>, Status> {
         let report = request.into_inner();
         let job = self.state.job(&report.job_id)?;
+        if let Some(share) = &report.progress {
+            job.record_progress(&report.worker_id, share);
+        }
         let _ = job.events.send(JobEvent::Report(report));
         Ok(Response::new(proto::Empty {}))
     }

@@ -37,6 +37,11 @@ impl From<ClusterError> for tonic::Status {
     fn from(e: ClusterError) -> Self {
         match e {
             ClusterError::Engine(e) => tonic::Status::invalid_argument(e.to_string()),
+            // A failure a retry cannot get past, as a job master tells it
+            // from the others.
+            ClusterError::Runtime(e) if !e.is_recoverable() => {
+                tonic::Status::failed_precondition(e.to_string())
+            }
             other => tonic::Status::internal(other.to_string()),
         }
     }

@@ -28,6 +28,9 @@
 //!   them to the client.
 //! - Workers heartbeat; a worker that misses 'heartbeat.timeout' is lost,
 //!   and its jobs restart by 'restart-strategy.type'.
+//! - The embedded cluster of `weir run` and `weir sql` is a coordinator and
+//!   one worker in the client's process ([`embedded`]): the same parts over
+//!   the same RPC, not a second way to run jobs.
 //! - Every call carries the caller's Weir version and, when the cluster has
 //!   one, its token ([`auth`]). The REST API ([`rest`]) shows jobs, their
 //!   graphs with per-operator metrics, workers and slots, and serves
@@ -38,8 +41,10 @@ pub mod checkpoints;
 pub mod client;
 pub mod config;
 pub mod coordinator;
+pub mod embedded;
 pub mod error;
 pub mod exchange;
+mod progress;
 pub mod rest;
 pub mod worker;
 
@@ -52,5 +57,6 @@ pub mod proto {
 pub use client::ClusterClient;
 pub use config::ClusterConfig;
 pub use coordinator::Coordinator;
+pub use embedded::EmbeddedCluster;
 pub use error::ClusterError;
 pub use worker::Worker;

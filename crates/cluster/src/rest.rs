@@ -79,6 +79,16 @@ fn job_json(info: &proto::JobInfo) -> Value {
         "start_time": info.start_time_ms,
         "end_time": info.end_time_ms,
         "slots": info.slots,
+        "progress": info.progress.as_ref().map(|p| json!({
+            "source_rows": p.source_rows,
+            "source_bytes": p.source_bytes,
+            "records_skipped": p.records_skipped,
+            "splits_finished": p.splits_finished,
+            "splits_total": p.splits_total,
+            "late_rows_dropped": p.late_rows_dropped,
+            "watermark": p.watermark,
+            "done": p.done,
+        })),
     })
 }
 

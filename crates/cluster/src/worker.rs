@@ -28,7 +28,9 @@ use weir_connector::SourceSplit;
 use weir_engine::{JobProgram, plan_program};
 use weir_runtime::checkpoint::{CheckpointSetup, CheckpointStorage};
 use weir_runtime::deploy::{ChannelId, SplitAssignment, TaskDeployment, deploy, supervise};
-use weir_runtime::{JobGraph, JobId, JobMetrics, Message, RuntimeError, VertexId, VertexOutput};
+use weir_runtime::{
+    InputPlan, JobGraph, JobId, JobMetrics, Message, RuntimeError, VertexId, VertexOutput,
+};
 
 use crate::auth::{CallCheck, CallHeaders};
 use crate::checkpoints::{Restore, restored_state, worker_relay};
@@ -37,6 +39,7 @@ use crate::exchange::{
     CONNECTION_WINDOW, ChannelKey, Inbound, InboundRegistry, STREAM_WINDOW, connect_lazy, header,
     outbound_frames,
 };
+use crate::progress::progress_to_proto;
 use crate::proto::coordinator_client::CoordinatorClient;
 use crate::proto::worker_client::WorkerClient;
 use crate::proto::worker_server::{Worker as WorkerService, WorkerServer};
@@ -90,6 +93,50 @@ struct RunningJob {
     driver: tokio::task::AbortHandle,
 }
 
+/// The threads a worker's subtasks run on. They are apart from the
+/// runtime that serves the worker's RPC, heartbeats, channels to other
+/// workers and checkpoint relays, as Flink's task threads are apart from
+/// its RPC threads: subtasks that keep every thread busy cannot delay a
+/// checkpoint acknowledgement or a heartbeat.
+#[derive(Debug)]
+struct TaskThreads {
+    handle: tokio::runtime::Handle,
+    /// Taken when the worker goes; shut down without waiting, since that
+    /// may happen on an async thread.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TaskThreads {
+    /// One thread per core.
+    fn start() -> Result<Self, ClusterError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("weir-task")
+            .build()
+            .map_err(|e| ClusterError::Rpc(format!("cannot start the task threads: {e}")))?;
+        Ok(Self {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
+    }
+
+    fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+}
+
+impl Drop for TaskThreads {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 #[derive(Debug)]
 struct WorkerState {
     id: String,
@@ -99,6 +146,7 @@ struct WorkerState {
     coordinator: CoordinatorClient<Authed>,
     inbound: InboundRegistry,
     jobs: Mutex<HashMap<JobId, RunningJob>>,
+    task_threads: TaskThreads,
 }
 
 /// A running worker process.
@@ -155,6 +203,7 @@ impl Worker {
                 config: options.config,
                 coordinator,
                 inbound: InboundRegistry::default(),
+                task_threads: TaskThreads::start()?,
                 jobs: Mutex::new(HashMap::new()),
             }),
             local,
@@ -171,7 +220,9 @@ impl Worker {
     }
 
     /// Serves until the server fails; registers and heartbeats meanwhile.
+    /// The worker's tasks stop when this ends or is dropped.
     pub async fn run(self) -> Result<(), ClusterError> {
+        let _stop = CancelJobs(Arc::clone(&self.state));
         let check = CallCheck::new(self.state.config.token.as_deref());
         let service = InterceptedService::new(
             WorkerServer::new(WorkerRpc {
@@ -195,6 +246,15 @@ impl Worker {
     }
 }
 
+/// Cancels a worker's jobs when dropped.
+struct CancelJobs(Arc<WorkerState>);
+
+impl Drop for CancelJobs {
+    fn drop(&mut self) {
+        self.0.cancel_all();
+    }
+}
+
 /// Registers, then heartbeats every 'heartbeat.interval'; registers again
 /// when the coordinator has forgotten the worker, and cancels the worker's
 /// jobs when the coordinator stays silent for 'heartbeat.timeout'. Ends
@@ -209,6 +269,7 @@ async fn heartbeat_loop(state: Arc<WorkerState>) -> ClusterError {
             let request = proto::HeartbeatRequest {
                 worker_id: state.id.clone(),
                 metrics: state.metrics(),
+                progress: state.progress(),
             };
             match coordinator.heartbeat(request).await {
                 Ok(response) => {
@@ -280,6 +341,16 @@ impl WorkerState {
             .collect()
     }
 
+    /// The progress of this worker's share of each job.
+    fn progress(&self) -> Vec<proto::JobProgress> {
+        let Ok(jobs) = self.jobs.lock() else {
+            return Vec::new();
+        };
+        jobs.iter()
+            .map(|(id, job)| progress_to_proto(*id, job.attempt, &job.metrics.progress()))
+            .collect()
+    }
+
     fn cancel_all(&self) {
         if let Ok(mut jobs) = self.jobs.lock() {
             for (id, job) in jobs.drain() {
@@ -336,13 +407,19 @@ impl WorkerState {
                     (None, false) => None,
                 };
                 let restored = match restore {
-                    Some(restore) => Some(Arc::new(restored_state(&graph, restore).await?)),
+                    Some(restore) => Some(Arc::new(restored_state(&graph, job, restore).await?)),
                     None => None,
                 };
-                // Only a directory the job master reaches takes the workers' files.
-                let storage = match options.dir.as_deref() {
-                    Some(dir) => Some(CheckpointStorage::open(Some(dir), &graph)?),
-                    None => None,
+                // Only a directory the job master reaches takes the workers'
+                // files, or the memory of the process they share.
+                let storage = if options.dir.is_some() || self.config.in_process {
+                    Some(CheckpointStorage::open(
+                        options.dir.as_deref(),
+                        &graph,
+                        job,
+                    )?)
+                } else {
+                    None
                 };
                 let relay = worker_relay(self.coordinator.clone(), job, attempt, storage).await?;
                 let setup = CheckpointSetup {
@@ -353,16 +430,35 @@ impl WorkerState {
             }
             None => (None, Vec::new()),
         };
-        let mut deployed = deploy(TaskDeployment {
-            job,
-            graph: &graph,
-            splits: splits_from_proto(request.splits),
-            runs_here: &runs_here,
-            metrics: Arc::clone(&metrics),
-            results: results_tx,
-            checkpoint,
-        })
-        .await?;
+        // The subtasks go to the task threads; the channels, relays and
+        // the driver below stay on this runtime.
+        let splits = splits_from_proto(request.splits);
+        let placement = slots.clone();
+        let worker = self.id.clone();
+        let task_metrics = Arc::clone(&metrics);
+        let (graph, deployed) = self
+            .task_threads
+            .spawn(async move {
+                let runs_here = |_: VertexId, subtask: usize| {
+                    placement
+                        .get(subtask)
+                        .is_some_and(|s| s.worker_id == worker)
+                };
+                let deployed = deploy(TaskDeployment {
+                    job,
+                    graph: &graph,
+                    splits,
+                    runs_here: &runs_here,
+                    metrics: task_metrics,
+                    results: results_tx,
+                    checkpoint,
+                })
+                .await;
+                (graph, deployed)
+            })
+            .await
+            .map_err(|e| RuntimeError::Internal(format!("deploying the subtasks: {e}")))?;
+        let mut deployed = deployed?;
         for relay in relays {
             deployed.tasks.spawn(relay);
         }
@@ -442,10 +538,12 @@ impl WorkerState {
 
     /// Reports how this worker's share of an attempt ended.
     async fn finish(&self, job: JobId, attempt: u32, outcome: Result<(), RuntimeError>) {
+        let mut progress = None;
         if let Ok(mut jobs) = self.jobs.lock()
             && jobs.get(&job).is_some_and(|j| j.attempt == attempt)
+            && let Some(ended) = jobs.remove(&job)
         {
-            jobs.remove(&job);
+            progress = Some(progress_to_proto(job, attempt, &ended.metrics.progress()));
         }
         self.inbound.remove_job(job);
         let (error, cancelled) = match &outcome {
@@ -453,6 +551,7 @@ impl WorkerState {
             Err(RuntimeError::Cancelled) => (String::new(), true),
             Err(e) => (e.to_string(), false),
         };
+        let unrecoverable = outcome.as_ref().is_err_and(|e| !e.is_recoverable());
         tracing::info!(%job, attempt, error = %error, "tasks ended");
         let report = proto::TasksReport {
             worker_id: self.id.clone(),
@@ -460,6 +559,8 @@ impl WorkerState {
             attempt,
             error,
             cancelled,
+            unrecoverable,
+            progress,
         };
         if let Err(status) = self.coordinator.clone().report_tasks(report).await {
             tracing::warn!(%job, error = %status.message(), "cannot report to the coordinator");
@@ -601,6 +702,8 @@ fn splits_from_proto(vertices: Vec<proto::VertexSplits>) -> SplitAssignment {
                 (VertexId(v.vertex as usize), subtasks)
             })
             .collect(),
+        // The job master keeps the input plan: progress is its to total.
+        input: InputPlan::default(),
     }
 }
 

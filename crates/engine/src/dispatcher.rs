@@ -1,22 +1,21 @@
-//! Where a session's jobs run: the embedded [`MiniCluster`] in this process,
-//! or a coordinator reached over the network (`weir-cluster`'s client).
+//! Where a session's jobs run: a cluster's coordinator, in this process
+//! (`weir-cluster`'s embedded cluster) or reached over the network.
 //!
 //! A session plans every statement itself, so SQL errors show at once with
 //! their line and column. It then hands the dispatcher both the job graph
-//! and the [`JobProgram`] the graph was planned from. The embedded cluster
-//! runs the graph. A remote cluster cannot receive it: a job graph holds
-//! compiled expressions and connector factories, which do not cross
-//! processes. So the program crosses instead, and the coordinator and each
-//! worker plan it again with [`plan_program`]. Planning is deterministic,
-//! and the cluster only admits processes of the same version, so every
-//! process gets the same graph.
+//! and the [`JobProgram`] the graph was planned from. The graph itself does
+//! not travel: it holds compiled expressions and connector factories, which
+//! do not cross processes. So the program goes to the coordinator, and the
+//! coordinator and each worker plan it again with [`plan_program`].
+//! Planning is deterministic, and a cluster only admits processes of the
+//! same version, so every process gets the same graph.
 
 use std::fmt;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use weir_runtime::{JobGraph, JobHandle, JobId, JobSummary, MiniCluster};
+use weir_runtime::{JobGraph, JobHandle, JobId, JobSummary};
 
 use crate::EngineError;
 use crate::session::Session;
@@ -65,29 +64,39 @@ pub trait Dispatcher: Send + Sync + fmt::Debug {
     async fn stop_with_savepoint(&self, id: JobId) -> Result<String, EngineError>;
 }
 
+/// The dispatcher of a session that replays a program to plan it: the
+/// catalog statements it replays start no jobs, and it submits none.
+#[derive(Debug)]
+struct PlanOnly;
+
 #[async_trait]
-impl Dispatcher for MiniCluster {
+impl Dispatcher for PlanOnly {
     async fn submit(&self, job: PlannedJob, _: JobProgram) -> Result<JobHandle, EngineError> {
-        Ok(MiniCluster::submit(self, job.graph)?)
+        Err(EngineError::Internal(format!(
+            "a planning session cannot run the job '{}'",
+            job.graph.name
+        )))
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobSummary>, EngineError> {
-        Ok(self.jobs())
+        Ok(Vec::new())
     }
 
-    async fn cancel_job(&self, id: JobId) -> Result<bool, EngineError> {
-        Ok(self.cancel(id))
+    async fn cancel_job(&self, _: JobId) -> Result<bool, EngineError> {
+        Ok(false)
     }
 
     async fn stop_with_savepoint(&self, id: JobId) -> Result<String, EngineError> {
-        Ok(self.savepoint(id, None, true).await?)
+        Err(EngineError::Internal(format!(
+            "a planning session runs no job '{id}'"
+        )))
     }
 }
 
 /// Plans a program as the session that submitted it did: the same options,
 /// the same catalog, the same statement.
 pub async fn plan_program(program: &JobProgram) -> Result<PlannedJob, EngineError> {
-    let mut session = Session::with_dispatcher(Arc::new(MiniCluster::new()))?;
+    let mut session = Session::with_dispatcher(Arc::new(PlanOnly))?;
     for (key, value) in &program.config {
         session.set(key, value)?;
     }

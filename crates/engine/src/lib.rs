@@ -1,14 +1,12 @@
 //! The engine: a SQL [`Session`] that parses Flink SQL, keeps the catalog
 //! and configuration, plans statements into streaming job graphs
-//! ([`stream_planner`]) and hands them to a [`Dispatcher`]: the embedded
-//! [`MiniCluster`], or a remote cluster's client.
+//! ([`stream_planner`]) and hands them to a [`Dispatcher`]: a cluster's
+//! client (`weir-cluster`: the embedded cluster, or a remote one).
 //!
 //! ```text
 //! SQL text ─ weir-sql ─> logical plan ─ stream_planner ─> JobGraph ─ weir-runtime ─> rows / sink files
 //!                                     (connectors from the registry)
 //! ```
-//!
-//! [`MiniCluster`]: weir_runtime::MiniCluster
 
 pub mod dispatcher;
 pub mod error;

@@ -9,7 +9,7 @@ use datafusion::logical_expr::LogicalPlan;
 use tokio::sync::mpsc;
 use weir_common::{Configuration, StreamBatch};
 use weir_format::display::sql_type_name as flink_type_name;
-use weir_runtime::{JobHandle, JobId, JobSummary, MiniCluster};
+use weir_runtime::{JobHandle, JobId, JobSummary};
 use weir_sql::catalog::table_name;
 use weir_sql::parser::{ColumnKind, CreateTable, CreateView, DropObject, ObjectKind};
 use weir_sql::{
@@ -136,7 +136,7 @@ impl QueryResult {
 
     /// Rows read, watermark and share done of the query's job so far.
     pub fn progress(&self) -> weir_runtime::JobProgress {
-        self.job.metrics().progress()
+        self.job.progress()
     }
 
     /// Stops the query's job.
@@ -177,11 +177,6 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// A session on an embedded cluster.
-    pub fn new() -> Result<Self, EngineError> {
-        Self::with_dispatcher(Arc::new(MiniCluster::new()))
-    }
-
     /// A session whose jobs run wherever `dispatcher` sends them.
     pub fn with_dispatcher(dispatcher: Arc<dyn Dispatcher>) -> Result<Self, EngineError> {
         let config = Configuration::new();

@@ -1,7 +1,6 @@
-//! Deploying a job's subtasks in one process: the task executor shared by
-//! the embedded [`MiniCluster`](crate::MiniCluster), which runs every
-//! subtask of a job, and a cluster worker, which runs the subtasks placed in
-//! its slots.
+//! Deploying a job's subtasks in one process: the task executor a cluster
+//! worker runs the subtasks placed in its slots with (every subtask, when
+//! the worker is the embedded cluster's only one).
 //!
 //! A deployment happens in three steps:
 //! 1. The job master plans each source's splits once ([`plan_splits`]) and
@@ -11,7 +10,7 @@
 //!    opens readers and writers, and spawns the subtasks. A channel whose
 //!    other end runs in another process is handed back, as
 //!    [`DeployedTasks::outbound`] or [`DeployedTasks::inbound`], for the
-//!    cluster's network exchange to connect; in one process there are none.
+//!    cluster's network exchange to connect; on a lone worker there are none.
 //! 3. [`supervise`] waits for the subtasks: the first one that fails fails
 //!    the deployment, and the others are stopped.
 
@@ -30,9 +29,9 @@ use crate::checkpoint::{
 };
 use crate::exchange::{CHANNEL_CAPACITY, InputChannel, InputGate, OutputEdge};
 use crate::graph::{JobGraph, JobVertex, Partitioning, VertexId, VertexInput, VertexOutput};
+use crate::job::JobId;
 use crate::message::Message;
-use crate::metrics::{JobMetrics, OperatorMetrics, SOURCE_PREFIX};
-use crate::minicluster::JobId;
+use crate::metrics::{InputPlan, JobMetrics, OperatorMetrics, SOURCE_PREFIX};
 use crate::operator::OperatorContext;
 use crate::source_task::SourceDriver;
 use crate::task::{Chained, Subtask, SubtaskInput, SubtaskOutput};
@@ -60,6 +59,8 @@ impl fmt::Display for ChannelId {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SplitAssignment {
     pub splits: BTreeMap<VertexId, Vec<Vec<SourceSplit>>>,
+    /// The whole input, for progress; known where the splits are planned.
+    pub input: InputPlan,
 }
 
 impl SplitAssignment {
@@ -81,7 +82,6 @@ impl SplitAssignment {
 /// a checkpoint takes the splits recorded in it, with their positions.
 pub async fn plan_splits(
     graph: &JobGraph,
-    metrics: &JobMetrics,
     restored: Option<&RestoredCheckpoint>,
 ) -> Result<SplitAssignment, RuntimeError> {
     let mut assignment = SplitAssignment::default();
@@ -101,7 +101,7 @@ pub async fn plan_splits(
                         Some(state) => splits_from_state(&state)?,
                         None => Vec::new(),
                     };
-                    metrics.register_splits(source.factory.boundedness(), &splits);
+                    assignment.input.add(source.factory.boundedness(), &splits);
                     subtasks.push(splits);
                 }
                 assignment.splits.insert(vertex.id, subtasks);
@@ -114,7 +114,7 @@ pub async fn plan_splits(
                 .map_err(|e| {
                     RuntimeError::connector(&format!("{SOURCE_PREFIX}{}", source.table), e)
                 })?;
-            metrics.register_splits(source.factory.boundedness(), &splits);
+            assignment.input.add(source.factory.boundedness(), &splits);
             assignment
                 .splits
                 .insert(vertex.id, assign_splits(splits, vertex.parallelism));

@@ -1,8 +1,7 @@
 //! The job graph: chained operator vertices and the edges between them.
 //!
-//! The planner builds it; [`MiniCluster`](crate::MiniCluster) expands each
-//! vertex into `parallelism` subtasks and each edge into channels between
-//! them.
+//! The planner builds it; [`deploy`](crate::deploy) expands each vertex
+//! into `parallelism` subtasks and each edge into channels between them.
 
 use std::fmt;
 use std::sync::Arc;

@@ -25,20 +25,20 @@
 //! the end of input a source emits the final watermark and `EndOfInput`,
 //! every operator flushes, sinks finish their files, and the job ends.
 //!
-//! [`deploy`] is the task executor: it runs a job's subtasks (all of them,
-//! or the share placed in one cluster worker's slots) and hands back the
-//! channels that cross to other processes. [`MiniCluster`] deploys a job
-//! graph in this process and hands back a [`JobHandle`] to await, cancel,
-//! and read results from.
+//! [`deploy`] is the task executor: it runs the share of a job's subtasks
+//! placed in one worker's slots and hands back the channels that cross to
+//! other workers. Scheduling, failover and the job's clients live in
+//! `weir-cluster`, whose embedded cluster runs a coordinator and a worker
+//! in one process; a client follows a job through a [`JobHandle`].
 
 pub mod checkpoint;
 pub mod deploy;
 pub mod error;
 pub mod exchange;
 pub mod graph;
+pub mod job;
 pub mod message;
 pub mod metrics;
-pub mod minicluster;
 pub mod operator;
 pub mod operators;
 pub mod restart;
@@ -50,9 +50,7 @@ pub use graph::{
     JobEdge, JobGraph, JobVertex, Partitioning, SinkSpec, SourceSpec, VertexId, VertexInput,
     VertexOutput,
 };
+pub use job::{CancelHook, JobHandle, JobId, JobStatus, JobSummary, SubmittedJob};
 pub use message::{CheckpointBarrier, Message};
-pub use metrics::{JobMetrics, JobProgress, OperatorMetrics};
-pub use minicluster::{
-    CancelHook, JobHandle, JobId, JobStatus, JobSummary, MiniCluster, RemoteJob,
-};
+pub use metrics::{InputPlan, JobMetrics, JobProgress, OperatorMetrics};
 pub use operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};

@@ -71,21 +71,40 @@ impl OperatorMetrics {
     }
 }
 
-/// The metrics of a running job, readable while it runs.
+/// The metrics of the subtasks of a job that run in this process.
 #[derive(Debug, Default)]
 pub struct JobMetrics {
     operators: Mutex<Vec<Arc<OperatorMetrics>>>,
     sources: Mutex<Vec<Arc<SourceMetrics>>>,
-    splits_total: AtomicU64,
-    /// The sum of the bounded sources' split sizes.
-    size_total: AtomicU64,
-    /// Sources that never end: a job with one has no share done.
-    unbounded_sources: AtomicU64,
-    /// Every checkpoint of the job so far, oldest first.
-    checkpoints: Arc<Mutex<Vec<crate::checkpoint::CheckpointStats>>>,
 }
 
-/// Totals over a job, for progress displays.
+/// What a job attempt's split planning found: the whole of the input, for
+/// the share of it read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputPlan {
+    pub splits_total: u64,
+    /// The sum of the bounded sources' split sizes.
+    pub size_total: u64,
+    /// Sources that never end: a job with one has no share done.
+    pub unbounded_sources: u64,
+}
+
+impl InputPlan {
+    /// Counts a source's planned splits.
+    pub(crate) fn add(&mut self, boundedness: Boundedness, splits: &[SourceSplit]) {
+        self.splits_total += splits.len() as u64;
+        match boundedness {
+            Boundedness::Bounded => {
+                self.size_total += splits.iter().map(|s| s.size_hint).sum::<u64>()
+            }
+            Boundedness::Unbounded => self.unbounded_sources += 1,
+        }
+    }
+}
+
+/// Totals over a job, for progress displays. Each worker totals its own
+/// subtasks; the job master merges the workers' totals and adds the
+/// attempt's [`InputPlan`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct JobProgress {
     pub source_rows: u64,
@@ -93,6 +112,8 @@ pub struct JobProgress {
     pub records_skipped: u64,
     pub splits_finished: u64,
     pub splits_total: u64,
+    /// Bytes of bounded splits read, against the plan's `size_total`.
+    pub size_read: u64,
     /// Rows windows dropped as late.
     pub late_rows_dropped: u64,
     /// How far the sources' event time has come: the least watermark the
@@ -102,35 +123,38 @@ pub struct JobProgress {
     pub done: Option<f64>,
 }
 
+impl JobProgress {
+    /// Adds the progress of another share of the job's subtasks.
+    pub fn merge(&mut self, other: &JobProgress) {
+        self.source_rows += other.source_rows;
+        self.source_bytes += other.source_bytes;
+        self.records_skipped += other.records_skipped;
+        self.splits_finished += other.splits_finished;
+        self.size_read += other.size_read;
+        self.late_rows_dropped += other.late_rows_dropped;
+        self.watermark = match (self.watermark, other.watermark) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// The share done, against the whole input.
+    pub fn with_plan(mut self, plan: &InputPlan) -> Self {
+        self.splits_total = plan.splits_total;
+        self.done = (plan.unbounded_sources == 0).then(|| {
+            if plan.size_total > 0 {
+                (self.size_read as f64 / plan.size_total as f64).min(1.0)
+            } else if plan.splits_total > 0 {
+                (self.splits_finished as f64 / plan.splits_total as f64).min(1.0)
+            } else {
+                0.0
+            }
+        });
+        self
+    }
+}
+
 impl JobMetrics {
-    /// The job's checkpoint history, shared with its checkpoint coordinator.
-    pub fn checkpoint_history(&self) -> Arc<Mutex<Vec<crate::checkpoint::CheckpointStats>>> {
-        Arc::clone(&self.checkpoints)
-    }
-
-    /// The checkpoints taken so far, oldest first.
-    pub fn checkpoints(&self) -> Vec<crate::checkpoint::CheckpointStats> {
-        self.checkpoints
-            .lock()
-            .map(|h| h.clone())
-            .unwrap_or_default()
-    }
-
-    /// A new attempt of the job is deployed: its subtasks and splits are
-    /// counted afresh, as Flink's task metrics start again after a
-    /// failover. The checkpoint history stays.
-    pub(crate) fn restart(&self) {
-        if let Ok(mut all) = self.operators.lock() {
-            all.clear();
-        }
-        if let Ok(mut all) = self.sources.lock() {
-            all.clear();
-        }
-        self.splits_total.store(0, Ordering::Relaxed);
-        self.size_total.store(0, Ordering::Relaxed);
-        self.unbounded_sources.store(0, Ordering::Relaxed);
-    }
-
     pub(crate) fn register_operator(&self, metrics: Arc<OperatorMetrics>) {
         if let Ok(mut all) = self.operators.lock() {
             all.push(metrics);
@@ -143,31 +167,15 @@ impl JobMetrics {
         }
     }
 
-    /// Records a source's planned splits, for the share of the input read.
-    pub(crate) fn register_splits(&self, boundedness: Boundedness, splits: &[SourceSplit]) {
-        self.splits_total
-            .fetch_add(splits.len() as u64, Ordering::Relaxed);
-        match boundedness {
-            Boundedness::Bounded => {
-                let size: u64 = splits.iter().map(|s| s.size_hint).sum();
-                self.size_total.fetch_add(size, Ordering::Relaxed);
-            }
-            Boundedness::Unbounded => {
-                self.unbounded_sources.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
     /// A snapshot of every operator's metrics.
     pub fn operators(&self) -> Vec<Arc<OperatorMetrics>> {
         self.operators.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
+    /// The progress of these subtasks, without the share done (which needs
+    /// the whole job's [`InputPlan`]).
     pub fn progress(&self) -> JobProgress {
-        let mut progress = JobProgress {
-            splits_total: self.splits_total.load(Ordering::Relaxed),
-            ..JobProgress::default()
-        };
+        let mut progress = JobProgress::default();
         let mut least_watermark: Option<i64> = None;
         for op in self.operators() {
             if op.operator.starts_with(SOURCE_PREFIX) {
@@ -180,25 +188,52 @@ impl JobMetrics {
             progress.late_rows_dropped += op.late_rows_dropped.load(Ordering::Relaxed);
         }
         progress.watermark = least_watermark.map(Watermark);
-        let mut size_read = 0;
         if let Ok(sources) = self.sources.lock() {
             for s in sources.iter() {
                 progress.source_bytes += s.bytes_read.load(Ordering::Relaxed);
                 progress.records_skipped += s.records_skipped.load(Ordering::Relaxed);
                 progress.splits_finished += s.splits_finished.load(Ordering::Relaxed);
-                size_read += s.size_read.load(Ordering::Relaxed);
+                progress.size_read += s.size_read.load(Ordering::Relaxed);
             }
         }
-        if self.unbounded_sources.load(Ordering::Relaxed) == 0 {
-            let size_total = self.size_total.load(Ordering::Relaxed);
-            progress.done = Some(if size_total > 0 {
-                (size_read as f64 / size_total as f64).min(1.0)
-            } else if progress.splits_total > 0 {
-                progress.splits_finished as f64 / progress.splits_total as f64
-            } else {
-                0.0
-            });
-        }
         progress
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_progress_merges_into_the_jobs() {
+        let plan = InputPlan {
+            splits_total: 4,
+            size_total: 1000,
+            unbounded_sources: 0,
+        };
+        let mut job = JobProgress {
+            source_rows: 10,
+            size_read: 300,
+            splits_finished: 1,
+            watermark: Some(Watermark(2000)),
+            ..JobProgress::default()
+        };
+        job.merge(&JobProgress {
+            source_rows: 5,
+            size_read: 200,
+            watermark: Some(Watermark(1000)),
+            ..JobProgress::default()
+        });
+        job.merge(&JobProgress::default());
+        let job = job.with_plan(&plan);
+        assert_eq!(job.source_rows, 15);
+        assert_eq!(job.splits_total, 4);
+        assert_eq!(job.watermark, Some(Watermark(1000)));
+        assert_eq!(job.done, Some(0.5));
+        let endless = InputPlan {
+            unbounded_sources: 1,
+            ..plan
+        };
+        assert_eq!(job.with_plan(&endless).done, None);
     }
 }

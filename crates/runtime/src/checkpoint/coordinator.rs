@@ -522,7 +522,7 @@ mod tests {
     #[tokio::test]
     async fn a_declined_checkpoint_names_the_subtask_and_counts_toward_the_tolerable_failures() {
         let graph = graph();
-        let storage = CheckpointStorage::open(None, &graph).expect("storage");
+        let storage = CheckpointStorage::open(None, &graph, crate::JobId(2)).expect("storage");
         let history = Arc::new(Mutex::new(Vec::new()));
         let (_savepoints, requests) = mpsc::unbounded_channel();
         let (coordinator, mut channels) = CheckpointCoordinator::new(

@@ -14,7 +14,7 @@
 //! and is ignored (and deleted with the next cleanup).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use arrow::array::{AsArray, UInt32Array};
 use arrow::buffer::Buffer;
@@ -33,6 +33,7 @@ use super::{KEY_GROUP_COLUMN, SlotState, StateSlot, TaskKey, TaskSnapshot, Writt
 use crate::RuntimeError;
 use crate::exchange::subtask_for_key_group;
 use crate::graph::{JobGraph, VertexId};
+use crate::job::JobId;
 use crate::operator::OperatorState;
 
 const MANIFEST: &str = "_metadata";
@@ -147,13 +148,28 @@ pub(crate) struct WrittenCheckpoint {
     pub(crate) bytes: u64,
 }
 
+/// The checkpoints of jobs that name no directory, kept in this process's
+/// memory (as Flink's JobManagerCheckpointStorage keeps them) by job id.
+/// The job master and the workers of the embedded cluster all run in this
+/// process, so they share them.
+static IN_MEMORY: LazyLock<Mutex<HashMap<JobId, Arc<InMemory>>>> = LazyLock::new(Mutex::default);
+
 impl CheckpointStorage {
-    /// The storage of `graph`'s checkpoints under `dir` (in memory if `None`).
-    pub fn open(dir: Option<&str>, graph: &JobGraph) -> Result<Self, RuntimeError> {
+    /// The storage of `graph`'s checkpoints under `dir`; without one, job
+    /// `job`'s checkpoints in this process's memory.
+    pub fn open(dir: Option<&str>, graph: &JobGraph, job: JobId) -> Result<Self, RuntimeError> {
         let key = job_key(graph);
         let Some(dir) = dir else {
+            let store = IN_MEMORY
+                .lock()
+                .map_err(|_| {
+                    RuntimeError::Internal("the in-memory checkpoints are poisoned".into())
+                })?
+                .entry(job)
+                .or_insert_with(|| Arc::new(InMemory::new()))
+                .clone();
             return Ok(Self {
-                store: Arc::new(InMemory::new()),
+                store,
                 root: Path::from(key.as_str()),
                 display: format!("memory://{key}"),
             });
@@ -164,6 +180,14 @@ impl CheckpointStorage {
             display: format!("{}/{key}", base.display),
             store: base.store,
         })
+    }
+
+    /// Frees the in-memory checkpoints of a job that has ended; a job with
+    /// a checkpoint directory keeps its checkpoints there.
+    pub fn release_memory(job: JobId) {
+        if let Ok(mut jobs) = IN_MEMORY.lock() {
+            jobs.remove(&job);
+        }
     }
 
     /// A savepoint's directory, to restore from ('execution.savepoint.path').
@@ -904,7 +928,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_checkpoint_round_trips_and_rescales_by_key_group() {
-        let storage = CheckpointStorage::open(None, &graph()).expect("storage");
+        let storage = CheckpointStorage::open(None, &graph(), JobId(1)).expect("storage");
         let mut snapshots = BTreeMap::new();
         for subtask in 0..2 {
             let groups: Vec<u32> = if subtask == 0 {
