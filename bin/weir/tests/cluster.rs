@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::CrashRandom;
+use common::{
+    CrashRandom, KAFKA_BIDS, create_bid_topics, kafka_totals_script, produce_bids, topic_as_table,
+};
+use rdkafka::mocking::MockCluster;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -589,44 +592,102 @@ WHERE MOD(n.id, 3) = 0;
 #[test]
 fn a_checkpointing_window_aggregation_that_loses_workers_resumes_from_its_latest_checkpoints()
 -> TestResult {
-    loses_workers_at_random(
-        |out, checkpoints| checkpointed_script(out, checkpoints, 2, None),
+    loses_workers_at_random(&Pipeline {
+        script: &|name, checkpoints| {
+            checkpointed_script(&format!("out/{name}"), checkpoints, 2, None)
+        },
+        before_run: &|_| {},
+        output: &|dir, name| output_lines(&dir.join("out").join(name)),
         // Windows of 100 ids: 200 with every key, and id 20000's alone.
-        7 * 200 + 1,
-    )
+        expected_rows: 7 * 200 + 1,
+    })
 }
 
 /// A regular join loses workers; see `loses_workers_at_random`.
 #[test]
 fn a_checkpointing_join_that_loses_workers_resumes_from_its_latest_checkpoints() -> TestResult {
-    loses_workers_at_random(checkpointed_join_script, 20_000 / 3)
+    loses_workers_at_random(&Pipeline {
+        script: &|name, checkpoints| checkpointed_join_script(&format!("out/{name}"), checkpoints),
+        before_run: &|_| {},
+        output: &|dir, name| output_lines(&dir.join("out").join(name)),
+        expected_rows: 20_000 / 3,
+    })
 }
 
-/// A checkpointing job (`script(output, checkpoints)`) loses a worker
-/// (SIGKILL) at a random point, three times; each time a new worker takes
-/// the lost one's place and the job master restarts the job from its
-/// latest checkpoint. The output is exactly the embedded, undisturbed
-/// run's, `expected_rows` rows. (Restarted from the start instead, what
-/// was committed before a kill would be written twice.)
-fn loses_workers_at_random(script: fn(&str, &Path) -> String, expected_rows: usize) -> TestResult {
+/// A Kafka-to-Kafka pipeline loses workers; see `loses_workers_at_random`.
+/// One-minute totals per auction of bids that arrive in a six-partition
+/// topic over about ten seconds, written as upserts to another topic (both
+/// on a mock Kafka cluster in this process); the upsert topic read as a
+/// table must equal the embedded run's. Sources resume from the offsets in
+/// the checkpoint they restore: had they not, restored window state would
+/// count bids twice and the totals would differ.
+#[test]
+fn a_checkpointing_kafka_pipeline_that_loses_workers_writes_the_undisturbed_table() -> TestResult {
+    let kafka = MockCluster::new(1)?;
+    let bootstrap = kafka.bootstrap_servers();
+    create_bid_topics(&kafka, &["embedded", "cluster"])?;
+    let script = |name: &str, checkpoints: &Path| {
+        let settings = format!(
+            "SET 'parallelism.default' = '2';\n\
+             SET 'execution.checkpointing.interval' = '200 ms';\n\
+             SET 'execution.checkpointing.dir' = '{}';\n",
+            checkpoints.display()
+        );
+        kafka_totals_script(&settings, name, &bootstrap)
+    };
+    std::thread::scope(|scope| {
+        loses_workers_at_random(&Pipeline {
+            script: &script,
+            before_run: &|name| {
+                let bootstrap = bootstrap.clone();
+                let topic = format!("bids-{name}");
+                scope.spawn(move || produce_bids(&bootstrap, &topic, Duration::from_millis(250)));
+            },
+            output: &|_, name| Ok(topic_as_table(&bootstrap, name)),
+            // One row per auction and minute.
+            expected_rows: 13 * (KAFKA_BIDS / 10).div_ceil(60),
+        })
+    })
+}
+
+/// A checkpointing job run by `loses_workers_at_random`: `script(name,
+/// checkpoints)` writes to the output called `name` ("embedded" or
+/// "cluster"), `before_run(name)` starts its input, and `output(dir, name)`
+/// reads the output back as sorted lines.
+struct Pipeline<'a> {
+    script: &'a dyn Fn(&str, &Path) -> String,
+    before_run: &'a dyn Fn(&str),
+    output: &'a dyn Fn(&Path, &str) -> Result<Vec<String>, Box<dyn std::error::Error>>,
+    expected_rows: usize,
+}
+
+/// A checkpointing job loses a worker (SIGKILL) at a random point, three
+/// times; each time a new worker takes the lost one's place and the job
+/// master restarts the job from its latest checkpoint. The output is
+/// exactly the embedded, undisturbed run's, `expected_rows` rows.
+/// (Restarted from the start instead, what was committed before a kill
+/// would be written twice.)
+fn loses_workers_at_random(pipeline: &Pipeline<'_>) -> TestResult {
     let dir = tempfile::TempDir::new()?;
     let names: String = (0..7).map(|k| format!("{k},name-{k}\n")).collect();
     std::fs::create_dir_all(dir.path().join("names"))?;
     std::fs::write(dir.path().join("names/names.csv"), names)?;
     std::fs::write(
         dir.path().join("embedded.sql"),
-        script("out/embedded", &dir.path().join("chk-embedded")),
+        (pipeline.script)("embedded", &dir.path().join("chk-embedded")),
     )?;
+    (pipeline.before_run)("embedded");
     let embedded = weir(dir.path(), &["run", "embedded.sql"], &[])?;
     assert!(embedded.status.success(), "{}", text(&embedded.stderr));
-    let expected = output_lines(&dir.path().join("out/embedded"))?;
-    assert_eq!(expected.len(), expected_rows);
+    let expected = (pipeline.output)(dir.path(), "embedded")?;
+    assert_eq!(expected.len(), pipeline.expected_rows);
 
     let mut cluster = Cluster::start(dir.path(), 2, 2, RESTARTS_AFTER_A_LOST_WORKER)?;
     std::fs::write(
         dir.path().join("cluster.sql"),
-        script("out/cluster", &dir.path().join("chk-cluster")),
+        (pipeline.script)("cluster", &dir.path().join("chk-cluster")),
     )?;
+    (pipeline.before_run)("cluster");
     let id = cluster.submit(dir.path(), "cluster.sql")?;
     let completed = |cluster: &Cluster| -> Result<u64, Box<dyn std::error::Error>> {
         let (status, body) = http_get(&cluster.rest, &format!("/v1/jobs/{id}/checkpoints"), None)?;
@@ -684,7 +745,7 @@ fn loses_workers_at_random(script: fn(&str, &Path) -> String, expected_rows: usi
         "{kills} kills: {finished}"
     );
     assert_eq!(
-        output_lines(&dir.path().join("out/cluster"))?,
+        (pipeline.output)(dir.path(), "cluster")?,
         expected,
         "{kills} kills changed the output"
     );

@@ -19,13 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-use common::CrashRandom;
+use common::{
+    CrashRandom, KAFKA_BIDS, chrono_like, create_bid_topics, kafka_totals_script, produce_bids,
+    topic_as_table,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -56,30 +55,6 @@ fn write_input(dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// `yyyy-MM-dd HH:mm:ss.SSS` for epoch milliseconds (UTC), without a date crate.
-fn chrono_like(millis: i64) -> String {
-    let secs = millis.div_euclid(1000);
-    let ms = millis.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{ms:03}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// The settings every crash test's script starts with.
@@ -361,37 +336,9 @@ fn a_killed_kafka_pipeline_restarted_from_its_checkpoints_writes_exactly_the_und
     let dir = crash_dir()?;
     let kafka = MockCluster::new(1)?;
     let bootstrap = kafka.bootstrap_servers();
-    for output in ["reference", "out"] {
-        kafka.create_topic(&format!("bids-{output}"), BID_PARTITIONS as i32, 1)?;
-        kafka.create_topic(output, 2, 1)?;
-    }
-    let stops: Vec<String> = (0..BID_PARTITIONS)
-        .map(|p| format!("partition:{p},offset:{}", KAFKA_BIDS / BID_PARTITIONS))
-        .collect();
-    let stops = stops.join(";");
+    create_bid_topics(&kafka, &["reference", "out"])?;
     let script = |output: &str, checkpoints: &Path| {
-        format!(
-            "{settings}\
-             CREATE TABLE bids (auction BIGINT, price BIGINT, ts TIMESTAMP(3),\n\
-               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
-               WITH ('connector' = 'kafka', 'topic' = 'bids-{output}',\n\
-                 'properties.bootstrap.servers' = '{bootstrap}',\n\
-                 'properties.group.id' = 'weir-{output}',\n\
-                 'scan.startup.mode' = 'earliest-offset',\n\
-                 'scan.bounded.mode' = 'specific-offsets',\n\
-                 'scan.bounded.specific-offsets' = '{stops}',\n\
-                 'format' = 'json');\n\
-             CREATE TABLE totals (auction BIGINT, window_start TIMESTAMP(3), bids BIGINT, total BIGINT,\n\
-               PRIMARY KEY (auction, window_start) NOT ENFORCED)\n\
-               WITH ('connector' = 'upsert-kafka', 'topic' = '{output}',\n\
-                 'properties.bootstrap.servers' = '{bootstrap}',\n\
-                 'key.format' = 'json', 'value.format' = 'json');\n\
-             INSERT INTO totals\n\
-               SELECT auction, window_start, COUNT(*), SUM(price)\n\
-               FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' MINUTE))\n\
-               GROUP BY auction, window_start, window_end;\n",
-            settings = checkpointed(checkpoints),
-        )
+        kafka_totals_script(&checkpointed(checkpoints), output, &bootstrap)
     };
     std::thread::scope(|scope| {
         crash_and_compare(Case {
@@ -400,110 +347,14 @@ fn a_killed_kafka_pipeline_restarted_from_its_checkpoints_writes_exactly_the_und
             before_first_run: &|output| {
                 let bootstrap = bootstrap.clone();
                 let topic = format!("bids-{output}");
-                scope.spawn(move || produce_bids(&bootstrap, &topic));
+                // Over about four seconds.
+                scope.spawn(move || produce_bids(&bootstrap, &topic, Duration::from_millis(100)));
             },
             output: &|topic| Ok(topic_as_table(&bootstrap, topic)),
             // One row per auction and minute.
             expected_rows: 13 * (KAFKA_BIDS / 10).div_ceil(60),
         })
     })
-}
-
-/// Bids the Kafka crash test writes per run; the mock cluster keeps at
-/// most 5 MB per partition.
-const KAFKA_BIDS: usize = 240_000;
-const BID_PARTITIONS: usize = 6;
-
-/// Writes [`KAFKA_BIDS`] bids to `topic` over about four seconds; bid `n`
-/// goes to partition `n % BID_PARTITIONS`.
-fn produce_bids(bootstrap: &str, topic: &str) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
-    let chunk = KAFKA_BIDS / 40;
-    for n in 0..KAFKA_BIDS {
-        if n % chunk == 0 {
-            producer.flush(Duration::from_secs(30)).expect("flushed");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let value = format!(
-            r#"{{"auction": {}, "price": {}, "ts": "{}"}}"#,
-            n % 13,
-            (n * 7919) % 1000,
-            chrono_like(1_704_067_200_000_i64 + (n as i64) * 100)
-        );
-        let mut record: BaseRecord<'_, (), String> = BaseRecord::to(topic)
-            .payload(&value)
-            .partition((n % BID_PARTITIONS) as i32);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-                Err((error, _)) => panic!("cannot write bids: {error}"),
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(30)).expect("flushed");
-}
-
-/// The upsert topic `topic` read to its end as a table: `key => value` per
-/// key whose last record is not a tombstone, sorted.
-fn topic_as_table(bootstrap: &str, topic: &str) -> Vec<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "recovery-test")
-        .create()
-        .expect("consumer");
-    let timeout = Duration::from_secs(30);
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .expect("metadata");
-    let partitions: Vec<i32> = metadata.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| p.id())
-        .collect();
-    drop(metadata);
-    let mut list = TopicPartitionList::new();
-    let mut remaining = 0;
-    for &p in &partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, timeout)
-            .expect("watermarks");
-        remaining += high - low;
-        list.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("offset");
-    }
-    consumer.assign(&list).expect("assign");
-    drop(list);
-    let mut table = std::collections::BTreeMap::new();
-    let deadline = Instant::now() + timeout;
-    while remaining > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: {remaining} records not read"
-        );
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message.expect("message");
-            let text =
-                |bytes: Option<&[u8]>| bytes.map(|b| String::from_utf8_lossy(b).into_owned());
-            let key = text(message.key()).expect("a keyed record");
-            match text(message.payload()) {
-                Some(value) => table.insert(key, value),
-                None => table.remove(&key),
-            };
-            remaining -= 1;
-        }
-    }
-    table
-        .into_iter()
-        .map(|(key, value)| format!("{key} => {value}"))
-        .collect()
 }
 
 fn crash_and_compare(case: Case<'_>) -> TestResult {
