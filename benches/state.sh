@@ -80,7 +80,7 @@ at() {
   plain second.log | grep -m1 "$1" | cut -d' ' -f1 \
     | python3 -c 'import sys, datetime as d; print(d.datetime.fromisoformat(sys.stdin.read().strip().rstrip("Z")).timestamp())'
 }
-started_at=$(at 'job started'); read_at=$(at 'restoring from checkpoint'); running_at=$(at 'job running')
+started_at=$(at 'job submitted'); read_at=$(at 'checkpoint state read'); running_at=$(at 'job running')
 printf 'rows: %s, state per checkpoint: %.2f GB (Arrow IPC), peak RSS %.2f GB\n' \
   "$ROWS" "$(echo "$bytes / 1000000000" | bc -l)" "$(echo "$peak_kib / 1048576" | bc -l)"
 printf 'checkpoint of the full state: median %.2f s (runs: %s)\n' "$median" "$(echo $durations)"

@@ -21,13 +21,14 @@
 use std::pin::Pin;
 
 use arrow::buffer::Buffer;
+use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 use weir_runtime::checkpoint::{
     CheckpointChannels, CheckpointReport, CheckpointStorage, Completed, RestoredCheckpoint,
-    SavepointRequest, SlotState, StateSlot, TaskKey, TaskSnapshot, WrittenState, decode_state,
-    encode_state,
+    SavepointRequest, SlotState, StateRead, StateSlot, TaskKey, TaskSnapshot, WrittenState,
+    decode_state, encode_state,
 };
 use weir_runtime::{JobId, RuntimeError, VertexId};
 
@@ -57,11 +58,13 @@ pub(crate) enum Restore {
     Savepoint,
 }
 
-/// Reads the state an attempt restores, as the job master and each worker do.
+/// Reads the state an attempt restores: its sources' splits, as the job
+/// master plans them, or the whole of it, as each worker restores it.
 pub(crate) async fn restored_state(
     graph: &weir_runtime::JobGraph,
     job: JobId,
     restore: Restore,
+    what: StateRead,
 ) -> Result<RestoredCheckpoint, RuntimeError> {
     let options = graph.checkpointing.as_ref().ok_or_else(|| {
         RuntimeError::Checkpoint("the job takes no checkpoints to restore".into())
@@ -69,7 +72,7 @@ pub(crate) async fn restored_state(
     match restore {
         Restore::Checkpoint(id) => {
             CheckpointStorage::open(options.dir.as_deref(), graph, job)?
-                .checkpoint(id, graph)
+                .checkpoint(id, graph, what)
                 .await
         }
         Restore::Savepoint => {
@@ -77,7 +80,7 @@ pub(crate) async fn restored_state(
                 RuntimeError::Checkpoint("the job has no 'execution.savepoint.path'".into())
             })?;
             CheckpointStorage::open_savepoint(&savepoint.path)?
-                .read_savepoint(graph, savepoint.ignore_unclaimed)
+                .read_savepoint(graph, savepoint.ignore_unclaimed, what)
                 .await
         }
     }
@@ -316,39 +319,26 @@ pub(crate) async fn worker_relay(
     };
     let relay_reports = async move {
         let mut coordinator = coordinator;
-        while let Some(report) = reports.recv().await {
-            // The worker writes its subtasks' state itself: the job master
-            // only records the files, and no state crosses the RPC.
-            let report = match (report, &storage) {
-                (
-                    CheckpointReport::Acknowledged {
-                        checkpoint,
-                        task,
-                        snapshot,
-                    },
-                    Some(storage),
-                ) => match storage
-                    .write_task_snapshot(checkpoint, task, snapshot)
-                    .await
-                {
-                    Ok(snapshot) => CheckpointReport::Acknowledged {
-                        checkpoint,
-                        task,
-                        snapshot,
-                    },
-                    // A failed write fails the checkpoint, not the job.
-                    Err(e) => CheckpointReport::Declined {
-                        checkpoint,
-                        task,
-                        reason: e.to_string(),
-                    },
+        // Each subtask's state is written as its acknowledgement arrives,
+        // alongside the other subtasks' (a checkpoint's states are written
+        // at once, as the job master would write them); the reports still
+        // go out in the order they came.
+        let mut written = FuturesOrdered::new();
+        let mut open = true;
+        while open || !written.is_empty() {
+            tokio::select! {
+                report = reports.recv(), if open => match report {
+                    Some(report) => written.push_back(write_state(report, storage.clone())),
+                    None => open = false,
                 },
-                (other, _) => other,
-            };
-            let message = report_to_proto(job, attempt, &report)?;
-            coordinator.report_checkpoint(message).await.map_err(|s| {
-                RuntimeError::Failed(format!("cannot report a checkpoint: {}", s.message()))
-            })?;
+                Some(report) = written.next() => {
+                    let message = report_to_proto(job, attempt, &report)?;
+                    coordinator.report_checkpoint(message).await.map_err(|s| {
+                        RuntimeError::Failed(format!("cannot report a checkpoint: {}", s.message()))
+                    })?;
+                }
+                else => break,
+            }
         }
         Ok(())
     };
@@ -357,6 +347,41 @@ pub(crate) async fn worker_relay(
         events: Box::pin(relay_events),
         reports: Box::pin(relay_reports),
     })
+}
+
+/// An acknowledgement with its subtask's state written to `storage`: the
+/// worker writes its subtasks' state itself, so the job master only records
+/// the files, and no state crosses the RPC. A failed write declines the
+/// checkpoint, which fails the checkpoint, not the job.
+async fn write_state(
+    report: CheckpointReport,
+    storage: Option<CheckpointStorage>,
+) -> CheckpointReport {
+    match (report, storage) {
+        (
+            CheckpointReport::Acknowledged {
+                checkpoint,
+                task,
+                snapshot,
+            },
+            Some(storage),
+        ) => match storage
+            .write_task_snapshot(checkpoint, task, snapshot)
+            .await
+        {
+            Ok(snapshot) => CheckpointReport::Acknowledged {
+                checkpoint,
+                task,
+                snapshot,
+            },
+            Err(e) => CheckpointReport::Declined {
+                checkpoint,
+                task,
+                reason: e.to_string(),
+            },
+        },
+        (other, _) => other,
+    }
 }
 
 #[cfg(test)]

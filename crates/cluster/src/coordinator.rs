@@ -33,7 +33,8 @@ use tonic::{Request, Response, Status};
 use weir_common::StreamBatch;
 use weir_engine::{JobKind, JobProgram, plan_program};
 use weir_runtime::checkpoint::{
-    CheckpointCoordinator, CheckpointStats, CheckpointStorage, CoordinatorExit,
+    CheckpointCoordinator, CheckpointStats, CheckpointStorage, CoordinatorExit, RestoredCheckpoint,
+    StateRead,
 };
 use weir_runtime::deploy::plan_splits;
 use weir_runtime::restart::Restarts;
@@ -409,8 +410,17 @@ enum Outcome {
 struct StartedCheckpoints {
     /// The state the attempt restores, if any.
     restore: Option<Restore>,
+    /// The sources' splits in it.
+    splits: Option<RestoredCheckpoint>,
     /// How the coordinator ended.
     coordinator: tokio::sync::oneshot::Receiver<CoordinatorExit>,
+}
+
+/// What an attempt restores: where from, and the sources' splits there.
+#[derive(Clone, Copy)]
+struct Restored<'a> {
+    from: Option<Restore>,
+    splits: Option<&'a RestoredCheckpoint>,
 }
 
 /// Runs one job's attempts; lives as long as the job.
@@ -525,11 +535,19 @@ impl JobMaster {
             Ok(checkpointing) => checkpointing,
             Err(reason) => return Outcome::FailedForGood(reason),
         };
-        let restored = checkpointing.as_ref().and_then(|c| c.restore);
-        let mut coordinated = checkpointing.map(|c| c.coordinator);
+        let (restore, splits, mut coordinated) = match checkpointing {
+            Some(c) => (c.restore, c.splits, Some(c.coordinator)),
+            None => (None, None, None),
+        };
+        let restored = Restored {
+            from: restore,
+            splits: splits.as_ref(),
+        };
         let outcome = match self.deploy(attempt, &placement, &workers, restored).await {
             Err(outcome) => outcome,
             Ok(()) => {
+                // With its state restored and every subtask started.
+                tracing::info!(job = %self.job.id, attempt, "job running");
                 self.job.update(|info| {
                     info.status = JobStatus::Running.to_string();
                     info.message.clear();
@@ -573,28 +591,28 @@ impl JobMaster {
         };
         let storage = CheckpointStorage::open(options.dir.as_deref(), &self.graph, self.job.id)
             .map_err(|e| e.to_string())?;
-        let latest = storage
-            .latest(&self.graph)
-            .await
-            .map_err(|e| e.to_string())?;
+        let latest = storage.latest_id().await.map_err(|e| e.to_string())?;
         storage
             .clean_incomplete()
             .await
             .map_err(|e| e.to_string())?;
         // The job's own latest checkpoint is newer than its savepoint.
-        let (restore, restored_id) = match (&latest, &options.restore) {
-            (Some(latest), _) => (
-                Some(Restore::Checkpoint(latest.checkpoint)),
-                latest.checkpoint,
-            ),
-            (None, Some(_)) => {
-                let savepoint = restored_state(&self.graph, self.job.id, Restore::Savepoint)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                (Some(Restore::Savepoint), savepoint.checkpoint)
-            }
-            (None, _) => (None, 0),
+        let restore = match (latest, &options.restore) {
+            (Some(id), _) => Some(Restore::Checkpoint(id)),
+            (None, Some(_)) => Some(Restore::Savepoint),
+            (None, None) => None,
         };
+        // Only the sources' splits, to plan the attempt's: the workers read
+        // the rest. Reading them also checks that the state fits the job.
+        let splits = match restore {
+            Some(restore) => Some(
+                restored_state(&self.graph, self.job.id, restore, StateRead::SourceSplits)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        let restored_id = splits.as_ref().map_or(0, |s| s.checkpoint);
         match restore {
             Some(Restore::Checkpoint(checkpoint)) => {
                 tracing::info!(job = %self.job.id, attempt, checkpoint, dir = storage.display(), "restoring from checkpoint");
@@ -626,6 +644,7 @@ impl JobMaster {
         let coordinator = coordinator.spawn().map_err(|e| e.to_string())?;
         Ok(Some(StartedCheckpoints {
             restore,
+            splits,
             coordinator,
         }))
     }
@@ -677,26 +696,18 @@ impl JobMaster {
         attempt: u32,
         placement: &[WorkerEntry],
         workers: &BTreeMap<String, String>,
-        restore: Option<Restore>,
+        restored: Restored<'_>,
     ) -> Result<(), Outcome> {
-        let failed = |e: weir_runtime::RuntimeError| {
-            if e.is_recoverable() {
-                Outcome::Failed(e.to_string())
-            } else {
-                Outcome::FailedForGood(e.to_string())
-            }
-        };
-        let restored = match restore {
-            Some(restore) => Some(
-                restored_state(&self.graph, self.job.id, restore)
-                    .await
-                    .map_err(failed)?,
-            ),
-            None => None,
-        };
-        let splits = plan_splits(&self.graph, restored.as_ref())
+        let splits = plan_splits(&self.graph, restored.splits)
             .await
-            .map_err(failed)?;
+            .map_err(|e| {
+                if e.is_recoverable() {
+                    Outcome::Failed(e.to_string())
+                } else {
+                    Outcome::FailedForGood(e.to_string())
+                }
+            })?;
+        let restore = restored.from;
         if let Ok(mut progress) = self.job.progress.lock() {
             *progress = AttemptProgress {
                 attempt,

@@ -26,7 +26,7 @@ use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 use weir_connector::SourceSplit;
 use weir_engine::{JobProgram, plan_program};
-use weir_runtime::checkpoint::{CheckpointSetup, CheckpointStorage};
+use weir_runtime::checkpoint::{CheckpointSetup, CheckpointStorage, StateRead};
 use weir_runtime::deploy::{ChannelId, SplitAssignment, TaskDeployment, deploy, supervise};
 use weir_runtime::{
     InputPlan, JobGraph, JobId, JobMetrics, Message, RuntimeError, VertexId, VertexOutput,
@@ -407,7 +407,11 @@ impl WorkerState {
                     (None, false) => None,
                 };
                 let restored = match restore {
-                    Some(restore) => Some(Arc::new(restored_state(&graph, job, restore).await?)),
+                    Some(restore) => {
+                        let state = restored_state(&graph, job, restore, StateRead::Whole).await?;
+                        tracing::info!(%job, attempt, checkpoint = state.checkpoint, "checkpoint state read");
+                        Some(Arc::new(state))
+                    }
                     None => None,
                 };
                 // Only a directory the job master reaches takes the workers'

@@ -36,7 +36,7 @@ pub use coordinator::{CheckpointCoordinator, CheckpointStats, CheckpointStatus, 
 pub(crate) use keyed::{KeyedState, StateBatch, restored_parts, watermark_state};
 pub(crate) use state_file::batch_bytes;
 pub use state_file::{decode_state, encode_state};
-pub use storage::{CheckpointStorage, RestoredCheckpoint};
+pub use storage::{CheckpointStorage, RestoredCheckpoint, StateRead};
 
 use std::fmt;
 use std::sync::Arc;

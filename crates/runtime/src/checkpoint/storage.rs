@@ -132,6 +132,16 @@ impl Manifest {
     }
 }
 
+/// How much of a checkpoint a read loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateRead {
+    /// Every state file: what a restoring worker needs.
+    Whole,
+    /// The sources' splits and positions only: what a job master plans an
+    /// attempt's splits from, without reading keyed state it never uses.
+    SourceSplits,
+}
+
 /// The checkpoints of one job.
 #[derive(Debug, Clone)]
 pub struct CheckpointStorage {
@@ -542,35 +552,32 @@ impl CheckpointStorage {
         Ok(ids)
     }
 
-    /// The latest completed checkpoint, read whole, if there is one.
-    pub async fn latest(
-        &self,
-        graph: &JobGraph,
-    ) -> Result<Option<RestoredCheckpoint>, RuntimeError> {
-        let Some(id) = self.completed_ids().await?.last().copied() else {
-            return Ok(None);
-        };
-        self.read(&checkpoint_dir(id), graph, false).await.map(Some)
+    /// The id of the latest completed checkpoint, if there is one.
+    pub async fn latest_id(&self) -> Result<Option<u64>, RuntimeError> {
+        Ok(self.completed_ids().await?.last().copied())
     }
 
-    /// Completed checkpoint `id`, read whole (a cluster worker reads the
-    /// checkpoint its job master restores).
+    /// Completed checkpoint `id`: whole for a worker that restores its
+    /// subtasks, or only the sources' splits for a job master that plans
+    /// them.
     pub async fn checkpoint(
         &self,
         id: u64,
         graph: &JobGraph,
+        what: StateRead,
     ) -> Result<RestoredCheckpoint, RuntimeError> {
-        self.read(&checkpoint_dir(id), graph, false).await
+        self.read(&checkpoint_dir(id), graph, false, what).await
     }
 
-    /// The savepoint this storage was opened at, read whole. Its state must
-    /// belong to the job's operators unless `ignore_unclaimed`.
+    /// The savepoint this storage was opened at. Its state must belong to
+    /// the job's operators unless `ignore_unclaimed`.
     pub async fn read_savepoint(
         &self,
         graph: &JobGraph,
         ignore_unclaimed: bool,
+        what: StateRead,
     ) -> Result<RestoredCheckpoint, RuntimeError> {
-        self.read("", graph, ignore_unclaimed).await
+        self.read("", graph, ignore_unclaimed, what).await
     }
 
     /// Reads the checkpoint whose manifest is in `directory`. A vertex of
@@ -581,6 +588,7 @@ impl CheckpointStorage {
         directory: &str,
         graph: &JobGraph,
         ignore_unclaimed: bool,
+        what: StateRead,
     ) -> Result<RestoredCheckpoint, RuntimeError> {
         let manifest_path = within(directory, MANIFEST);
         let text = self
@@ -621,6 +629,9 @@ impl CheckpointStorage {
                 .files
                 .retain(|f| !unclaimed.contains(&f.task.vertex));
             manifest.vertices.retain(|v| !unclaimed.contains(&v.id));
+        }
+        if what == StateRead::SourceSplits {
+            manifest.files.retain(|f| f.slot == StateSlot::Source);
         }
         let mut states: HashMap<(VertexId, StateSlot), Vec<(usize, OperatorState)>> =
             HashMap::new();
@@ -977,11 +988,12 @@ pub(crate) mod tests {
             .put(&orphan, PutPayload::from(vec![1u8]))
             .await
             .expect("put");
+        let latest = storage.latest_id().await.expect("list");
+        assert_eq!(latest, Some(1));
         let restored = storage
-            .latest(&graph())
+            .checkpoint(1, &graph(), StateRead::Whole)
             .await
-            .expect("read")
-            .expect("one checkpoint");
+            .expect("read");
         assert_eq!(restored.checkpoint, 1);
         let rows = |subtask, parallelism| {
             restored
@@ -1002,12 +1014,19 @@ pub(crate) mod tests {
         assert_eq!((rows(0, 2), rows(1, 2)), (2, 2));
         // At parallelism 3, key groups 0..42 | 43..85 | 86..127.
         assert_eq!((rows(0, 3), rows(1, 3), rows(2, 3)), (2, 1, 1));
+        // A job master planning splits reads no keyed state.
+        let splits = storage
+            .checkpoint(1, &graph(), StateRead::SourceSplits)
+            .await
+            .expect("read");
+        let keyed = splits.state_for(VertexId(0), StateSlot::Operator(0), 0, 2, 128);
+        assert!(matches!(keyed, Ok(None)), "{keyed:?}");
         storage.clean_incomplete().await.expect("clean");
         assert!(
             storage.store.head(&orphan).await.is_err(),
             "incomplete checkpoint removed"
         );
         storage.discard_all().await.expect("discard");
-        assert!(storage.latest(&graph()).await.expect("read").is_none());
+        assert_eq!(storage.latest_id().await.expect("list"), None);
     }
 }
