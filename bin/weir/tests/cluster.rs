@@ -749,11 +749,17 @@ fn loses_workers_at_random(pipeline: &Pipeline<'_>) -> TestResult {
         expected,
         "{kills} kills changed the output"
     );
+    let left: Vec<PathBuf> = dir
+        .path()
+        .join("chk-cluster")
+        .read_dir()?
+        .flatten()
+        .flat_map(|job| job.path().read_dir().into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .collect();
     assert!(
-        !dir.path().join("chk-cluster").read_dir()?.any(|e| e
-            .ok()
-            .is_some_and(|e| e.path().read_dir().is_ok_and(|mut d| d.next().is_some()))),
-        "a finished job deletes its checkpoints"
+        left.is_empty(),
+        "a finished job deletes its checkpoints: {left:?}"
     );
     Ok(())
 }

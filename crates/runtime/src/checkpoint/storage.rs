@@ -150,6 +150,8 @@ pub struct CheckpointStorage {
     root: Path,
     /// The job's directory as the user would write it, for messages.
     display: String,
+    /// The job's directory on local disk, for a local store.
+    local_dir: Option<std::path::PathBuf>,
 }
 
 /// What a completed checkpoint wrote, for its statistics.
@@ -182,14 +184,20 @@ impl CheckpointStorage {
                 store,
                 root: Path::from(key.as_str()),
                 display: format!("memory://{key}"),
+                local_dir: None,
             });
         };
-        let base = Self::at(dir, "'execution.checkpointing.dir'", true)?;
-        Ok(Self {
-            root: base.root.clone().join(key.as_str()),
-            display: format!("{}/{key}", base.display),
-            store: base.store,
-        })
+        Ok(Self::at(dir, "'execution.checkpointing.dir'", true)?.under(&key))
+    }
+
+    /// The directory `name` under this one.
+    fn under(self, name: &str) -> Self {
+        Self {
+            root: self.root.clone().join(name),
+            display: format!("{}/{name}", self.display),
+            local_dir: self.local_dir.map(|dir| dir.join(name)),
+            store: self.store,
+        }
     }
 
     /// Frees the in-memory checkpoints of a job that has ended; a job with
@@ -215,11 +223,7 @@ impl CheckpointStorage {
             job.get(..6).unwrap_or(job),
             &random[..12]
         );
-        Ok(Self {
-            root: base.root.clone().join(name.as_str()),
-            display: format!("{}/{name}", base.display),
-            store: base.store,
-        })
+        Ok(base.under(&name))
     }
 
     /// The store and directory a path or URL names; `what` names the option
@@ -229,11 +233,11 @@ impl CheckpointStorage {
         let invalid = |reason: String| {
             RuntimeError::Checkpoint(format!("{what} = '{dir}' is not usable: {reason}"))
         };
-        let (store, root): (Arc<dyn ObjectStore>, Path) = match url::Url::parse(dir) {
+        let (store, root, local_dir): (Arc<dyn ObjectStore>, Path, _) = match url::Url::parse(dir) {
             Ok(url) if url.scheme().len() > 1 && url.scheme() != "file" => {
                 let (store, path) =
                     object_store::parse_url(&url).map_err(|e| invalid(e.to_string()))?;
-                (Arc::from(store), path)
+                (Arc::from(store), path, None)
             }
             _ => {
                 let local = match url::Url::parse(dir) {
@@ -250,13 +254,14 @@ impl CheckpointStorage {
                 let store = object_store::local::LocalFileSystem::new_with_prefix(&local)
                     .map_err(|e| invalid(e.to_string()))?
                     .with_automatic_cleanup(true);
-                (Arc::new(store), Path::default())
+                (Arc::new(store), Path::default(), Some(local))
             }
         };
         Ok(Self {
             store,
             root,
             display: dir.trim_end_matches('/').to_string(),
+            local_dir,
         })
     }
 
@@ -686,7 +691,18 @@ impl CheckpointStorage {
 
     /// Deletes every checkpoint of the job (it finished).
     pub async fn discard_all(&self) -> Result<(), RuntimeError> {
-        self.delete_prefix(&self.root).await
+        self.delete_prefix(&self.root).await?;
+        // A state upload cut short (its attempt was cancelled mid-write)
+        // leaves a staging file the store does not list: on local disk the
+        // job's directory goes whole.
+        if let Some(dir) = &self.local_dir {
+            match tokio::fs::remove_dir_all(dir).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.error("cannot delete the job's checkpoints", e)),
+            }
+        }
+        Ok(())
     }
 
     async fn delete_prefix(&self, prefix: &Path) -> Result<(), RuntimeError> {
