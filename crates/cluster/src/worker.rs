@@ -384,9 +384,7 @@ impl WorkerState {
         let planned = plan_program(&program).await?;
         let graph = planned.graph;
         let slots = request.slots;
-        let me = self.id.as_str();
-        let runs_here =
-            |_: VertexId, subtask: usize| slots.get(subtask).is_some_and(|s| s.worker_id == me);
+        let runs_here = |_: VertexId, subtask: usize| placed_on(&slots, &self.id, subtask);
         let collects_here = graph.vertices.iter().any(|v| {
             matches!(v.output, VertexOutput::Collect)
                 && (0..v.parallelism).any(|s| runs_here(v.id, s))
@@ -443,11 +441,8 @@ impl WorkerState {
         let (graph, deployed) = self
             .task_threads
             .spawn(async move {
-                let runs_here = |_: VertexId, subtask: usize| {
-                    placement
-                        .get(subtask)
-                        .is_some_and(|s| s.worker_id == worker)
-                };
+                let runs_here =
+                    |_: VertexId, subtask: usize| placed_on(&placement, &worker, subtask);
                 let deployed = deploy(TaskDeployment {
                     job,
                     graph: &graph,
@@ -570,6 +565,11 @@ impl WorkerState {
             tracing::warn!(%job, error = %status.message(), "cannot report to the coordinator");
         }
     }
+}
+
+/// Whether slot `subtask` of a job's placement is on worker `worker`.
+fn placed_on(slots: &[proto::SlotPlacement], worker: &str, subtask: usize) -> bool {
+    slots.get(subtask).is_some_and(|s| s.worker_id == worker)
 }
 
 fn collect_vertex(graph: &JobGraph) -> Result<VertexId, ClusterError> {
