@@ -161,12 +161,18 @@ impl RowGroups {
     fn changes(&mut self, touched: Vec<usize>) -> Result<Vec<Change>> {
         let mut changes = Vec::new();
         for id in touched {
-            let fresh = self.new_group()?;
+            // Fresh accumulators only for a key whose rows are all gone.
+            let emptied = self.groups.get(id).is_some_and(|g| g.rows <= 0);
+            let fresh = if emptied {
+                Some(self.new_group()?)
+            } else {
+                None
+            };
             let group = self
                 .groups
                 .get_mut(id)
                 .ok_or_else(|| DataFusionError::Internal("unknown group id".into()))?;
-            if group.rows <= 0 {
+            if let Some(fresh) = fresh {
                 if let Some(old) = group.emitted.take() {
                     changes.push(Change {
                         group: id,
@@ -214,14 +220,20 @@ impl RowGroups {
         let rows = changes.len();
         let ids: Vec<usize> = changes.iter().map(|c| c.group).collect();
         let keys = self.index.keys(&ids)?;
-        let results = (0..self.spec.calls.len())
-            .map(|call| {
-                ScalarValue::iter_to_array(
-                    changes
-                        .iter()
-                        .map(|c| c.values.get(call).cloned().unwrap_or(ScalarValue::Null)),
-                )
-            })
+        let kinds: UInt8Array = changes.iter().map(|c| c.kind as u8).collect();
+        // The changes' values moved into one column per call, not copied.
+        let calls = self.spec.calls.len();
+        let mut columns: Vec<Vec<ScalarValue>> =
+            (0..calls).map(|_| Vec::with_capacity(rows)).collect();
+        for change in changes {
+            let mut values = change.values.into_iter();
+            for column in &mut columns {
+                column.push(values.next().unwrap_or(ScalarValue::Null));
+            }
+        }
+        let results = columns
+            .into_iter()
+            .map(ScalarValue::iter_to_array)
             .collect::<Result<Vec<_>>>()?;
         let data = output_batch(
             &self.spec.outputs,
@@ -234,7 +246,6 @@ impl RowGroups {
         let batch = if insert_only {
             StreamBatch::inserts(data)
         } else {
-            let kinds: UInt8Array = changes.iter().map(|c| c.kind as u8).collect();
             StreamBatch::try_new_changelog(data, kinds).map_err(batch_error)?
         };
         out.emit(batch);
