@@ -12,6 +12,7 @@
 //! declare any subset of the fields, in any order, with any type the
 //! generated one casts to.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -25,7 +26,9 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use weir_connector::ConnectorError;
 use weir_format::display::sql_type_name;
 
-use crate::model::{Auction, Bid, Channel, Channels, EventKind, Model, ModelConfig, Person};
+use crate::model::{
+    Auction, Bid, Channel, Channels, EventAt, EventKind, Model, ModelConfig, Person, Sequencer,
+};
 
 /// The type a field is generated as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +107,8 @@ fn same_name(declared: &str, field: &str) -> bool {
 enum Value<'a> {
     Int(i64),
     Str(&'a str),
+    /// ASCII text cut from a pool.
+    Bytes(&'a [u8]),
     Timestamp(i64),
     /// A bid's channel name and URL, written out by [`Channels`].
     ChannelName(Channel),
@@ -136,6 +141,7 @@ impl Value<'_> {
     fn write_text(self, channels: &Channels, out: &mut Vec<u8>) -> bool {
         match self {
             Value::Str(s) => out.extend_from_slice(s.as_bytes()),
+            Value::Bytes(b) => out.extend_from_slice(b),
             Value::ChannelName(c) => channels.write_name(c, out),
             Value::ChannelUrl(c) => channels.write_url(c, out),
             Value::Int(_) | Value::Timestamp(_) => return false,
@@ -154,7 +160,7 @@ impl Event for Person<'_> {
             4 => Value::Str(self.city),
             5 => Value::Str(self.state),
             6 => Value::Timestamp(self.date_time),
-            _ => Value::Str(self.extra),
+            _ => Value::Bytes(self.extra),
         }
     }
 }
@@ -171,7 +177,7 @@ impl Event for Auction<'_> {
             6 => Value::Timestamp(self.expires),
             7 => Value::Int(self.seller),
             8 => Value::Int(self.category),
-            _ => Value::Str(self.extra),
+            _ => Value::Bytes(self.extra),
         }
     }
 }
@@ -185,7 +191,7 @@ impl Event for Bid<'_> {
             3 => Value::ChannelName(self.channel),
             4 => Value::ChannelUrl(self.channel),
             5 => Value::Timestamp(self.date_time),
-            _ => Value::Str(self.extra),
+            _ => Value::Bytes(self.extra),
         }
     }
 }
@@ -555,8 +561,9 @@ pub(crate) struct BatchBuilder<'a> {
     schema: SchemaRef,
     columns: Vec<ColumnBuilder>,
     rows: usize,
-    /// Ids of a one-kind table's events not made yet.
-    chunk: Vec<u64>,
+    /// A one-kind table's events not made yet.
+    chunk: Vec<EventAt>,
+    sequencer: Sequencer,
 }
 
 /// A field's values, to be cast to the declared type.
@@ -676,6 +683,7 @@ impl<'a> BatchBuilder<'a> {
             columns,
             rows: 0,
             chunk: Vec::with_capacity(CHUNK),
+            sequencer: Sequencer::default(),
         }
     }
 
@@ -683,44 +691,48 @@ impl<'a> BatchBuilder<'a> {
         self.rows
     }
 
-    /// Adds the event with id `event_id`, which must be of the table's kind
+    /// Adds the events with ids `ids`, which must be of the table's kind
     /// when the table holds one kind.
-    pub fn push(&mut self, event_id: u64) {
-        self.rows += 1;
+    pub fn push_run(&mut self, ids: Range<u64>) {
+        self.rows += (ids.end - ids.start) as usize;
         if self.columns.is_empty() {
             return;
         }
-        if self.kind.is_some() {
-            self.chunk.push(event_id);
-            if self.chunk.len() == CHUNK {
-                self.make_chunk();
+        let model = self.model;
+        for event_id in ids {
+            let event = self.sequencer.next(&model.config, event_id);
+            if self.kind.is_some() {
+                self.chunk.push(event);
+                if self.chunk.len() == CHUNK {
+                    self.make_chunk();
+                }
+                continue;
             }
-            return;
-        }
-        let kind = self.model.config.kind_of(event_id);
-        match kind {
-            EventKind::Person => self.push_event(kind, &self.model.person(event_id)),
-            EventKind::Auction => self.push_event(kind, &self.model.auction(event_id)),
-            EventKind::Bid => self.push_event(kind, &self.model.bid(event_id)),
+            let kind = model.config.kind_of(event_id);
+            match kind {
+                EventKind::Person => self.push_event(kind, &model.person_at(event)),
+                EventKind::Auction => self.push_event(kind, &model.auction_at(event)),
+                EventKind::Bid => self.push_event(kind, &model.bid_at(event)),
+            }
         }
     }
 
     /// Makes the chunk's events and fills every column from them.
     fn make_chunk(&mut self) {
         let model = self.model;
-        let ids = &self.chunk;
+        let events = &self.chunk;
         match self.kind {
             Some(EventKind::Person) => {
-                let events: Vec<Person<'_>> = ids.iter().map(|id| model.person(*id)).collect();
-                fill_columns(&mut self.columns, &events, model.channels());
+                let made: Vec<Person<'_>> = events.iter().map(|e| model.person_at(*e)).collect();
+                fill_columns(&mut self.columns, &made, model.channels());
             }
             Some(EventKind::Auction) => {
-                let events: Vec<Auction<'_>> = ids.iter().map(|id| model.auction(*id)).collect();
-                fill_columns(&mut self.columns, &events, model.channels());
+                let made: Vec<Auction<'_>> = events.iter().map(|e| model.auction_at(*e)).collect();
+                fill_columns(&mut self.columns, &made, model.channels());
             }
             Some(EventKind::Bid) => {
-                let events: Vec<Bid<'_>> = ids.iter().map(|id| model.bid(*id)).collect();
-                fill_columns(&mut self.columns, &events, model.channels());
+                let made: Vec<Bid<'_>> = events.iter().map(|e| model.bid_at(*e)).collect();
+                fill_columns(&mut self.columns, &made, model.channels());
             }
             None => {}
         }

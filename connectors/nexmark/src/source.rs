@@ -152,9 +152,26 @@ impl EventCursor {
         Ok(())
     }
 
+    /// The next ids, consecutive, up to `most` of them: to the end of the
+    /// epoch's events of the table's kind, or of the stream.
+    fn run(&self, most: usize) -> Option<Range<u64>> {
+        let first = self.peek()?;
+        let mut len = (self.offsets.end - self.offset).min(most as u64);
+        if let Some(end) = self.end {
+            len = len.min(end - first);
+        }
+        Some(first..first + len)
+    }
+
     fn advance(&mut self) {
-        self.offset += 1;
-        if self.offset == self.offsets.end {
+        self.advance_by(1);
+    }
+
+    /// Moves past `steps` ids, which must not pass the end of the epoch's
+    /// events of the table's kind (as a [`EventCursor::run`] does not).
+    fn advance_by(&mut self, steps: u64) {
+        self.offset += steps;
+        if self.offset >= self.offsets.end {
             self.offset = self.offsets.start;
             self.epoch += 1;
             if self.epoch == CHUNK_EPOCHS {
@@ -313,15 +330,22 @@ impl NexmarkReader {
         let mut first_time = None;
         let mut last_time = config.base_time_millis;
         while builder.rows() < MAX_BATCH_ROWS {
-            let Some(id) = cursor.peek() else { break };
-            if let Some(start) = self.pacing.map(|_| config.timestamp(id)) {
-                let first = *first_time.get_or_insert(start);
-                if start - first > PACED_BATCH_MILLIS {
+            if self.pacing.is_none() {
+                let Some(run) = cursor.run(MAX_BATCH_ROWS - builder.rows()) else {
                     break;
-                }
-                last_time = start;
+                };
+                cursor.advance_by(run.end - run.start);
+                builder.push_run(run);
+                continue;
             }
-            builder.push(id);
+            let Some(id) = cursor.peek() else { break };
+            let start = config.timestamp(id);
+            let first = *first_time.get_or_insert(start);
+            if start - first > PACED_BATCH_MILLIS {
+                break;
+            }
+            last_time = start;
+            builder.push_run(id..id + 1);
             cursor.advance();
         }
         self.metrics.add_size_read(builder.rows() as u64);
@@ -437,6 +461,22 @@ mod tests {
         let persons = ids(cursor(1, 2, 0..1, Some(CHUNK_EPOCHS * 50 * 2)));
         assert_eq!(persons.first(), Some(&(CHUNK_EPOCHS * 50)));
         assert_eq!(persons.len() as u64, CHUNK_EPOCHS);
+    }
+
+    #[test]
+    fn runs_walk_the_same_ids() {
+        for (offsets, most) in [(4..50, 1000), (4..50, 7), (0..1, 3), (0..50, 64)] {
+            let end = Some(2 * CHUNK_EPOCHS * 50 * 3 + 1234);
+            let one_by_one = ids(cursor(1, 3, offsets.clone(), end));
+            let mut by_runs = Vec::new();
+            let mut walked = cursor(1, 3, offsets, end);
+            while let Some(run) = walked.run(most) {
+                assert!(run.end - run.start <= most as u64);
+                walked.advance_by(run.end - run.start);
+                by_runs.extend(run);
+            }
+            assert_eq!(by_runs, one_by_one);
+        }
     }
 
     #[test]
