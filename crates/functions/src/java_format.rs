@@ -22,7 +22,7 @@
 use std::fmt::Write;
 use std::sync::LazyLock;
 
-use chrono::format::{Item, Parsed, StrftimeItems};
+use chrono::format::{Fixed, Item, Numeric, Parsed, StrftimeItems};
 use chrono::{FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 
 use crate::FunctionError;
@@ -86,6 +86,46 @@ impl JavaDateFormat {
                      a TIMESTAMP has none"
                 .to_owned(),
         })
+    }
+
+    /// The span of time over which the formatted text stays the same, in
+    /// seconds: a day for `yyyy-MM-dd`, a minute for `HH:mm`; `None` when
+    /// the pattern shows fractions of a second, an offset or anything else
+    /// that does not follow from a whole second of wall-clock time.
+    pub(crate) fn resolution_seconds(&self) -> Option<i64> {
+        let mut finest = 86_400;
+        for item in &self.items {
+            let seconds = match item {
+                Item::Literal(_) | Item::OwnedLiteral(_) | Item::Space(_) | Item::OwnedSpace(_) => {
+                    continue;
+                }
+                Item::Numeric(numeric, _) => match numeric {
+                    Numeric::Second => 1,
+                    Numeric::Minute => 60,
+                    Numeric::Hour | Numeric::Hour12 => 3_600,
+                    Numeric::Year
+                    | Numeric::YearDiv100
+                    | Numeric::YearMod100
+                    | Numeric::Month
+                    | Numeric::Day
+                    | Numeric::Ordinal
+                    | Numeric::NumDaysFromSun
+                    | Numeric::WeekdayFromMon => 86_400,
+                    _ => return None,
+                },
+                Item::Fixed(fixed) => match fixed {
+                    Fixed::LowerAmPm | Fixed::UpperAmPm => 3_600,
+                    Fixed::ShortMonthName
+                    | Fixed::LongMonthName
+                    | Fixed::ShortWeekdayName
+                    | Fixed::LongWeekdayName => 86_400,
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            finest = finest.min(seconds);
+        }
+        Some(finest)
     }
 
     /// Parses `text`; fields the pattern leaves out default to 1970-01-01 00:00:00, as in
@@ -240,6 +280,22 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
+
+    #[test]
+    fn a_pattern_knows_how_long_its_text_holds() {
+        let resolution = |pattern: &str| {
+            JavaDateFormat::new(pattern)
+                .expect("pattern")
+                .resolution_seconds()
+        };
+        assert_eq!(resolution("yyyy-MM-dd"), Some(86_400));
+        assert_eq!(resolution("HH:mm"), Some(60));
+        assert_eq!(resolution("hh a"), Some(3_600));
+        assert_eq!(resolution("yyyy-MM-dd HH:mm:ss"), Some(1));
+        assert_eq!(resolution("'at' EEEE"), Some(86_400));
+        assert_eq!(resolution("ss.SSS"), None);
+        assert_eq!(resolution("HH:mm XXX"), None);
+    }
 
     fn wall(text: &str) -> NaiveDateTime {
         match NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f") {
