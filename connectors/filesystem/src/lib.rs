@@ -10,6 +10,9 @@
 //! );
 //! ```
 //!
+//! A table `PARTITIONED BY (...)` keeps its rows in one directory per
+//! partition, `<path>/k1=v1/k2=v2/` ([`partition`]).
+//!
 //! As a source the table is bounded: its files are listed when the job
 //! starts and read as splits ([`source`]). As a sink each subtask writes part
 //! files that appear when complete ([`sink`]). As the dimension table of a
@@ -19,6 +22,7 @@
 
 mod location;
 mod parquet_read;
+pub mod partition;
 pub mod sink;
 pub mod source;
 
@@ -38,6 +42,7 @@ const PATH: &str = "path";
 const FORMAT: &str = "format";
 const ROLLING_FILE_SIZE: &str = "sink.rolling-policy.file-size";
 const LOOKUP_CACHE_TTL: &str = "lookup.join.cache.ttl";
+const PARTITION_DEFAULT_NAME: &str = "partition.default-name";
 const DEFAULT_LOOKUP_CACHE_TTL: Duration = Duration::from_secs(60 * 60);
 
 /// Tables over files.
@@ -60,7 +65,21 @@ impl FileSystemConnector {
             format: Self::format(table)?,
             schema: Arc::clone(&table.schema),
             split_bytes: source::SPLIT_BYTES,
+            partitioning: Self::partitioning(table)?,
         })
+    }
+
+    fn partitioning(
+        table: &TableSpec,
+    ) -> Result<Option<Arc<partition::Partitioning>>, ConnectorError> {
+        let default_name = table
+            .options
+            .get(PARTITION_DEFAULT_NAME)
+            .unwrap_or(partition::DEFAULT_PARTITION_NAME);
+        Ok(
+            partition::Partitioning::new(&table.schema, &table.partition_keys, default_name)?
+                .map(Arc::new),
+        )
     }
 }
 
@@ -99,7 +118,13 @@ impl Connector for FileSystemConnector {
     }
 
     fn option_rules(&self, table: &TableSpec) -> Result<OptionRules, ConnectorError> {
-        let mut rules = OptionRules::new([PATH, FORMAT, ROLLING_FILE_SIZE, LOOKUP_CACHE_TTL]);
+        let mut rules = OptionRules::new([
+            PATH,
+            FORMAT,
+            ROLLING_FILE_SIZE,
+            LOOKUP_CACHE_TTL,
+            PARTITION_DEFAULT_NAME,
+        ]);
         if let Some(format) = table.options.get(FORMAT) {
             let config = FormatConfig::from_options(format, table.options.as_map())?;
             rules.extend(FormatConfig::option_keys(config.kind()).iter().copied());
@@ -112,10 +137,15 @@ impl Connector for FileSystemConnector {
             .check(self.name(), &table.options)?;
         Self::format(table)?;
         Self::location(table)?;
+        Self::partitioning(table)?;
         rolling_bytes(table)?;
         lookup_cache_ttl(table)?;
         sink::parquet_properties(&Self::format(table)?)?;
         Ok(())
+    }
+
+    fn supports_partitioning(&self) -> bool {
+        true
     }
 
     fn create_source(&self, table: &TableSpec) -> Result<Arc<dyn SourceFactory>, ConnectorError> {
@@ -146,6 +176,7 @@ impl Connector for FileSystemConnector {
             format: Self::format(table)?,
             schema: Arc::clone(&table.schema),
             rolling_bytes: rolling_bytes(table)?,
+            partitioning: Self::partitioning(table)?,
         }))
     }
 }

@@ -1,6 +1,8 @@
 //! Writing part files into the table's directory.
 //!
-//! Each sink subtask writes `part-<uuid>-<subtask>-<n>.<format>` files. A part
+//! Each sink subtask writes `part-<uuid>-<subtask>-<n>.<format>` files (in a
+//! partitioned table, into each row's partition directory, with one part
+//! open per partition: see [`crate::partition`]). A part
 //! file is uploaded as a multipart upload (on the local file system: a
 //! staging file renamed at the end), so it becomes visible only when it is
 //! complete: when it reaches 'sink.rolling-policy.file-size' or when the input
@@ -17,7 +19,7 @@
 //! the hidden files its predecessor wrote after that checkpoint, whose rows
 //! the restarted job writes again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray, UInt64Array};
@@ -35,11 +37,16 @@ use weir_connector::{ConnectorError, SinkContext, SinkFactory, SinkWriter};
 use weir_format::{FormatConfig, FormatKind, RecordEncoder};
 
 use crate::location::Location;
+use crate::partition::Partitioning;
 
 /// Flink's default for 'sink.rolling-policy.file-size'.
 pub const DEFAULT_ROLLING_BYTES: u64 = 128 * 1024 * 1024;
 /// Parts of a multipart upload in flight at once.
 const UPLOAD_CONCURRENCY: usize = 4;
+/// Part files one writer keeps open, one per partition; past this the one
+/// written least recently is closed (it becomes a complete part), so rows
+/// spread over many partitions do not hold a buffer for each.
+const MAX_OPEN_PARTS: usize = 32;
 
 #[derive(Debug)]
 pub struct FileSink {
@@ -47,6 +54,7 @@ pub struct FileSink {
     pub(crate) format: FormatConfig,
     pub(crate) schema: SchemaRef,
     pub(crate) rolling_bytes: u64,
+    pub(crate) partitioning: Option<Arc<Partitioning>>,
 }
 
 #[async_trait]
@@ -59,16 +67,22 @@ impl SinkFactory for FileSink {
         &self,
         context: SinkContext,
     ) -> Result<Box<dyn SinkWriter>, ConnectorError> {
+        // A partitioned table's files leave out the partition columns.
+        let schema = match &self.partitioning {
+            Some(p) => Arc::clone(p.data_schema()),
+            None => Arc::clone(&self.schema),
+        };
         let encoder = match self.format.kind() {
             FormatKind::Parquet => None,
-            _ => Some(self.format.create_encoder(Arc::clone(&self.schema))?),
+            _ => Some(self.format.create_encoder(Arc::clone(&schema))?),
         };
         Ok(Box::new(FileWriter {
             store: Arc::clone(&self.location.store),
             directory: self.location.prefix.clone(),
             display: self.location.display.clone(),
             extension: extension(self.format.kind()),
-            schema: Arc::clone(&self.schema),
+            schema,
+            partitioning: self.partitioning.clone(),
             // A UUID per writer, not per sink: two sinks into one directory
             // (a statement set) never write the same file, nor does a
             // writer restarted in the same process (its counter starts
@@ -78,7 +92,8 @@ impl SinkFactory for FileSink {
             rolling_bytes: self.rolling_bytes,
             encoder,
             parquet: parquet_properties(&self.format)?,
-            current: None,
+            open: HashMap::new(),
+            writes: 0,
             buffer: Vec::new(),
             two_phase: context.checkpointing,
             staged: Vec::new(),
@@ -174,6 +189,8 @@ struct PartFile {
     /// a checkpoint commits it.
     written: Path,
     visible: Path,
+    /// The writer's write count when this part was last written to.
+    last_write: u64,
 }
 
 enum PartContent {
@@ -211,13 +228,19 @@ struct FileWriter {
     directory: Path,
     display: String,
     extension: &'static str,
+    /// What the files hold: the table's columns but its partition columns.
     schema: SchemaRef,
+    partitioning: Option<Arc<Partitioning>>,
     name_prefix: String,
     next_part: usize,
     rolling_bytes: u64,
     encoder: Option<Box<dyn RecordEncoder>>,
     parquet: WriterProperties,
-    current: Option<PartFile>,
+    /// Open part files by partition directory ("" in a table without
+    /// partitions).
+    open: HashMap<String, PartFile>,
+    /// Writes so far, to tell which open part was written least recently.
+    writes: u64,
     buffer: Vec<u8>,
     /// Whether part files wait for a checkpoint to become visible.
     two_phase: bool,
@@ -229,12 +252,24 @@ impl FileWriter {
         ConnectorError::external(format!("cannot write to '{}'", self.display), e)
     }
 
-    async fn open_part(&mut self) -> Result<PartFile, ConnectorError> {
+    /// The directory of a partition (`dt=.../hm=...`, already escaped).
+    fn partition_directory(&self, partition: &str) -> Result<Path, ConnectorError> {
+        if partition.is_empty() {
+            return Ok(self.directory.clone());
+        }
+        // Parsed rather than joined: joining would escape the '%' of the
+        // partition values' own escapes a second time.
+        let text = format!("{}/{partition}", self.directory);
+        Path::parse(&text).map_err(|e| self.error(e))
+    }
+
+    async fn open_part(&mut self, partition: &str) -> Result<PartFile, ConnectorError> {
         let name = format!("{}-{}.{}", self.name_prefix, self.next_part, self.extension);
         self.next_part += 1;
-        let visible = self.directory.clone().join(name.as_str());
+        let directory = self.partition_directory(partition)?;
+        let visible = directory.clone().join(name.as_str());
         let written = if self.two_phase {
-            self.directory.clone().join(hidden_name(&name).as_str())
+            directory.join(hidden_name(&name).as_str())
         } else {
             visible.clone()
         };
@@ -263,13 +298,39 @@ impl FileWriter {
             content,
             written,
             visible,
+            last_write: self.writes,
         })
     }
 
-    async fn close_part(&mut self) -> Result<(), ConnectorError> {
-        let Some(part) = self.current.take() else {
+    /// Closes every open part, in partition order.
+    async fn close_all(&mut self) -> Result<(), ConnectorError> {
+        let mut partitions: Vec<String> = self.open.keys().cloned().collect();
+        partitions.sort();
+        for partition in partitions {
+            if let Some(part) = self.open.remove(&partition) {
+                self.close_part(part).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the part written least recently when too many are open.
+    async fn close_idlest(&mut self) -> Result<(), ConnectorError> {
+        if self.open.len() < MAX_OPEN_PARTS {
             return Ok(());
-        };
+        }
+        let idlest = self
+            .open
+            .iter()
+            .min_by_key(|(_, part)| part.last_write)
+            .map(|(partition, _)| partition.clone());
+        if let Some(part) = idlest.and_then(|p| self.open.remove(&p)) {
+            self.close_part(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn close_part(&mut self, part: PartFile) -> Result<(), ConnectorError> {
         match part.content {
             PartContent::Lines { upload, .. } => upload
                 .finish()
@@ -290,6 +351,49 @@ impl FileWriter {
             });
         }
         Ok(())
+    }
+
+    /// Writes rows of one partition into its open part, opening one first
+    /// and closing it when it reaches the rolling size.
+    async fn write_rows(
+        &mut self,
+        partition: String,
+        rows: &RecordBatch,
+    ) -> Result<(), ConnectorError> {
+        self.writes += 1;
+        let mut part = match self.open.remove(&partition) {
+            Some(part) => part,
+            None => {
+                self.close_idlest().await?;
+                self.open_part(&partition).await?
+            }
+        };
+        part.last_write = self.writes;
+        let roll = match &mut part.content {
+            PartContent::Lines { upload, bytes } => {
+                self.buffer.clear();
+                if let Some(encoder) = &mut self.encoder {
+                    encoder.encode(rows, &mut self.buffer)?;
+                }
+                upload.write(&self.buffer);
+                *bytes += self.buffer.len() as u64;
+                upload
+                    .wait_for_capacity(UPLOAD_CONCURRENCY)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                *bytes >= self.rolling_bytes
+            }
+            PartContent::Parquet { writer } => {
+                writer.write(rows).await.map_err(|e| self.error(e))?;
+                writer.bytes_written() as u64 >= self.rolling_bytes
+            }
+        };
+        if roll {
+            self.close_part(part).await
+        } else {
+            self.open.insert(partition, part);
+            Ok(())
+        }
     }
 
     fn committables(&self) -> Result<RecordBatch, ConnectorError> {
@@ -377,45 +481,22 @@ impl SinkWriter for FileWriter {
                 what: "only writes inserts; the query produced updates or deletes".to_string(),
             });
         }
-        let part = match self.current.take() {
-            Some(part) => part,
-            None => self.open_part().await?,
-        };
-        let mut part = part;
-        let roll = match &mut part.content {
-            PartContent::Lines { upload, bytes } => {
-                self.buffer.clear();
-                if let Some(encoder) = &mut self.encoder {
-                    encoder.encode(batch.data(), &mut self.buffer)?;
+        match self.partitioning.clone() {
+            None => self.write_rows(String::new(), batch.data()).await,
+            Some(partitioning) => {
+                for piece in partitioning.split(batch.data())? {
+                    self.write_rows(piece.directory, &piece.rows).await?;
                 }
-                upload.write(&self.buffer);
-                *bytes += self.buffer.len() as u64;
-                upload
-                    .wait_for_capacity(UPLOAD_CONCURRENCY)
-                    .await
-                    .map_err(|e| self.error(e))?;
-                *bytes >= self.rolling_bytes
+                Ok(())
             }
-            PartContent::Parquet { writer } => {
-                writer
-                    .write(batch.data())
-                    .await
-                    .map_err(|e| self.error(e))?;
-                writer.bytes_written() as u64 >= self.rolling_bytes
-            }
-        };
-        self.current = Some(part);
-        if roll {
-            self.close_part().await?;
         }
-        Ok(())
     }
 
     async fn prepare_commit(
         &mut self,
         checkpoint_id: u64,
     ) -> Result<Option<RecordBatch>, ConnectorError> {
-        self.close_part().await?;
+        self.close_all().await?;
         for part in &mut self.staged {
             part.checkpoint.get_or_insert(checkpoint_id);
         }
@@ -466,7 +547,7 @@ impl SinkWriter for FileWriter {
     }
 
     async fn finish(&mut self) -> Result<(), ConnectorError> {
-        self.close_part().await
+        self.close_all().await
     }
 }
 
@@ -486,47 +567,43 @@ mod tests {
         StreamBatch::inserts(batch)
     }
 
-    #[tokio::test]
-    async fn a_restarted_writer_keeps_the_parts_its_predecessor_committed() {
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let format = FormatConfig::from_options("csv", &BTreeMap::new()).expect("csv");
-        let sink = FileSink {
+    fn sink_into_memory(
+        store: &Arc<dyn ObjectStore>,
+        schema: SchemaRef,
+        partitioning: Option<Partitioning>,
+    ) -> FileSink {
+        FileSink {
             location: Location {
-                store: Arc::clone(&store),
+                store: Arc::clone(store),
                 prefix: Path::from("out"),
                 glob: None,
                 display: "memory:///out".to_string(),
             },
-            format,
-            schema: rows(&[]).data().schema(),
+            format: FormatConfig::from_options("csv", &BTreeMap::new()).expect("csv"),
+            schema,
             rolling_bytes: DEFAULT_ROLLING_BYTES,
-        };
-        let context = || SinkContext {
+            partitioning: partitioning.map(Arc::new),
+        }
+    }
+
+    fn checkpointing() -> SinkContext {
+        SinkContext {
             subtask: 0,
             parallelism: 1,
             job_id: "job".to_string(),
             checkpointing: true,
-        };
-        let mut first = sink.create_writer(context()).await.expect("writer");
-        first.write(rows(&[1, 2])).await.expect("write");
-        let committables = first.prepare_commit(1).await.expect("stage");
-        first.commit(1).await.expect("commit");
-        // The same job restarts in this process from checkpoint 1.
-        let mut second = sink.create_writer(context()).await.expect("writer");
-        second
-            .recover(committables.into_iter().collect())
-            .await
-            .expect("recover");
-        second.write(rows(&[3])).await.expect("write");
-        second.prepare_commit(2).await.expect("stage");
-        second.commit(2).await.expect("commit");
-        let files: Vec<_> = store
+        }
+    }
+
+    /// Every file under `out`, with its lines.
+    async fn files(store: &Arc<dyn ObjectStore>) -> Vec<(Path, Vec<String>)> {
+        let listed: Vec<_> = store
             .list(Some(&Path::from("out")))
             .try_collect()
             .await
             .expect("list");
-        let mut lines = Vec::new();
-        for file in &files {
+        let mut files = Vec::new();
+        for file in listed {
             let bytes = store
                 .get(&file.location)
                 .await
@@ -534,8 +611,87 @@ mod tests {
                 .bytes()
                 .await
                 .expect("bytes");
-            lines.extend(String::from_utf8_lossy(&bytes).lines().map(str::to_string));
+            let lines = String::from_utf8_lossy(&bytes)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            files.push((file.location, lines));
         }
+        files
+    }
+
+    #[tokio::test]
+    async fn a_partitioned_table_commits_one_directory_per_partition() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("v", DataType::Int64, false),
+            Field::new("p", DataType::Int64, false),
+        ]));
+        let partitioning = Partitioning::new(
+            &schema,
+            &["p".to_string()],
+            crate::partition::DEFAULT_PARTITION_NAME,
+        )
+        .expect("valid");
+        let sink = sink_into_memory(&store, Arc::clone(&schema), partitioning);
+        let mut writer = sink.create_writer(checkpointing()).await.expect("writer");
+        // More partitions than a writer keeps open, each written twice.
+        let partitions = MAX_OPEN_PARTS as i64 + 8;
+        for round in 0..2 {
+            for p in 0..partitions {
+                let batch = RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![
+                        Arc::new(Int64Array::from(vec![p * 10 + round])),
+                        Arc::new(Int64Array::from(vec![p])),
+                    ],
+                )
+                .expect("batch");
+                writer
+                    .write(StreamBatch::inserts(batch))
+                    .await
+                    .expect("write");
+            }
+        }
+        writer.prepare_commit(1).await.expect("stage");
+        writer.commit(1).await.expect("commit");
+        let mut found = BTreeMap::new();
+        for (path, lines) in files(&store).await {
+            let name = path.filename().unwrap_or_default();
+            assert!(!name.ends_with(".inprogress"), "{name} not committed");
+            let directory = path.parts().nth(1).expect("partition directory");
+            found
+                .entry(directory.as_ref().to_string())
+                .or_insert_with(Vec::new)
+                .extend(lines);
+        }
+        assert_eq!(found.len(), partitions as usize);
+        for rows in found.values_mut() {
+            rows.sort();
+        }
+        assert_eq!(found["p=3"], vec!["30", "31"]);
+        assert_eq!(found["p=39"], vec!["390", "391"]);
+    }
+
+    #[tokio::test]
+    async fn a_restarted_writer_keeps_the_parts_its_predecessor_committed() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let sink = sink_into_memory(&store, rows(&[]).data().schema(), None);
+        let mut first = sink.create_writer(checkpointing()).await.expect("writer");
+        first.write(rows(&[1, 2])).await.expect("write");
+        let committables = first.prepare_commit(1).await.expect("stage");
+        first.commit(1).await.expect("commit");
+        // The same job restarts in this process from checkpoint 1.
+        let mut second = sink.create_writer(checkpointing()).await.expect("writer");
+        second
+            .recover(committables.into_iter().collect())
+            .await
+            .expect("recover");
+        second.write(rows(&[3])).await.expect("write");
+        second.prepare_commit(2).await.expect("stage");
+        second.commit(2).await.expect("commit");
+        let files = files(&store).await;
+        let mut lines: Vec<&String> = files.iter().flat_map(|(_, lines)| lines).collect();
         lines.sort();
         assert_eq!(lines, vec!["1", "2", "3"], "{files:?}");
     }

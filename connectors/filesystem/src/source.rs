@@ -8,6 +8,8 @@
 //!
 //! Reading: bytes stream from the object store in chunks; complete lines are
 //! cut from the buffer and decoded batch-at-a-time by the table's format.
+//! In a partitioned table the files hold the other columns, and the reader
+//! adds each file's partition values from its directories.
 //!
 //! Checkpoints: a reader's position in a split is the number of rows it has
 //! returned from it (Flink's "records to skip"); a reader restored from a
@@ -16,6 +18,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -31,6 +34,7 @@ use weir_format::{ChunkOrigin, FormatConfig, FormatKind, RecordDecoder};
 
 use crate::location::Location;
 use crate::parquet_read::ParquetFileReader;
+use crate::partition::{Partitioning, ReadLayout};
 
 /// Line-format files larger than this are read as several splits.
 pub const SPLIT_BYTES: u64 = 64 * 1024 * 1024;
@@ -88,6 +92,7 @@ pub struct FileSource {
     pub(crate) schema: SchemaRef,
     /// Line-format files larger than this are split ([`SPLIT_BYTES`] outside tests).
     pub(crate) split_bytes: u64,
+    pub(crate) partitioning: Option<Arc<Partitioning>>,
 }
 
 impl FileSource {
@@ -207,16 +212,33 @@ impl FileSource {
                 }),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let output_schema = match &context.projection {
-            Some(p) => Arc::new(self.schema.project(p)?),
-            None => Arc::clone(&self.schema),
+        let partitions = match &self.partitioning {
+            Some(p) => Some(Partitions {
+                layout: p.read_layout(context.projection.as_deref())?,
+                partitioning: Arc::clone(p),
+                root: self.location.prefix.clone(),
+                values: Vec::new(),
+            }),
+            None => None,
+        };
+        // What the files hold and which of it to decode.
+        let (file_schema, projection, output_schema) = match (&partitions, &self.partitioning) {
+            (Some(partitions), Some(p)) => (
+                Arc::clone(p.data_schema()),
+                Some(partitions.layout.data_projection.clone()),
+                Arc::clone(&partitions.layout.data_output_schema),
+            ),
+            _ => {
+                let output = match &context.projection {
+                    Some(p) => Arc::new(self.schema.project(p)?),
+                    None => Arc::clone(&self.schema),
+                };
+                (Arc::clone(&self.schema), context.projection.clone(), output)
+            }
         };
         let decoder = match self.format.kind() {
             FormatKind::Parquet => None,
-            _ => Some(
-                self.format
-                    .create_decoder(Arc::clone(&self.schema), context.projection.clone())?,
-            ),
+            _ => Some(self.format.create_decoder(file_schema, projection)?),
         };
         Ok(FileReader {
             store: Arc::clone(&self.location.store),
@@ -227,9 +249,20 @@ impl FileSource {
             current: None,
             decoder,
             output_schema,
+            partitions,
             metrics: context.metrics,
         })
     }
+}
+
+/// A partitioned table's reading state.
+struct Partitions {
+    partitioning: Arc<Partitioning>,
+    layout: ReadLayout,
+    /// The table's directory, which partition directories are under.
+    root: Path,
+    /// The partition values of the file being read.
+    values: Vec<ArrayRef>,
 }
 
 /// The split a reader is in the middle of.
@@ -248,7 +281,9 @@ struct FileReader {
     next_range: usize,
     current: Option<(usize, OpenSplit)>,
     decoder: Option<Box<dyn RecordDecoder>>,
+    /// What the decoder (or Parquet reader) produces.
     output_schema: SchemaRef,
+    partitions: Option<Partitions>,
     metrics: Arc<SourceMetrics>,
 }
 
@@ -278,7 +313,10 @@ impl SourceReader for FileReader {
                     if skip == rows {
                         continue;
                     }
-                    let data = data.slice(skip as usize, (rows - skip) as usize);
+                    let mut data = data.slice(skip as usize, (rows - skip) as usize);
+                    if let Some(partitions) = &self.partitions {
+                        data = partitions.layout.assemble(&data, &partitions.values)?;
+                    }
                     return Ok(Some(SourceEvent::Batch {
                         split: index,
                         data: StreamBatch::inserts(data),
@@ -307,6 +345,11 @@ impl FileReader {
         let Some(range) = self.ranges.get(self.next_range).cloned() else {
             return Ok(false);
         };
+        if let Some(partitions) = &mut self.partitions {
+            partitions.values = partitions
+                .partitioning
+                .values_of(&partitions.root, &range.path)?;
+        }
         let open = match &self.decoder {
             Some(_) => OpenSplit::Lines(LineSplit::open(&self.store, range)?),
             None => OpenSplit::Parquet(
@@ -544,6 +587,7 @@ mod tests {
                 Field::new("name", DataType::Utf8, true),
             ])),
             split_bytes,
+            partitioning: None,
         }
     }
 

@@ -50,6 +50,10 @@ pub struct TableSpec {
     pub metadata: Vec<MetadataColumn>,
     /// The PRIMARY KEY columns, empty when the table has none.
     pub primary_key: Vec<String>,
+    /// The `PARTITIONED BY` columns (physical ones), empty when the table
+    /// is not partitioned; only connectors that say
+    /// [`Connector::supports_partitioning`] get such tables.
+    pub partition_keys: Vec<String>,
     /// The WITH options, including `connector`.
     pub options: TableOptions,
 }
@@ -62,6 +66,7 @@ impl TableSpec {
             schema,
             metadata: Vec::new(),
             primary_key: Vec::new(),
+            partition_keys: Vec::new(),
             options,
         }
     }
@@ -118,6 +123,12 @@ pub trait Connector: Send + Sync + Debug {
 
     /// A sink writing `table`; an error if the connector cannot write.
     fn create_sink(&self, table: &TableSpec) -> Result<Arc<dyn SinkFactory>, ConnectorError>;
+
+    /// Whether the connector lays out a `PARTITIONED BY` table's rows by
+    /// their partition values (Flink's `SupportsPartitioning`).
+    fn supports_partitioning(&self) -> bool {
+        false
+    }
 
     /// The metadata keys this connector's sources can fill.
     fn readable_metadata(&self) -> Vec<MetadataKey> {

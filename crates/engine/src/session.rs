@@ -435,6 +435,13 @@ impl Session {
         self.registry
             .for_table(&spec)
             .and_then(|connector| {
+                if !spec.partition_keys.is_empty() && !connector.supports_partitioning() {
+                    return Err(weir_connector::ConnectorError::Unsupported {
+                        connector: connector.name().to_string(),
+                        what: "does not support PARTITIONED BY (the filesystem connector does)"
+                            .to_string(),
+                    });
+                }
                 connector.validate(&spec)?;
                 connector.check_metadata(&spec)
             })
@@ -798,8 +805,24 @@ fn show_create_table(table: &CatalogTable) -> String {
         .iter()
         .map(|(k, v)| format!("  '{k}' = '{v}'"))
         .collect();
+    // Flink's order after the columns: COMMENT, PARTITIONED BY, WITH.
+    let comment = table
+        .comment
+        .as_ref()
+        .map(|c| format!("COMMENT '{}'\n", c.replace('\'', "''")))
+        .unwrap_or_default();
+    let partitioned = if table.partition_keys.is_empty() {
+        String::new()
+    } else {
+        let keys: Vec<String> = table
+            .partition_keys
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect();
+        format!("PARTITIONED BY ({})\n", keys.join(", "))
+    };
     format!(
-        "CREATE TABLE `{}`.`{}`.`{}` (\n{}\n) WITH (\n{}\n)\n",
+        "CREATE TABLE `{}`.`{}`.`{}` (\n{}\n)\n{comment}{partitioned}WITH (\n{}\n)\n",
         weir_sql::catalog::DEFAULT_CATALOG,
         weir_sql::catalog::DEFAULT_DATABASE,
         table.name,

@@ -59,6 +59,19 @@ pub fn sql_value(array: &ArrayRef, row: usize) -> Option<String> {
     Some(out)
 }
 
+/// Renders one value as Java's `toString` of Flink's external object for it
+/// (`None` for NULL): what the print connector shows inside a row, and what
+/// Flink's filesystem sink names a partition directory after
+/// (`2020-04-15T08:05` for a TIMESTAMP, `2020-04-15` for a DATE).
+pub fn java_string(array: &dyn Array, row: usize) -> Option<String> {
+    if is_null_at(array, row) {
+        return None;
+    }
+    let mut out = String::new();
+    write_value(&mut out, array, row, &Dialect::Print);
+    Some(out)
+}
+
 /// The Flink SQL name of an Arrow type (`BIGINT`, `TIMESTAMP_LTZ(3)`, `ARRAY<INT>`),
 /// for messages. Types without a Flink counterpart use Arrow's name.
 pub fn sql_type_name(data_type: &DataType) -> String {

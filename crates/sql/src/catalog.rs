@@ -22,6 +22,8 @@ pub struct CatalogTable {
     pub columns: Vec<ColumnDefinition>,
     pub watermark: Option<WatermarkDefinition>,
     pub primary_key: Vec<String>,
+    /// `PARTITIONED BY (...)` columns, in the declared order.
+    pub partition_keys: Vec<String>,
     pub options: BTreeMap<String, String>,
     pub comment: Option<String>,
     /// The physical columns: what the connector reads and writes.
@@ -40,17 +42,6 @@ pub struct MetadataField {
 impl CatalogTable {
     pub fn try_new(definition: CreateTable) -> Result<Self, SqlError> {
         let name = table_name(&definition.name)?;
-        if !definition.partitioned_by.is_empty() {
-            // Accepting it and writing unpartitioned files would lose the
-            // layout the user asked for.
-            return Err(SqlError::Plan {
-                message: format!(
-                    "PARTITIONED BY is not supported yet (table '{name}'); declare the table \
-                     without it"
-                ),
-                position: None,
-            });
-        }
         let mut seen = std::collections::HashSet::new();
         for column in &definition.columns {
             if !seen.insert(column.name.value.as_str()) {
@@ -104,6 +95,32 @@ impl CatalogTable {
                 });
             }
         }
+        let mut partition_keys: Vec<String> = Vec::new();
+        for key in &definition.partitioned_by {
+            let physical = definition
+                .columns
+                .iter()
+                .any(|c| c.name.value == key.value && matches!(c.kind, ColumnKind::Physical(_)));
+            if !physical {
+                return Err(SqlError::Plan {
+                    message: format!(
+                        "the partition column '{}' is not a physical column of table '{name}'",
+                        key.value
+                    ),
+                    position: None,
+                });
+            }
+            if partition_keys.contains(&key.value) {
+                return Err(SqlError::Plan {
+                    message: format!(
+                        "the partition column '{}' is listed twice in table '{name}'",
+                        key.value
+                    ),
+                    position: None,
+                });
+            }
+            partition_keys.push(key.value.clone());
+        }
         Ok(Self {
             name,
             columns: definition.columns,
@@ -113,6 +130,7 @@ impl CatalogTable {
                 .into_iter()
                 .map(|i| i.value)
                 .collect(),
+            partition_keys,
             options: definition.options.into_iter().collect(),
             comment: definition.comment,
             physical_schema: Arc::new(Schema::new(fields)),

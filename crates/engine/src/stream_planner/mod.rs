@@ -1428,6 +1428,7 @@ pub(crate) fn table_spec(table: &CatalogTable) -> TableSpec {
             })
             .collect(),
         primary_key: table.primary_key.clone(),
+        partition_keys: table.partition_keys.clone(),
         options: weir_connector::TableOptions::new(table.options.clone()),
     }
 }
