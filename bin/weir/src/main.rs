@@ -9,6 +9,7 @@
 //! - `weir coordinator` and `weir worker` start the cluster's processes;
 //!   `weir jobs list|status|cancel` ask the coordinator about its jobs.
 
+mod bench;
 mod cluster;
 mod editor;
 mod live_view;
@@ -102,6 +103,11 @@ enum Command {
         #[command(subcommand)]
         action: JobsAction,
     },
+    /// Run a benchmark and report its figures.
+    Bench {
+        #[command(subcommand)]
+        bench: BenchKind,
+    },
     /// Take a savepoint of a running job (Flink's `flink savepoint`).
     Savepoint {
         /// The coordinator's RPC address.
@@ -114,6 +120,31 @@ enum Command {
         /// Stop the job once the savepoint is taken (Flink's `flink stop`).
         #[arg(long)]
         stop: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchKind {
+    /// Run Nexmark queries, each as a fresh `weir run` process, and print
+    /// events/s, wall and CPU seconds and peak RSS per query (medians), as
+    /// a table, as JSON and as an SVG chart.
+    Nexmark {
+        /// The queries: `all`, or names such as q0,q5,q7.
+        #[arg(default_value = "all")]
+        queries: String,
+        /// Events per query ('events.num').
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// 'parallelism.default' of every query.
+        #[arg(long, default_value_t = 1)]
+        parallelism: usize,
+        /// Runs per query; the figures are medians.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Where results.json, events_per_second.svg and the runs' scripts
+        /// and logs go.
+        #[arg(long, default_value = "target/nexmark")]
+        out: PathBuf,
     },
 }
 
@@ -179,6 +210,32 @@ fn main() -> ExitCode {
             advertise,
         }) => cluster::worker(&runtime, config, coordinator, slots, &listen, advertise),
         Some(Command::Jobs { action }) => cluster::jobs(&runtime, &config, action),
+        // The bench starts `weir run` processes and waits for them here.
+        Some(Command::Bench {
+            bench:
+                BenchKind::Nexmark {
+                    queries,
+                    events,
+                    parallelism,
+                    runs,
+                    out,
+                },
+        }) => {
+            let bench = bench::NexmarkBench {
+                queries,
+                events,
+                parallelism,
+                runs,
+                out,
+            };
+            match bench.run() {
+                Ok(ok) => ok,
+                Err(e) => {
+                    eprintln!("[ERROR] {e}");
+                    false
+                }
+            }
+        }
         Some(Command::Savepoint {
             coordinator,
             job_id,
