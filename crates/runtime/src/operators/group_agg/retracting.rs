@@ -52,6 +52,52 @@ impl std::fmt::Debug for RowGroups {
     }
 }
 
+/// Consecutive rows (in group order) of one group and one direction.
+struct Run {
+    group: usize,
+    retract: bool,
+    start: usize,
+    len: usize,
+}
+
+/// A call's arguments for a batch in run order, and where each run's rows
+/// are among them. A call with a FILTER keeps only the rows it passes, so
+/// it is filtered once per batch rather than once per group (Nexmark q16's
+/// twelve filtered calls over thousands of keys a batch).
+struct RunInputs {
+    args: Vec<ArrayRef>,
+    /// Per run: the offset and length of its rows in `args`.
+    bounds: Vec<(usize, usize)>,
+}
+
+impl RunInputs {
+    fn new(sorted: &CallInput, runs: &[Run]) -> Result<Self> {
+        let Some(mask) = &sorted.filter else {
+            return Ok(Self {
+                args: sorted.args.clone(),
+                bounds: runs.iter().map(|r| (r.start, r.len)).collect(),
+            });
+        };
+        let args = sorted
+            .args
+            .iter()
+            .map(|a| arrow::compute::filter(a, mask))
+            .collect::<Result<_, _>>()?;
+        let mut offset = 0;
+        let bounds = runs
+            .iter()
+            .map(|r| {
+                // A NULL filter result drops the row, as `filter` does.
+                let kept = mask.slice(r.start, r.len).true_count();
+                let bound = (offset, kept);
+                offset += kept;
+                bound
+            })
+            .collect();
+        Ok(Self { args, bounds })
+    }
+}
+
 /// One output row: which group, with which kind and values.
 struct Change {
     group: usize,
@@ -117,43 +163,55 @@ impl RowGroups {
             .collect();
         order.sort_by_key(|(id, retract, _)| (*id, *retract));
         let indices: UInt32Array = order.iter().map(|(_, _, row)| *row).collect();
-        let sorted = inputs
-            .iter()
-            .map(|i| i.take(&indices))
-            .collect::<Result<Vec<_>>>()?;
-        let mut touched = Vec::new();
+        let mut runs = Vec::new();
         let mut start = 0;
         while start < order.len() {
-            let (id, retract, _) = order[start];
+            let (group, retract, _) = order[start];
             let len = order[start..]
                 .iter()
-                .take_while(|(i, r, _)| *i == id && *r == retract)
+                .take_while(|(i, r, _)| *i == group && *r == retract)
                 .count();
+            runs.push(Run {
+                group,
+                retract,
+                start,
+                len,
+            });
+            start += len;
+        }
+        let calls = inputs
+            .iter()
+            .map(|input| RunInputs::new(&input.take(&indices)?, &runs))
+            .collect::<Result<Vec<_>>>()?;
+        let mut touched = Vec::new();
+        let mut args: Vec<ArrayRef> = Vec::new();
+        for (r, run) in runs.iter().enumerate() {
             let group = self
                 .groups
-                .get_mut(id)
+                .get_mut(run.group)
                 .ok_or_else(|| DataFusionError::Internal("unknown group id".into()))?;
-            if touched.last() != Some(&id) {
-                touched.push(id);
+            if touched.last() != Some(&run.group) {
+                touched.push(run.group);
             }
-            group.rows += if retract { -(len as i64) } else { len as i64 };
-            for (accumulator, input) in group.accumulators.iter_mut().zip(&sorted) {
-                let mut args: Vec<ArrayRef> =
-                    input.args.iter().map(|a| a.slice(start, len)).collect();
-                if let Some(filter) = &input.filter {
-                    let mask = filter.slice(start, len);
-                    args = args
-                        .iter()
-                        .map(|a| arrow::compute::filter(a, &mask))
-                        .collect::<Result<_, _>>()?;
+            group.rows += if run.retract {
+                -(run.len as i64)
+            } else {
+                run.len as i64
+            };
+            for (accumulator, call) in group.accumulators.iter_mut().zip(&calls) {
+                let (offset, len) = call.bounds[r];
+                // A filter that passes none of the run's rows: nothing to add.
+                if len == 0 {
+                    continue;
                 }
-                if retract {
+                args.clear();
+                args.extend(call.args.iter().map(|a| a.slice(offset, len)));
+                if run.retract {
                     accumulator.retract_batch(&args)?;
                 } else {
                     accumulator.update_batch(&args)?;
                 }
             }
-            start += len;
         }
         Ok(touched)
     }
