@@ -30,6 +30,7 @@ use arrow::record_batch::RecordBatch;
 use csv_core::ReadRecordResult;
 use regex::Regex;
 
+use crate::csv_fast;
 use crate::display::{Dialect, TextStyle, is_null_at, sql_type_name, write_value};
 use crate::lines::{
     BadRecord, Conversion, RecordSpan, arrow_message, is_text_like, malformed, max_records,
@@ -126,6 +127,8 @@ impl CsvOptions {
 struct Pass {
     /// Schema indices read by this pass.
     projection: Vec<usize>,
+    /// The read schema of those columns: what a pass decodes.
+    read_output: SchemaRef,
     /// Where each column read goes and how it is finished.
     slots: Vec<Slot>,
     /// The NULL pattern; `None` is arrow's default (the empty field).
@@ -277,8 +280,15 @@ impl CsvDecoder {
                 fill_empty: self.literal_patterns.is_none() && self.is_text_output(*out),
             })
             .collect();
+        let projection: Vec<usize> = outputs.iter().map(|out| self.projection[*out]).collect();
         Pass {
-            projection: outputs.iter().map(|out| self.projection[*out]).collect(),
+            read_output: Arc::new(Schema::new(
+                projection
+                    .iter()
+                    .map(|i| self.read_schema.field(*i).clone())
+                    .collect::<Vec<_>>(),
+            )),
+            projection,
             slots,
             null_regex,
         }
@@ -314,16 +324,22 @@ impl CsvDecoder {
         output_schema: &SchemaRef,
         truncated_rows: bool,
     ) -> Result<Option<RecordBatch>, ArrowError> {
-        let batch_size = max_records(bytes);
         let mut columns: Vec<Option<ArrayRef>> = vec![None; output_schema.fields().len()];
         let mut num_rows = 0;
         for pass in passes {
-            let mut decoder = self.arrow_decoder(pass, batch_size, truncated_rows);
-            let batches = run_decoder(&mut decoder, bytes)?;
-            let batch = match batches.len() {
-                0 => return Ok(None),
-                1 => batches.into_iter().next().ok_or_else(no_batch)?,
-                _ => concat_batches(&batches[0].schema(), &batches)?,
+            let batch = match self.decode_plain(bytes, pass, truncated_rows) {
+                Some(batch) if batch.num_rows() == 0 => return Ok(None),
+                Some(batch) => batch,
+                None => {
+                    let batch_size = max_records(bytes);
+                    let mut decoder = self.arrow_decoder(pass, batch_size, truncated_rows);
+                    let batches = run_decoder(&mut decoder, bytes)?;
+                    match batches.len() {
+                        0 => return Ok(None),
+                        1 => batches.into_iter().next().ok_or_else(no_batch)?,
+                        _ => concat_batches(&batches[0].schema(), &batches)?,
+                    }
+                }
             };
             num_rows = batch.num_rows();
             for (read, slot) in pass.slots.iter().enumerate() {
@@ -346,6 +362,28 @@ impl CsvDecoder {
             &RecordBatchOptions::new().with_row_count(Some(num_rows)),
         )?;
         Ok(Some(batch))
+    }
+
+    /// [`csv_fast`]'s batch for a pass over a plain chunk, when the pass
+    /// reads with arrow's default NULL (the empty field) and records must
+    /// have all their fields; `None` sends the chunk to arrow-csv.
+    fn decode_plain(&self, bytes: &[u8], pass: &Pass, truncated_rows: bool) -> Option<RecordBatch> {
+        if truncated_rows || pass.null_regex.is_some() || self.options.allow_comments {
+            return None;
+        }
+        let plain = csv_fast::Plain {
+            delimiter: self.options.delimiter,
+            // Quoting off is a NUL quote to arrow-csv: such chunks go there too.
+            quote: Some(self.options.quote.unwrap_or(NO_QUOTE)),
+            escape: self.options.escape,
+        };
+        csv_fast::decode(
+            bytes,
+            plain,
+            &self.read_schema,
+            &pass.projection,
+            &pass.read_output,
+        )
     }
 
     /// Decodes output column `out` of a single record on its own.

@@ -21,6 +21,7 @@
 //! SQL client do.
 
 mod csv;
+mod csv_fast;
 pub mod display;
 mod error;
 mod json;
