@@ -8,6 +8,8 @@
 //!   jobs run on detached and their ids are printed, queries stream back.
 //! - `weir coordinator` and `weir worker` start the cluster's processes;
 //!   `weir jobs list|status|cancel` ask the coordinator about its jobs.
+//! - `weir bench nexmark` runs the Nexmark queries as fresh `weir run`
+//!   processes and reports their figures ([`bench`]).
 
 mod bench;
 mod cluster;
