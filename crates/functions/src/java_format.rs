@@ -35,6 +35,9 @@ pub(crate) const DEFAULT_TIMESTAMP_PATTERN: &str = "yyyy-MM-dd HH:mm:ss";
 pub(crate) struct JavaDateFormat {
     pattern: String,
     items: Vec<Item<'static>>,
+    /// See [`JavaDateFormat::resolution_seconds`]; worked out once here
+    /// rather than for each row formatted.
+    resolution: Option<i64>,
 }
 
 /// Whether parsing must consume the whole input.
@@ -65,6 +68,7 @@ impl JavaDateFormat {
             .map_err(|error| unsupported(error.to_string()))?;
         Ok(Self {
             pattern: pattern.to_owned(),
+            resolution: resolution_of(&items),
             items,
         })
     }
@@ -93,39 +97,7 @@ impl JavaDateFormat {
     /// the pattern shows fractions of a second, an offset or anything else
     /// that does not follow from a whole second of wall-clock time.
     pub(crate) fn resolution_seconds(&self) -> Option<i64> {
-        let mut finest = 86_400;
-        for item in &self.items {
-            let seconds = match item {
-                Item::Literal(_) | Item::OwnedLiteral(_) | Item::Space(_) | Item::OwnedSpace(_) => {
-                    continue;
-                }
-                Item::Numeric(numeric, _) => match numeric {
-                    Numeric::Second => 1,
-                    Numeric::Minute => 60,
-                    Numeric::Hour | Numeric::Hour12 => 3_600,
-                    Numeric::Year
-                    | Numeric::YearDiv100
-                    | Numeric::YearMod100
-                    | Numeric::Month
-                    | Numeric::Day
-                    | Numeric::Ordinal
-                    | Numeric::NumDaysFromSun
-                    | Numeric::WeekdayFromMon => 86_400,
-                    _ => return None,
-                },
-                Item::Fixed(fixed) => match fixed {
-                    Fixed::LowerAmPm | Fixed::UpperAmPm => 3_600,
-                    Fixed::ShortMonthName
-                    | Fixed::LongMonthName
-                    | Fixed::ShortWeekdayName
-                    | Fixed::LongWeekdayName => 86_400,
-                    _ => return None,
-                },
-                _ => return None,
-            };
-            finest = finest.min(seconds);
-        }
-        Some(finest)
+        self.resolution
     }
 
     /// Parses `text`; fields the pattern leaves out default to 1970-01-01 00:00:00, as in
@@ -140,6 +112,43 @@ impl JavaDateFormat {
         }
         complete(parsed)
     }
+}
+
+/// The span [`JavaDateFormat::resolution_seconds`] reports, from the items.
+fn resolution_of(items: &[Item<'static>]) -> Option<i64> {
+    let mut finest = 86_400;
+    for item in items {
+        let seconds = match item {
+            Item::Literal(_) | Item::OwnedLiteral(_) | Item::Space(_) | Item::OwnedSpace(_) => {
+                continue;
+            }
+            Item::Numeric(numeric, _) => match numeric {
+                Numeric::Second => 1,
+                Numeric::Minute => 60,
+                Numeric::Hour | Numeric::Hour12 => 3_600,
+                Numeric::Year
+                | Numeric::YearDiv100
+                | Numeric::YearMod100
+                | Numeric::Month
+                | Numeric::Day
+                | Numeric::Ordinal
+                | Numeric::NumDaysFromSun
+                | Numeric::WeekdayFromMon => 86_400,
+                _ => return None,
+            },
+            Item::Fixed(fixed) => match fixed {
+                Fixed::LowerAmPm | Fixed::UpperAmPm => 3_600,
+                Fixed::ShortMonthName
+                | Fixed::LongMonthName
+                | Fixed::ShortWeekdayName
+                | Fixed::LongWeekdayName => 86_400,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        finest = finest.min(seconds);
+    }
+    Some(finest)
 }
 
 fn complete(mut parsed: Parsed) -> Option<ParsedDateTime> {
