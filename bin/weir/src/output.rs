@@ -27,7 +27,13 @@ impl<W: Write> TableauPrinter<W> {
         let mut widths: Vec<usize> = schema
             .fields()
             .iter()
-            .map(|f| type_width(f.data_type()).max(f.name().chars().count()))
+            .map(|f| {
+                // A nullable column has room for `<NULL>`, as in Flink's client.
+                let null = if f.is_nullable() { NULL.len() } else { 0 };
+                type_width(f.data_type())
+                    .max(null)
+                    .max(f.name().chars().count())
+            })
             .collect();
         if show_kind {
             headers.insert(0, "op".to_string());
@@ -197,5 +203,15 @@ mod tests {
 2 rows in set
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn a_nullable_narrow_column_has_room_for_null() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("b", DataType::Boolean, true),
+            Field::new("n", DataType::Boolean, false),
+        ]));
+        let printer = TableauPrinter::new(Vec::new(), &schema, false);
+        assert_eq!(printer.widths, vec![6, 5]);
     }
 }

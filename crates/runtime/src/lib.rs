@@ -53,4 +53,6 @@ pub use graph::{
 pub use job::{CancelHook, JobHandle, JobId, JobStatus, JobSummary, SubmittedJob};
 pub use message::{CheckpointBarrier, Message};
 pub use metrics::{InputPlan, JobMetrics, JobProgress, OperatorMetrics};
-pub use operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
+pub use operator::{
+    CloningFactory, Collector, Operator, OperatorContext, OperatorFactory, OperatorState,
+};

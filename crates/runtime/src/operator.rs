@@ -150,3 +150,18 @@ pub trait OperatorFactory: Send + Sync + Debug {
 
     fn create(&self, context: &OperatorContext) -> Result<Box<dyn Operator>>;
 }
+
+/// The factory of a stateless operator: each subtask gets a clone of the
+/// compiled operator, which shares its expressions.
+#[derive(Debug)]
+pub struct CloningFactory<T>(pub T);
+
+impl<T: Operator + Clone + Sync + Debug + 'static> OperatorFactory for CloningFactory<T> {
+    fn name(&self) -> String {
+        self.0.name().to_string()
+    }
+
+    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(self.0.clone()))
+    }
+}

@@ -15,31 +15,32 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::SortOptions;
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatchOptions;
-use datafusion::common::{Column, DFSchema, DFSchemaRef, ScalarValue};
-use datafusion::logical_expr::expr::Sort as SortExpr;
+use datafusion::common::{Column, DFSchema, DFSchemaRef, ScalarValue, TableReference};
+use datafusion::logical_expr::expr::{GroupingSet, Sort as SortExpr};
 use datafusion::logical_expr::logical_plan::dml::WriteOp;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
-    Aggregate, Expr, FetchType, Filter, LogicalPlan, Operator, SkipType, UserDefinedLogicalNodeCore,
+    Aggregate, Expr, ExprSchemable, FetchType, Filter, LogicalPlan, Operator, SkipType,
+    UserDefinedLogicalNodeCore,
 };
 use datafusion::physical_expr::PhysicalSortExpr;
 use weir_common::{WindowFunction, ZoneShift};
 use weir_connector::{SinkFactory, SourceFactory, TableSpec};
 use weir_runtime::operators::{
-    AggregateCall, AggregateOutput, Calc, CalcFactory, GroupAggregateFactory, GroupAggregateSpec,
-    Grouping, IntervalJoinFactory, IntervalJoinSpec, Limit, LimitFactory, LookupJoinFactory,
-    LookupJoinSpec, OverAggregateFactory, OverAggregateSpec, OverFrame, RankFactory, RankNumber,
-    RankOrder, RankSpec, SessionAggregateSpec, SessionWindowAggregateFactory, StreamingJoinFactory,
+    AggregateCall, AggregateOutput, Calc, Expand, GroupAggregateFactory, GroupAggregateSpec,
+    Grouping, IntervalJoinFactory, IntervalJoinSpec, Limit, LookupJoinFactory, LookupJoinSpec,
+    OverAggregateFactory, OverAggregateSpec, OverFrame, RankFactory, RankNumber, RankOrder,
+    RankSpec, SessionAggregateSpec, SessionWindowAggregateFactory, StreamingJoinFactory,
     StreamingJoinSpec, TemporalJoinFactory, TemporalJoinSpec, TimeDomain,
     UpdatingOverAggregateFactory, UpdatingOverSpec, ValuesSource, WatermarkStrategy,
-    WindowAggregateFactory, WindowAggregateSpec, WindowAssigner, WindowAssignerFactory,
-    WindowJoinFactory, WindowJoinSpec, WindowRankFactory, WindowRankSpec,
+    WindowAggregateFactory, WindowAggregateSpec, WindowAssigner, WindowJoinFactory, WindowJoinSpec,
+    WindowRankFactory, WindowRankSpec,
 };
 use weir_runtime::{
-    JobEdge, JobGraph, JobVertex, OperatorFactory, Partitioning, SinkSpec, SourceSpec, VertexId,
-    VertexInput, VertexOutput,
+    CloningFactory, JobEdge, JobGraph, JobVertex, OperatorFactory, Partitioning, SinkSpec,
+    SourceSpec, VertexId, VertexInput, VertexOutput,
 };
 use weir_sql::window_tvf::{WINDOW_END, WINDOW_START, WINDOW_TIME};
 use weir_sql::{
@@ -79,6 +80,16 @@ pub enum StreamNode {
     },
     Union {
         inputs: Vec<StreamNode>,
+        schema: DFSchemaRef,
+    },
+    /// Each row once per grouping set (GROUPING SETS, ROLLUP, CUBE): the
+    /// input's columns, the keys with those outside the set NULL, and
+    /// `__grouping_id`.
+    Expand {
+        input: Box<StreamNode>,
+        projections: Vec<Vec<Expr>>,
+        /// How many leading columns of each projection are the input's.
+        passed_through: usize,
         schema: DFSchemaRef,
     },
     Limit {
@@ -186,6 +197,7 @@ impl StreamNode {
             StreamNode::Source { schema, .. }
             | StreamNode::Calc { schema, .. }
             | StreamNode::Union { schema, .. }
+            | StreamNode::Expand { schema, .. }
             | StreamNode::Limit { schema, .. }
             | StreamNode::WindowTvf { schema, .. }
             | StreamNode::WindowAggregate { schema, .. }
@@ -203,6 +215,7 @@ impl StreamNode {
             StreamNode::Source { schema, .. }
             | StreamNode::Calc { schema, .. }
             | StreamNode::Union { schema, .. }
+            | StreamNode::Expand { schema, .. }
             | StreamNode::Limit { schema, .. }
             | StreamNode::WindowTvf { schema, .. }
             | StreamNode::WindowAggregate { schema, .. }
@@ -235,6 +248,7 @@ impl StreamNode {
                 _ => ChangelogMode::UpdatesAndDeletes,
             },
             StreamNode::Calc { input, .. }
+            | StreamNode::Expand { input, .. }
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. } => input.changelog_mode(),
             StreamNode::Union { inputs, .. } => inputs
@@ -278,6 +292,7 @@ impl StreamNode {
         match self {
             StreamNode::Source { .. } => true,
             StreamNode::Calc { input, .. }
+            | StreamNode::Expand { input, .. }
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. }
             | StreamNode::OverAggregate {
@@ -351,6 +366,7 @@ impl StreamNode {
                 .or_else(|| join.right.update_producer()),
             StreamNode::Source { factory, .. } => factory.produces_updates().then_some(self),
             StreamNode::Calc { input, .. }
+            | StreamNode::Expand { input, .. }
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. }
             | StreamNode::WindowAggregate { input, .. }
@@ -406,6 +422,17 @@ impl StreamNode {
                 format!("Calc({})", parts.join(", "))
             }
             StreamNode::Union { .. } => "Union(all=[true])".to_string(),
+            StreamNode::Expand {
+                projections,
+                passed_through,
+                ..
+            } => {
+                let sets: Vec<String> = projections
+                    .iter()
+                    .map(|p| format!("{{{}}}", join_exprs(&p[*passed_through..])))
+                    .collect();
+                format!("Expand(projects=[{}])", sets.join(", "))
+            }
             StreamNode::Limit { skip, fetch, .. } => format!(
                 "Limit(offset={skip}, fetch={})",
                 fetch.map_or("unlimited".to_string(), |n| n.to_string())
@@ -521,6 +548,7 @@ impl StreamNode {
                 vec![input]
             }
             StreamNode::Calc { input, .. }
+            | StreamNode::Expand { input, .. }
             | StreamNode::Limit { input, .. }
             | StreamNode::WindowTvf { input, .. }
             | StreamNode::WindowAggregate { input, .. }
@@ -915,28 +943,25 @@ impl StreamPlanner<'_> {
     /// GROUP BY: a window aggregation when the keys hold `window_start` and
     /// `window_end` of a window table function below, else an unbounded
     /// group aggregation with a changelog.
+    ///
+    /// GROUPING SETS, ROLLUP and CUBE group an [`expand_grouping_sets`]
+    /// of the input by the keys and `__grouping_id`; window_start and
+    /// window_end in every set keep it a window aggregation.
     fn aggregate(&self, aggregate: &Aggregate) -> Result<StreamNode, EngineError> {
-        if aggregate
-            .group_expr
-            .iter()
-            .any(|e| matches!(e, Expr::GroupingSet(_)))
-        {
-            return Err(EngineError::Unsupported(
-                "GROUPING SETS, ROLLUP and CUBE".into(),
-            ));
-        }
-        let mut input = self.translate(&aggregate.input)?;
+        let input = self.translate(&aggregate.input)?;
+        let (mut input, group_expr) = match aggregate.group_expr.as_slice() {
+            [Expr::GroupingSet(set)] => expand_grouping_sets(set, input)?,
+            plain => (input, plain.to_vec()),
+        };
         let window_key = |name: &str| {
-            aggregate
-                .group_expr
+            group_expr
                 .iter()
                 .position(|e| matches!(e, Expr::Column(c) if c.name == name))
         };
         // Under slicing the window columns hold slice bounds, so only plain
         // window_start/window_end/window_time keys may use them.
         let slices_safe = aggregate.aggr_expr.iter().all(|e| !uses_window_columns(e))
-            && aggregate
-                .group_expr
+            && group_expr
                 .iter()
                 .all(|e| matches!(e, Expr::Column(_)) || !uses_window_columns(e));
         let window = match (window_key(WINDOW_START), window_key(WINDOW_END)) {
@@ -945,7 +970,7 @@ impl StreamPlanner<'_> {
         };
         let mut keys = Vec::new();
         let mut outputs = Vec::new();
-        for expr in &aggregate.group_expr {
+        for expr in &group_expr {
             let window_output = match expr {
                 Expr::Column(c) if window.is_some() => match c.name.as_str() {
                     WINDOW_START => Some(AggregateOutput::WindowStart),
@@ -993,7 +1018,7 @@ impl StreamPlanner<'_> {
                     keys,
                     aggregates,
                     outputs,
-                    slice_end: aggregate.group_expr[end].clone(),
+                    slice_end: group_expr[end].clone(),
                     zone,
                     proctime,
                     schema,
@@ -1305,6 +1330,116 @@ fn row_number_limit(predicate: &Expr, row_number: &str) -> Option<usize> {
     }
 }
 
+/// GROUPING SETS, ROLLUP and CUBE as a plain grouping, as Flink plans them:
+/// an Expand emits each row once per grouping set, the keys outside the
+/// set NULL and `__grouping_id` numbering the set as DataFusion does (a bit
+/// per key, set when the key is NULL, the first key highest; repeats of a
+/// set counted above those bits), and the aggregation groups by all keys
+/// and the id. A key in every set is grouped by as it is, so window_start
+/// and window_end stay window keys; the others become columns of the
+/// Expand, beside the input's columns the aggregate calls read.
+fn expand_grouping_sets(
+    set: &GroupingSet,
+    input: StreamNode,
+) -> Result<(StreamNode, Vec<Expr>), EngineError> {
+    let keys: Vec<Expr> = set.distinct_expr().into_iter().cloned().collect();
+    // For each set, which keys it leaves NULL.
+    let nulls: Vec<Vec<bool>> = match set {
+        GroupingSet::Rollup(exprs) => (0..=exprs.len())
+            .rev()
+            .map(|len| keys.iter().map(|k| !exprs[..len].contains(k)).collect())
+            .collect(),
+        GroupingSet::Cube(_) => (0..1usize << keys.len())
+            .map(|mask| (0..keys.len()).map(|i| mask & (1 << i) != 0).collect())
+            .collect(),
+        GroupingSet::GroupingSets(sets) => sets
+            .iter()
+            .map(|set| keys.iter().map(|k| !set.contains(k)).collect())
+            .collect(),
+    };
+    if keys.len() > 63 {
+        return Err(EngineError::Unsupported(
+            "GROUPING SETS over more than 63 keys".into(),
+        ));
+    }
+    let mut repeats: std::collections::HashMap<&[bool], usize> = Default::default();
+    let ordinals: Vec<usize> = nulls
+        .iter()
+        .map(|n| {
+            let seen = repeats.entry(n.as_slice()).or_default();
+            *seen += 1;
+            *seen - 1
+        })
+        .collect();
+    let max_ordinal = ordinals.iter().copied().max().unwrap_or(0);
+    let id_type = Aggregate::grouping_id_type(keys.len(), max_ordinal);
+    let input_schema = Arc::clone(input.schema());
+    let mut fields: Vec<(Option<TableReference>, Arc<Field>)> = input_schema
+        .iter()
+        .map(|(q, f)| (q.cloned(), Arc::clone(f)))
+        .collect();
+    let passed_through: Vec<Expr> = input_schema
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    // The key each position groups by, and the Expand column of a key some set leaves out.
+    let mut group_expr = Vec::with_capacity(keys.len() + 1);
+    let mut nullable_keys = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        if nulls.iter().all(|n| !n[i]) {
+            group_expr.push(key.clone());
+            continue;
+        }
+        let name = format!("__grouping_key_{i}");
+        let data_type = key.get_type(&input_schema)?;
+        fields.push((None, Arc::new(Field::new(&name, data_type.clone(), true))));
+        group_expr.push(Expr::Column(Column::from_name(&name)));
+        nullable_keys.push((i, name, ScalarValue::try_from(&data_type)?));
+    }
+    fields.push((
+        None,
+        Arc::new(Field::new(
+            Aggregate::INTERNAL_GROUPING_ID,
+            id_type.clone(),
+            false,
+        )),
+    ));
+    group_expr.push(Expr::Column(Column::from_name(
+        Aggregate::INTERNAL_GROUPING_ID,
+    )));
+    let projections = nulls
+        .iter()
+        .zip(&ordinals)
+        .map(|(null, ordinal)| {
+            let mut projection = passed_through.clone();
+            for (i, name, null_value) in &nullable_keys {
+                let value = if null[*i] {
+                    Expr::Literal(null_value.clone(), None)
+                } else {
+                    keys[*i].clone()
+                };
+                projection.push(value.alias(name));
+            }
+            let id = null
+                .iter()
+                .fold(0u64, |id, is_null| (id << 1) | u64::from(*is_null))
+                | ((*ordinal as u64) << keys.len());
+            let id = ScalarValue::UInt64(Some(id)).cast_to(&id_type)?;
+            projection.push(Expr::Literal(id, None).alias(Aggregate::INTERNAL_GROUPING_ID));
+            Ok(projection)
+        })
+        .collect::<Result<Vec<_>, EngineError>>()?;
+    let schema = DFSchema::new_with_metadata(fields, input_schema.metadata().clone())?;
+    let expand = StreamNode::Expand {
+        input: Box::new(input),
+        projections,
+        passed_through: passed_through.len(),
+        schema: Arc::new(schema),
+    };
+    Ok((expand, group_expr))
+}
+
 /// The session time zone of the windows an input's rows come from, if they
 /// are windows over TIMESTAMP_LTZ.
 fn window_zone(node: &StreamNode) -> Option<ZoneShift> {
@@ -1367,6 +1502,18 @@ fn uses_window_columns(e: &Expr) -> bool {
     e.column_refs().into_iter().any(is_window_column)
 }
 
+/// Whether a projected expression leaves the window columns as they are.
+fn passes_through(e: &Expr) -> bool {
+    match e {
+        Expr::Column(_) => true,
+        Expr::Alias(alias) => match alias.expr.as_ref() {
+            Expr::Column(c) if is_window_column(c) => c.name == alias.name,
+            other => !uses_window_columns(other),
+        },
+        other => !uses_window_columns(other),
+    }
+}
+
 fn mark_slices(node: &mut StreamNode) -> Option<MarkedWindow> {
     match node {
         StreamNode::WindowTvf {
@@ -1394,18 +1541,18 @@ fn mark_slices(node: &mut StreamNode) -> Option<MarkedWindow> {
             if predicate.as_ref().is_some_and(|p| uses_window_columns(p)) {
                 return None;
             }
-            let passes_through = |e: &Expr| match e {
-                Expr::Column(_) => true,
-                Expr::Alias(alias) => match alias.expr.as_ref() {
-                    Expr::Column(c) if is_window_column(c) => c.name == alias.name,
-                    other => !uses_window_columns(other),
-                },
-                other => !uses_window_columns(other),
-            };
             if projection
                 .as_ref()
                 .is_some_and(|p| !p.iter().all(passes_through))
             {
+                return None;
+            }
+            mark_slices(input)
+        }
+        StreamNode::Expand {
+            input, projections, ..
+        } => {
+            if !projections.iter().flatten().all(passes_through) {
                 return None;
             }
             mark_slices(input)
@@ -1647,7 +1794,26 @@ impl JobGraphBuilder<'_, '_> {
                     &input_schema,
                 )?;
                 let mut open = self.build(*input)?;
-                open.operators.push(Arc::new(CalcFactory(calc)));
+                open.operators.push(Arc::new(CloningFactory(calc)));
+                Ok(open)
+            }
+            StreamNode::Expand {
+                input,
+                projections,
+                schema,
+                ..
+            } => {
+                let input_schema = Arc::clone(input.schema());
+                let projections = projections
+                    .iter()
+                    .map(|p| {
+                        self.planner
+                            .compile_calc(None, Some(p), &schema, &input_schema)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut open = self.build(*input)?;
+                open.operators
+                    .push(Arc::new(CloningFactory(Expand::try_new(projections)?)));
                 Ok(open)
             }
             StreamNode::Union { inputs, .. } => {
@@ -1682,8 +1848,7 @@ impl JobGraphBuilder<'_, '_> {
                     TimeDomain::processing(proctime),
                 )?;
                 let mut open = self.build(*input)?;
-                open.operators
-                    .push(Arc::new(WindowAssignerFactory(assigner)));
+                open.operators.push(Arc::new(CloningFactory(assigner)));
                 Ok(open)
             }
             StreamNode::WindowAggregate {
@@ -2017,7 +2182,7 @@ impl JobGraphBuilder<'_, '_> {
                     self.exchange(vec![upstream], 1, |_| Partitioning::Global)
                 };
                 open.operators
-                    .push(Arc::new(LimitFactory(Limit::new(skip, fetch))));
+                    .push(Arc::new(CloningFactory(Limit::new(skip, fetch))));
                 Ok(open)
             }
         }

@@ -12,7 +12,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use weir_common::StreamBatch;
 
 use crate::error::batch_error;
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator};
 
 /// A filter and a projection over one input.
 #[derive(Debug, Clone)]
@@ -133,17 +133,53 @@ impl Operator for Calc {
     }
 }
 
-/// Creates [`Calc`] operators; the expressions are shared by all subtasks.
-#[derive(Debug)]
-pub struct CalcFactory(pub Calc);
+/// Each row once per projection, as Flink's `Expand`: how GROUPING SETS,
+/// ROLLUP and CUBE reach a plain aggregation, one copy of a row per
+/// grouping set with the keys outside the set NULL. Row kinds go with
+/// every copy, so an updating input retracts from each set.
+#[derive(Debug, Clone)]
+pub struct Expand {
+    projections: Vec<Calc>,
+    name: String,
+}
 
-impl OperatorFactory for CalcFactory {
-    fn name(&self) -> String {
-        self.0.name.clone()
+impl Expand {
+    /// `projections` must all produce the same schema.
+    pub fn try_new(projections: Vec<Calc>) -> Result<Self> {
+        let Some(first) = projections.first() else {
+            return Err(DataFusionError::Internal(
+                "Expand needs at least one projection".into(),
+            ));
+        };
+        if let Some(other) = projections
+            .iter()
+            .find(|p| p.output_schema != first.output_schema)
+        {
+            return Err(DataFusionError::Internal(format!(
+                "Expand projections disagree on their schema: {} against {}",
+                other.output_schema, first.output_schema
+            )));
+        }
+        let name = format!("Expand(sets={})", projections.len());
+        Ok(Self { projections, name })
+    }
+}
+
+impl Operator for Expand {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
-        Ok(Box::new(self.0.clone()))
+    fn process_batch(
+        &mut self,
+        _input: usize,
+        batch: StreamBatch,
+        out: &mut Collector,
+    ) -> Result<()> {
+        for projection in &self.projections {
+            out.emit(projection.apply(&batch)?);
+        }
+        Ok(())
     }
 }
 
@@ -196,5 +232,42 @@ mod tests {
         assert_eq!(values.values().to_vec(), vec![6, 8]);
         assert_eq!(out.row_kind(0), RowKind::UpdateAfter);
         assert_eq!(out.row_kind(1), RowKind::Delete);
+    }
+
+    #[test]
+    fn expand_emits_each_row_once_per_projection_with_its_row_kind() {
+        let v: Arc<dyn PhysicalExpr> = Arc::new(Column::new("v", 0));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("v", DataType::Int64, true),
+            Field::new("id", DataType::UInt8, false),
+        ]));
+        let projection = |id: u8, keep: bool| {
+            let value: Arc<dyn PhysicalExpr> = if keep {
+                Arc::clone(&v)
+            } else {
+                Arc::new(Literal::new(ScalarValue::Int64(None)))
+            };
+            let id: Arc<dyn PhysicalExpr> = Arc::new(Literal::new(ScalarValue::UInt8(Some(id))));
+            Calc::try_new(None, vec![value, id], Arc::clone(&schema)).expect("calc")
+        };
+        let mut expand =
+            Expand::try_new(vec![projection(0, true), projection(1, false)]).expect("expand");
+        let mut out = Collector::default();
+        expand.process_batch(0, input(), &mut out).expect("process");
+        let batches = out.take();
+        assert_eq!(batches.len(), 2);
+        let values = |b: &StreamBatch| {
+            b.data()
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .iter()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(values(&batches[0]), vec![Some(1), None, Some(3), Some(4)]);
+        assert_eq!(values(&batches[1]), vec![None; 4]);
+        for batch in &batches {
+            assert_eq!(batch.row_kind(3), RowKind::Delete);
+        }
+        assert!(Expand::try_new(Vec::new()).is_err());
     }
 }

@@ -9,7 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema, UInt64Type};
 use datafusion::error::{DataFusionError, Result};
 use weir_common::StreamBatch;
 
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
+use crate::operator::{Collector, Operator, OperatorState};
 
 #[derive(Debug, Clone)]
 pub struct Limit {
@@ -90,19 +90,6 @@ impl Operator for Limit {
             out.emit(batch.slice(skipped, take));
         }
         Ok(())
-    }
-}
-
-#[derive(Debug)]
-pub struct LimitFactory(pub Limit);
-
-impl OperatorFactory for LimitFactory {
-    fn name(&self) -> String {
-        self.0.name.clone()
-    }
-
-    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
-        Ok(Box::new(self.0.clone()))
     }
 }
 

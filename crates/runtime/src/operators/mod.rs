@@ -18,7 +18,7 @@ mod window_assign;
 mod window_rank;
 
 pub use aggregate::{AggregateCall, AggregateOutput, Grouping};
-pub use calc::{Calc, CalcFactory};
+pub use calc::{Calc, Expand};
 pub use group_agg::{GroupAggregateFactory, GroupAggregateSpec};
 pub use join::{
     IntervalJoin, IntervalJoinFactory, IntervalJoinSpec, JoinCondition, JoinKind, LookupJoin,
@@ -26,7 +26,7 @@ pub use join::{
     TemporalJoin, TemporalJoinFactory, TemporalJoinSpec, WindowJoin, WindowJoinFactory,
     WindowJoinSpec,
 };
-pub use limit::{Limit, LimitFactory};
+pub use limit::Limit;
 pub use over_agg::{OverAggregate, OverAggregateFactory, OverAggregateSpec, OverFrame};
 pub use over_updating::{UpdatingOverAggregate, UpdatingOverAggregateFactory, UpdatingOverSpec};
 pub use rank::{Rank, RankFactory, RankNumber, RankOrder, RankSpec};
@@ -34,5 +34,5 @@ pub use session_agg::{SessionAggregateSpec, SessionWindowAggregateFactory};
 pub use values::ValuesSource;
 pub use watermark::WatermarkStrategy;
 pub use window_agg::{TimeDomain, WindowAggregateFactory, WindowAggregateSpec};
-pub use window_assign::{WindowAssigner, WindowAssignerFactory};
+pub use window_assign::WindowAssigner;
 pub use window_rank::{WindowRankFactory, WindowRankSpec};

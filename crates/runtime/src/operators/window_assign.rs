@@ -20,7 +20,7 @@ use weir_common::{StreamBatch, Watermark, WindowFunction, WindowSpec, ZoneShift}
 
 use super::window_agg::TimeDomain;
 use crate::error::batch_error;
-use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory};
+use crate::operator::{Collector, Operator};
 
 #[derive(Debug, Clone)]
 pub struct WindowAssigner {
@@ -223,18 +223,5 @@ impl Operator for WindowAssigner {
     ) -> Result<Option<Watermark>> {
         self.watermark = watermark.millis();
         Ok(Some(watermark))
-    }
-}
-
-#[derive(Debug)]
-pub struct WindowAssignerFactory(pub WindowAssigner);
-
-impl OperatorFactory for WindowAssignerFactory {
-    fn name(&self) -> String {
-        self.0.name.clone()
-    }
-
-    fn create(&self, _context: &OperatorContext) -> Result<Box<dyn Operator>> {
-        Ok(Box::new(self.0.clone()))
     }
 }
