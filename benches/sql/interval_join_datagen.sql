@@ -1,14 +1,14 @@
 -- Benchmark: memory of an interval join over an input of any size (issue
--- "Streaming joins"). BENCH_ROWS generated bids and BENCH_TENTH auctions,
--- stamped with the current time, joined within 2 s; state expires with the
--- watermark, so RSS should stay flat however long it runs.
+-- "Streaming joins"). BENCH_ROWS generated bids and BENCH_TENTH auctions
+-- over 1M keys, stamped with the current time, joined within 2 s; state
+-- expires with the watermark, so RSS should stay flat however long it runs.
 SET 'parallelism.default' = '2';
 CREATE TABLE bids (
   auction BIGINT, price BIGINT, date_time TIMESTAMP(3),
   WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
 ) WITH (
   'connector' = 'datagen', 'number-of-rows' = 'BENCH_ROWS', 'rows-per-second' = '1000000000',
-  'fields.auction.min' = '1', 'fields.auction.max' = '100000',
+  'fields.auction.min' = '1', 'fields.auction.max' = '1000000',
   'fields.price.min' = '100', 'fields.price.max' = '10000000',
   'fields.date_time.max-past' = '0'
 );
@@ -17,7 +17,7 @@ CREATE TABLE auctions (
   WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
 ) WITH (
   'connector' = 'datagen', 'number-of-rows' = 'BENCH_TENTH', 'rows-per-second' = '1000000000',
-  'fields.id.min' = '1', 'fields.id.max' = '100000',
+  'fields.id.min' = '1', 'fields.id.max' = '1000000',
   'fields.seller.min' = '1', 'fields.seller.max' = '10000',
   'fields.date_time.max-past' = '0'
 );

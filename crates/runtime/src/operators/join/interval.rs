@@ -312,6 +312,15 @@ impl IntervalJoin {
                     }
                     keep
                 });
+                // A key's rows come and go with time; keep its vector no
+                // larger than needed, or capacity grows to each key's
+                // busiest moment and memory with the run's length.
+                let rows = &mut state.by_key[key];
+                if rows.is_empty() {
+                    *rows = Vec::new();
+                } else if rows.len() * 4 <= rows.capacity() {
+                    rows.shrink_to(rows.len() * 2);
+                }
                 state.next_expiry[key] = None;
                 if let Some(next) = next {
                     state.schedule(key, next);
@@ -578,6 +587,21 @@ mod tests {
         let (_, _) = watermark(&mut j, 200);
         assert_eq!(j.sides[1].stored_rows(), 0);
         assert!(j.sides[1].chunks.is_empty());
+    }
+
+    #[test]
+    fn a_keys_rows_give_their_memory_back_as_they_expire() {
+        let mut j = interval(JoinKind::Inner);
+        let busy: Vec<(Option<i64>, i64)> = (0..64).map(|t| (Some(1), 100 + t)).collect();
+        feed(&mut j, 0, &busy);
+        let key = 0;
+        assert!(j.sides[0].by_key[key].capacity() >= 64);
+        // All but the last four rows expire: the vector shrinks with them.
+        watermark(&mut j, 169);
+        assert_eq!(j.sides[0].by_key[key].len(), 4);
+        assert!(j.sides[0].by_key[key].capacity() <= 8);
+        watermark(&mut j, 200);
+        assert_eq!(j.sides[0].by_key[key].capacity(), 0);
     }
 
     #[test]
