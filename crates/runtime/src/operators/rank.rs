@@ -2,12 +2,14 @@
 //! `Deduplicate`): `ROW_NUMBER() OVER (PARTITION BY k ORDER BY ...)` kept
 //! to the rows ranked `rank_start..=rank_end`, and `ORDER BY ... LIMIT n`.
 //!
-//! Each partition keeps its rows in a `BTreeMap` ordered by the sort key
-//! (Arrow row-format bytes, so byte order is SQL order) and then arrival,
-//! so ties rank in arrival order as in Flink. Over an insert-only input a
-//! partition keeps only its first `rank_end` rows: a row that cannot enter
-//! is dropped at once. Over an updating input every row is kept, since a
-//! retraction can bring a lower row back into the top N.
+//! Each partition keeps its rows ordered by the sort key (Arrow row-format
+//! bytes, so byte order is SQL order) and then arrival, so ties rank in
+//! arrival order as in Flink. Over an insert-only input a partition keeps
+//! only its first `rank_end` rows, in a sorted vector whose keys and rows
+//! share one buffer (a Top-N is memory-bound: rows in allocations of their
+//! own cost a cache miss each time they are read); a row that cannot enter
+//! is dropped at once. Over an updating input every row is kept, in a
+//! `BTreeMap`, since a retraction can bring a lower row back into the top N.
 //!
 //! Output is computed per input batch, like Flink with mini-batch on: the
 //! first time a batch touches a partition its current top N is remembered;
@@ -29,7 +31,6 @@ use arrow::datatypes::SchemaRef;
 use arrow::datatypes::UInt64Type;
 use arrow::record_batch::RecordBatchOptions;
 use arrow::row::{RowConverter, Rows, SortField};
-use datafusion::common::HashMap;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use weir_common::{RowKind, StreamBatch};
@@ -125,31 +126,245 @@ impl RankSpec {
 /// arrival number alone identifies the row).
 type Place = (Box<[u8]>, u64);
 
-/// A row of a top N: its arrival number and its bytes.
-type Ranked = (u64, Arc<[u8]>);
-
-#[derive(Debug, Default)]
-struct Partition {
-    rows: BTreeMap<Place, Arc<[u8]>>,
+/// Where a row sits in a [`BoundedRows`] buffer.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    order: u64,
+    key_start: u32,
+    row_start: u32,
+    row_end: u32,
 }
 
-impl Partition {
-    /// The rows ranked `start..=end` (1-based), with their places.
-    fn top(&self, start: usize, end: usize) -> Vec<Ranked> {
-        self.rows
+/// The top rows of a partition over an insert-only input, sorted: at most
+/// `rank_end` of them. Their keys and rows are appended to one buffer; an
+/// evicted row leaves a hole there until [`BoundedRows::compact`].
+#[derive(Debug, Default)]
+struct BoundedRows {
+    slots: Vec<Slot>,
+    bytes: Vec<u8>,
+}
+
+impl BoundedRows {
+    fn key(&self, slot: &Slot) -> &[u8] {
+        &self.bytes[slot.key_start as usize..slot.row_start as usize]
+    }
+
+    fn row(&self, slot: &Slot) -> &[u8] {
+        &self.bytes[slot.row_start as usize..slot.row_end as usize]
+    }
+
+    fn insert(&mut self, key: &[u8], order: u64, row: &[u8], limit: usize) -> Result<()> {
+        let at = self
+            .slots
+            .partition_point(|s| (self.key(s), s.order) < (key, order));
+        if at >= limit {
+            return Ok(());
+        }
+        let offset = |len: usize| {
+            u32::try_from(len).map_err(|_| {
+                DataFusionError::ResourcesExhausted("a Top-N partition's rows exceed 4 GiB".into())
+            })
+        };
+        let key_start = offset(self.bytes.len())?;
+        self.bytes.extend_from_slice(key);
+        let row_start = offset(self.bytes.len())?;
+        self.bytes.extend_from_slice(row);
+        let row_end = offset(self.bytes.len())?;
+        self.slots.insert(
+            at,
+            Slot {
+                order,
+                key_start,
+                row_start,
+                row_end,
+            },
+        );
+        self.slots.truncate(limit);
+        Ok(())
+    }
+
+    /// Drops the bytes of evicted rows once they outweigh the live ones.
+    /// Not while a batch may still read them.
+    fn compact(&mut self) {
+        let live: usize = self
+            .slots
             .iter()
-            .skip(start - 1)
-            .take(end + 1 - start)
-            .map(|(p, r)| (p.1, Arc::clone(r)))
-            .collect()
+            .map(|s| (s.row_end - s.key_start) as usize)
+            .sum();
+        if self.bytes.len() <= 2 * live + 256 {
+            return;
+        }
+        let mut bytes = Vec::with_capacity(2 * live);
+        for slot in &mut self.slots {
+            // The live bytes are fewer than the old buffer's, whose offsets fit in u32.
+            let start = bytes.len() as u32;
+            bytes.extend_from_slice(&self.bytes[slot.key_start as usize..slot.row_end as usize]);
+            *slot = Slot {
+                order: slot.order,
+                key_start: start,
+                row_start: start + (slot.row_start - slot.key_start),
+                row_end: start + (slot.row_end - slot.key_start),
+            };
+        }
+        self.bytes = bytes;
     }
 }
 
-/// An output row before decoding: its row bytes, rank and kind.
-struct Change {
-    row: Arc<[u8]>,
-    rank: u64,
-    kind: RowKind,
+/// A partition's rows in rank order.
+#[derive(Debug)]
+enum Partition {
+    Bounded(BoundedRows),
+    All(BTreeMap<Place, Box<[u8]>>),
+}
+
+impl Partition {
+    fn new(bounded: bool) -> Self {
+        if bounded {
+            Partition::Bounded(BoundedRows::default())
+        } else {
+            Partition::All(BTreeMap::new())
+        }
+    }
+}
+
+impl Partition {
+    fn len(&self) -> usize {
+        match self {
+            Partition::Bounded(b) => b.slots.len(),
+            Partition::All(map) => map.len(),
+        }
+    }
+
+    /// Whether a row at `(key, order)` would rank after every row held.
+    fn after_last(&self, key: &[u8], order: u64) -> bool {
+        match self {
+            Partition::Bounded(b) => b
+                .slots
+                .last()
+                .is_some_and(|last| (key, order) > (b.key(last), last.order)),
+            Partition::All(map) => map
+                .last_key_value()
+                .is_some_and(|(last, _)| (key, order) > (last.0.as_ref(), last.1)),
+        }
+    }
+
+    /// Calls `f` with the order and row of each row ranked
+    /// `start..=end` (1-based), best first.
+    fn for_each_ranked<'a>(&'a self, start: usize, end: usize, mut f: impl FnMut(u64, &'a [u8])) {
+        let take = end + 1 - start;
+        match self {
+            Partition::Bounded(b) => b
+                .slots
+                .iter()
+                .skip(start - 1)
+                .take(take)
+                .for_each(|s| f(s.order, b.row(s))),
+            Partition::All(map) => map
+                .iter()
+                .skip(start - 1)
+                .take(take)
+                .for_each(|(place, row)| f(place.1, row)),
+        }
+    }
+
+    fn insert(&mut self, key: &[u8], order: u64, row: &[u8], limit: usize) -> Result<()> {
+        match self {
+            Partition::Bounded(b) => b.insert(key, order, row, limit),
+            Partition::All(map) => {
+                map.insert((key.into(), order), row.into());
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes a row equal to `row` sorting at `key`, if there is one.
+    fn retract(&mut self, key: &[u8], row: &[u8]) {
+        if let Partition::All(map) = self {
+            let from = Bound::Included((key.into(), 0));
+            let to = Bound::Included((key.into(), u64::MAX));
+            let found = map
+                .range::<Place, _>((from, to))
+                .find(|(_, r)| r.as_ref() == row)
+                .map(|(place, _)| place.clone());
+            if let Some(place) = found {
+                map.remove(&place);
+            }
+        }
+    }
+}
+
+/// A partition's top N as it was before a batch, to tell what the batch
+/// changed. A bounded partition only appends to its buffer during a batch,
+/// so its old rows are read there; the rows of an unbounded one, which a
+/// retraction can remove, are copied.
+#[derive(Debug, Default)]
+struct Before {
+    /// Per row: its order (its identity in the partition) and where its
+    /// bytes are, in the partition's buffer or in `copied`.
+    rows: Vec<(u64, std::ops::Range<usize>)>,
+    copied: Vec<u8>,
+}
+
+impl Before {
+    fn remember(&mut self, rows: &Partition, start: usize, end: usize) {
+        match rows {
+            Partition::Bounded(b) => {
+                for slot in b.slots.iter().skip(start - 1).take(end + 1 - start) {
+                    let range = slot.row_start as usize..slot.row_end as usize;
+                    self.rows.push((slot.order, range));
+                }
+            }
+            Partition::All(_) => rows.for_each_ranked(start, end, |order, row| {
+                let from = self.copied.len();
+                self.copied.extend_from_slice(row);
+                self.rows.push((order, from..self.copied.len()));
+            }),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.copied.clear();
+    }
+
+    /// The bytes the rows of a partition's `before` ranges are in.
+    fn bytes<'a>(&'a self, now: &'a Partition) -> &'a [u8] {
+        match now {
+            Partition::Bounded(b) => &b.bytes,
+            Partition::All(_) => &self.copied,
+        }
+    }
+}
+
+/// The changes a batch makes: rows to emit, copied out of their
+/// partitions while those are in cache, with their ranks and kinds.
+#[derive(Debug, Default)]
+struct Changes {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    ranks: Vec<u64>,
+    kinds: Vec<u8>,
+}
+
+impl Changes {
+    fn push(&mut self, row: &[u8], rank: u64, kind: RowKind) {
+        self.bytes.extend_from_slice(row);
+        self.ends.push(self.bytes.len());
+        self.ranks.push(rank);
+        self.kinds.push(kind as u8);
+    }
+
+    fn rows(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|end| {
+                let row = &self.bytes[start..*end];
+                start = *end;
+                row
+            })
+            .collect()
+    }
 }
 
 pub struct Rank {
@@ -298,18 +513,18 @@ impl Rank {
         let mut orders = Vec::new();
         let mut rows = Vec::new();
         for (id, partition) in self.partitions.iter().enumerate() {
-            for ((_, order), row) in &partition.rows {
-                ids.push(id);
-                orders.push(*order);
-                rows.push(Arc::clone(row));
+            let held = partition.len();
+            if held > 0 {
+                partition.for_each_ranked(1, held, |order, row| {
+                    ids.push(id);
+                    orders.push(order);
+                    rows.push(row);
+                });
             }
         }
         let keys = self.keys.keys(&ids)?;
         let groups = key_groups_of(&keys, ids.len(), self.max_parallelism)?;
-        let parser = self.rows.parser();
-        let columns = self
-            .rows
-            .convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+        let columns = self.decode(&rows)?;
         KeyedState::new("rows", groups)
             .column("order", Arc::new(UInt64Array::from(orders)))
             .group("row", columns)
@@ -326,8 +541,7 @@ impl Rank {
         let data = state.group_batch("row", &self.spec.input_schema)?;
         let orders = state.primitive::<UInt64Type>("order")?;
         let ids = self.partition_ids(&data)?;
-        self.partitions
-            .resize_with(self.keys.len(), Partition::default);
+        self.add_partitions();
         let sort_keys = self.sort_keys(&data)?;
         let encoded = self.rows.convert_columns(data.columns())?;
         let last_first = matches!(self.spec.order, RankOrder::Arrival { last_first: true });
@@ -335,168 +549,146 @@ impl Rank {
             let order = orders.value(row);
             let arrival = if last_first { u64::MAX - order } else { order };
             self.arrivals = self.arrivals.max(arrival.saturating_add(1));
-            let sort_key: Box<[u8]> = match &sort_keys {
-                Some(keys) => keys.row(row).data().into(),
-                None => Box::default(),
+            let sort_key: &[u8] = match &sort_keys {
+                Some(keys) => keys.row(row).data(),
+                None => &[],
             };
-            self.partitions[*id]
-                .rows
-                .insert((sort_key, order), Arc::from(encoded.row(row).as_ref()));
+            self.partitions[*id].insert(
+                sort_key,
+                order,
+                encoded.row(row).as_ref(),
+                self.spec.rank_end,
+            )?;
         }
         Ok(())
+    }
+
+    fn add_partitions(&mut self) {
+        let bounded = !self.spec.updating_input;
+        self.partitions
+            .resize_with(self.keys.len(), || Partition::new(bounded));
     }
 
     fn process(&mut self, batch: &StreamBatch, out: &mut Collector) -> Result<()> {
         let data = batch.data();
         let ids = self.partition_ids(data)?;
-        self.partitions
-            .resize_with(self.keys.len(), Partition::default);
+        self.add_partitions();
         let sort_keys = self.sort_keys(data)?;
-        let last_first = matches!(self.spec.order, RankOrder::Arrival { last_first: true });
         let encoded = self.rows.convert_columns(data.columns())?;
-        let (start, end) = (self.spec.rank_start, self.spec.rank_end);
-        let bounded = !self.spec.updating_input;
-        // Partitions touched by the batch, in first-touch order, with their top N before it.
-        let mut before: HashMap<usize, Vec<Ranked>> = HashMap::default();
-        let mut touched: Vec<usize> = Vec::new();
-        for (row, &id) in ids.iter().enumerate() {
-            let arrival = self.arrivals;
-            self.arrivals += 1;
-            let sort_key: &[u8] = match &sort_keys {
-                Some(keys) => keys.row(row).data(),
-                None => &[],
-            };
-            let order = if last_first {
-                u64::MAX - arrival
-            } else {
-                arrival
-            };
-            let partition = &mut self.partitions[id];
-            let accumulate = batch.row_kind(row).is_accumulate();
-            // Over an insert-only input a row after a full top N changes nothing.
-            if bounded
-                && accumulate
-                && partition.rows.len() >= end
-                && partition
-                    .rows
-                    .last_key_value()
-                    .is_some_and(|(last, _)| (sort_key, order) > (last.0.as_ref(), last.1))
-            {
-                continue;
-            }
-            if !before.contains_key(&id) {
-                before.insert(id, partition.top(start, end));
-                touched.push(id);
-            }
-            let bytes = encoded.row(row);
-            if accumulate {
-                partition
-                    .rows
-                    .insert((sort_key.into(), order), Arc::from(bytes.as_ref()));
-                if bounded && partition.rows.len() > end {
-                    partition.rows.pop_last();
+        let spec = Arc::clone(&self.spec);
+        let last_first = matches!(spec.order, RankOrder::Arrival { last_first: true });
+        let bounded = !spec.updating_input;
+        let first_arrival = self.arrivals;
+        self.arrivals += data.num_rows() as u64;
+        // Each partition's rows one after another, in arrival order: a
+        // partition is read, changed and diffed while it is in cache.
+        let mut rows: Vec<u32> = (0..data.num_rows() as u32).collect();
+        rows.sort_by_key(|row| ids[*row as usize]);
+        let mut before = Before::default();
+        let mut changes = Changes::default();
+        for group in rows.chunk_by(|a, b| ids[*a as usize] == ids[*b as usize]) {
+            let partition = &mut self.partitions[ids[group[0] as usize]];
+            let mut touched = false;
+            for row in group.iter().map(|r| *r as usize) {
+                let arrival = first_arrival + row as u64;
+                let order = if last_first {
+                    u64::MAX - arrival
+                } else {
+                    arrival
+                };
+                let sort_key: &[u8] = match &sort_keys {
+                    Some(keys) => keys.row(row).data(),
+                    None => &[],
+                };
+                let accumulate = batch.row_kind(row).is_accumulate();
+                // Over an insert-only input a row after a full top N changes nothing.
+                if bounded
+                    && accumulate
+                    && partition.len() >= spec.rank_end
+                    && partition.after_last(sort_key, order)
+                {
+                    continue;
                 }
-            } else {
-                let from = Bound::Included((sort_key.into(), 0));
-                let to = Bound::Included((sort_key.into(), u64::MAX));
-                let found = partition
-                    .rows
-                    .range((from, to))
-                    .find(|(_, r)| r.as_ref() == bytes.as_ref())
-                    .map(|(place, _)| place.clone());
-                if let Some(place) = found {
-                    partition.rows.remove(&place);
+                if !touched {
+                    touched = true;
+                    before.remember(partition, spec.rank_start, spec.rank_end);
+                }
+                let bytes = encoded.row(row);
+                if accumulate {
+                    partition.insert(sort_key, order, bytes.as_ref(), spec.rank_end)?;
+                } else {
+                    partition.retract(sort_key, bytes.as_ref());
                 }
             }
-        }
-        let mut changes = Vec::new();
-        for id in touched {
-            let old = before.remove(&id).unwrap_or_default();
-            let new = self.partitions[id].top(start, end);
-            self.diff(old, new, &mut changes);
+            if touched {
+                diff(&spec, &before, partition, &mut changes);
+                before.clear();
+                if let Partition::Bounded(rows) = partition {
+                    rows.compact();
+                }
+            }
         }
         self.emit(changes, out)
     }
 
-    /// The changes from one top N of a partition to the next.
-    fn diff(&self, old: Vec<Ranked>, new: Vec<Ranked>, changes: &mut Vec<Change>) {
-        let by_rank = self.spec.rank_number == RankNumber::Emitted
-            || self.spec.rank_start == self.spec.rank_end;
-        if by_rank {
-            for at in 0..old.len().max(new.len()) {
-                let rank = (self.spec.rank_start + at) as u64;
-                match (old.get(at), new.get(at)) {
-                    (Some((op, _)), Some((np, _))) if op == np => {}
-                    (Some((_, o)), Some((_, n))) => {
-                        changes.push(Change {
-                            row: Arc::clone(o),
-                            rank,
-                            kind: RowKind::UpdateBefore,
-                        });
-                        changes.push(Change {
-                            row: Arc::clone(n),
-                            rank,
-                            kind: RowKind::UpdateAfter,
-                        });
-                    }
-                    (Some((_, o)), None) => {
-                        changes.push(Change {
-                            row: Arc::clone(o),
-                            rank,
-                            kind: RowKind::Delete,
-                        });
-                    }
-                    (None, Some((_, n))) => {
-                        changes.push(Change {
-                            row: Arc::clone(n),
-                            rank,
-                            kind: RowKind::Insert,
-                        });
-                    }
-                    (None, None) => {}
-                }
-            }
-            return;
-        }
-        let ids = |rows: &[Ranked]| {
-            let mut ids: Vec<u64> = rows.iter().map(|(id, _)| *id).collect();
-            ids.sort_unstable();
-            ids
-        };
-        let (old_ids, new_ids) = (ids(&old), ids(&new));
-        for (id, row) in &new {
-            if old_ids.binary_search(id).is_err() {
-                changes.push(Change {
-                    row: Arc::clone(row),
-                    rank: 0,
-                    kind: RowKind::Insert,
-                });
-            }
-        }
-        for (id, row) in &old {
-            if new_ids.binary_search(id).is_err() {
-                changes.push(Change {
-                    row: Arc::clone(row),
-                    rank: 0,
-                    kind: RowKind::Delete,
-                });
-            }
-        }
+    /// Rows in the input's row format back as columns.
+    fn decode(&self, rows: &[&[u8]]) -> Result<Vec<ArrayRef>> {
+        let parser = self.rows.parser();
+        Ok(self
+            .rows
+            .convert_rows(rows.iter().map(|row| parser.parse(row)))?)
     }
 
-    fn emit(&self, changes: Vec<Change>, out: &mut Collector) -> Result<()> {
-        if changes.is_empty() {
+    fn emit(&self, changes: Changes, out: &mut Collector) -> Result<()> {
+        if changes.kinds.is_empty() {
             return Ok(());
         }
-        let parser = self.rows.parser();
-        let columns = self
-            .rows
-            .convert_rows(changes.iter().map(|c| parser.parse(&c.row)))?;
-        let ranks = changes.iter().map(|c| c.rank).collect();
-        let kinds = changes.iter().map(|c| c.kind as u8).collect();
-        let batch = self.output(columns, ranks)?;
-        out.emit(StreamBatch::try_new_changelog(batch, kinds).map_err(batch_error)?);
+        let columns = self.decode(&changes.rows())?;
+        let batch = self.output(columns, changes.ranks)?;
+        out.emit(StreamBatch::try_new_changelog(batch, changes.kinds.into()).map_err(batch_error)?);
         Ok(())
+    }
+}
+
+/// Adds the changes from a partition's top N before a batch to its top N now.
+fn diff(spec: &RankSpec, before: &Before, now: &Partition, changes: &mut Changes) {
+    let (start, end) = (spec.rank_start, spec.rank_end);
+    let old = &before.rows;
+    let old_bytes = before.bytes(now);
+    let old_row = |i: usize| &old_bytes[old[i].1.clone()];
+    if spec.rank_number == RankNumber::Emitted || start == end {
+        let rank = |at: usize| (start + at) as u64;
+        let mut at = 0;
+        now.for_each_ranked(start, end, |order, row| {
+            match old.get(at) {
+                Some((old_order, _)) if *old_order == order => {}
+                Some(_) => {
+                    changes.push(old_row(at), rank(at), RowKind::UpdateBefore);
+                    changes.push(row, rank(at), RowKind::UpdateAfter);
+                }
+                None => changes.push(row, rank(at), RowKind::Insert),
+            }
+            at += 1;
+        });
+        for gone in at..old.len() {
+            changes.push(old_row(gone), rank(gone), RowKind::Delete);
+        }
+        return;
+    }
+    let mut old_orders: Vec<u64> = old.iter().map(|(order, _)| *order).collect();
+    old_orders.sort_unstable();
+    let mut new_orders = Vec::new();
+    now.for_each_ranked(start, end, |order, row| {
+        new_orders.push(order);
+        if old_orders.binary_search(&order).is_err() {
+            changes.push(row, 0, RowKind::Insert);
+        }
+    });
+    new_orders.sort_unstable();
+    for (i, (order, _)) in old.iter().enumerate() {
+        if new_orders.binary_search(order).is_err() {
+            changes.push(old_row(i), 0, RowKind::Delete);
+        }
     }
 }
 
@@ -628,6 +820,57 @@ mod tests {
     }
 
     #[test]
+    fn bounded_rows_stay_sorted_and_give_evicted_bytes_back() {
+        let mut rows = BoundedRows::default();
+        // Each row beats the ones before it, pushing the worst out.
+        for i in 0..1000u32 {
+            let key = (u32::MAX - i).to_be_bytes();
+            rows.insert(&key, u64::from(i), &i.to_le_bytes(), 3)
+                .expect("insert");
+            rows.compact();
+        }
+        // A tie ranks after the row that came first; past the limit, nothing.
+        rows.insert(&(u32::MAX - 999).to_be_bytes(), 1000, b"tie", 3)
+            .expect("insert");
+        rows.insert(&[0xff; 8], 1001, b"last", 3).expect("insert");
+        let mut ranked = Vec::new();
+        Partition::Bounded(rows)
+            .for_each_ranked(1, 3, |order, row| ranked.push((order, row.to_vec())));
+        assert_eq!(
+            ranked,
+            [
+                (999, 999u32.to_le_bytes().to_vec()),
+                (1000, b"tie".to_vec()),
+                (998, 998u32.to_le_bytes().to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn compaction_keeps_each_rows_key_and_bytes() {
+        let mut rows = BoundedRows::default();
+        for i in 0..200u8 {
+            // Each row beats the ones before: buffer order is the reverse of rank order.
+            let key = [255 - i, i % 7];
+            rows.insert(&key, u64::from(i), &[i; 5], 4).expect("insert");
+        }
+        let before: Vec<(Vec<u8>, Vec<u8>)> = rows
+            .slots
+            .iter()
+            .map(|s| (rows.key(s).to_vec(), rows.row(s).to_vec()))
+            .collect();
+        rows.compact();
+        assert!(rows.bytes.len() <= 4 * 7);
+        let after: Vec<(Vec<u8>, Vec<u8>)> = rows
+            .slots
+            .iter()
+            .map(|s| (rows.key(s).to_vec(), rows.row(s).to_vec()))
+            .collect();
+        assert_eq!(before, after);
+        assert_eq!(before[0], (vec![56, 199 % 7], vec![199; 5]));
+    }
+
+    #[test]
     fn top_two_with_ranks_shifts_the_rows_below() {
         let mut r = rank(2, RankNumber::Emitted, false, None);
         assert_eq!(
@@ -645,7 +888,7 @@ mod tests {
         // Below the top two: nothing.
         assert!(feed(&mut r, &[(1, 1)], &[0]).is_empty());
         assert_eq!(
-            r.partitions[0].rows.len(),
+            r.partitions[0].len(),
             2,
             "an insert-only Top-N keeps only N rows"
         );
@@ -687,7 +930,7 @@ mod tests {
             feed(&mut last, &[(1, 12)], &[0]),
             ["-U[1, 11, #0]", "+U[1, 12, #0]"]
         );
-        assert!(last.partitions[0].rows.len() == 1);
+        assert!(last.partitions[0].len() == 1);
     }
 
     /// A copy of `r` restored from its snapshot, built by `new`.
