@@ -7,7 +7,8 @@
 #
 # Scripts may use BENCH_DATA, BENCH_OUT, BENCH_ROWS and BENCH_TENTH (ROWS / 10). CSV data is generated
 # once into $BENCH_DATA (default benches/data/<ROWS>) for scripts that read it;
-# ROWS should be a multiple of 1M above 1M. SKIP_BUILD=1 reuses the built binary.
+# ROWS should be a multiple of 1M above 1M. SKIP_BUILD=1 reuses the built binary;
+# RUNS 0 only generates the data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench="${1:-scan_filter_project}"
@@ -45,6 +46,7 @@ ${SKIP_BUILD:+true} cargo build --release -p weir >&2
 weir="${CARGO_TARGET_DIR:-target}/release/weir"
 script="$out/$bench.sql"
 
+(( runs > 0 )) || exit 0 # RUNS 0: only generate the data
 results=()
 for i in $(seq 1 "$runs"); do
   rm -rf "$out/picked"

@@ -538,11 +538,15 @@ impl ConsumerThread {
                 buffer: RecordBuffer::default(),
             })
             .collect();
-        let index: HashMap<(String, i32), usize> = partitions
-            .iter()
-            .enumerate()
-            .map(|(i, p)| ((p.split.topic.clone(), p.split.partition), i))
-            .collect();
+        // Topic, then partition, to the split: looked up by the message's
+        // topic name without allocating.
+        let mut index: HashMap<String, HashMap<i32, usize>> = HashMap::new();
+        for (i, p) in partitions.iter().enumerate() {
+            index
+                .entry(p.split.topic.clone())
+                .or_default()
+                .insert(p.split.partition, i);
+        }
         let mut assignment = TopicPartitionList::new();
         for p in partitions.iter().filter(|p| !p.finished) {
             assignment
@@ -586,7 +590,9 @@ impl ConsumerThread {
                         continue;
                     }
                 };
-                let Some(&i) = index.get(&(message.topic().to_string(), message.partition()))
+                let Some(&i) = index
+                    .get(message.topic())
+                    .and_then(|partitions| partitions.get(&message.partition()))
                 else {
                     continue;
                 };
