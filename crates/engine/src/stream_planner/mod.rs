@@ -5,10 +5,13 @@
 //! onto a [`StreamNode`] (the streaming physical plan EXPLAIN shows):
 //! scans become connector sources, filters and projections merge into
 //! `Calc`s, a table's watermark folds into its source so watermarks are
-//! generated per split. [`JobGraphBuilder`] then chains nodes of equal
-//! parallelism into vertices and connects the rest with exchanges.
-//! Logical operators that need state (aggregations, joins, sorts) are
-//! refused with a clear message until their streaming operators exist.
+//! generated per split; GROUP BY becomes a window or group aggregation
+//! (GROUPING SETS through an `Expand`), joins one of the join strategies,
+//! `ROW_NUMBER()` filters a Top-N. [`JobGraphBuilder`] then chains nodes of
+//! equal parallelism into vertices and connects the rest with exchanges,
+//! hash-partitioned on the keys of stateful nodes. What has no streaming
+//! operator (a global ORDER BY without LIMIT, for one) is refused with a
+//! message naming it.
 
 use std::fmt;
 use std::sync::Arc;
