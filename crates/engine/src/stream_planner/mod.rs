@@ -1346,6 +1346,22 @@ fn expand_grouping_sets(
     input: StreamNode,
 ) -> Result<(StreamNode, Vec<Expr>), EngineError> {
     let keys: Vec<Expr> = set.distinct_expr().into_iter().cloned().collect();
+    // Each row is copied once per set: DataFusion's limit keeps that sane.
+    const MAX_SETS: usize = 4096;
+    let (set_count, clause) = match set {
+        GroupingSet::Rollup(exprs) => (exprs.len() + 1, "ROLLUP"),
+        GroupingSet::Cube(_) => (
+            1usize.checked_shl(keys.len() as u32).unwrap_or(usize::MAX),
+            "CUBE",
+        ),
+        GroupingSet::GroupingSets(sets) => (sets.len(), "GROUPING SETS"),
+    };
+    if set_count > MAX_SETS {
+        return Err(EngineError::Plan(format!(
+            "{clause} over {} keys makes more than {MAX_SETS} grouping sets",
+            keys.len()
+        )));
+    }
     // For each set, which keys it leaves NULL.
     let nulls: Vec<Vec<bool>> = match set {
         GroupingSet::Rollup(exprs) => (0..=exprs.len())
@@ -1360,11 +1376,6 @@ fn expand_grouping_sets(
             .map(|set| keys.iter().map(|k| !set.contains(k)).collect())
             .collect(),
     };
-    if keys.len() > 63 {
-        return Err(EngineError::Unsupported(
-            "GROUPING SETS over more than 63 keys".into(),
-        ));
-    }
     let mut repeats: std::collections::HashMap<&[bool], usize> = Default::default();
     let ordinals: Vec<usize> = nulls
         .iter()
@@ -1375,6 +1386,15 @@ fn expand_grouping_sets(
         })
         .collect();
     let max_ordinal = ordinals.iter().copied().max().unwrap_or(0);
+    // A bit per key, then the repeat count: all in one u64, as in DataFusion.
+    let ordinal_bits = (usize::BITS - max_ordinal.leading_zeros()) as usize;
+    if keys.len() + ordinal_bits > 64 {
+        return Err(EngineError::Plan(format!(
+            "GROUPING SETS over {} keys with a set repeated {} times do not fit a 64-bit grouping id",
+            keys.len(),
+            max_ordinal + 1
+        )));
+    }
     let id_type = Aggregate::grouping_id_type(keys.len(), max_ordinal);
     let input_schema = Arc::clone(input.schema());
     let mut fields: Vec<(Option<TableReference>, Arc<Field>)> = input_schema
