@@ -714,6 +714,92 @@ async fn upsert_kafka_writes_upserts_and_reads_a_changelog() {
     );
 }
 
+/// A topic of Debezium change events is read as a changelog, and an
+/// updating query's result is written as change events and read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debezium_json_carries_a_changelog_through_a_topic() {
+    let broker = Broker::new("debezium");
+    let events = broker.create_topic("orders", 1).await;
+    let totals = broker.create_topic("totals", 2).await;
+    let event = |op: &str, before: &str, after: &str| {
+        value(
+            0,
+            &format!(r#"{{"before":{before},"after":{after},"op":"{op}","ts_ms":1}}"#),
+        )
+    };
+    broker
+        .produce(
+            &events,
+            &[
+                event("r", "null", r#"{"id":1,"status":"new","amount":10}"#),
+                event("c", "null", r#"{"id":2,"status":"new","amount":5}"#),
+                event(
+                    "u",
+                    r#"{"id":1,"status":"new","amount":10}"#,
+                    r#"{"id":1,"status":"paid","amount":12}"#,
+                ),
+                event("d", r#"{"id":2,"status":"new","amount":5}"#, "null"),
+                event("c", "null", r#"{"id":3,"status":"new","amount":7}"#),
+            ],
+        )
+        .await;
+    let mut db = session().await;
+    let table = |name: &str, topic: &str, columns: &str| {
+        format!(
+            "CREATE TABLE {name} ({columns}) WITH ('connector' = 'kafka', 'topic' = '{topic}',
+               'properties.bootstrap.servers' = '{}', 'format' = 'debezium-json', {ONE_RECORD_PER_BATCH},
+               'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset');",
+            broker.bootstrap
+        )
+    };
+    let sql = format!(
+        "{}
+         {}
+         INSERT INTO totals SELECT status, COUNT(*), SUM(amount) FROM orders GROUP BY status;",
+        table("orders", &events, "id BIGINT, status STRING, amount BIGINT"),
+        table("totals", &totals, "status STRING, n BIGINT, total BIGINT"),
+    );
+    db.rows(&sql).await.expect("debezium pipeline");
+    // Orders 1 (paid, 12) and 3 (new, 7) remain.
+    let rows = db.rows("SELECT * FROM orders").await.expect("orders");
+    assert_eq!(
+        sorted(rows),
+        strings(&[&["1", "paid", "12"], &["3", "new", "7"]])
+    );
+    let rows = db.rows("SELECT * FROM totals").await.expect("totals");
+    assert_eq!(
+        sorted(rows),
+        strings(&[&["new", "1", "7"], &["paid", "1", "12"]])
+    );
+    // Every record written is one event: an insert or a retraction.
+    let written = broker.consume_all(&totals);
+    assert!(!written.is_empty());
+    for (_, value) in written {
+        let value = value.expect("no tombstones");
+        assert!(
+            (value.starts_with(r#"{"before":null,"after":{"#) && value.ends_with(r#""op":"c"}"#))
+                || (value.starts_with(r#"{"before":{"#)
+                    && value.ends_with(r#""after":null,"op":"d"}"#)),
+            "{value}"
+        );
+    }
+    let error = db
+        .rows(&format!(
+            "CREATE TABLE keyed (id BIGINT) WITH ('connector' = 'kafka', 'topic' = '{events}',
+               'properties.bootstrap.servers' = '{}', 'key.format' = 'debezium-json',
+               'key.fields' = 'id', 'value.format' = 'json');",
+            broker.bootstrap
+        ))
+        .await
+        .expect_err("a changelog key format");
+    assert!(
+        error
+            .0
+            .contains("a key format writes and reads inserts only"),
+        "{error}"
+    );
+}
+
 /// At-least-once survives a broker outage in the middle of a job: the
 /// producer retries until the broker is back and nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

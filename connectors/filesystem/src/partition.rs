@@ -23,6 +23,7 @@ use arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, StringArray
 use arrow::compute::{cast, partition, take};
 use arrow::datatypes::SchemaRef;
 use object_store::path::Path;
+use weir_common::StreamBatch;
 use weir_connector::ConnectorError;
 
 /// Flink's default for 'partition.default-name'.
@@ -48,7 +49,7 @@ pub struct Partitioning {
 pub struct PartitionRows {
     /// The partition's directory under the table's path: `dt=.../hm=...`.
     pub directory: String,
-    pub rows: RecordBatch,
+    pub rows: StreamBatch,
 }
 
 impl Partitioning {
@@ -93,15 +94,15 @@ impl Partitioning {
     /// runs of one partition (partitions by time), so runs of equal keys
     /// are found first and each run's directory is spelled once; a
     /// partition's rows keep their order.
-    pub fn split(&self, batch: &RecordBatch) -> Result<Vec<PartitionRows>, ConnectorError> {
-        let data = batch.project(&self.data)?;
+    pub fn split(&self, batch: &StreamBatch) -> Result<Vec<PartitionRows>, ConnectorError> {
+        let data = batch.with_data(batch.data().project(&self.data)?)?;
         if batch.num_rows() == 0 {
             return Ok(Vec::new());
         }
         let keys: Vec<ArrayRef> = self
             .keys
             .iter()
-            .map(|i| Arc::clone(batch.column(*i)))
+            .map(|i| Arc::clone(batch.data().column(*i)))
             .collect();
         let runs = partition(&keys)?.ranges();
         let mut order: Vec<String> = Vec::new();
@@ -128,13 +129,7 @@ impl Partitioning {
                             .flat_map(|r| r.clone())
                             .map(|i| i as u32)
                             .collect();
-                        let columns = data
-                            .columns()
-                            .iter()
-                            .map(|c| take(c.as_ref(), &indices, None))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        let options = RecordBatchOptions::new().with_row_count(Some(indices.len()));
-                        RecordBatch::try_new_with_options(data.schema(), columns, &options)?
+                        data.take(&indices)?
                     }
                 };
                 Ok(PartitionRows { directory, rows })
@@ -416,6 +411,9 @@ mod tests {
             ],
         )
         .expect("batch");
+        // Rows keep their kinds: a changelog format writes them.
+        let kinds = arrow::array::UInt8Array::from(vec![0, 3, 0, 0, 1]);
+        let batch = StreamBatch::try_new_changelog(batch, kinds).expect("changelog");
         let split = p.split(&batch).expect("split");
         let directories: Vec<&str> = split.iter().map(|s| s.directory.as_str()).collect();
         assert_eq!(
@@ -426,7 +424,11 @@ mod tests {
                 "dt=__DEFAULT_PARTITION__/ts=1970-01-01T00%3A01",
             ]
         );
-        let x = &split[0].rows;
+        let kinds: Vec<String> = (0..3)
+            .map(|row| split[0].rows.row_kind(row).to_string())
+            .collect();
+        assert_eq!(kinds, ["+I", "-D", "-U"]);
+        let x = split[0].rows.data();
         assert_eq!(x.num_columns(), 1, "partition columns are not in the files");
         let values = x
             .column(0)

@@ -60,7 +60,7 @@ pub struct FileSink {
 #[async_trait]
 impl SinkFactory for FileSink {
     fn accepts_updates(&self) -> bool {
-        false
+        self.format.is_changelog()
     }
 
     async fn create_writer(
@@ -179,6 +179,7 @@ fn extension(kind: FormatKind) -> &'static str {
         FormatKind::Json => "json",
         FormatKind::Raw => "txt",
         FormatKind::Parquet => "parquet",
+        FormatKind::DebeziumJson => "json",
     }
 }
 
@@ -358,7 +359,7 @@ impl FileWriter {
     async fn write_rows(
         &mut self,
         partition: String,
-        rows: &RecordBatch,
+        rows: &StreamBatch,
     ) -> Result<(), ConnectorError> {
         self.writes += 1;
         let mut part = match self.open.remove(&partition) {
@@ -373,7 +374,7 @@ impl FileWriter {
             PartContent::Lines { upload, bytes } => {
                 self.buffer.clear();
                 if let Some(encoder) = &mut self.encoder {
-                    encoder.encode(rows, &mut self.buffer)?;
+                    encoder.encode_changes(rows, &mut self.buffer)?;
                 }
                 upload.write(&self.buffer);
                 *bytes += self.buffer.len() as u64;
@@ -384,7 +385,7 @@ impl FileWriter {
                 *bytes >= self.rolling_bytes
             }
             PartContent::Parquet { writer } => {
-                writer.write(rows).await.map_err(|e| self.error(e))?;
+                writer.write(rows.data()).await.map_err(|e| self.error(e))?;
                 writer.bytes_written() as u64 >= self.rolling_bytes
             }
         };
@@ -475,16 +476,18 @@ fn read_committables(
 #[async_trait]
 impl SinkWriter for FileWriter {
     async fn write(&mut self, batch: StreamBatch) -> Result<(), ConnectorError> {
-        if !batch.is_insert_only() {
+        if !batch.is_insert_only() && self.encoder.is_none() {
             return Err(ConnectorError::Unsupported {
                 connector: "filesystem".to_string(),
-                what: "only writes inserts; the query produced updates or deletes".to_string(),
+                what: "writes inserts only in this format; the query produced updates or \
+                       deletes (a changelog format such as 'debezium-json' writes them)"
+                    .to_string(),
             });
         }
         match self.partitioning.clone() {
-            None => self.write_rows(String::new(), batch.data()).await,
+            None => self.write_rows(String::new(), &batch).await,
             Some(partitioning) => {
-                for piece in partitioning.split(batch.data())? {
+                for piece in partitioning.split(&batch)? {
                     self.write_rows(piece.directory, &piece.rows).await?;
                 }
                 Ok(())

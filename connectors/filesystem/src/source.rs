@@ -150,6 +150,10 @@ impl SourceFactory for FileSource {
         Boundedness::Bounded
     }
 
+    fn produces_updates(&self) -> bool {
+        self.format.is_changelog()
+    }
+
     async fn plan_splits(&self, _parallelism: usize) -> Result<Vec<SourceSplit>, ConnectorError> {
         let splittable = self.format.kind() != FormatKind::Parquet;
         let mut splits = Vec::new();
@@ -313,14 +317,21 @@ impl SourceReader for FileReader {
                     if skip == rows {
                         continue;
                     }
-                    let mut data = data.slice(skip as usize, (rows - skip) as usize);
+                    // Positions count records, which a changelog format
+                    // turns into rows only now.
+                    let records = data.slice(skip as usize, (rows - skip) as usize);
+                    let mut data = match &self.decoder {
+                        Some(decoder) => decoder.changelog_rows(records)?.rows,
+                        None => StreamBatch::inserts(records),
+                    };
                     if let Some(partitions) = &self.partitions {
-                        data = partitions.layout.assemble(&data, &partitions.values)?;
+                        data = data.with_data(
+                            partitions
+                                .layout
+                                .assemble(data.data(), &partitions.values)?,
+                        )?;
                     }
-                    return Ok(Some(SourceEvent::Batch {
-                        split: index,
-                        data: StreamBatch::inserts(data),
-                    }));
+                    return Ok(Some(SourceEvent::Batch { split: index, data }));
                 }
                 None => {
                     self.current = None;

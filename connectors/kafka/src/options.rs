@@ -176,7 +176,7 @@ fn format_config(
         return Err(invalid(
             &format!("{prefix}format"),
             name,
-            "parquet is a file format; Kafka records use csv, json or raw",
+            "parquet is a file format; Kafka records use csv, json, raw or debezium-json",
         ));
     }
     Ok(config)
@@ -402,6 +402,15 @@ impl KafkaConfig {
             }
         };
         let value_format = format_config(table, value_format_name.0, value_format_name.1)?;
+        if upsert && value_format.is_changelog() {
+            // The topic's keys already make it a changelog, as in Flink.
+            return Err(invalid(
+                VALUE_FORMAT,
+                value_format_name.1,
+                "'upsert-kafka' reads and writes insert-only value formats (csv, json, raw); \
+                 for a topic of change events use 'connector' = 'kafka'",
+            ));
+        }
         let prefix = table.options.get(KEY_FIELDS_PREFIX).unwrap_or_default();
         let key_names: Vec<String> = if upsert {
             if table.primary_key.is_empty() {
@@ -464,8 +473,16 @@ impl KafkaConfig {
                     fields.push(index);
                     key_fields.push(field.as_ref().clone().with_name(stripped));
                 }
+                let format = format_config(table, "key.", name)?;
+                if format.is_changelog() {
+                    return Err(invalid(
+                        KEY_FORMAT,
+                        name,
+                        "a key format writes and reads inserts only (csv, json, raw)",
+                    ));
+                }
                 Some(KeySpec {
-                    format: format_config(table, "key.", name)?,
+                    format,
                     fields,
                     schema: Arc::new(Schema::new(key_fields)),
                 })
@@ -731,5 +748,12 @@ mod tests {
         let config = KafkaConfig::parse(&keyed, true).unwrap();
         assert_eq!(config.key.unwrap().fields, vec![0]);
         assert_eq!(config.startup, StartupMode::Earliest);
+        // The topic's keys make the changelog; the values must be plain rows.
+        let mut events = keyed.clone();
+        let mut options = keyed.options.as_map().clone();
+        options.insert("value.format".to_string(), "debezium-json".to_string());
+        events.options = TableOptions::new(options);
+        let message = KafkaConfig::parse(&events, true).unwrap_err().to_string();
+        assert!(message.contains("insert-only value formats"), "{message}");
     }
 }

@@ -21,7 +21,7 @@ use arrow::array::{
     ArrayRef, BinaryBuilder, Int32Array, Int64Array, MapBuilder, StringArray, StringBuilder,
     TimestampMillisecondArray, UInt8Array, UInt32Array,
 };
-use arrow::compute::{cast, take};
+use arrow::compute::{cast, take_record_batch};
 use arrow::datatypes::{DataType, Field, Fields, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use weir_common::{RowKind, StreamBatch};
@@ -188,15 +188,6 @@ pub(crate) struct RowAssembler {
     pub wants_headers: bool,
 }
 
-fn format_label(config: &weir_format::FormatConfig) -> &'static str {
-    match config.kind() {
-        weir_format::FormatKind::Csv => "CSV",
-        weir_format::FormatKind::Json => "JSON",
-        weir_format::FormatKind::Raw => "raw",
-        weir_format::FormatKind::Parquet => "Parquet",
-    }
-}
-
 impl RowAssembler {
     /// `read_schema` is the table's physical columns then its metadata
     /// columns; `projection` picks the ones to produce.
@@ -241,7 +232,7 @@ impl RowAssembler {
             Some(spec) if !key_projection.is_empty() => Some((
                 spec.format
                     .create_decoder(Arc::clone(&spec.schema), Some(key_projection))?,
-                format_label(&spec.format),
+                spec.format.kind().label(),
                 spec.format.ignore_parse_errors(),
             )),
             _ => None,
@@ -256,7 +247,7 @@ impl RowAssembler {
         Ok(Self {
             connector: config.connector,
             value,
-            value_format: format_label(&config.value_format),
+            value_format: config.value_format.kind().label(),
             ignore_value_errors: config.value_format.ignore_parse_errors(),
             key,
             wants_headers: used.iter().any(|m| m.key == "headers"),
@@ -314,19 +305,28 @@ impl RowAssembler {
         if kept.is_empty() {
             return Ok(None);
         }
-        let value_take = UInt32Array::from(value_rows);
+        let values = if value_rows.len() == decoded.batch.num_rows() {
+            decoded.batch
+        } else {
+            take_record_batch(&decoded.batch, &UInt32Array::from(value_rows))?
+        };
+        // A changelog format (debezium-json) makes one or two rows of each
+        // value; the key and metadata columns are repeated to match.
+        let values = self.value.changelog_rows(values)?;
+        if let Some(records) = &values.records {
+            kept = records.iter().map(|&i| kept[i as usize]).collect();
+            if let Some(keys) = &key_batch {
+                key_batch = Some(take_record_batch(
+                    keys,
+                    &UInt32Array::from(records.clone()),
+                )?);
+            }
+        }
         let kept_records: Vec<usize> = kept.iter().map(|&r| rows[r].record).collect();
         let mut out: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for (position, source) in self.columns.iter().enumerate() {
             let column = match source {
-                ColumnSource::Value(i) => {
-                    let column = decoded.batch.column(*i);
-                    if value_take.len() == column.len() {
-                        Arc::clone(column)
-                    } else {
-                        take(column.as_ref(), &value_take, None)?
-                    }
-                }
+                ColumnSource::Value(i) => Arc::clone(values.rows.data().column(*i)),
                 ColumnSource::Key(i) => match &key_batch {
                     Some(batch) => Arc::clone(batch.column(*i)),
                     None => {
@@ -354,7 +354,7 @@ impl RowAssembler {
             &RecordBatchOptions::new().with_row_count(Some(kept.len())),
         )?;
         if self.latest.is_none() {
-            return Ok(Some(StreamBatch::inserts(data)));
+            return Ok(Some(values.rows.with_data(data)?));
         }
         let kinds = UInt8Array::from_iter_values(kept.iter().map(|&r| rows[r].kind as u8));
         Ok(Some(StreamBatch::try_new_changelog(data, kinds)?))
@@ -513,6 +513,21 @@ mod tests {
         RowAssembler::try_new(&config, &spec.read_schema(), &spec.metadata, None).unwrap()
     }
 
+    fn kinds(batch: &StreamBatch) -> Vec<String> {
+        (0..batch.num_rows())
+            .map(|r| batch.row_kind(r).to_string())
+            .collect()
+    }
+
+    /// `off BIGINT METADATA FROM 'offset'`.
+    fn offset_column() -> MetadataColumn {
+        MetadataColumn {
+            name: "off".into(),
+            key: "offset".into(),
+            data_type: DataType::Int64,
+        }
+    }
+
     const JSON: [(&str, &str); 4] = [
         ("connector", "kafka"),
         ("topic", "t"),
@@ -522,15 +537,7 @@ mod tests {
 
     #[test]
     fn values_and_metadata_make_rows_and_tombstones_are_skipped() {
-        let spec = spec(
-            &JSON,
-            vec![MetadataColumn {
-                name: "off".into(),
-                key: "offset".into(),
-                data_type: DataType::Int64,
-            }],
-            &[],
-        );
+        let spec = spec(&JSON, vec![offset_column()], &[]);
         let mut assembler = assembler(&spec, false);
         let mut buffer = RecordBuffer::default();
         buffer.push(record(None, Some(r#"{"id": 1, "name": "a"}"#), 10));
@@ -580,6 +587,43 @@ mod tests {
     }
 
     #[test]
+    fn change_events_become_rows_that_keep_their_records_metadata() {
+        let mut options = JSON.to_vec();
+        options[3] = ("format", "debezium-json");
+        let spec = spec(&options, vec![offset_column()], &[]);
+        let mut assembler = assembler(&spec, false);
+        let mut buffer = RecordBuffer::default();
+        buffer.push(record(
+            None,
+            Some(r#"{"after":{"id":1,"name":"a"},"op":"c"}"#),
+            7,
+        ));
+        buffer.push(record(None, None, 8));
+        buffer.push(record(
+            None,
+            Some(r#"{"before":{"id":1,"name":"a"},"after":{"id":1,"name":"b"},"op":"u"}"#),
+            9,
+        ));
+        buffer.push(record(
+            None,
+            Some(r#"{"before":{"id":1,"name":"b"},"op":"d"}"#),
+            10,
+        ));
+        let batch = assembler
+            .assemble("t", 0, &buffer, &SourceMetrics::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(kinds(&batch), ["+I", "-U", "+U", "-D"]);
+        let data = batch.data();
+        let names: Vec<&str> = data.column(1).as_string::<i32>().iter().flatten().collect();
+        assert_eq!(names, ["a", "a", "b", "b"]);
+        assert_eq!(
+            data.column(2).as_primitive::<Int64Type>().values(),
+            &[7, 9, 9, 10]
+        );
+    }
+
+    #[test]
     fn upserts_become_a_changelog() {
         let options = [
             ("connector", "upsert-kafka"),
@@ -607,10 +651,7 @@ mod tests {
             .assemble("t", 0, &buffer, &SourceMetrics::default())
             .unwrap()
             .unwrap();
-        let kinds: Vec<String> = (0..batch.num_rows())
-            .map(|r| batch.row_kind(r).to_string())
-            .collect();
-        assert_eq!(kinds, ["+I", "-U", "+U", "-D"]);
+        assert_eq!(kinds(&batch), ["+I", "-U", "+U", "-D"]);
         let names: Vec<&str> = batch
             .data()
             .column(1)

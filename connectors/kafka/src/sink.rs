@@ -22,7 +22,8 @@
 //!
 //! upsert-kafka writes a changelog as upserts: `+I` and `+U` write the key
 //! and the row, `-D` writes the key with a null value (a tombstone), and
-//! `-U` is dropped because the `+U` that follows overwrites it.
+//! `-U` is dropped because the `+U` that follows overwrites it. A changelog
+//! value format (debezium-json) writes every row, its kind in the record.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -96,7 +97,7 @@ type KafkaProducer = ThreadedProducer<DeliveryTracker>;
 #[async_trait]
 impl SinkFactory for KafkaSink {
     fn accepts_updates(&self) -> bool {
-        self.config.upsert
+        self.config.upsert || self.config.value_format.is_changelog()
     }
 
     async fn create_writer(
@@ -520,7 +521,9 @@ fn committed_marker(marker: &BaseConsumer, topic: &str) -> Result<Option<i64>, C
 /// What to write for one input row.
 #[derive(Clone, Copy)]
 enum Write {
-    Upsert,
+    /// The key and the row.
+    Value,
+    /// The key and a null value.
     Tombstone,
 }
 
@@ -540,10 +543,14 @@ impl KafkaWriter {
     /// Which rows to write, and how.
     fn writes(&self, batch: &StreamBatch) -> Result<Vec<(usize, Write)>, ConnectorError> {
         let mut writes = Vec::with_capacity(batch.num_rows());
+        if self.config.value_format.is_changelog() {
+            writes.extend((0..batch.num_rows()).map(|row| (row, Write::Value)));
+            return Ok(writes);
+        }
         for row in 0..batch.num_rows() {
             match (batch.row_kind(row), self.config.upsert) {
                 (RowKind::Insert, _) | (RowKind::UpdateAfter, true) => {
-                    writes.push((row, Write::Upsert))
+                    writes.push((row, Write::Value))
                 }
                 (RowKind::UpdateBefore, true) => {}
                 (RowKind::Delete, true) => writes.push((row, Write::Tombstone)),
@@ -551,7 +558,9 @@ impl KafkaWriter {
                     return Err(ConnectorError::Unsupported {
                         connector: "kafka".to_string(),
                         what: format!(
-                            "writes inserts only, but table '{}' received a {kind} row; use 'upsert-kafka'",
+                            "writes inserts only in format '{}', but table '{}' received a {kind} row; \
+                             use 'upsert-kafka', or a changelog format such as 'debezium-json'",
+                            self.config.value_format.kind().name(),
                             self.config.table
                         ),
                     });
@@ -561,16 +570,25 @@ impl KafkaWriter {
         Ok(writes)
     }
 
-    fn encode(&mut self, data: &RecordBatch) -> Result<(), ConnectorError> {
+    /// Encodes the keys and values of `batch`; the values with their row
+    /// kinds, which only a changelog format writes.
+    fn encode(&mut self, batch: &StreamBatch) -> Result<(), ConnectorError> {
         self.values.clear();
         self.value_ranges.clear();
         self.keys.clear();
         self.key_ranges.clear();
+        let data = batch.data();
         let values = data.project(&self.config.value_fields)?;
-        let values = RecordBatch::try_new(
+        let values = batch.with_data(RecordBatch::try_new(
             Arc::clone(&self.config.value_schema),
             values.columns().to_vec(),
-        )?;
+        )?)?;
+        let values = if self.config.value_format.is_changelog() {
+            values
+        } else {
+            // Kinds were turned into upserts and tombstones.
+            StreamBatch::inserts(values.into_data())
+        };
         encode_messages(
             self.value.as_mut(),
             &values,
@@ -579,7 +597,10 @@ impl KafkaWriter {
         )?;
         if let (Some(encoder), Some(spec)) = (&mut self.key, &self.config.key) {
             let keys = data.project(&spec.fields)?;
-            let keys = RecordBatch::try_new(Arc::clone(&spec.schema), keys.columns().to_vec())?;
+            let keys = StreamBatch::inserts(RecordBatch::try_new(
+                Arc::clone(&spec.schema),
+                keys.columns().to_vec(),
+            )?);
             encode_messages(
                 encoder.as_mut(),
                 &keys,
@@ -594,7 +615,7 @@ impl KafkaWriter {
         let partition = self.partition();
         let key = self.key_ranges.get(row).map(|r| &self.keys[r.clone()]);
         let value = match write {
-            Write::Upsert => Some(&self.values[self.value_ranges[row].clone()]),
+            Write::Value => Some(&self.values[self.value_ranges[row].clone()]),
             Write::Tombstone => None,
         };
         loop {
@@ -672,13 +693,13 @@ impl SinkWriter for KafkaWriter {
         if writes.is_empty() {
             return Ok(());
         }
-        self.encode(batch.data())?;
+        self.encode(&batch)?;
         if self.wal.is_some() {
             for (row, write) in writes {
                 let partition = self.partition();
                 let key = self.key_ranges.get(row).map(|r| &self.keys[r.clone()]);
                 let value = match write {
-                    Write::Upsert => Some(&self.values[self.value_ranges[row].clone()]),
+                    Write::Value => Some(&self.values[self.value_ranges[row].clone()]),
                     Write::Tombstone => None,
                 };
                 if let Some(wal) = &mut self.wal {

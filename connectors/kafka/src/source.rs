@@ -296,7 +296,7 @@ impl SourceFactory for KafkaSource {
     }
 
     fn produces_updates(&self) -> bool {
-        self.config.upsert
+        self.config.upsert || self.config.value_format.is_changelog()
     }
 
     async fn plan_splits(&self, _parallelism: usize) -> Result<Vec<SourceSplit>, ConnectorError> {

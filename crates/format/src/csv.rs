@@ -694,6 +694,10 @@ impl CsvEncoder {
 }
 
 impl RecordEncoder for CsvEncoder {
+    fn format(&self) -> &'static str {
+        "csv"
+    }
+
     fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), FormatError> {
         let mut scratch = std::mem::take(&mut self.scratch);
         let dialect = Dialect::Text(TextStyle {

@@ -367,18 +367,32 @@ fn write_bytes(out: &mut String, bytes: &[u8], dialect: &Dialect<'_>) {
 }
 
 fn write_decimal(out: &mut String, unscaled: &str, scale: i8, dialect: &Dialect<'_>) {
-    let scientific = match dialect {
+    match dialect {
         // The print connector shows java.math.BigDecimal#toString.
-        Dialect::Print => true,
+        Dialect::Print => java_big_decimal(out, unscaled, scale),
         // The SQL client shows DecimalData#toString, which is plain.
-        Dialect::SqlClient => false,
-        Dialect::Text(style) => style.scientific_decimals,
-    };
-    if scientific {
-        java_big_decimal(out, unscaled, scale);
-    } else {
-        plain_decimal(out, unscaled, scale);
+        Dialect::SqlClient => plain_decimal(out, unscaled, scale),
+        // Flink's CSV and JSON writers hand the value to Jackson as a number
+        // node, which strips trailing zeros: 2.50 is written 2.5, 10.00 1E+1.
+        Dialect::Text(style) if style.scientific_decimals => {
+            let (unscaled, scale) = strip_trailing_zeros(unscaled, scale);
+            java_big_decimal(out, unscaled, scale);
+        }
+        Dialect::Text(_) => plain_decimal(out, unscaled, scale),
     }
+}
+
+/// `BigDecimal#stripTrailingZeros`: the same number with the fewest
+/// digits, zero as `0`.
+fn strip_trailing_zeros(unscaled: &str, scale: i8) -> (&str, i8) {
+    let (_, digits) = split_sign(unscaled);
+    if digits.bytes().all(|d| d == b'0') {
+        return ("0", 0);
+    }
+    let zeros = digits.bytes().rev().take_while(|d| *d == b'0').count();
+    // A scale below i8's range cannot come from a DECIMAL(38, s) value.
+    let zeros = zeros.min((scale as i32 - i8::MIN as i32) as usize);
+    (&unscaled[..unscaled.len() - zeros], scale - zeros as i8)
 }
 
 /// `BigDecimal#toPlainString`.
@@ -1053,5 +1067,30 @@ mod tests {
         assert_eq!(java("123", -2), "1.23E+4");
         assert_eq!(plain("123", -2), "12300");
         assert_eq!(java("0", 2), "0.00");
+    }
+
+    /// The figures Flink 2.3's JSON and CSV writers gave for DECIMAL(18, 8)
+    /// values read from "10.00", "2.50", "0.00", "-0.10" and "0.0000001".
+    #[test]
+    fn text_decimals_lose_trailing_zeros_as_in_flink() {
+        let text = |unscaled: &str, scale: i8, scientific: bool| {
+            let mut out = String::new();
+            let style = TextStyle {
+                separator: ' ',
+                naive_zone_suffix: false,
+                scientific_decimals: scientific,
+                element_delimiter: ",",
+            };
+            write_decimal(&mut out, unscaled, scale, &Dialect::Text(style));
+            out
+        };
+        assert_eq!(text("1000000000", 8, true), "1E+1");
+        assert_eq!(text("250000000", 8, true), "2.5");
+        assert_eq!(text("0", 8, true), "0");
+        assert_eq!(text("-10000000", 8, true), "-0.1");
+        assert_eq!(text("10", 8, true), "1E-7");
+        assert_eq!(text("12345678900000000", 8, true), "123456789");
+        assert_eq!(text("1000000000", 8, false), "10.00000000");
+        assert_eq!(text("250", 2, false), "2.50");
     }
 }

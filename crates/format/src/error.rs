@@ -73,7 +73,7 @@ pub enum FormatError {
         line.map(|l| format!("at line {l} ")).unwrap_or_default()
     )]
     Malformed {
-        /// `CSV`, `JSON` or `raw`.
+        /// `CSV`, `JSON`, `Debezium JSON` or `raw`.
         format: &'static str,
         /// Where the chunk came from (file path, topic/partition, ...).
         source_name: String,
@@ -99,6 +99,22 @@ pub enum FormatError {
         /// Advice appended to the message, e.g. which option skips such records.
         hint: String,
     },
+
+    /// A changelog row given to a format that writes inserts only.
+    #[error(
+        "format '{format}' writes inserts only, but received a {kind} row; \
+         use a changelog format such as 'debezium-json'"
+    )]
+    InsertOnly {
+        /// The format name.
+        format: &'static str,
+        /// The row's kind, e.g. `-U`.
+        kind: String,
+    },
+
+    /// A changelog batch that does not hold together.
+    #[error(transparent)]
+    Changelog(#[from] weir_common::CommonError),
 
     /// An Arrow failure that is not tied to a particular record (e.g. while encoding).
     #[error("arrow error: {0}")]

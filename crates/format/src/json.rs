@@ -31,12 +31,17 @@ use arrow::json::writer::{
 };
 use arrow::record_batch::RecordBatch;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use weir_common::StreamBatch;
 
+use crate::debezium::Envelope;
 use crate::display::{Dialect, TextStyle, sql_type_name, write_value};
 use crate::lines::{
     BadRecord, Conversion, RecordSpan, arrow_message, malformed, max_records, recover, split_lines,
 };
-use crate::{ChunkOrigin, Decoded, FormatError, OptionReader, RecordDecoder, RecordEncoder};
+use crate::{
+    ChangelogRows, ChunkOrigin, Decoded, FormatError, FormatKind, OptionReader, RecordDecoder,
+    RecordEncoder,
+};
 
 /// The option keys of the json format.
 pub(crate) const OPTIONS: &[&str] = &[
@@ -61,9 +66,12 @@ enum TimestampStandard {
     Iso8601WithOffset,
 }
 
-/// Parsed `json.*` options.
+/// Parsed `json.*` options (or the same options of a format built on
+/// JSON, such as `debezium-json.*`).
 #[derive(Debug, Clone)]
 pub(crate) struct JsonOptions {
+    /// The options' prefix without its dot: `json` or `debezium-json`.
+    prefix: &'static str,
     fail_on_missing_field: bool,
     pub ignore_parse_errors: bool,
     timestamp_standard: TimestampStandard,
@@ -72,19 +80,28 @@ pub(crate) struct JsonOptions {
 }
 
 impl JsonOptions {
-    pub(crate) fn parse(reader: &OptionReader<'_>) -> Result<Self, FormatError> {
-        let fail_on_missing_field = reader.bool("json.fail-on-missing-field", false)?;
-        let ignore_parse_errors = reader.bool("json.ignore-parse-errors", false)?;
+    /// Reads the options under `prefix` (`json` or `debezium-json`); a key
+    /// the format does not define was already refused, so reads as unset.
+    pub(crate) fn parse(
+        reader: &OptionReader<'_>,
+        prefix: &'static str,
+    ) -> Result<Self, FormatError> {
+        let key = |name: &str| format!("{prefix}.{name}");
+        let fail_on_missing_field = reader.bool(&key("fail-on-missing-field"), false)?;
+        let ignore_parse_errors = reader.bool(&key("ignore-parse-errors"), false)?;
         if fail_on_missing_field && ignore_parse_errors {
             return Err(crate::invalid(
-                "json.fail-on-missing-field",
+                &key("fail-on-missing-field"),
                 "true",
-                "'json.fail-on-missing-field' and 'json.ignore-parse-errors' cannot both be 'true'; \
-                 set one of them to 'false'",
+                &format!(
+                    "'{}' and '{}' cannot both be 'true'; set one of them to 'false'",
+                    key("fail-on-missing-field"),
+                    key("ignore-parse-errors")
+                ),
             ));
         }
         let timestamp_standard = match reader.choice(
-            "json.timestamp-format.standard",
+            &key("timestamp-format.standard"),
             &["SQL", "ISO-8601", "ISO-8601-WITH-OFFSET"],
             "SQL",
         )? {
@@ -95,17 +112,18 @@ impl JsonOptions {
         // Arrow map keys can never be NULL, so the null-key handling Flink offers
         // has nothing to act on; the options are still validated as Flink does.
         reader.choice(
-            "json.map-null-key.mode",
+            &key("map-null-key.mode"),
             &["FAIL", "DROP", "LITERAL"],
             "FAIL",
         )?;
-        reader.bool("json.decode.json-parser.enabled", true)?;
+        reader.bool(&key("decode.json-parser.enabled"), true)?;
         Ok(Self {
+            prefix,
             fail_on_missing_field,
             ignore_parse_errors,
             timestamp_standard,
-            plain_decimals: reader.bool("json.encode.decimal-as-plain-number", false)?,
-            ignore_null_fields: reader.bool("json.encode.ignore-null-fields", false)?,
+            plain_decimals: reader.bool(&key("encode.decimal-as-plain-number"), false)?,
+            ignore_null_fields: reader.bool(&key("encode.ignore-null-fields"), false)?,
         })
     }
 
@@ -122,9 +140,12 @@ impl JsonOptions {
     }
 }
 
-/// Decodes JSON lines into batches of the projected schema.
+/// Decodes JSON lines into batches of the projected schema, or (for
+/// debezium-json) of the change events' envelope.
 pub(crate) struct JsonDecoder {
     options: JsonOptions,
+    /// The change-event envelope the lines hold; `None` for plain rows.
+    envelope: Option<Envelope>,
     /// The projected fields with stand-in read types, all nullable.
     read_schema: SchemaRef,
     output_schema: SchemaRef,
@@ -142,29 +163,38 @@ impl JsonDecoder {
         let mut read_fields = Vec::with_capacity(projection.len());
         let mut conversions = Vec::with_capacity(projection.len());
         for field in output_schema.fields() {
-            let (conversion, read_type) = Conversion::for_type(field.data_type());
-            let read_field = Field::new(field.name(), read_type, true);
-            // Building a one-field decoder is how arrow reports a type it cannot read.
-            if ReaderBuilder::new(Arc::new(Schema::new(vec![read_field.clone()])))
-                .build_decoder()
-                .is_err()
-            {
-                return Err(FormatError::UnsupportedType {
-                    format: "json".to_string(),
-                    column: field.name().clone(),
-                    data_type: sql_type_name(field.data_type()),
-                    hint: "declare the column with a supported type such as STRING".to_string(),
-                });
-            }
+            let (conversion, read_field) = read_field(field, options.prefix)?;
             read_fields.push(read_field);
             conversions.push(conversion);
         }
         Ok(Self {
             options,
+            envelope: None,
             read_schema: Arc::new(Schema::new(read_fields)),
             output_schema,
             conversions,
         })
+    }
+
+    /// A decoder of change events: each line is one `envelope`, decoded
+    /// into one row of [`Envelope::output_schema`].
+    pub(crate) fn for_envelope(options: JsonOptions, envelope: Envelope) -> Self {
+        let read_schema = envelope.read_schema();
+        Self {
+            options,
+            conversions: vec![Conversion::None; read_schema.fields().len()],
+            read_schema,
+            output_schema: envelope.output_schema(),
+            envelope: Some(envelope),
+        }
+    }
+
+    /// `JSON`, or the name of the format built on it, for messages.
+    fn label(&self) -> &'static str {
+        match self.envelope {
+            Some(_) => FormatKind::DebeziumJson.label(),
+            None => FormatKind::Json.label(),
+        }
     }
 
     fn arrow_decoder(&self, schema: SchemaRef, batch_size: usize) -> Result<Decoder, ArrowError> {
@@ -192,6 +222,9 @@ impl JsonDecoder {
             return Err(ArrowError::JsonError(format!(
                 "could not find field '{name}'"
             )));
+        }
+        if let Some(envelope) = &self.envelope {
+            return envelope.finish(&batch).map(Some);
         }
         let columns = batch
             .columns()
@@ -238,17 +271,21 @@ impl JsonDecoder {
 
     /// Explains why `line` does not decode, with the advice to show.
     fn diagnose(&self, line: &[u8], error: &ArrowError) -> (String, String) {
-        let skip_hint = "; fix the record, or set 'json.ignore-parse-errors' = 'true' to skip \
-                         malformed records and read unparsable fields as NULL"
-            .to_string();
+        let skip_hint = format!(
+            "; fix the record, or set '{}.ignore-parse-errors' = 'true' to skip \
+             malformed records and read unparsable fields as NULL",
+            self.options.prefix
+        );
         if self.options.fail_on_missing_field
             && let Some((_, name)) = self.first_missing_field(line)
         {
             return (
                 format!("could not find field '{name}'"),
-                "; add the field, or set 'json.fail-on-missing-field' = 'false' to read \
-                 missing fields as NULL"
-                    .to_string(),
+                format!(
+                    "; add the field, or set '{}.fail-on-missing-field' = 'false' to read \
+                     missing fields as NULL",
+                    self.options.prefix
+                ),
             );
         }
         // Decodes the line with only `schema`'s fields, finishing column `column`.
@@ -305,7 +342,7 @@ impl RecordDecoder for JsonDecoder {
                     return Ok(BadRecord::Skip);
                 }
                 let (message, hint) = this.diagnose(&chunk[span.start..span.end], &error);
-                Err(malformed("JSON", origin, span, message, hint))
+                Err(malformed(this.label(), origin, span, message, hint))
             },
         )?;
         Ok(Decoded {
@@ -317,6 +354,36 @@ impl RecordDecoder for JsonDecoder {
     fn output_schema(&self) -> SchemaRef {
         self.output_schema.clone()
     }
+
+    fn changelog_rows(&self, records: RecordBatch) -> Result<ChangelogRows, FormatError> {
+        match &self.envelope {
+            Some(envelope) => envelope.unfold(&records),
+            None => Ok(ChangelogRows {
+                rows: StreamBatch::inserts(records),
+                records: None,
+            }),
+        }
+    }
+}
+
+/// How a column of `field`'s type is read (a stand-in type and its
+/// conversion), or why it cannot be.
+pub(crate) fn read_field(field: &Field, format: &str) -> Result<(Conversion, Field), FormatError> {
+    let (conversion, read_type) = Conversion::for_type(field.data_type());
+    let read_field = Field::new(field.name(), read_type, true);
+    // Building a one-field decoder is how arrow reports a type it cannot read.
+    if ReaderBuilder::new(Arc::new(Schema::new(vec![read_field.clone()])))
+        .build_decoder()
+        .is_err()
+    {
+        return Err(FormatError::UnsupportedType {
+            format: format.to_string(),
+            column: field.name().clone(),
+            data_type: sql_type_name(field.data_type()),
+            hint: "declare the column with a supported type such as STRING".to_string(),
+        });
+    }
+    Ok((conversion, read_field))
 }
 
 /// Feeds all of `bytes` through `decoder`, flushing whenever a batch fills up.
@@ -426,6 +493,10 @@ impl RecordEncoder for JsonEncoder {
         writer.finish()?;
         Ok(())
     }
+
+    fn format(&self) -> &'static str {
+        self.options.prefix
+    }
 }
 
 /// Plugs Flink's spellings into arrow-json's writer for the types where they
@@ -507,8 +578,6 @@ impl Encoder for TextValueEncoder<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use arrow::array::{AsArray, BinaryArray, Int64Array, StringArray, TimestampMillisecondArray};
     use arrow::datatypes::{Int64Type, TimeUnit, TimestampMillisecondType};
 
@@ -516,11 +585,7 @@ mod tests {
     use crate::FormatConfig;
 
     fn config(pairs: &[(&str, &str)]) -> FormatConfig {
-        let options: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        FormatConfig::from_options("json", &options).unwrap()
+        crate::test_config("json", pairs)
     }
 
     fn schema(fields: &[(&str, DataType)]) -> SchemaRef {

@@ -4,9 +4,9 @@
 //! into a [`FormatConfig`]. Connectors then ask it for a [`RecordDecoder`] that
 //! turns chunks of whole lines into Arrow [`RecordBatch`]es, and for a
 //! [`RecordEncoder`] that turns batches back into lines. Semantics follow
-//! Apache Flink's `csv`, `json` and `raw` formats so that Flink SQL runs
-//! unchanged; `parquet` is only validated here because it is a file format the
-//! connector reads and writes whole.
+//! Apache Flink's `csv`, `json`, `raw` and `debezium-json` formats so that
+//! Flink SQL runs unchanged; `parquet` is only validated here because it is a
+//! file format the connector reads and writes whole.
 //!
 //! Data flow when decoding: the connector hands over a chunk of complete
 //! records plus a [`ChunkOrigin`] for error messages. The decoder first parses
@@ -17,11 +17,18 @@
 //! that do not parse become NULL and records that cannot be read at all are
 //! skipped and counted in [`Decoded::skipped`].
 //!
+//! A changelog format (`debezium-json`) decodes each record into one row of
+//! its envelope (`before`, `after`, `op`), so that errors still point at one
+//! record; [`RecordDecoder::changelog_rows`] then turns those rows into the
+//! table's rows with their row kinds, one or two per record. Its encoder
+//! writes a row kind with every row ([`RecordEncoder::encode_changes`]).
+//!
 //! The [`display`] module renders values the way Flink's print connector and
 //! SQL client do.
 
 mod csv;
 mod csv_fast;
+mod debezium;
 pub mod display;
 mod error;
 mod json;
@@ -34,6 +41,7 @@ use std::collections::BTreeMap;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
+use weir_common::StreamBatch;
 
 pub use error::FormatError;
 pub use messages::{DecodedMessages, decode_messages, encode_messages};
@@ -49,15 +57,19 @@ pub enum FormatKind {
     Raw,
     /// `'parquet'`: columnar files, read and written whole by the connector.
     Parquet,
+    /// `'debezium-json'`: Debezium's JSON change events, read and written
+    /// as a changelog.
+    DebeziumJson,
 }
 
 impl FormatKind {
     /// Every kind, in the order they are listed in error messages.
-    pub const ALL: [FormatKind; 4] = [
+    pub const ALL: [FormatKind; 5] = [
         FormatKind::Csv,
         FormatKind::Json,
         FormatKind::Raw,
         FormatKind::Parquet,
+        FormatKind::DebeziumJson,
     ];
 
     /// The identifier used in `'format' = '...'` and as the option prefix.
@@ -67,6 +79,18 @@ impl FormatKind {
             FormatKind::Json => "json",
             FormatKind::Raw => "raw",
             FormatKind::Parquet => "parquet",
+            FormatKind::DebeziumJson => "debezium-json",
+        }
+    }
+
+    /// How the format is named in messages about a malformed record.
+    pub fn label(self) -> &'static str {
+        match self {
+            FormatKind::Csv => "CSV",
+            FormatKind::Json => "JSON",
+            FormatKind::Raw => "raw",
+            FormatKind::Parquet => "Parquet",
+            FormatKind::DebeziumJson => "Debezium JSON",
         }
     }
 
@@ -104,6 +128,7 @@ enum Settings {
     Json(json::JsonOptions),
     Raw(raw::RawOptions),
     Parquet,
+    Debezium(debezium::DebeziumOptions),
 }
 
 /// A table's format, parsed and validated from its WITH options.
@@ -145,7 +170,10 @@ impl FormatConfig {
         let reader = OptionReader { options: &own };
         let settings = match kind {
             FormatKind::Csv => Settings::Csv(csv::CsvOptions::parse(&reader)?),
-            FormatKind::Json => Settings::Json(json::JsonOptions::parse(&reader)?),
+            FormatKind::Json => Settings::Json(json::JsonOptions::parse(&reader, "json")?),
+            FormatKind::DebeziumJson => {
+                Settings::Debezium(debezium::DebeziumOptions::parse(&reader)?)
+            }
             FormatKind::Raw => Settings::Raw(raw::RawOptions::parse(&reader)?),
             FormatKind::Parquet => Settings::Parquet,
         };
@@ -162,7 +190,14 @@ impl FormatConfig {
             Settings::Json(_) => FormatKind::Json,
             Settings::Raw(_) => FormatKind::Raw,
             Settings::Parquet => FormatKind::Parquet,
+            Settings::Debezium(_) => FormatKind::DebeziumJson,
         }
+    }
+
+    /// Whether records carry row kinds (debezium-json): a source of such a
+    /// table reads a changelog, and its sink writes one.
+    pub fn is_changelog(&self) -> bool {
+        matches!(self.settings, Settings::Debezium(_))
     }
 
     /// The option keys this format accepts (for the connector's own "valid options" messages).
@@ -172,6 +207,7 @@ impl FormatConfig {
             FormatKind::Json => json::OPTIONS,
             FormatKind::Raw => raw::OPTIONS,
             FormatKind::Parquet => PARQUET_OPTIONS,
+            FormatKind::DebeziumJson => debezium::OPTIONS,
         }
     }
 
@@ -187,6 +223,7 @@ impl FormatConfig {
         match &self.settings {
             Settings::Csv(options) => options.ignore_parse_errors,
             Settings::Json(options) => options.ignore_parse_errors,
+            Settings::Debezium(options) => options.json.ignore_parse_errors,
             Settings::Raw(_) | Settings::Parquet => false,
         }
     }
@@ -227,6 +264,9 @@ impl FormatConfig {
                 schema,
                 projection,
             )?)),
+            Settings::Debezium(options) => {
+                Ok(Box::new(debezium::decoder(options, schema, projection)?))
+            }
             Settings::Parquet => Err(FormatError::NotLineOriented {
                 format: "parquet".to_string(),
                 what: "decoder",
@@ -234,7 +274,8 @@ impl FormatConfig {
         }
     }
 
-    /// A line-oriented encoder for batches of `schema` (csv, json, raw).
+    /// A line-oriented encoder for batches of `schema` (csv, json, raw,
+    /// debezium-json).
     pub fn create_encoder(&self, schema: SchemaRef) -> Result<Box<dyn RecordEncoder>, FormatError> {
         match &self.settings {
             Settings::Csv(options) => Ok(Box::new(csv::CsvEncoder::new(options.clone()))),
@@ -242,6 +283,7 @@ impl FormatConfig {
             Settings::Raw(options) => {
                 Ok(Box::new(raw::RawEncoder::try_new(options.clone(), schema)?))
             }
+            Settings::Debezium(options) => Ok(Box::new(debezium::encoder(options)?)),
             Settings::Parquet => Err(FormatError::NotLineOriented {
                 format: "parquet".to_string(),
                 what: "encoder",
@@ -288,13 +330,57 @@ pub trait RecordDecoder: Send {
 
     /// The projected schema of every batch this decoder returns.
     fn output_schema(&self) -> SchemaRef;
+
+    /// The table's rows described by `records`, a batch of decoded records
+    /// (one row per record, as `decode` returns them). Each record is one
+    /// insert, except in a changelog format, where it may be one or two
+    /// rows of any kind.
+    fn changelog_rows(&self, records: RecordBatch) -> Result<ChangelogRows, FormatError> {
+        Ok(ChangelogRows {
+            rows: StreamBatch::inserts(records),
+            records: None,
+        })
+    }
+}
+
+/// The rows of a batch of decoded records, from
+/// [`RecordDecoder::changelog_rows`].
+#[derive(Debug)]
+pub struct ChangelogRows {
+    /// The table's (projected) columns, with row kinds.
+    pub rows: StreamBatch,
+    /// For each row, the record it comes from; `None` when row `i` is
+    /// record `i`.
+    pub records: Option<Vec<u32>>,
 }
 
 /// Turns Arrow batches into records, one per line.
 pub trait RecordEncoder: Send {
     /// Appends the encoded rows of `batch` to `out` (one record per line, each
-    /// terminated by `\n`).
+    /// terminated by `\n`), all as inserts.
     fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), FormatError>;
+
+    /// Like [`Self::encode`], for rows of any kind: a changelog format
+    /// writes each row's kind; the others write inserts only.
+    fn encode_changes(
+        &mut self,
+        batch: &StreamBatch,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FormatError> {
+        let not_insert = (0..batch.num_rows())
+            .map(|row| batch.row_kind(row))
+            .find(|kind| *kind != weir_common::RowKind::Insert);
+        match not_insert {
+            None => self.encode(batch.data(), out),
+            Some(kind) => Err(FormatError::InsertOnly {
+                format: self.format(),
+                kind: kind.to_string(),
+            }),
+        }
+    }
+
+    /// The format's name, for messages.
+    fn format(&self) -> &'static str;
 }
 
 /// Typed access to one format's options, naming the key in every error.
@@ -414,6 +500,16 @@ fn unescape_java(value: &str) -> Option<String> {
     Some(out)
 }
 
+/// The format `format` with the options `pairs`, for tests.
+#[cfg(test)]
+pub(crate) fn test_config(format: &str, pairs: &[(&str, &str)]) -> FormatConfig {
+    let options: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    FormatConfig::from_options(format, &options).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,7 +526,7 @@ mod tests {
         let err = FormatConfig::from_options("avro", &options(&[])).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown format 'avro'; valid formats are: csv, json, raw, parquet"
+            "unknown format 'avro'; valid formats are: csv, json, raw, parquet, debezium-json"
         );
     }
 

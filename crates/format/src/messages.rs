@@ -13,6 +13,7 @@ use std::ops::Range;
 
 use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
+use weir_common::StreamBatch;
 
 use crate::{ChunkOrigin, FormatError, RecordDecoder, RecordEncoder};
 
@@ -106,16 +107,17 @@ fn at_message(error: FormatError, format: &'static str, location: String) -> For
 }
 
 /// Encodes each row of `batch` as one message: `out` receives the bytes and
-/// `messages` the range of `out` holding each row's message.
+/// `messages` the range of `out` holding each row's message. Row kinds are
+/// written by a changelog format and refused by the others.
 pub fn encode_messages(
     encoder: &mut dyn RecordEncoder,
-    batch: &RecordBatch,
+    batch: &StreamBatch,
     out: &mut Vec<u8>,
     messages: &mut Vec<Range<usize>>,
 ) -> Result<(), FormatError> {
     let start = out.len();
     let first = messages.len();
-    encoder.encode(batch, out)?;
+    encoder.encode_changes(batch, out)?;
     let mut line_start = start;
     for newline in memchr::memchr_iter(b'\n', &out[start..]) {
         messages.push(line_start..start + newline);
@@ -129,7 +131,7 @@ pub fn encode_messages(
     messages.truncate(first);
     for row in 0..batch.num_rows() {
         let row_start = out.len();
-        encoder.encode(&batch.slice(row, 1), out)?;
+        encoder.encode_changes(&batch.slice(row, 1), out)?;
         if out.last() == Some(&b'\n') {
             out.pop();
         }

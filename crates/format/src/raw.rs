@@ -259,6 +259,10 @@ impl RawEncoder {
 }
 
 impl RecordEncoder for RawEncoder {
+    fn format(&self) -> &'static str {
+        "raw"
+    }
+
     fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), FormatError> {
         let column = match batch.columns() {
             [column] => column.clone(),
