@@ -566,6 +566,16 @@ async fn formats_round_trip_through_a_topic() {
             "('first'), ('two' || CHR(10) || 'lines'), ('')",
             strings(&[&["(empty)"], &["first"], &["two\nlines"]]),
         ),
+        (
+            "avro",
+            "id INT NOT NULL, name STRING, price DECIMAL(10, 2), ts TIMESTAMP(3)",
+            "(1, 'a', 1.5, TIMESTAMP '2024-01-01 00:00:01.250'),
+             (2, CAST(NULL AS STRING), CAST(NULL AS DECIMAL(10, 2)), CAST(NULL AS TIMESTAMP(3)))",
+            strings(&[
+                &["1", "a", "1.50", "2024-01-01 00:00:01.250"],
+                &["2", "NULL", "NULL", "NULL"],
+            ]),
+        ),
     ];
     for (format, columns, values, expected) in cases {
         let topic = broker.create_topic(format, 1).await;

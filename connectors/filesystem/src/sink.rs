@@ -34,7 +34,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use weir_common::StreamBatch;
 use weir_connector::{ConnectorError, SinkContext, SinkFactory, SinkWriter};
-use weir_format::{FormatConfig, FormatKind, RecordEncoder};
+use weir_format::{AvroFileWriter, FormatConfig, FormatKind, RecordEncoder};
 
 use crate::location::Location;
 use crate::partition::Partitioning;
@@ -73,9 +73,13 @@ impl SinkFactory for FileSink {
             None => Arc::clone(&self.schema),
         };
         let encoder = match self.format.kind() {
-            FormatKind::Parquet => None,
+            FormatKind::Parquet | FormatKind::Avro => None,
             _ => Some(self.format.create_encoder(Arc::clone(&schema))?),
         };
+        // Fails now, not at the first row, if Avro has no type for a column.
+        if self.format.kind() == FormatKind::Avro {
+            self.format.avro_file_writer(&schema)?;
+        }
         Ok(Box::new(FileWriter {
             store: Arc::clone(&self.location.store),
             directory: self.location.prefix.clone(),
@@ -91,6 +95,7 @@ impl SinkFactory for FileSink {
             next_part: 0,
             rolling_bytes: self.rolling_bytes,
             encoder,
+            format: self.format.clone(),
             parquet: parquet_properties(&self.format)?,
             open: HashMap::new(),
             writes: 0,
@@ -180,6 +185,7 @@ fn extension(kind: FormatKind) -> &'static str {
         FormatKind::Raw => "txt",
         FormatKind::Parquet => "parquet",
         FormatKind::DebeziumJson => "json",
+        FormatKind::Avro => "avro",
     }
 }
 
@@ -195,8 +201,18 @@ struct PartFile {
 }
 
 enum PartContent {
-    Lines { upload: WriteMultipart, bytes: u64 },
-    Parquet { writer: AsyncArrowWriter<BufWriter> },
+    Lines {
+        upload: WriteMultipart,
+        bytes: u64,
+    },
+    Parquet {
+        writer: AsyncArrowWriter<BufWriter>,
+    },
+    /// An Avro file is built in memory (a part is at most the rolling
+    /// size) and stored whole when closed.
+    Avro {
+        writer: AvroFileWriter,
+    },
 }
 
 /// A complete part file under its hidden name, waiting for its checkpoint.
@@ -236,6 +252,8 @@ struct FileWriter {
     next_part: usize,
     rolling_bytes: u64,
     encoder: Option<Box<dyn RecordEncoder>>,
+    /// The table's format (avro files are written through it).
+    format: FormatConfig,
     parquet: WriterProperties,
     /// Open part files by partition directory ("" in a table without
     /// partitions).
@@ -275,6 +293,9 @@ impl FileWriter {
             visible.clone()
         };
         let content = match self.encoder {
+            None if self.format.kind() == FormatKind::Avro => PartContent::Avro {
+                writer: self.format.avro_file_writer(&self.schema)?,
+            },
             Some(_) => {
                 let upload = self
                     .store
@@ -343,6 +364,14 @@ impl FileWriter {
                 .await
                 .map(|_| ())
                 .map_err(|e| self.error(e))?,
+            PartContent::Avro { writer } => {
+                let file = bytes::Bytes::from(writer.finish());
+                self.store
+                    .put(&part.written, file.into())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.error(e))?
+            }
         }
         if self.two_phase {
             self.staged.push(StagedPart {
@@ -383,6 +412,10 @@ impl FileWriter {
                     .await
                     .map_err(|e| self.error(e))?;
                 *bytes >= self.rolling_bytes
+            }
+            PartContent::Avro { writer } => {
+                writer.write(rows.data())?;
+                writer.bytes_written() as u64 >= self.rolling_bytes
             }
             PartContent::Parquet { writer } => {
                 writer.write(rows.data()).await.map_err(|e| self.error(e))?;

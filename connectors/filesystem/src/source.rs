@@ -30,7 +30,7 @@ use weir_connector::{
     Boundedness, ConnectorError, SourceContext, SourceEvent, SourceFactory, SourceMetrics,
     SourceReader, SourceSplit,
 };
-use weir_format::{ChunkOrigin, FormatConfig, FormatKind, RecordDecoder};
+use weir_format::{AvroFileReader, ChunkOrigin, FormatConfig, FormatKind, RecordDecoder};
 
 use crate::location::Location;
 use crate::parquet_read::ParquetFileReader;
@@ -155,7 +155,7 @@ impl SourceFactory for FileSource {
     }
 
     async fn plan_splits(&self, _parallelism: usize) -> Result<Vec<SourceSplit>, ConnectorError> {
-        let splittable = self.format.kind() != FormatKind::Parquet;
+        let splittable = !matches!(self.format.kind(), FormatKind::Parquet | FormatKind::Avro);
         let mut splits = Vec::new();
         for (path, size) in self.list_files().await? {
             if !splittable || size <= self.split_bytes {
@@ -240,9 +240,22 @@ impl FileSource {
                 (Arc::clone(&self.schema), context.projection.clone(), output)
             }
         };
-        let decoder = match self.format.kind() {
-            FormatKind::Parquet => None,
-            _ => Some(self.format.create_decoder(file_schema, projection)?),
+        let (decoder, avro) = match self.format.kind() {
+            FormatKind::Parquet => (None, None),
+            FormatKind::Avro => {
+                let projection =
+                    projection.unwrap_or_else(|| (0..file_schema.fields().len()).collect());
+                let avro = AvroFiles {
+                    format: self.format.clone(),
+                    schema: file_schema,
+                    projection,
+                };
+                (None, Some(avro))
+            }
+            _ => (
+                Some(self.format.create_decoder(file_schema, projection)?),
+                None,
+            ),
         };
         Ok(FileReader {
             store: Arc::clone(&self.location.store),
@@ -252,6 +265,7 @@ impl FileSource {
             next_range: 0,
             current: None,
             decoder,
+            avro,
             output_schema,
             partitions,
             metrics: context.metrics,
@@ -273,6 +287,21 @@ struct Partitions {
 enum OpenSplit {
     Lines(LineSplit),
     Parquet(ParquetFileReader),
+    Avro {
+        reader: AvroFileReader,
+        /// The file, for messages.
+        display: String,
+    },
+}
+
+/// How the files of an avro table are read: whole, by the format.
+struct AvroFiles {
+    format: FormatConfig,
+    /// What the files hold (a partitioned table's files lack its
+    /// partition columns)...
+    schema: SchemaRef,
+    /// ...and which of it to read.
+    projection: Vec<usize>,
 }
 
 struct FileReader {
@@ -285,7 +314,9 @@ struct FileReader {
     next_range: usize,
     current: Option<(usize, OpenSplit)>,
     decoder: Option<Box<dyn RecordDecoder>>,
-    /// What the decoder (or Parquet reader) produces.
+    /// Set when the table's files are Avro.
+    avro: Option<AvroFiles>,
+    /// What the decoder (or Parquet or Avro reader) produces.
     output_schema: SchemaRef,
     partitions: Option<Partitions>,
     metrics: Arc<SourceMetrics>,
@@ -308,6 +339,9 @@ impl SourceReader for FileReader {
                     None => None,
                 },
                 OpenSplit::Parquet(parquet) => parquet.next_batch(&self.metrics).await?,
+                OpenSplit::Avro { reader, display } => reader.next_batch().map_err(|e| {
+                    ConnectorError::external(format!("cannot read Avro file '{display}'"), e)
+                })?,
             };
             match batch {
                 Some(data) => {
@@ -361,9 +395,25 @@ impl FileReader {
                 .partitioning
                 .values_of(&partitions.root, &range.path)?;
         }
-        let open = match &self.decoder {
-            Some(_) => OpenSplit::Lines(LineSplit::open(&self.store, range)?),
-            None => OpenSplit::Parquet(
+        let open = match (&self.decoder, &self.avro) {
+            (_, Some(avro)) => {
+                let display = format!("/{}", range.path);
+                let failed =
+                    |e| ConnectorError::external(format!("cannot read Avro file '{display}'"), e);
+                let file = self.store.get(&range.path).await.map_err(failed)?;
+                let file = file.bytes().await.map_err(failed)?;
+                self.metrics.add_bytes(file.len() as u64);
+                self.metrics.add_size_read(file.len() as u64);
+                let reader = avro
+                    .format
+                    .avro_file_reader(&avro.schema, avro.projection.clone(), file, 8192)
+                    .map_err(|e| {
+                        ConnectorError::external(format!("cannot read Avro file '{display}'"), e)
+                    })?;
+                OpenSplit::Avro { reader, display }
+            }
+            (Some(_), None) => OpenSplit::Lines(LineSplit::open(&self.store, range)?),
+            (None, None) => OpenSplit::Parquet(
                 ParquetFileReader::open(
                     &self.store,
                     &range.path,

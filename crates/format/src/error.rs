@@ -100,6 +100,16 @@ pub enum FormatError {
         hint: String,
     },
 
+    /// A file lacks the field of a NOT NULL column.
+    #[error(
+        "the file has no field '{column}' for NOT NULL column '{column}'; declare the column \
+         without NOT NULL to read it as NULL"
+    )]
+    MissingField {
+        /// The column name.
+        column: String,
+    },
+
     /// A changelog row given to a format that writes inserts only.
     #[error(
         "format '{format}' writes inserts only, but received a {kind} row; \
@@ -115,6 +125,10 @@ pub enum FormatError {
     /// A changelog batch that does not hold together.
     #[error(transparent)]
     Changelog(#[from] weir_common::CommonError),
+
+    /// An Avro failure that is not tied to a particular record.
+    #[error("avro error: {0}")]
+    Avro(#[from] arrow_avro::errors::AvroError),
 
     /// An Arrow failure that is not tied to a particular record (e.g. while encoding).
     #[error("arrow error: {0}")]

@@ -4,9 +4,11 @@
 //! into a [`FormatConfig`]. Connectors then ask it for a [`RecordDecoder`] that
 //! turns chunks of whole lines into Arrow [`RecordBatch`]es, and for a
 //! [`RecordEncoder`] that turns batches back into lines. Semantics follow
-//! Apache Flink's `csv`, `json`, `raw` and `debezium-json` formats so that
-//! Flink SQL runs unchanged; `parquet` is only validated here because it is a
-//! file format the connector reads and writes whole.
+//! Apache Flink's `csv`, `json`, `raw`, `debezium-json` and `avro` formats so
+//! that Flink SQL runs unchanged; `parquet` is only validated here because it
+//! is a file format the connector reads and writes whole. Avro is both: one
+//! datum per message through the decoder and encoder, and whole object
+//! container files through [`AvroFileReader`] and [`AvroFileWriter`].
 //!
 //! Data flow when decoding: the connector hands over a chunk of complete
 //! records plus a [`ChunkOrigin`] for error messages. The decoder first parses
@@ -26,6 +28,7 @@
 //! The [`display`] module renders values the way Flink's print connector and
 //! SQL client do.
 
+mod avro;
 mod csv;
 mod csv_fast;
 mod debezium;
@@ -43,6 +46,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use weir_common::StreamBatch;
 
+pub use avro::{AvroFileReader, AvroFileWriter};
 pub use error::FormatError;
 pub use messages::{DecodedMessages, decode_messages, encode_messages};
 
@@ -60,16 +64,20 @@ pub enum FormatKind {
     /// `'debezium-json'`: Debezium's JSON change events, read and written
     /// as a changelog.
     DebeziumJson,
+    /// `'avro'`: Avro records of the table's schema; binary datums in
+    /// messages, object container files on a filesystem.
+    Avro,
 }
 
 impl FormatKind {
     /// Every kind, in the order they are listed in error messages.
-    pub const ALL: [FormatKind; 5] = [
+    pub const ALL: [FormatKind; 6] = [
         FormatKind::Csv,
         FormatKind::Json,
         FormatKind::Raw,
         FormatKind::Parquet,
         FormatKind::DebeziumJson,
+        FormatKind::Avro,
     ];
 
     /// The identifier used in `'format' = '...'` and as the option prefix.
@@ -80,6 +88,7 @@ impl FormatKind {
             FormatKind::Raw => "raw",
             FormatKind::Parquet => "parquet",
             FormatKind::DebeziumJson => "debezium-json",
+            FormatKind::Avro => "avro",
         }
     }
 
@@ -91,6 +100,7 @@ impl FormatKind {
             FormatKind::Raw => "raw",
             FormatKind::Parquet => "Parquet",
             FormatKind::DebeziumJson => "Debezium JSON",
+            FormatKind::Avro => "Avro",
         }
     }
 
@@ -129,6 +139,7 @@ enum Settings {
     Raw(raw::RawOptions),
     Parquet,
     Debezium(debezium::DebeziumOptions),
+    Avro(avro::AvroOptions),
 }
 
 /// A table's format, parsed and validated from its WITH options.
@@ -174,6 +185,7 @@ impl FormatConfig {
             FormatKind::DebeziumJson => {
                 Settings::Debezium(debezium::DebeziumOptions::parse(&reader)?)
             }
+            FormatKind::Avro => Settings::Avro(avro::AvroOptions::parse(&reader)?),
             FormatKind::Raw => Settings::Raw(raw::RawOptions::parse(&reader)?),
             FormatKind::Parquet => Settings::Parquet,
         };
@@ -191,6 +203,7 @@ impl FormatConfig {
             Settings::Raw(_) => FormatKind::Raw,
             Settings::Parquet => FormatKind::Parquet,
             Settings::Debezium(_) => FormatKind::DebeziumJson,
+            Settings::Avro(_) => FormatKind::Avro,
         }
     }
 
@@ -208,6 +221,7 @@ impl FormatConfig {
             FormatKind::Raw => raw::OPTIONS,
             FormatKind::Parquet => PARQUET_OPTIONS,
             FormatKind::DebeziumJson => debezium::OPTIONS,
+            FormatKind::Avro => avro::OPTIONS,
         }
     }
 
@@ -224,13 +238,14 @@ impl FormatConfig {
             Settings::Csv(options) => options.ignore_parse_errors,
             Settings::Json(options) => options.ignore_parse_errors,
             Settings::Debezium(options) => options.json.ignore_parse_errors,
-            Settings::Raw(_) | Settings::Parquet => false,
+            Settings::Raw(_) | Settings::Parquet | Settings::Avro(_) => false,
         }
     }
 
-    /// A line-oriented decoder producing batches of `schema` projected to
-    /// `projection` (indices into `schema`; `None` keeps every column).
-    /// Parquet has none: the connector reads parquet files itself.
+    /// A decoder producing batches of `schema` projected to `projection`
+    /// (indices into `schema`; `None` keeps every column): of lines, or
+    /// for avro of messages only. Parquet has none: the connector reads
+    /// parquet files itself (and avro files through [`Self::avro_file_reader`]).
     pub fn create_decoder(
         &self,
         schema: SchemaRef,
@@ -267,6 +282,9 @@ impl FormatConfig {
             Settings::Debezium(options) => {
                 Ok(Box::new(debezium::decoder(options, schema, projection)?))
             }
+            Settings::Avro(options) => Ok(Box::new(avro::AvroDecoder::try_new(
+                options, schema, projection,
+            )?)),
             Settings::Parquet => Err(FormatError::NotLineOriented {
                 format: "parquet".to_string(),
                 what: "decoder",
@@ -274,8 +292,8 @@ impl FormatConfig {
         }
     }
 
-    /// A line-oriented encoder for batches of `schema` (csv, json, raw,
-    /// debezium-json).
+    /// An encoder for batches of `schema`: of lines, or for avro of
+    /// messages only (files are written by [`Self::avro_file_writer`]).
     pub fn create_encoder(&self, schema: SchemaRef) -> Result<Box<dyn RecordEncoder>, FormatError> {
         match &self.settings {
             Settings::Csv(options) => Ok(Box::new(csv::CsvEncoder::new(options.clone()))),
@@ -284,10 +302,47 @@ impl FormatConfig {
                 Ok(Box::new(raw::RawEncoder::try_new(options.clone(), schema)?))
             }
             Settings::Debezium(options) => Ok(Box::new(debezium::encoder(options)?)),
+            Settings::Avro(options) => Ok(Box::new(avro::AvroEncoder::try_new(options, schema)?)),
             Settings::Parquet => Err(FormatError::NotLineOriented {
                 format: "parquet".to_string(),
                 what: "encoder",
             }),
+        }
+    }
+}
+
+impl FormatConfig {
+    /// A reader of one Avro object container file (`file`, whole) into
+    /// batches of `schema` projected to `projection`.
+    pub fn avro_file_reader(
+        &self,
+        schema: &arrow::datatypes::Schema,
+        projection: Vec<usize>,
+        file: bytes::Bytes,
+        batch_size: usize,
+    ) -> Result<AvroFileReader, FormatError> {
+        match &self.settings {
+            Settings::Avro(_) => AvroFileReader::try_new(schema, projection, file, batch_size),
+            _ => Err(self.not_avro()),
+        }
+    }
+
+    /// A writer of one Avro object container file of `schema`'s rows.
+    pub fn avro_file_writer(
+        &self,
+        schema: &arrow::datatypes::Schema,
+    ) -> Result<AvroFileWriter, FormatError> {
+        match &self.settings {
+            Settings::Avro(options) => AvroFileWriter::try_new(options, schema),
+            _ => Err(self.not_avro()),
+        }
+    }
+
+    fn not_avro(&self) -> FormatError {
+        FormatError::InvalidOption {
+            key: "format".to_string(),
+            value: self.kind().name().to_string(),
+            expected: "an avro file needs 'format' = 'avro'".to_string(),
         }
     }
 }
@@ -330,6 +385,13 @@ pub trait RecordDecoder: Send {
 
     /// The projected schema of every batch this decoder returns.
     fn output_schema(&self) -> SchemaRef;
+
+    /// Decodes a run of messages (Kafka records), one record each, in one
+    /// go: one row per message, or `None` when some message does not give
+    /// exactly one (the caller then decodes them one by one to find it).
+    fn decode_run(&mut self, messages: &[&[u8]]) -> Option<RecordBatch> {
+        messages::decode_joined(self, messages)
+    }
 
     /// The table's rows described by `records`, a batch of decoded records
     /// (one row per record, as `decode` returns them). Each record is one
@@ -377,6 +439,17 @@ pub trait RecordEncoder: Send {
                 kind: kind.to_string(),
             }),
         }
+    }
+
+    /// Encodes each row of `batch` as one message (a Kafka record): `out`
+    /// receives the bytes and `messages` the range of `out` each row took.
+    fn encode_messages(
+        &mut self,
+        batch: &StreamBatch,
+        out: &mut Vec<u8>,
+        messages: &mut Vec<std::ops::Range<usize>>,
+    ) -> Result<(), FormatError> {
+        messages::encode_lines(self, batch, out, messages)
     }
 
     /// The format's name, for messages.

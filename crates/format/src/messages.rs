@@ -1,13 +1,15 @@
 //! Formats over messages: records that arrive one per message (a Kafka
 //! record's key or value) rather than as lines of a file.
 //!
-//! Decoding joins a run of messages into one chunk of lines and hands it to
-//! the format's vectorised decoder, so a Kafka poll decodes as fast as a file
-//! chunk. Only when that cannot map rows back to messages (a message holds
-//! a line break, is empty, or fails to decode) are the messages decoded one
-//! by one, which also pins an error to the message that caused it. Encoding
-//! is the mirror image: one encoder call per batch, cut at line ends, with
-//! a row-by-row fallback when a value holds a line break.
+//! Decoding first hands the whole run of messages to the format
+//! ([`RecordDecoder::decode_run`]): a line format joins them into one chunk
+//! of lines for its vectorised decoder, so a Kafka poll decodes as fast as
+//! a file chunk; avro frames them for arrow-avro's. Only when that cannot
+//! map rows back to messages (a message holds a line break, is empty, or
+//! fails to decode) are the messages decoded one by one, which also pins
+//! an error to the message that caused it. Encoding is the mirror image
+//! ([`RecordEncoder::encode_messages`]): one encoder call per batch, cut at
+//! line ends, with a row-by-row fallback when a value holds a line break.
 
 use std::ops::Range;
 
@@ -45,24 +47,10 @@ pub fn decode_messages(
     locate: &dyn Fn(usize) -> String,
 ) -> Result<DecodedMessages, FormatError> {
     let schema = decoder.output_schema();
-    let joinable = messages
-        .iter()
-        .all(|m| !m.is_empty() && memchr::memchr2(b'\n', b'\r', m).is_none());
-    if joinable && !messages.is_empty() {
-        let mut chunk = Vec::with_capacity(messages.iter().map(|m| m.len() + 1).sum());
-        for message in messages {
-            chunk.extend_from_slice(message);
-            chunk.push(b'\n');
-        }
-        if let Ok(decoded) = decoder.decode(&chunk, &NO_ORIGIN) {
-            let rows: usize = decoded.batches.iter().map(RecordBatch::num_rows).sum();
-            if decoded.skipped == 0 && rows == messages.len() {
-                return Ok(DecodedMessages {
-                    batch: concat_batches(&schema, &decoded.batches)?,
-                    kept: None,
-                });
-            }
-        }
+    if !messages.is_empty()
+        && let Some(batch) = decoder.decode_run(messages)
+    {
+        return Ok(DecodedMessages { batch, kept: None });
     }
     let mut batches = Vec::with_capacity(messages.len());
     let mut kept = Vec::with_capacity(messages.len());
@@ -93,6 +81,31 @@ pub fn decode_messages(
     Ok(DecodedMessages { batch, kept })
 }
 
+/// [`RecordDecoder::decode_run`] for a line format: the messages as one
+/// chunk of lines, `None` unless each gives exactly one row.
+pub(crate) fn decode_joined<D: RecordDecoder + ?Sized>(
+    decoder: &mut D,
+    messages: &[&[u8]],
+) -> Option<RecordBatch> {
+    let joinable = messages
+        .iter()
+        .all(|m| !m.is_empty() && memchr::memchr2(b'\n', b'\r', m).is_none());
+    if !joinable {
+        return None;
+    }
+    let mut chunk = Vec::with_capacity(messages.iter().map(|m| m.len() + 1).sum());
+    for message in messages {
+        chunk.extend_from_slice(message);
+        chunk.push(b'\n');
+    }
+    let decoded = decoder.decode(&chunk, &NO_ORIGIN).ok()?;
+    let rows: usize = decoded.batches.iter().map(RecordBatch::num_rows).sum();
+    if decoded.skipped != 0 || rows != messages.len() {
+        return None;
+    }
+    concat_batches(&decoder.output_schema(), &decoded.batches).ok()
+}
+
 /// Restates a decoding error for a message: where it is, not which line.
 fn at_message(error: FormatError, format: &'static str, location: String) -> FormatError {
     match error {
@@ -111,6 +124,17 @@ fn at_message(error: FormatError, format: &'static str, location: String) -> For
 /// written by a changelog format and refused by the others.
 pub fn encode_messages(
     encoder: &mut dyn RecordEncoder,
+    batch: &StreamBatch,
+    out: &mut Vec<u8>,
+    messages: &mut Vec<Range<usize>>,
+) -> Result<(), FormatError> {
+    encoder.encode_messages(batch, out, messages)
+}
+
+/// [`RecordEncoder::encode_messages`] for a line format: the batch's lines,
+/// one message each.
+pub(crate) fn encode_lines<E: RecordEncoder + ?Sized>(
+    encoder: &mut E,
     batch: &StreamBatch,
     out: &mut Vec<u8>,
     messages: &mut Vec<Range<usize>>,

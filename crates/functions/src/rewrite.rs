@@ -10,6 +10,7 @@
 //! | `EXTRACT(MILLISECOND FROM t)`, also `MICROSECOND`, `NANOSECOND` | `(CAST(date_part('millisecond', t) AS BIGINT) % 1000)` |
 //! | `EXTRACT(EPOCH FROM t)` | `CAST(date_part('epoch', t) AS BIGINT)` |
 //! | `SUBSTRING(s FROM i [FOR n])`, `SUBSTRING(s, i [, n])` | `substring(s, i [, n])` (UDF in `string.rs`) |
+//! | `CAST(x AS BYTES)`, also `BINARY(n)`, `VARBINARY(n)` | `CAST(x AS BYTEA)` |
 //!
 //! Names match case-insensitively. The result never contains what the rewrite looks for,
 //! so rewriting a statement twice changes nothing the second time.
@@ -64,6 +65,16 @@ fn rewrite(expr: &mut Expr) -> Result<(), FunctionError> {
             (None, Some(part)) => Some(part.call(take(value))),
             (None, None) => None,
         },
+        Expr::Cast { data_type, .. } => {
+            // Flink's BYTES, BINARY(n) and VARBINARY(n) are DataFusion's BYTEA.
+            if matches!(
+                data_type,
+                SqlType::Bytes(_) | SqlType::Binary(_) | SqlType::Varbinary(_)
+            ) {
+                *data_type = SqlType::Bytea;
+            }
+            None
+        }
         _ => None,
     };
     if let Some(replacement) = replacement {
@@ -274,10 +285,12 @@ mod tests {
             rewritten(
                 "SELECT Mod(a, 3), IF(a > 1, 'x', 'y'), CEILING(b), log(b), LOG(2, b), \
                  EXTRACT(DOW FROM ts), EXTRACT(EPOCH FROM ts), SUBSTRING(s FROM 2 FOR 3), \
-                 SUBSTRING(s, 2) FROM t WHERE mod(a, 2) = 0 AND a IN (SELECT IF(c, 1, 2) FROM u)"
+                 SUBSTRING(s, 2), CAST(s AS BYTES), CAST(s AS VARBINARY(3)) \
+                 FROM t WHERE mod(a, 2) = 0 AND a IN (SELECT IF(c, 1, 2) FROM u)"
             ),
             "SELECT (a % 3), CASE WHEN a > 1 THEN 'x' ELSE 'y' END, ceil(b), ln(b), LOG(2, b), \
-             dayofweek(ts), CAST(date_part('epoch', ts) AS BIGINT), substring(s, 2, 3), substring(s, 2) FROM t \
+             dayofweek(ts), CAST(date_part('epoch', ts) AS BIGINT), substring(s, 2, 3), substring(s, 2), \
+             CAST(s AS BYTEA), CAST(s AS BYTEA) FROM t \
              WHERE (a % 2) = 0 AND a IN (SELECT CASE WHEN c THEN 1 ELSE 2 END FROM u)"
         );
     }
