@@ -539,6 +539,91 @@ async fn startup_and_bounded_modes_and_metadata() {
     );
 }
 
+/// Persisted metadata columns are written: an INSERT sets each record's
+/// timestamp and headers, which the topic then holds. VIRTUAL ones are only
+/// read, and a key the connector cannot write is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_write_the_timestamp_and_headers_metadata() {
+    let broker = Broker::new("write-meta");
+    let input = broker.create_topic("input", 1).await;
+    let topic = broker.create_topic("events", 1).await;
+    let record = |id: i64, name: &str, timestamp: i64, header: Option<(&str, &str)>| TestRecord {
+        value: Some(format!(r#"{{"id": {id}, "name": "{name}"}}"#)),
+        timestamp: Some(timestamp),
+        header: header.map(|(k, v)| (k.to_string(), v.to_string())),
+        ..TestRecord::default()
+    };
+    broker
+        .produce(
+            &input,
+            &[
+                record(1, "a", 1_700_000_000_123, Some(("trace", "t1"))),
+                record(2, "b", 1_700_000_005_000, None),
+            ],
+        )
+        .await;
+    let mut db = session().await;
+    // The metadata columns come first, so the INSERT's order (the
+    // declaration's) differs from the sink's (physical columns first).
+    let sql = format!(
+        "CREATE TABLE input (
+           id BIGINT, name STRING,
+           ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+           hs MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL
+         ) WITH ('connector' = 'kafka', 'topic' = '{input}',
+           'properties.bootstrap.servers' = '{bootstrap}', 'format' = 'json',
+           'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset');
+         CREATE TABLE events (
+           ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',
+           id BIGINT,
+           `offset` BIGINT METADATA VIRTUAL,
+           hs MAP<STRING, BYTES> METADATA FROM 'headers',
+           name STRING
+         ) WITH ('connector' = 'kafka', 'topic' = '{topic}', {ONE_RECORD_PER_BATCH},
+           'properties.bootstrap.servers' = '{bootstrap}', 'format' = 'json',
+           'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset');
+         INSERT INTO events SELECT ts + INTERVAL '1' HOUR, id, hs, UPPER(name) FROM input;",
+        bootstrap = broker.bootstrap
+    );
+    db.rows(&sql).await.expect("insert with metadata");
+    let rows = db
+        .rows("SELECT id, name, CAST(ts AS TIMESTAMP(3)), `offset`, hs['trace'] FROM events")
+        .await
+        .expect("read back");
+    assert_eq!(
+        sorted(rows),
+        strings(&[
+            &["1", "A", "2023-11-14 23:13:20.123", "0", "x'7431'"],
+            &["2", "B", "2023-11-14 23:13:25.000", "1", "NULL"],
+        ])
+    );
+    let values = broker.consume_all(&topic);
+    assert_eq!(
+        values
+            .into_iter()
+            .filter_map(|(_, v)| v)
+            .collect::<Vec<_>>(),
+        [r#"{"id":1,"name":"A"}"#, r#"{"id":2,"name":"B"}"#]
+    );
+    let error = db
+        .rows(&format!(
+            "CREATE TABLE offsets (id BIGINT, off BIGINT METADATA FROM 'offset')
+             WITH ('connector' = 'kafka', 'topic' = '{topic}',
+               'properties.bootstrap.servers' = '{}', 'format' = 'json');
+             INSERT INTO offsets VALUES (1, 2);",
+            broker.bootstrap
+        ))
+        .await
+        .expect_err("a read-only metadata key");
+    assert!(
+        error.0.contains(
+            "cannot write metadata 'offset' (column 'off'); it writes: headers, timestamp. \
+             Declare the column VIRTUAL to only read it"
+        ),
+        "{error}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn formats_round_trip_through_a_topic() {
     let broker = Broker::new("formats");

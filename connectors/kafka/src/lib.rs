@@ -4,7 +4,7 @@
 //! CREATE TABLE bids (
 //!   auction BIGINT, price BIGINT, date_time TIMESTAMP(3),
 //!   `offset` BIGINT METADATA VIRTUAL,
-//!   kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',
+//!   kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp', -- also written by INSERT
 //!   WATERMARK FOR date_time AS date_time - INTERVAL '1' SECOND
 //! ) WITH (
 //!   'connector' = 'kafka',
@@ -73,6 +73,7 @@ fn sink(table: &TableSpec, upsert: bool) -> Result<Arc<dyn SinkFactory>, Connect
     config.sink_topic()?;
     Ok(Arc::new(sink::KafkaSink {
         config: Arc::new(config),
+        metadata: sink::WrittenMetadata::of(table),
     }))
 }
 
@@ -91,6 +92,10 @@ impl Connector for KafkaConnector {
 
     fn readable_metadata(&self) -> Vec<MetadataKey> {
         records::readable_metadata()
+    }
+
+    fn writable_metadata(&self) -> Vec<MetadataKey> {
+        records::writable_metadata()
     }
 
     fn create_source(&self, table: &TableSpec) -> Result<Arc<dyn SourceFactory>, ConnectorError> {
@@ -117,6 +122,10 @@ impl Connector for UpsertKafkaConnector {
 
     fn readable_metadata(&self) -> Vec<MetadataKey> {
         records::readable_metadata()
+    }
+
+    fn writable_metadata(&self) -> Vec<MetadataKey> {
+        records::writable_metadata()
     }
 
     fn create_source(&self, table: &TableSpec) -> Result<Arc<dyn SourceFactory>, ConnectorError> {

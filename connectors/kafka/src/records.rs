@@ -30,6 +30,14 @@ use weir_format::{RecordDecoder, decode_messages};
 
 use crate::options::KafkaConfig;
 
+/// The metadata a Kafka sink can write, with Flink's keys and types.
+pub(crate) fn writable_metadata() -> Vec<MetadataKey> {
+    readable_metadata()
+        .into_iter()
+        .filter(|m| matches!(m.key, "headers" | "timestamp"))
+        .collect()
+}
+
 /// The metadata a Kafka source can read, with Flink's keys and types.
 pub(crate) fn readable_metadata() -> Vec<MetadataKey> {
     let utc = Some(Arc::from("UTC"));
@@ -66,7 +74,7 @@ pub(crate) fn readable_metadata() -> Vec<MetadataKey> {
 }
 
 /// `MAP<STRING, BYTES>`, the type of the 'headers' metadata.
-fn headers_type() -> DataType {
+pub(crate) fn headers_type() -> DataType {
     let entries = Fields::from(vec![
         Field::new("keys", DataType::Utf8, false),
         Field::new("values", DataType::Binary, true),
@@ -525,6 +533,7 @@ mod tests {
             name: "off".into(),
             key: "offset".into(),
             data_type: DataType::Int64,
+            is_virtual: true,
         }
     }
 

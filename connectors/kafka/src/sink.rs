@@ -31,14 +31,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::{
-    Array, ArrayBuilder, AsArray, DictionaryArray, Int32Array, Int32Builder, LargeBinaryArray,
-    LargeBinaryBuilder, StringArray, UInt64Array,
+    Array, ArrayBuilder, AsArray, DictionaryArray, Int32Array, Int32Builder, Int64Builder,
+    LargeBinaryArray, LargeBinaryBuilder, MapArray, MapBuilder, StringArray, StringBuilder,
+    TimestampMillisecondArray, UInt64Array,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, UInt64Type};
+use arrow::datatypes::{
+    DataType, Field, Fields, Int32Type, Int64Type, Schema, TimeUnit, TimestampMillisecondType,
+    UInt64Type,
+};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use weir_common::{RowKind, StreamBatch};
@@ -46,7 +51,7 @@ use weir_connector::{ConnectorError, SinkContext, SinkFactory, SinkWriter};
 use weir_format::{RecordEncoder, encode_messages};
 
 use crate::options::{DeliveryGuarantee, KafkaConfig, Partitioner};
-use crate::{blocking, kafka_error};
+use crate::{blocking, kafka_error, records};
 
 /// How long a flush or a transaction call may take before the job fails.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -57,6 +62,96 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 #[derive(Debug)]
 pub struct KafkaSink {
     pub(crate) config: Arc<KafkaConfig>,
+    pub(crate) metadata: WrittenMetadata,
+}
+
+/// Where the metadata an INSERT writes is among a sink batch's columns.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WrittenMetadata {
+    /// 'timestamp': the record's timestamp (NULL: the producer's clock).
+    pub timestamp: Option<usize>,
+    /// 'headers': the record's headers.
+    pub headers: Option<usize>,
+}
+
+impl WrittenMetadata {
+    /// The persisted metadata columns of `table` (checked to be writable).
+    pub(crate) fn of(table: &weir_connector::TableSpec) -> Self {
+        let physical = table.schema.fields().len();
+        let mut written = Self::default();
+        for (index, column) in table.persisted_metadata().enumerate() {
+            match column.key.as_str() {
+                "timestamp" => written.timestamp = Some(physical + index),
+                "headers" => written.headers = Some(physical + index),
+                _ => {}
+            }
+        }
+        written
+    }
+}
+
+/// The metadata values of one batch's rows.
+struct RowMetadata {
+    timestamps: Option<TimestampMillisecondArray>,
+    headers: Option<MapArray>,
+}
+
+impl RowMetadata {
+    fn of(batch: &RecordBatch, written: WrittenMetadata) -> Result<Self, ConnectorError> {
+        let timestamps = match written.timestamp {
+            Some(index) => {
+                let utc = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+                let column = arrow::compute::cast(batch.column(index), &utc)?;
+                Some(column.as_primitive::<TimestampMillisecondType>().clone())
+            }
+            None => None,
+        };
+        let headers = match written.headers {
+            Some(index) => {
+                let column = arrow::compute::cast(batch.column(index), &records::headers_type())?;
+                Some(column.as_map().clone())
+            }
+            None => None,
+        };
+        Ok(Self {
+            timestamps,
+            headers,
+        })
+    }
+
+    fn timestamp(&self, row: usize) -> Option<i64> {
+        self.timestamps
+            .as_ref()
+            .and_then(|t| t.is_valid(row).then(|| t.value(row)))
+    }
+
+    /// Row `row`'s headers, as (name, value) pairs.
+    fn headers(&self, row: usize) -> Vec<(&str, Option<&[u8]>)> {
+        let Some(map) = self.headers.as_ref().filter(|m| m.is_valid(row)) else {
+            return Vec::new();
+        };
+        let (Some(names), Some(values)) = (
+            map.keys().as_string_opt::<i32>(),
+            map.values().as_binary_opt::<i32>(),
+        ) else {
+            return Vec::new();
+        };
+        let offsets = map.value_offsets();
+        (offsets[row] as usize..offsets[row + 1] as usize)
+            .map(|i| (names.value(i), values.is_valid(i).then(|| values.value(i))))
+            .collect()
+    }
+}
+
+/// `headers` as librdkafka takes them; `None` when there are none.
+fn owned_headers<'a>(
+    headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+) -> Option<OwnedHeaders> {
+    let mut owned: Option<OwnedHeaders> = None;
+    for (key, value) in headers {
+        owned = Some(owned.unwrap_or_default().insert(Header { key, value }));
+    }
+    owned
 }
 
 /// Remembers the first record the brokers did not take.
@@ -191,6 +286,7 @@ impl SinkFactory for KafkaSink {
         };
         Ok(Box::new(KafkaWriter {
             config,
+            metadata: self.metadata,
             topic,
             producer,
             value,
@@ -198,10 +294,7 @@ impl SinkFactory for KafkaSink {
             partitions,
             subtask: context.subtask as i32,
             next_partition: context.subtask as i32,
-            values: Vec::new(),
-            value_ranges: Vec::new(),
-            keys: Vec::new(),
-            key_ranges: Vec::new(),
+            encoded: Encoded::default(),
             in_transaction: open_transaction,
             wal,
         }))
@@ -210,6 +303,7 @@ impl SinkFactory for KafkaSink {
 
 struct KafkaWriter {
     config: Arc<KafkaConfig>,
+    metadata: WrittenMetadata,
     topic: String,
     producer: Arc<KafkaProducer>,
     value: Box<dyn RecordEncoder>,
@@ -218,10 +312,8 @@ struct KafkaWriter {
     partitions: i32,
     subtask: i32,
     next_partition: i32,
-    values: Vec<u8>,
-    value_ranges: Vec<Range<usize>>,
-    keys: Vec<u8>,
-    key_ranges: Vec<Range<usize>>,
+    /// The current batch's records.
+    encoded: Encoded,
     in_transaction: bool,
     /// Exactly-once with checkpoints.
     wal: Option<WriteAheadLog>,
@@ -255,6 +347,8 @@ struct WriteAheadLog {
     // 64-bit offsets: a checkpoint interval may stage more than 2 GiB.
     keys: LargeBinaryBuilder,
     values: LargeBinaryBuilder,
+    timestamps: Int64Builder,
+    headers: MapBuilder<StringBuilder, LargeBinaryBuilder>,
     /// Prepared and not committed yet, by checkpoint.
     prepared: BTreeMap<u64, RecordBatch>,
     /// One client per marker group, for its group metadata and offsets.
@@ -268,6 +362,8 @@ impl WriteAheadLog {
             partitions: Int32Builder::new(),
             keys: LargeBinaryBuilder::new(),
             values: LargeBinaryBuilder::new(),
+            timestamps: Int64Builder::new(),
+            headers: MapBuilder::new(None, StringBuilder::new(), LargeBinaryBuilder::new()),
             prepared: BTreeMap::new(),
             markers: HashMap::new(),
         }
@@ -285,13 +381,33 @@ impl WriteAheadLog {
             Field::new("partition", DataType::Int32, true),
             Field::new("key", DataType::LargeBinary, true),
             Field::new("value", DataType::LargeBinary, true),
+            Field::new("timestamp", DataType::Int64, true),
+            Field::new("headers", Self::headers_type(), true),
         ]))
     }
 
-    fn stage(&mut self, partition: Option<i32>, key: Option<&[u8]>, value: Option<&[u8]>) {
-        self.partitions.append_option(partition);
-        self.keys.append_option(key);
-        self.values.append_option(value);
+    /// The headers as staged: what [`MapBuilder`] builds.
+    fn headers_type() -> DataType {
+        let entries = Fields::from(vec![
+            Field::new("keys", DataType::Utf8, false),
+            Field::new("values", DataType::LargeBinary, true),
+        ]);
+        DataType::Map(
+            Arc::new(Field::new("entries", DataType::Struct(entries), false)),
+            false,
+        )
+    }
+
+    fn stage(&mut self, record: &Outgoing<'_>) -> Result<(), ConnectorError> {
+        self.partitions.append_option(record.partition);
+        self.keys.append_option(record.key);
+        self.values.append_option(record.value);
+        self.timestamps.append_option(record.timestamp);
+        for (name, value) in &record.headers {
+            self.headers.keys().append_value(name);
+            self.headers.values().append_option(*value);
+        }
+        Ok(self.headers.append(true)?)
     }
 
     /// The records staged since the last checkpoint, as checkpoint `id`'s.
@@ -311,6 +427,8 @@ impl WriteAheadLog {
                 Arc::new(self.partitions.finish()),
                 Arc::new(self.keys.finish()),
                 Arc::new(self.values.finish()),
+                Arc::new(self.timestamps.finish()),
+                Arc::new(self.headers.finish()),
             ],
         )?;
         self.prepared.insert(id, batch);
@@ -468,6 +586,21 @@ fn transact(
         .as_any()
         .downcast_ref::<LargeBinaryArray>()
         .ok_or_else(malformed)?;
+    let timestamps = records
+        .column(5)
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(malformed)?;
+    let headers = records.column(6).as_map_opt().ok_or_else(malformed)?;
+    let (header_names, header_values) = (
+        headers
+            .keys()
+            .as_string_opt::<i32>()
+            .ok_or_else(malformed)?,
+        headers
+            .values()
+            .as_binary_opt::<i64>()
+            .ok_or_else(malformed)?,
+    );
     producer
         .begin_transaction()
         .map_err(|e| failed("cannot begin a Kafka transaction", e))?;
@@ -476,6 +609,13 @@ fn transact(
         record.partition = partitions.is_valid(row).then(|| partitions.value(row));
         record.key = keys.is_valid(row).then(|| keys.value(row));
         record.payload = values.is_valid(row).then(|| values.value(row));
+        record.timestamp = timestamps.is_valid(row).then(|| timestamps.value(row));
+        let entries =
+            headers.value_offsets()[row] as usize..headers.value_offsets()[row + 1] as usize;
+        record.headers = owned_headers(entries.map(|i| {
+            let value = header_values.is_valid(i).then(|| header_values.value(i));
+            (header_names.value(i), value)
+        }));
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -516,6 +656,74 @@ fn committed_marker(marker: &BaseConsumer, topic: &str) -> Result<Option<i64>, C
         .find_partition(topic, 0)
         .and_then(|elem| elem.offset().to_raw())
         .filter(|o| *o >= 0))
+}
+
+/// The keys and values of the batch being written.
+#[derive(Default)]
+struct Encoded {
+    values: Vec<u8>,
+    value_ranges: Vec<Range<usize>>,
+    keys: Vec<u8>,
+    key_ranges: Vec<Range<usize>>,
+}
+
+impl Encoded {
+    /// What to send for input row `row`.
+    fn outgoing<'a>(
+        &'a self,
+        row: usize,
+        write: Write,
+        partition: Option<i32>,
+        metadata: &'a RowMetadata,
+    ) -> Outgoing<'a> {
+        Outgoing {
+            partition,
+            key: self.key_ranges.get(row).map(|r| &self.keys[r.clone()]),
+            value: match write {
+                Write::Value => Some(&self.values[self.value_ranges[row].clone()]),
+                Write::Tombstone => None,
+            },
+            timestamp: metadata.timestamp(row),
+            headers: metadata.headers(row),
+        }
+    }
+}
+
+/// Hands `outgoing` to the producer, waiting while its queue is full.
+async fn send(
+    producer: &KafkaProducer,
+    topic: &str,
+    outgoing: Outgoing<'_>,
+) -> Result<(), ConnectorError> {
+    loop {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
+        record.partition = outgoing.partition;
+        record.key = outgoing.key;
+        record.payload = outgoing.value;
+        record.timestamp = outgoing.timestamp;
+        record.headers = owned_headers(outgoing.headers.iter().copied());
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+            }
+            Err((error, _)) => {
+                return Err(kafka_error(
+                    format!("cannot write to topic '{topic}'"),
+                    error,
+                ));
+            }
+        }
+    }
+}
+
+/// One record on its way out.
+struct Outgoing<'a> {
+    partition: Option<i32>,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    timestamp: Option<i64>,
+    headers: Vec<(&'a str, Option<&'a [u8]>)>,
 }
 
 /// What to write for one input row.
@@ -573,10 +781,11 @@ impl KafkaWriter {
     /// Encodes the keys and values of `batch`; the values with their row
     /// kinds, which only a changelog format writes.
     fn encode(&mut self, batch: &StreamBatch) -> Result<(), ConnectorError> {
-        self.values.clear();
-        self.value_ranges.clear();
-        self.keys.clear();
-        self.key_ranges.clear();
+        let encoded = &mut self.encoded;
+        encoded.values.clear();
+        encoded.value_ranges.clear();
+        encoded.keys.clear();
+        encoded.key_ranges.clear();
         let data = batch.data();
         let values = data.project(&self.config.value_fields)?;
         let values = batch.with_data(RecordBatch::try_new(
@@ -592,8 +801,8 @@ impl KafkaWriter {
         encode_messages(
             self.value.as_mut(),
             &values,
-            &mut self.values,
-            &mut self.value_ranges,
+            &mut encoded.values,
+            &mut encoded.value_ranges,
         )?;
         if let (Some(encoder), Some(spec)) = (&mut self.key, &self.config.key) {
             let keys = data.project(&spec.fields)?;
@@ -604,38 +813,11 @@ impl KafkaWriter {
             encode_messages(
                 encoder.as_mut(),
                 &keys,
-                &mut self.keys,
-                &mut self.key_ranges,
+                &mut encoded.keys,
+                &mut encoded.key_ranges,
             )?;
         }
         Ok(())
-    }
-
-    async fn send(&mut self, row: usize, write: Write) -> Result<(), ConnectorError> {
-        let partition = self.partition();
-        let key = self.key_ranges.get(row).map(|r| &self.keys[r.clone()]);
-        let value = match write {
-            Write::Value => Some(&self.values[self.value_ranges[row].clone()]),
-            Write::Tombstone => None,
-        };
-        loop {
-            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic);
-            record.partition = partition;
-            record.key = key;
-            record.payload = value;
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
-                }
-                Err((error, _)) => {
-                    return Err(kafka_error(
-                        format!("cannot write to topic '{}'", self.topic),
-                        error,
-                    ));
-                }
-            }
-        }
     }
 
     /// Writes one checkpoint's staged records in a transaction of their own.
@@ -694,22 +876,17 @@ impl SinkWriter for KafkaWriter {
             return Ok(());
         }
         self.encode(&batch)?;
-        if self.wal.is_some() {
-            for (row, write) in writes {
-                let partition = self.partition();
-                let key = self.key_ranges.get(row).map(|r| &self.keys[r.clone()]);
-                let value = match write {
-                    Write::Value => Some(&self.values[self.value_ranges[row].clone()]),
-                    Write::Tombstone => None,
-                };
-                if let Some(wal) = &mut self.wal {
-                    wal.stage(partition, key, value);
-                }
+        let metadata = RowMetadata::of(batch.data(), self.metadata)?;
+        let partitions: Vec<Option<i32>> = writes.iter().map(|_| self.partition()).collect();
+        if let Some(wal) = &mut self.wal {
+            for (&(row, write), partition) in writes.iter().zip(partitions) {
+                wal.stage(&self.encoded.outgoing(row, write, partition, &metadata))?;
             }
             return Ok(());
         }
-        for (row, write) in writes {
-            self.send(row, write).await?;
+        for ((row, write), partition) in writes.into_iter().zip(partitions) {
+            let outgoing = self.encoded.outgoing(row, write, partition, &metadata);
+            send(&self.producer, &self.topic, outgoing).await?;
         }
         Ok(())
     }
@@ -826,6 +1003,7 @@ mod tests {
         );
         KafkaSink {
             config: Arc::new(KafkaConfig::parse(&table, false).expect("options")),
+            metadata: WrittenMetadata::default(),
         }
     }
 
@@ -933,15 +1111,55 @@ mod tests {
         assert_eq!(values(&bootstrap, 5), expected(5));
     }
 
+    fn outgoing<'a>(
+        partition: Option<i32>,
+        key: Option<&'a [u8]>,
+        value: Option<&'a [u8]>,
+    ) -> Outgoing<'a> {
+        Outgoing {
+            partition,
+            key,
+            value,
+            timestamp: None,
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_log_keeps_each_records_timestamp_and_headers() {
+        let mut log = WriteAheadLog::new("run-0".to_string());
+        let mut record = outgoing(None, None, Some(b"v"));
+        record.timestamp = Some(1_700_000_000_000);
+        record.headers = vec![("trace", Some(b"t1".as_slice())), ("empty", None)];
+        log.stage(&record).expect("staged");
+        log.stage(&outgoing(None, None, Some(b"w")))
+            .expect("staged");
+        log.prepare(1).expect("prepared");
+        let committables = [log.committables().expect("batch").expect("rows")];
+        let commits = staged_commits(&committables).expect("commits");
+        let records = &commits[0].records;
+        let timestamps = records.column(5).as_primitive::<Int64Type>();
+        assert_eq!(timestamps.value(0), 1_700_000_000_000);
+        assert!(timestamps.is_null(1));
+        let headers = records.column(6).as_map();
+        assert_eq!(headers.value_offsets(), &[0, 2, 2]);
+        assert_eq!(headers.keys().as_string::<i32>().value(0), "trace");
+        assert_eq!(headers.values().as_binary::<i64>().value(0), b"t1");
+        assert!(headers.values().is_null(1));
+    }
+
     #[test]
     fn committed_markers_decide_what_is_written_again() {
         let mut log = WriteAheadLog::new("old-run-0".to_string());
         for (checkpoint, value) in [(3, b"a"), (4, b"b"), (5, b"c")] {
-            log.stage(Some(0), None, Some(value));
+            log.stage(&outgoing(Some(0), None, Some(value)))
+                .expect("staged");
             log.prepare(checkpoint).expect("prepared");
         }
         let mut other = WriteAheadLog::new("old-run-1".to_string());
-        other.stage(None, Some(b"k"), None);
+        other
+            .stage(&outgoing(None, Some(b"k"), None))
+            .expect("staged");
         other.prepare(5).expect("prepared");
         let committables = vec![
             log.committables().expect("batch").expect("rows"),

@@ -39,7 +39,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 ///
 /// Computed columns and watermarks are the planner's business. A source
 /// produces [`TableSpec::read_schema`]: the physical columns followed by the
-/// metadata columns; a sink writes exactly `schema`.
+/// metadata columns; a sink writes [`TableSpec::write_schema`]: the physical
+/// columns followed by the persisted (not `VIRTUAL`) metadata columns.
 #[derive(Debug, Clone)]
 pub struct TableSpec {
     /// The table's name as written in SQL, for messages.
@@ -74,14 +75,31 @@ impl TableSpec {
     /// What a source of this table produces: the physical columns, then
     /// one column per metadata column (named after the column, typed as declared).
     pub fn read_schema(&self) -> SchemaRef {
-        if self.metadata.is_empty() {
+        self.with_metadata(self.metadata.iter())
+    }
+
+    /// What a sink of this table receives: the physical columns, then one
+    /// column per persisted metadata column.
+    pub fn write_schema(&self) -> SchemaRef {
+        self.with_metadata(self.persisted_metadata())
+    }
+
+    /// The metadata columns an INSERT writes, in declaration order.
+    pub fn persisted_metadata(&self) -> impl Iterator<Item = &MetadataColumn> {
+        self.metadata.iter().filter(|m| !m.is_virtual)
+    }
+
+    fn with_metadata<'a>(&self, metadata: impl Iterator<Item = &'a MetadataColumn>) -> SchemaRef {
+        let mut metadata = metadata.peekable();
+        if metadata.peek().is_none() {
             return Arc::clone(&self.schema);
         }
-        let fields = self.schema.fields().iter().cloned().chain(
-            self.metadata
-                .iter()
-                .map(|m| Arc::new(Field::new(&m.name, m.data_type.clone(), true))),
-        );
+        let fields = self
+            .schema
+            .fields()
+            .iter()
+            .cloned()
+            .chain(metadata.map(|m| Arc::new(Field::new(&m.name, m.data_type.clone(), true))));
         Arc::new(Schema::new(fields.collect::<Vec<_>>()))
     }
 }
@@ -95,6 +113,8 @@ pub struct MetadataColumn {
     pub key: String,
     /// The declared type; the connector casts its value to it.
     pub data_type: DataType,
+    /// `VIRTUAL`: read only. Otherwise an INSERT writes it too.
+    pub is_virtual: bool,
 }
 
 /// A metadata key a connector can read, with the type it produces.
@@ -133,6 +153,47 @@ pub trait Connector: Send + Sync + Debug {
     /// The metadata keys this connector's sources can fill.
     fn readable_metadata(&self) -> Vec<MetadataKey> {
         Vec::new()
+    }
+
+    /// The metadata keys this connector's sinks can write, with the type
+    /// they take.
+    fn writable_metadata(&self) -> Vec<MetadataKey> {
+        Vec::new()
+    }
+
+    /// Checks that the connector can write each of a table's persisted
+    /// metadata columns, before an INSERT into it is planned.
+    fn check_writable_metadata(&self, table: &TableSpec) -> Result<(), ConnectorError> {
+        let writable = self.writable_metadata();
+        for column in table.persisted_metadata() {
+            let Some(known) = writable.iter().find(|k| k.key == column.key) else {
+                let valid: Vec<&str> = writable.iter().map(|k| k.key).collect();
+                return Err(ConnectorError::Unsupported {
+                    connector: self.name().to_string(),
+                    what: format!(
+                        "cannot write metadata '{}' (column '{}'); {}. Declare the column \
+                         VIRTUAL to only read it",
+                        column.key,
+                        column.name,
+                        if valid.is_empty() {
+                            "it writes no metadata".to_string()
+                        } else {
+                            format!("it writes: {}", valid.join(", "))
+                        }
+                    ),
+                });
+            };
+            if !arrow::compute::can_cast_types(&column.data_type, &known.data_type) {
+                return Err(ConnectorError::Unsupported {
+                    connector: self.name().to_string(),
+                    what: format!(
+                        "writes metadata '{}' as {}, which column '{}' of type {} cannot be cast to",
+                        column.key, known.data_type, column.name, column.data_type
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Checks a table's metadata columns: each key must be one the

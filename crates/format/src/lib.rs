@@ -596,10 +596,10 @@ mod tests {
 
     #[test]
     fn unknown_format_lists_valid_formats() {
-        let err = FormatConfig::from_options("avro", &options(&[])).unwrap_err();
+        let err = FormatConfig::from_options("protobuf", &options(&[])).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown format 'avro'; valid formats are: csv, json, raw, parquet, debezium-json"
+            "unknown format 'protobuf'; valid formats are: csv, json, raw, parquet, debezium-json, avro"
         );
     }
 

@@ -37,6 +37,8 @@ pub struct MetadataField {
     /// The connector's key: `FROM 'key'`, else the column's name.
     pub key: String,
     pub field: Field,
+    /// `VIRTUAL`: only read. A persisted one is also written by INSERT.
+    pub is_virtual: bool,
 }
 
 impl CatalogTable {
@@ -142,10 +144,15 @@ impl CatalogTable {
         self.columns
             .iter()
             .filter_map(|c| match &c.kind {
-                ColumnKind::Metadata { data_type, key, .. } => Some(MetadataField {
+                ColumnKind::Metadata {
+                    data_type,
+                    key,
+                    is_virtual,
+                } => Some(MetadataField {
                     name: c.name.value.clone(),
                     key: key.clone().unwrap_or_else(|| c.name.value.clone()),
                     field: Field::new(&c.name.value, data_type.data_type.clone(), true),
+                    is_virtual: *is_virtual,
                 }),
                 _ => None,
             })
@@ -165,6 +172,26 @@ impl CatalogTable {
             .iter()
             .map(|f| f.as_ref().clone())
             .chain(metadata.into_iter().map(|m| m.field));
+        Arc::new(Schema::new(fields.collect::<Vec<_>>()))
+    }
+
+    /// What an INSERT into the table writes, in declaration order: the
+    /// physical columns and the persisted (not `VIRTUAL`) metadata columns,
+    /// as in Flink.
+    pub fn write_schema(&self) -> SchemaRef {
+        let fields = self.columns.iter().filter_map(|c| match &c.kind {
+            ColumnKind::Physical(_) => self
+                .physical_schema
+                .field_with_name(&c.name.value)
+                .ok()
+                .cloned(),
+            ColumnKind::Metadata {
+                data_type,
+                is_virtual: false,
+                ..
+            } => Some(Field::new(&c.name.value, data_type.data_type.clone(), true)),
+            _ => None,
+        });
         Arc::new(Schema::new(fields.collect::<Vec<_>>()))
     }
 

@@ -353,7 +353,7 @@ impl ContextProvider for PlanningContext<'_> {
             if self.insert_target.as_deref() == Some(key.as_str()) {
                 return Ok(Arc::new(ConnectorTableSource {
                     table: Arc::clone(table),
-                    schema: Arc::clone(&table.physical_schema),
+                    schema: table.write_schema(),
                 }));
             }
             return self.table_source(table);

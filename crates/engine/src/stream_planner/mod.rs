@@ -25,8 +25,8 @@ use datafusion::logical_expr::expr::{GroupingSet, Sort as SortExpr};
 use datafusion::logical_expr::logical_plan::dml::WriteOp;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
-    Aggregate, Expr, ExprSchemable, FetchType, Filter, LogicalPlan, Operator, SkipType,
-    UserDefinedLogicalNodeCore,
+    Aggregate, Expr, ExprSchemable, FetchType, Filter, LogicalPlan, LogicalPlanBuilder, Operator,
+    SkipType, UserDefinedLogicalNodeCore,
 };
 use datafusion::physical_expr::PhysicalSortExpr;
 use weir_common::{WindowFunction, ZoneShift};
@@ -669,12 +669,15 @@ impl StreamPlanner<'_> {
             let factory = self
                 .registry
                 .for_table(&spec)
-                .and_then(|c| c.create_sink(&spec))
+                .and_then(|c| {
+                    c.check_writable_metadata(&spec)?;
+                    c.create_sink(&spec)
+                })
                 .map_err(|source| EngineError::Table {
                     table: table.name.clone(),
                     source,
                 })?;
-            let root = self.translate(&dml.input)?;
+            let root = self.translate(&sink_input(&spec, &dml.input)?)?;
             if !factory.accepts_updates()
                 && let Some(producer) = root.update_producer()
             {
@@ -1584,6 +1587,30 @@ fn mark_slices(node: &mut StreamNode) -> Option<MarkedWindow> {
     }
 }
 
+/// An INSERT's rows in the order its sink takes them
+/// ([`TableSpec::write_schema`]): the INSERT lists the persisted metadata
+/// columns where they are declared, the sink wants them after the physical ones.
+fn sink_input(spec: &TableSpec, input: &LogicalPlan) -> Result<LogicalPlan, EngineError> {
+    let wanted = spec.write_schema();
+    let given = input.schema();
+    let in_order = wanted.fields().len() == given.fields().len()
+        && wanted
+            .fields()
+            .iter()
+            .zip(given.fields())
+            .all(|(w, g)| w.name() == g.name());
+    if in_order {
+        return Ok(input.clone());
+    }
+    let columns = wanted
+        .fields()
+        .iter()
+        .map(|f| Expr::Column(Column::from_name(f.name())));
+    Ok(LogicalPlanBuilder::from(input.clone())
+        .project(columns)?
+        .build()?)
+}
+
 pub(crate) fn table_spec(table: &CatalogTable) -> TableSpec {
     TableSpec {
         name: table.name.clone(),
@@ -1595,6 +1622,7 @@ pub(crate) fn table_spec(table: &CatalogTable) -> TableSpec {
                 name: m.name,
                 key: m.key,
                 data_type: m.field.data_type().clone(),
+                is_virtual: m.is_virtual,
             })
             .collect(),
         primary_key: table.primary_key.clone(),
