@@ -402,12 +402,12 @@ impl<T> Compiled<T> {
         &mut self,
         source: &str,
         compile: impl FnOnce(&str) -> Result<T, FunctionError>,
-    ) -> Result<&T> {
+    ) -> Result<&mut T> {
         let entry = match self.last.take() {
             Some((key, value)) if key == source => (key, value),
             _ => (source.to_owned(), compile(source)?),
         };
-        Ok(&self.last.insert(entry).1)
+        Ok(&mut self.last.insert(entry).1)
     }
 }
 

@@ -86,12 +86,16 @@ impl ScalarUDFImpl for RegexpExtract {
                 out.append_null();
                 continue;
             };
-            let regex = compiled.get(pattern, compile)?;
+            // The capture slots are reused from row to row, not allocated per match.
+            let (regex, slots) = compiled.get(pattern, |p| {
+                let regex = compile(p)?;
+                let slots = regex.capture_locations();
+                Ok((regex, slots))
+            })?;
             let extracted = usize::try_from(group).ok().and_then(|group| {
-                regex
-                    .captures(text)
-                    .and_then(|captures| captures.get(group))
-                    .map(|found| found.as_str())
+                regex.captures_read(slots, text)?;
+                let (start, end) = slots.get(group)?;
+                text.get(start..end)
             });
             out.append_option(extracted);
         }
