@@ -11,13 +11,15 @@
 //! a ROW is a nested record named after its column, `record_<column>`.
 //!
 //! Messages (a Kafka record's key or value) are one binary datum each, with
-//! no header, as Flink writes them. Files are Avro object container files,
-//! written with `'avro.codec'` and read whatever schema they were written
-//! with, resolved against the table's. Both go through arrow-avro, which
-//! decodes straight into Arrow builders: a run of messages is framed as
-//! Avro single-object encoding (a 10-byte header naming the schema by its
-//! fingerprint) so that it decodes in one call; only when that fails are
-//! the messages decoded one by one, to name the bad one.
+//! no header, as Flink writes them. Files are Avro object container files
+//! carrying that schema, written with `'avro.codec'`; any container file
+//! reads, whatever its schema, its fields matched to the columns by name.
+//! Decoding goes through arrow-avro, straight into Arrow builders: a run of
+//! messages is framed as Avro single-object encoding (a 10-byte header
+//! naming the schema by its fingerprint) so that it decodes in one call;
+//! only when that fails are the messages decoded one by one, to name the
+//! bad one. arrow-avro also encodes the rows; the container around them is
+//! written here.
 //!
 //! arrow-avro reads and writes its own Arrow types for Avro's (`int` is
 //! Int32, `timestamp-millis` a UTC timestamp); columns are cast between
