@@ -479,12 +479,7 @@ impl RecordEncoder for AvroEncoder {
         out: &mut Vec<u8>,
         messages: &mut Vec<Range<usize>>,
     ) -> Result<(), FormatError> {
-        if let Some(row) = (0..batch.num_rows()).find(|r| !batch.row_kind(*r).is_accumulate()) {
-            return Err(FormatError::InsertOnly {
-                format: "avro",
-                kind: batch.row_kind(row).to_string(),
-            });
-        }
+        crate::insert_only(batch, self.format())?;
         let native = cast_to(batch.data(), &self.encoder.schema())?;
         self.encoder.encode(&native)?;
         let rows = self.encoder.flush();

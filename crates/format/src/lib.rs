@@ -429,16 +429,8 @@ pub trait RecordEncoder: Send {
         batch: &StreamBatch,
         out: &mut Vec<u8>,
     ) -> Result<(), FormatError> {
-        let not_insert = (0..batch.num_rows())
-            .map(|row| batch.row_kind(row))
-            .find(|kind| *kind != weir_common::RowKind::Insert);
-        match not_insert {
-            None => self.encode(batch.data(), out),
-            Some(kind) => Err(FormatError::InsertOnly {
-                format: self.format(),
-                kind: kind.to_string(),
-            }),
-        }
+        insert_only(batch, self.format())?;
+        self.encode(batch.data(), out)
     }
 
     /// Encodes each row of `batch` as one message (a Kafka record): `out`
@@ -454,6 +446,21 @@ pub trait RecordEncoder: Send {
 
     /// The format's name, for messages.
     fn format(&self) -> &'static str;
+}
+
+/// Refuses a batch with rows other than inserts, for a format that writes
+/// no row kinds.
+pub(crate) fn insert_only(batch: &StreamBatch, format: &'static str) -> Result<(), FormatError> {
+    let not_insert = (0..batch.num_rows())
+        .map(|row| batch.row_kind(row))
+        .find(|kind| *kind != weir_common::RowKind::Insert);
+    match not_insert {
+        None => Ok(()),
+        Some(kind) => Err(FormatError::InsertOnly {
+            format,
+            kind: kind.to_string(),
+        }),
+    }
 }
 
 /// Typed access to one format's options, naming the key in every error.
