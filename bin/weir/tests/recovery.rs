@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use rdkafka::mocking::MockCluster;
 
 use common::{
-    CrashRandom, KAFKA_BIDS, chrono_like, create_bid_topics, kafka_totals_script, produce_bids,
-    topic_as_table,
+    CrashRandom, KAFKA_BIDS, chrono_like, create_bid_topics, kafka_bids_table, kafka_totals_script,
+    produce_bids, topic_as_table,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -333,13 +333,49 @@ fn a_failed_job_restarts_from_its_latest_checkpoint_with_the_undisturbed_output(
 #[test]
 fn a_killed_kafka_pipeline_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_table()
 -> TestResult {
+    // One row per auction and minute.
+    kafka_case(kafka_totals_script, 13 * (KAFKA_BIDS / 10).div_ceil(60))
+}
+
+/// An unbounded GROUP BY on two keys with DISTINCT counts, two of them
+/// sharing their values under different FILTERs: its changelog, written as
+/// upserts, leaves the undisturbed table only if a restored job knows
+/// every value each key has seen (had it forgotten them, values seen
+/// before the checkpoint would count again).
+fn kafka_distinct_script(settings: &str, output: &str, bootstrap: &str) -> String {
+    format!(
+        "{settings}{bids}\
+         CREATE TABLE spread (k BIGINT, high BOOLEAN, bids BIGINT, auctions BIGINT,\n\
+           prices BIGINT, low_auction_prices BIGINT,\n\
+           PRIMARY KEY (k, high) NOT ENFORCED)\n\
+           WITH ('connector' = 'upsert-kafka', 'topic' = '{output}',\n\
+             'properties.bootstrap.servers' = '{bootstrap}',\n\
+             'key.format' = 'json', 'value.format' = 'json');\n\
+         INSERT INTO spread\n\
+           SELECT MOD(auction, 4), price >= 500, COUNT(*), COUNT(DISTINCT auction),\n\
+             COUNT(DISTINCT price), COUNT(DISTINCT price) FILTER (WHERE auction < 6)\n\
+           FROM bids\n\
+           GROUP BY MOD(auction, 4), price >= 500;\n",
+        bids = kafka_bids_table(output, bootstrap),
+    )
+}
+
+#[test]
+fn a_killed_distinct_aggregation_restarted_from_its_checkpoints_writes_exactly_the_undisturbed_table()
+-> TestResult {
+    // Four remainders, each with low and high prices.
+    kafka_case(kafka_distinct_script, 8)
+}
+
+/// A crash test of `script`'s pipeline from a Kafka topic of bids to an
+/// upsert-kafka topic, compared as tables.
+fn kafka_case(script: fn(&str, &str, &str) -> String, expected_rows: usize) -> TestResult {
     let dir = crash_dir()?;
     let kafka = MockCluster::new(1)?;
     let bootstrap = kafka.bootstrap_servers();
     create_bid_topics(&kafka, &["reference", "out"])?;
-    let script = |output: &str, checkpoints: &Path| {
-        kafka_totals_script(&checkpointed(checkpoints), output, &bootstrap)
-    };
+    let script =
+        |output: &str, checkpoints: &Path| script(&checkpointed(checkpoints), output, &bootstrap);
     std::thread::scope(|scope| {
         crash_and_compare(Case {
             dir: dir.path(),
@@ -351,8 +387,7 @@ fn a_killed_kafka_pipeline_restarted_from_its_checkpoints_writes_exactly_the_und
                 scope.spawn(move || produce_bids(&bootstrap, &topic, Duration::from_millis(100)));
             },
             output: &|topic| Ok(topic_as_table(&bootstrap, topic)),
-            // One row per auction and minute.
-            expected_rows: 13 * (KAFKA_BIDS / 10).div_ceil(60),
+            expected_rows,
         })
     })
 }

@@ -86,20 +86,8 @@ pub fn create_bid_topics(
 /// [`KAFKA_BIDS`] that [`produce_bids`] writes, written as upserts to
 /// topic `output`.
 pub fn kafka_totals_script(settings: &str, output: &str, bootstrap: &str) -> String {
-    let stops: Vec<String> = (0..BID_PARTITIONS)
-        .map(|p| format!("partition:{p},offset:{}", KAFKA_BIDS / BID_PARTITIONS))
-        .collect();
     format!(
-        "{settings}\
-         CREATE TABLE bids (auction BIGINT, price BIGINT, ts TIMESTAMP(3),\n\
-           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
-           WITH ('connector' = 'kafka', 'topic' = 'bids-{output}',\n\
-             'properties.bootstrap.servers' = '{bootstrap}',\n\
-             'properties.group.id' = 'weir-{output}',\n\
-             'scan.startup.mode' = 'earliest-offset',\n\
-             'scan.bounded.mode' = 'specific-offsets',\n\
-             'scan.bounded.specific-offsets' = '{stops}',\n\
-             'format' = 'json');\n\
+        "{settings}{bids}\
          CREATE TABLE totals (auction BIGINT, window_start TIMESTAMP(3), bids BIGINT, total BIGINT,\n\
            PRIMARY KEY (auction, window_start) NOT ENFORCED)\n\
            WITH ('connector' = 'upsert-kafka', 'topic' = '{output}',\n\
@@ -109,6 +97,26 @@ pub fn kafka_totals_script(settings: &str, output: &str, bootstrap: &str) -> Str
            SELECT auction, window_start, COUNT(*), SUM(price)\n\
            FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' MINUTE))\n\
            GROUP BY auction, window_start, window_end;\n",
+        bids = kafka_bids_table(output, bootstrap),
+    )
+}
+
+/// The Kafka crash tests' source: table `bids` over topic `bids-<output>`,
+/// read up to the [`KAFKA_BIDS`] that [`produce_bids`] writes.
+pub fn kafka_bids_table(output: &str, bootstrap: &str) -> String {
+    let stops: Vec<String> = (0..BID_PARTITIONS)
+        .map(|p| format!("partition:{p},offset:{}", KAFKA_BIDS / BID_PARTITIONS))
+        .collect();
+    format!(
+        "CREATE TABLE bids (auction BIGINT, price BIGINT, ts TIMESTAMP(3),\n\
+           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
+           WITH ('connector' = 'kafka', 'topic' = 'bids-{output}',\n\
+             'properties.bootstrap.servers' = '{bootstrap}',\n\
+             'properties.group.id' = 'weir-{output}',\n\
+             'scan.startup.mode' = 'earliest-offset',\n\
+             'scan.bounded.mode' = 'specific-offsets',\n\
+             'scan.bounded.specific-offsets' = '{stops}',\n\
+             'format' = 'json');\n",
         stops = stops.join(";"),
     )
 }

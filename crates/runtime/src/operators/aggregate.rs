@@ -17,7 +17,7 @@ use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
-use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::aggregate::{AggregateExprBuilder, AggregateFunctionExpr};
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
@@ -29,6 +29,11 @@ pub struct AggregateCall {
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     /// The arguments' types.
     arg_types: Vec<DataType>,
+    /// For a DISTINCT call whose result is its function over the distinct
+    /// values whatever their multiplicity (COUNT, SUM, AVG, MIN, MAX): the
+    /// function without DISTINCT, which an aggregation may run over the
+    /// first row of each value instead.
+    over_first_rows: Option<Arc<AggregateFunctionExpr>>,
 }
 
 /// An aggregate call's evaluated arguments and filter for one batch.
@@ -65,11 +70,44 @@ impl AggregateCall {
             .iter()
             .map(|e| e.data_type(input))
             .collect::<Result<_>>()?;
+        let over_first_rows = if function.is_distinct()
+            && matches!(
+                function.fun().name(),
+                "count" | "sum" | "avg" | "min" | "max"
+            ) {
+            let plain =
+                AggregateExprBuilder::new(Arc::new(function.fun().clone()), function.expressions())
+                    .schema(Arc::new(input.clone()))
+                    .alias(function.name())
+                    .with_ignore_nulls(function.ignore_nulls())
+                    .build()?;
+            Some(Arc::new(plain))
+        } else {
+            None
+        };
         Ok(Self {
             function,
             filter,
             arg_types,
+            over_first_rows,
         })
+    }
+
+    /// This DISTINCT call as its function without DISTINCT, to be fed only
+    /// the first row of each distinct value; `None` for a call that is not
+    /// DISTINCT or whose function depends on more than the set of values.
+    pub(crate) fn over_first_rows(&self) -> Option<AggregateCall> {
+        self.over_first_rows.as_ref().map(|plain| AggregateCall {
+            function: Arc::clone(plain),
+            filter: self.filter.clone(),
+            arg_types: self.arg_types.clone(),
+            over_first_rows: None,
+        })
+    }
+
+    /// The arguments' types.
+    pub(crate) fn arg_types(&self) -> &[DataType] {
+        &self.arg_types
     }
 
     pub(crate) fn evaluate(&self, batch: &RecordBatch) -> Result<CallInput> {
@@ -588,6 +626,16 @@ impl GroupedAccumulators {
     }
 }
 
+/// Every value of `values` in id order, leaving it empty to intern anew.
+/// DataFusion's multi-column `GroupValues` keeps its hash table through
+/// `emit(EmitTo::All)`, whose entries would then point past the emptied
+/// columns, so the table is cleared as well.
+pub(crate) fn drain_group_values(values: &mut dyn GroupValues) -> Result<Vec<ArrayRef>> {
+    let all = values.emit(EmitTo::All)?;
+    values.clear_shrink(0);
+    Ok(all)
+}
+
 /// Group states as a batch of keyed state: the key group of each group's
 /// key ([`KEY_GROUP_COLUMN`](crate::checkpoint::KEY_GROUP_COLUMN)), the
 /// `leading` columns, the keys, then every call's state columns.
@@ -927,9 +975,33 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::Int64Array;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
 
     use super::*;
+
+    #[test]
+    fn drained_multi_column_group_values_intern_anew_in_the_same_order() {
+        let schema = Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("b", DataType::Int64, true),
+        ]);
+        let mut values =
+            new_group_values(Arc::new(schema), &GroupOrdering::None).expect("group values");
+        let keys: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["x", "y", "x", "z"])),
+            Arc::new(Int64Array::from(vec![1, 1, 1, 2])),
+        ];
+        let mut ids = Vec::new();
+        values.intern(&keys, &mut ids).expect("intern");
+        assert_eq!(ids, vec![0, 1, 0, 2]);
+        let all = drain_group_values(values.as_mut()).expect("drain");
+        assert_eq!(all[0].len(), 3);
+        values.intern(&all, &mut ids).expect("intern again");
+        assert_eq!(ids, vec![0, 1, 2]);
+        values.intern(&keys, &mut ids).expect("intern the keys");
+        assert_eq!(ids, vec![0, 1, 0, 2]);
+    }
 
     #[test]
     fn min_and_max_retract_any_value_not_just_the_oldest() {

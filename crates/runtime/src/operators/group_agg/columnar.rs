@@ -5,6 +5,8 @@
 //! every key's *intermediate state* (and its last emitted result) is kept in
 //! Arrow arrays instead, in a [`ChunkedRows`] store. For each batch:
 //!
+//! 0. narrow each DISTINCT call to the first row of each value its key has
+//!    not seen (see [`super::distinct`]);
 //! 1. pre-aggregate the batch into its touched keys (fresh accumulators);
 //! 2. find the keys' group ids in a persistent `GroupValues`;
 //! 3. merge their stored states with the batch's, take the new states and
@@ -13,8 +15,8 @@
 //!    keys whose result changed.
 //!
 //! The aggregation work per batch is proportional to the batch, not to the
-//! number of keys; the store's bookkeeping adds a pass over its index per
-//! batch and a compaction once superseded rows outnumber live ones.
+//! number of keys; the store's bookkeeping adds a compaction once
+//! superseded rows outnumber live ones or chunks pile up.
 
 use std::sync::Arc;
 
@@ -28,22 +30,33 @@ use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use weir_common::{RowKind, StreamBatch};
 
 use super::GroupAggregateSpec;
+use super::distinct::DistinctCalls;
 use crate::checkpoint::{KeyedState, StateBatch};
 use crate::error::batch_error;
 use crate::operator::Collector;
-use crate::operators::aggregate::{AggregateCall, GroupedAccumulators, output_batch};
+use crate::operators::aggregate::{
+    AggregateCall, GroupedAccumulators, drain_group_values, output_batch,
+};
 use crate::operators::state_ttl::Expiry;
 
 /// Rows of columns per group id, appended in chunks: a group's latest row
 /// is wherever `index` points. Superseded rows are dropped by compaction
-/// once they outnumber the live ones.
+/// once they outnumber the live ones, or once there are [`MAX_CHUNKS`]
+/// chunks: gathering rows reads every chunk's column, so a few keys
+/// updated batch after batch must not leave thousands of one-row chunks.
 #[derive(Debug, Default)]
 struct ChunkedRows {
     chunks: Vec<Vec<ArrayRef>>,
     /// Per group id: (chunk, row), or `None` before the group's first row.
     index: Vec<Option<(usize, usize)>>,
+    /// Rows in all chunks.
     stored: usize,
+    /// Groups with a row.
+    live: usize,
 }
+
+/// The most chunks a [`ChunkedRows`] keeps before compacting.
+const MAX_CHUNKS: usize = 32;
 
 impl ChunkedRows {
     fn has(&self, group: usize) -> bool {
@@ -69,8 +82,10 @@ impl ChunkedRows {
 
     /// Drops a group's row (its state expired).
     fn forget(&mut self, group: usize) {
-        if let Some(slot) = self.index.get_mut(group) {
-            *slot = None;
+        if let Some(slot) = self.index.get_mut(group)
+            && slot.take().is_some()
+        {
+            self.live -= 1;
         }
     }
 
@@ -84,32 +99,40 @@ impl ChunkedRows {
             if self.index.len() <= *group {
                 self.index.resize(group + 1, None);
             }
-            self.index[*group] = Some((chunk, row));
+            if self.index[*group].replace((chunk, row)).is_none() {
+                self.live += 1;
+            }
         }
         self.chunks.push(columns);
         self.stored += groups.len();
-        let live = self.index.iter().filter(|i| i.is_some()).count();
-        if self.chunks.len() > 1 && self.stored > 2 * live + 4096 {
-            self.compact(live)?;
+        if self.chunks.len() > 1
+            && (self.stored > 2 * self.live + 4096 || self.chunks.len() > MAX_CHUNKS)
+        {
+            self.compact()?;
         }
         Ok(())
     }
 
     /// Rewrites the store as one chunk of live rows.
-    fn compact(&mut self, live: usize) -> Result<()> {
+    fn compact(&mut self) -> Result<()> {
         let groups: Vec<usize> = (0..self.index.len()).filter(|g| self.has(*g)).collect();
         let columns = self.gather(&groups)?;
         self.chunks = vec![columns];
         for (row, group) in groups.iter().enumerate() {
             self.index[*group] = Some((0, row));
         }
-        self.stored = live;
+        self.stored = self.live;
         Ok(())
     }
 }
 
 pub(super) struct ColumnarGroups {
     spec: Arc<GroupAggregateSpec>,
+    /// The spec's calls, DISTINCT ones as their plain function over the
+    /// rows `distinct` lets through.
+    calls: Vec<AggregateCall>,
+    /// What the DISTINCT calls have seen; `None` without DISTINCT calls.
+    distinct: Option<DistinctCalls>,
     /// Key to group id; `None` for a global aggregation (one group, id 0).
     ids: Option<Box<dyn GroupValues>>,
     /// Intermediate states, one column per state field of every call.
@@ -139,13 +162,26 @@ impl ColumnarGroups {
                 &GroupOrdering::None,
             )?)
         };
-        let state_widths = spec
+        let calls = spec
             .calls
+            .iter()
+            .map(|c| match (c.function.is_distinct(), c.over_first_rows()) {
+                (false, _) => Ok(c.clone()),
+                (true, Some(plain)) => Ok(plain),
+                (true, None) => Err(DataFusionError::Internal(format!(
+                    "{} needs a row-wise accumulator per key",
+                    c.name()
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let state_widths = calls
             .iter()
             .map(|c| c.function.state_fields().map(|f| f.len()))
             .collect::<Result<_>>()?;
         Ok(Self {
             expiry: Expiry::new(spec.state_ttl, spec.final_only),
+            distinct: DistinctCalls::try_new(&spec.calls)?,
+            calls,
             spec,
             ids,
             states: ChunkedRows::default(),
@@ -155,11 +191,7 @@ impl ColumnarGroups {
     }
 
     fn accumulators(&self) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
-        self.spec
-            .calls
-            .iter()
-            .map(|c| c.groups_accumulator())
-            .collect()
+        self.calls.iter().map(|c| c.groups_accumulator()).collect()
     }
 
     /// Splits a row of all calls' state columns into one slice per call.
@@ -186,10 +218,28 @@ impl ColumnarGroups {
         if rows == 0 {
             return Ok(());
         }
-        // 1. The batch's own aggregate per touched key.
         let keys = self.spec.grouping.evaluate(batch)?;
-        let inputs = AggregateCall::evaluate_all(&self.spec.calls, batch)?;
-        let mut local = GroupedAccumulators::new(&self.spec.grouping, &self.spec.calls)?;
+        let mut inputs = AggregateCall::evaluate_all(&self.calls, batch)?;
+        if let Some(expiry) = &mut self.expiry {
+            for group in expiry.expired(now) {
+                self.states.forget(group);
+                self.results.forget(group);
+                if let Some(distinct) = &mut self.distinct {
+                    distinct.forget(group);
+                }
+            }
+        }
+        // 0. DISTINCT calls take only the first row of each new value.
+        if let Some(distinct) = &mut self.distinct {
+            let mut row_groups = Vec::with_capacity(rows);
+            match &mut self.ids {
+                Some(ids) => ids.intern(&keys, &mut row_groups)?,
+                None => row_groups.resize(rows, 0),
+            }
+            distinct.first_rows(&row_groups, &mut inputs)?;
+        }
+        // 1. The batch's own aggregate per touched key.
+        let mut local = GroupedAccumulators::new(&self.spec.grouping, &self.calls)?;
         local.update(&keys, &inputs, rows)?;
         let touched = local.num_groups();
         let local = local.into_states()?;
@@ -200,10 +250,6 @@ impl ColumnarGroups {
             None => groups.push(0),
         }
         if let Some(expiry) = &mut self.expiry {
-            for group in expiry.expired(now) {
-                self.states.forget(group);
-                self.results.forget(group);
-            }
             expiry.touch(&groups, now);
         }
         // 3. Stored state + the batch's state = the new state and result.
@@ -215,14 +261,14 @@ impl ColumnarGroups {
         let stored = self.per_call(&stored);
         let all: Vec<usize> = (0..touched).collect();
         let mut new_states = Vec::new();
-        let mut new_results = Vec::with_capacity(self.spec.calls.len());
+        let mut new_results = Vec::with_capacity(self.calls.len());
         for (call, mut merged) in self.accumulators()?.into_iter().enumerate() {
             if !seen.is_empty() {
                 merged.merge_batch(stored[call], &seen, touched)?;
             }
             merged.merge_batch(&local.states[call], &all, touched)?;
             let state = merged.state(EmitTo::All)?;
-            let mut evaluator = self.spec.calls[call].groups_accumulator()?;
+            let mut evaluator = self.calls[call].groups_accumulator()?;
             evaluator.merge_batch(&state, &all, touched)?;
             new_results.push(evaluator.evaluate(EmitTo::All)?);
             new_states.extend(state);
@@ -331,16 +377,17 @@ impl ColumnarGroups {
         Ok(())
     }
 
-    /// Every live key with its intermediate state and last emitted result.
-    pub(super) fn snapshot(&mut self, max_parallelism: usize) -> Result<RecordBatch> {
+    /// Every live key with its intermediate state and last emitted result,
+    /// then what each DISTINCT call has seen.
+    pub(super) fn snapshot(&mut self, max_parallelism: usize) -> Result<Vec<RecordBatch>> {
         let live: Vec<usize> = (0..self.states.index.len())
             .filter(|g| self.states.has(*g))
             .collect();
-        let keys = match &mut self.ids {
+        let all_keys = match &mut self.ids {
             Some(ids) => {
                 // `GroupValues` hands out its keys only by draining them;
                 // interned again in id order, every key keeps its id.
-                let all = ids.emit(EmitTo::All)?;
+                let all = drain_group_values(ids.as_mut())?;
                 let mut again = Vec::with_capacity(all.first().map_or(0, |k| k.len()));
                 ids.intern(&all, &mut again)?;
                 if again.iter().enumerate().any(|(i, g)| i != *g) {
@@ -348,13 +395,18 @@ impl ColumnarGroups {
                         "group ids changed while snapshotting keys".into(),
                     ));
                 }
-                let rows = UInt32Array::from_iter_values(live.iter().map(|g| *g as u32));
-                all.iter()
-                    .map(|k| arrow::compute::take(k, &rows, None))
-                    .collect::<Result<Vec<_>, _>>()?
+                all
             }
             None => Vec::new(),
         };
+        let keys_of = |groups: &[usize]| -> Result<Vec<ArrayRef>> {
+            let rows = UInt32Array::from_iter_values(groups.iter().map(|g| *g as u32));
+            Ok(all_keys
+                .iter()
+                .map(|k| arrow::compute::take(k, &rows, None))
+                .collect::<Result<Vec<_>, _>>()?)
+        };
+        let keys = keys_of(&live)?;
         let key_groups = crate::exchange::key_groups_of(&keys, live.len(), max_parallelism)?;
         let mut state = KeyedState::new("groups", key_groups)
             .group("key", keys)
@@ -362,7 +414,11 @@ impl ColumnarGroups {
         if !self.spec.final_only {
             state = state.group("result", self.results.gather(&live)?);
         }
-        state.build()
+        let mut batches = vec![state.build()?];
+        if let Some(distinct) = &self.distinct {
+            batches.extend(distinct.snapshot(keys_of, max_parallelism)?);
+        }
+        Ok(batches)
     }
 
     /// Takes over the keys of a batch written by [`ColumnarGroups::snapshot`].
@@ -376,6 +432,15 @@ impl ColumnarGroups {
         match &mut self.ids {
             Some(ids) => ids.intern(&keys, &mut groups)?,
             None => groups.resize(rows, 0),
+        }
+        if DistinctCalls::is_part(state.part()) {
+            return match &mut self.distinct {
+                Some(distinct) => distinct.restore(state, &groups),
+                None => Err(DataFusionError::Execution(
+                    "the checkpointed state has DISTINCT values but the query has no DISTINCT call"
+                        .into(),
+                )),
+            };
         }
         if let Some(expiry) = &mut self.expiry {
             expiry.touch(&groups, 0);
@@ -392,8 +457,7 @@ impl ColumnarGroups {
 
     /// Results of accumulators that saw no rows, one row each.
     fn empty_results(&self) -> Result<Vec<ArrayRef>> {
-        self.spec
-            .calls
+        self.calls
             .iter()
             .map(|c| {
                 let mut a = c.accumulator(false)?;
@@ -455,10 +519,17 @@ mod tests {
             let groups = if round == 0 { vec![2, 1] } else { vec![0, 1] };
             store.append(&groups, vec![values]).expect("append");
         }
-        assert!(store.chunks.len() < 3_000, "compaction ran");
+        // Two live rows never outnumber the superseded ones by 4096, but
+        // the chunks are compacted all the same.
+        assert!(store.chunks.len() <= MAX_CHUNKS, "compaction ran");
+        assert_eq!(store.live, 3);
         let latest = store.gather(&[0, 1, 2]).expect("gather");
         let latest = latest[0].as_primitive::<Int64Type>();
         assert_eq!(latest.values().to_vec(), vec![2_999, -2_999, 0]);
         assert!(!store.has(3));
+        store.forget(2);
+        store.forget(2);
+        assert_eq!(store.live, 2);
+        assert!(!store.has(2));
     }
 }

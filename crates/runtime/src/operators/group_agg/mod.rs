@@ -9,15 +9,16 @@
 //!
 //! Two modes: over an insert-only input, [`columnar`] keeps every key's
 //! intermediate state in Arrow arrays and handles a batch with vectorized
-//! DataFusion `GroupsAccumulator`s; over an updating input, or with a
-//! DISTINCT call (whose state is a set of values), [`retracting`] keeps a
-//! row-wise `Accumulator` per key, whose retractable ("sliding") variants
-//! take `-U`/`-D` rows.
+//! DataFusion `GroupsAccumulator`s, DISTINCT calls over the first row of
+//! each value ([`distinct`]); over an updating input, or with a DISTINCT
+//! call of another function, [`retracting`] keeps a row-wise `Accumulator`
+//! per key, whose retractable ("sliding") variants take `-U`/`-D` rows.
 //!
 //! In batch runtime mode the operator emits only the final result, as
 //! inserts, when its input ends.
 
 mod columnar;
+mod distinct;
 mod retracting;
 
 use std::sync::Arc;
@@ -72,13 +73,11 @@ impl Operator for GroupAggregate {
     }
 
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<OperatorState>> {
-        let batch = match &mut self.groups {
+        let batches = match &mut self.groups {
             Groups::Columnar(groups) => groups.snapshot(self.max_parallelism)?,
-            Groups::Rows(groups) => groups.snapshot(&self.name, self.max_parallelism)?,
+            Groups::Rows(groups) => vec![groups.snapshot(&self.name, self.max_parallelism)?],
         };
-        Ok(Some(OperatorState {
-            batches: vec![batch],
-        }))
+        Ok(Some(OperatorState { batches }))
     }
 
     fn restore_state(&mut self, state: OperatorState) -> Result<()> {
@@ -143,9 +142,14 @@ impl GroupAggregate {
         let name = spec.name();
         // A DISTINCT call's intermediate state is every distinct value:
         // merging it back from arrays for each batch would cost the whole
-        // set per batch, so its keys keep live accumulators instead.
-        let live_accumulators =
-            spec.retracting_input || spec.calls.iter().any(|c| c.function.is_distinct());
+        // set per batch. Columnar keys keep the values seen apart (see
+        // `distinct`); a function that cannot run that way keeps a live
+        // accumulator per key instead.
+        let live_accumulators = spec.retracting_input
+            || spec
+                .calls
+                .iter()
+                .any(|c| c.function.is_distinct() && c.over_first_rows().is_none());
         let groups = if live_accumulators {
             Groups::Rows(RowGroups::try_new(spec)?)
         } else {
@@ -345,28 +349,7 @@ mod tests {
         values: &[i64],
         retracted: &[i64],
     ) -> Vec<String> {
-        let input = input_schema();
-        let arg = datafusion::physical_expr::expressions::col("v", &input).expect("col");
-        let function =
-            datafusion::physical_expr::aggregate::AggregateExprBuilder::new(function, vec![arg])
-                .schema(Arc::clone(&input))
-                .alias("agg(v)")
-                .with_distinct(distinct)
-                .build()
-                .expect("aggregate");
-        let call = AggregateCall::try_new(Arc::new(function), None, &input).expect("call");
-        let spec = Arc::new(GroupAggregateSpec {
-            grouping: group_by("k", &input),
-            calls: vec![call],
-            outputs: vec![AggregateOutput::Key(0), AggregateOutput::Aggregate(0)],
-            output_schema: Arc::new(Schema::new(vec![
-                Field::new("k", DataType::Utf8, false),
-                Field::new("m", DataType::Int64, true),
-            ])),
-            retracting_input: true,
-            final_only: false,
-            state_ttl: None,
-        });
+        let spec = one_call_spec(function, distinct, true, None);
         let mut op = GroupAggregate::try_new(Arc::clone(&spec)).expect("operator");
         let mut out = Collector::default();
         let keys = vec!["a"; values.len()];
@@ -430,5 +413,109 @@ mod tests {
         assert!(out.take().is_empty());
         op.finish(&mut out).expect("finish");
         assert_eq!(changelog(&mut out), vec!["+I[a, 4]", "+I[b, 2]"]);
+    }
+
+    /// `function(v)` (DISTINCT or not) by `k`, with results as Int64.
+    fn one_call_spec(
+        function: Arc<datafusion::logical_expr::AggregateUDF>,
+        distinct: bool,
+        retracting_input: bool,
+        state_ttl: Option<Duration>,
+    ) -> Arc<GroupAggregateSpec> {
+        let input = input_schema();
+        let arg = datafusion::physical_expr::expressions::col("v", &input).expect("col");
+        let function =
+            datafusion::physical_expr::aggregate::AggregateExprBuilder::new(function, vec![arg])
+                .schema(Arc::clone(&input))
+                .alias("agg(v)")
+                .with_distinct(distinct)
+                .build()
+                .expect("aggregate");
+        let call = AggregateCall::try_new(Arc::new(function), None, &input).expect("call");
+        Arc::new(GroupAggregateSpec {
+            grouping: group_by("k", &input),
+            calls: vec![call],
+            outputs: vec![AggregateOutput::Key(0), AggregateOutput::Aggregate(0)],
+            output_schema: Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Utf8, false),
+                Field::new("m", DataType::Int64, true),
+            ])),
+            retracting_input,
+            final_only: false,
+            state_ttl,
+        })
+    }
+
+    /// An aggregation of `function(DISTINCT v)` by `k` over an insert-only
+    /// input.
+    fn distinct_operator(
+        function: Arc<datafusion::logical_expr::AggregateUDF>,
+        state_ttl: Option<Duration>,
+    ) -> GroupAggregate {
+        GroupAggregate::try_new(one_call_spec(function, true, false, state_ttl)).expect("operator")
+    }
+
+    #[test]
+    fn distinct_calls_over_inserts_count_each_value_once_per_key() {
+        let count = datafusion::functions_aggregate::count::count_udaf();
+        let sum = datafusion::functions_aggregate::sum::sum_udaf();
+        for (function, expected) in [
+            (
+                count,
+                [
+                    vec!["+I[a, 2]", "+I[b, 1]"],
+                    vec!["-U[a, 2]", "+U[a, 3]", "+I[c, 1]"],
+                ],
+            ),
+            (
+                sum,
+                [
+                    vec!["+I[a, 3]", "+I[b, 2]"],
+                    vec!["-U[a, 3]", "+U[a, 6]", "+I[c, 1]"],
+                ],
+            ),
+        ] {
+            let mut op = distinct_operator(function, None);
+            assert!(matches!(op.groups, Groups::Columnar(_)), "vectorized");
+            let mut out = Collector::default();
+            let first = batch(&["a", "b", "a", "a", "b"], &[1, 2, 2, 1, 2], None);
+            op.process_batch(0, first, &mut out).expect("batch");
+            assert_eq!(changelog(&mut out), expected[0]);
+            // b sees 2 again (no change); a sees 1 and 2 again and 3 twice.
+            let second = batch(&["b", "a", "a", "c", "a", "a"], &[2, 1, 3, 1, 3, 2], None);
+            op.process_batch(0, second, &mut out).expect("batch");
+            assert_eq!(changelog(&mut out), expected[1]);
+        }
+    }
+
+    #[test]
+    fn distinct_values_restore_and_expire_with_their_keys() {
+        let count = datafusion::functions_aggregate::count::count_udaf;
+        let mut op = distinct_operator(count(), Some(Duration::from_millis(100)));
+        let mut out = Collector::default();
+        let mut at = |op: &mut GroupAggregate, b: StreamBatch, now: u64| match &mut op.groups {
+            Groups::Columnar(g) => g
+                .process(b.data(), &mut out, now)
+                .map(|()| changelog(&mut out)),
+            Groups::Rows(_) => panic!("DISTINCT COUNT over inserts is columnar"),
+        };
+        let first = at(&mut op, batch(&["a", "b", "a"], &[1, 7, 2], None), 0);
+        assert_eq!(first.expect("batch"), vec!["+I[a, 2]", "+I[b, 1]"]);
+        // A restored copy knows a's values 1 and 2 and b's 7.
+        let state = op.snapshot_state(1).expect("snapshot").expect("state");
+        assert_eq!(
+            state.batches.len(),
+            2,
+            "groups and one DISTINCT call's values"
+        );
+        let mut restored = distinct_operator(count(), Some(Duration::from_millis(100)));
+        restored.restore_state(state).expect("restore");
+        let more = || batch(&["a", "a", "b"], &[2, 3, 7], None);
+        let after_restore = at(&mut restored, more(), 50).expect("batch");
+        assert_eq!(after_restore, vec!["-U[a, 2]", "+U[a, 3]"]);
+        assert_eq!(at(&mut op, more(), 50).expect("batch"), after_restore);
+        // 200 ms later both keys expired: their values count afresh.
+        let again = at(&mut op, batch(&["a", "b", "b"], &[1, 7, 8], None), 200);
+        assert_eq!(again.expect("batch"), vec!["+I[a, 1]", "+I[b, 2]"]);
     }
 }
