@@ -5,7 +5,9 @@
 //! Accumulators are DataFusion's own: vectorized `GroupsAccumulator`s where
 //! a function has them (COUNT, SUM, MIN, MAX, AVG, ...), and its row-wise
 //! `Accumulator`s behind DataFusion's adapter otherwise (DISTINCT,
-//! STDDEV, approximate functions).
+//! STDDEV, approximate functions). An unbounded GROUP BY runs DISTINCT
+//! COUNT, SUM, AVG, MIN and MAX as their plain call over each value's first
+//! row instead ([`AggregateCall::over_first_rows`]).
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
