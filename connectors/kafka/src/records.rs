@@ -75,9 +75,14 @@ pub(crate) fn readable_metadata() -> Vec<MetadataKey> {
 
 /// `MAP<STRING, BYTES>`, the type of the 'headers' metadata.
 pub(crate) fn headers_type() -> DataType {
+    headers_map_type(DataType::Binary)
+}
+
+/// A map of header names to values of `values` type.
+pub(crate) fn headers_map_type(values: DataType) -> DataType {
     let entries = Fields::from(vec![
         Field::new("keys", DataType::Utf8, false),
-        Field::new("values", DataType::Binary, true),
+        Field::new("values", values, true),
     ]);
     DataType::Map(
         Arc::new(Field::new("entries", DataType::Struct(entries), false)),

@@ -36,8 +36,7 @@ use arrow::array::{
     TimestampMillisecondArray, UInt64Array,
 };
 use arrow::datatypes::{
-    DataType, Field, Fields, Int32Type, Int64Type, Schema, TimeUnit, TimestampMillisecondType,
-    UInt64Type,
+    DataType, Field, Int32Type, Int64Type, Schema, TimeUnit, TimestampMillisecondType, UInt64Type,
 };
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -388,14 +387,7 @@ impl WriteAheadLog {
 
     /// The headers as staged: what [`MapBuilder`] builds.
     fn headers_type() -> DataType {
-        let entries = Fields::from(vec![
-            Field::new("keys", DataType::Utf8, false),
-            Field::new("values", DataType::LargeBinary, true),
-        ]);
-        DataType::Map(
-            Arc::new(Field::new("entries", DataType::Struct(entries), false)),
-            false,
-        )
+        records::headers_map_type(DataType::LargeBinary)
     }
 
     fn stage(&mut self, record: &Outgoing<'_>) -> Result<(), ConnectorError> {
