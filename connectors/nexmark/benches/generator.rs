@@ -2,9 +2,10 @@
 //! downstream: each table's reader is driven to the end and its batches
 //! dropped.
 //!
-//! `cargo bench -p weir-connector-nexmark --bench generator [-- EVENTS RUNS]`
+//! `cargo bench -p weir-connector-nexmark --bench generator [-- EVENTS RUNS CASE...]`
 //! prints the median events/s per table over RUNS runs of EVENTS events
-//! (default 10,000,000 and 5). The bid table's figure is the one the
+//! (default 10,000,000 and 5), for the named cases (default all: `bid`,
+//! `bid-numbers`, `auction`, `person`). The bid table's figure is the one the
 //! Nexmark issue sets a goal for (20M events/s). Besides every column of
 //! each table, it measures the bid table's four numeric columns alone
 //! (auction, bidder, price, dateTime), which is what most queries read: a
@@ -15,9 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use weir_connector::{
-    Connector, SourceContext, SourceEvent, SourceMetrics, TableOptions, TableSpec,
-};
+use weir_connector::{Connector, SourceContext, SourceEvent, TableOptions, TableSpec};
 use weir_connector_nexmark::NexmarkConnector;
 
 fn table(kind: &str, events: u64) -> TableSpec {
@@ -91,11 +90,8 @@ async fn run(case: &Case, events: u64) -> Result<(f64, u64), Box<dyn std::error:
     let started = Instant::now();
     let mut reader = source
         .create_reader(SourceContext {
-            subtask: 0,
-            parallelism: 1,
-            splits,
             projection: case.projection.clone(),
-            metrics: Arc::new(SourceMetrics::default()),
+            ..SourceContext::single(splits)
         })
         .await?;
     let mut rows = 0;
@@ -108,8 +104,17 @@ async fn run(case: &Case, events: u64) -> Result<(f64, u64), Box<dyn std::error:
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // `cargo bench` passes `--bench`; the numbers are ours.
-    let numbers: Vec<u64> = std::env::args().filter_map(|a| a.parse().ok()).collect();
+    // `cargo bench` passes `--bench`; the numbers and names are ours.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let numbers: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let named: Vec<&str> = args
+        .iter()
+        .filter(|a| a.parse::<u64>().is_err())
+        .map(String::as_str)
+        .collect();
     let events = numbers.first().copied().unwrap_or(10_000_000);
     let runs = numbers.get(1).copied().unwrap_or(5).max(1);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -127,7 +132,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             projection: None,
         },
         Case {
-            name: "bid, numbers",
+            name: "bid-numbers",
             kind: "bid",
             projection: Some(vec![0, 1, 2, 5]),
         },
@@ -142,7 +147,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             projection: None,
         },
     ];
-    for case in &cases {
+    if let Some(unknown) = named.iter().find(|n| !cases.iter().any(|c| c.name == **n)) {
+        let valid: Vec<&str> = cases.iter().map(|c| c.name).collect();
+        return Err(format!("no case '{unknown}'; the cases are {}", valid.join(", ")).into());
+    }
+    for case in cases
+        .iter()
+        .filter(|c| named.is_empty() || named.contains(&c.name))
+    {
         let mut rates = Vec::new();
         let mut rows = 0;
         for _ in 0..runs {

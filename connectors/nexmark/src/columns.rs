@@ -19,7 +19,7 @@ use arrow::array::{
     Array, ArrayBuilder, ArrayRef, Int32Builder, Int64Array, StringArray, StructArray,
     TimestampMillisecondArray,
 };
-use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::{can_cast_types, cast};
 use arrow::datatypes::{DataType, Field, Fields, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -29,6 +29,7 @@ use weir_format::display::sql_type_name;
 use crate::model::{
     Auction, Bid, Channel, Channels, EventAt, EventKind, Model, ModelConfig, Person, Sequencer,
 };
+use crate::recycle::Pools;
 
 /// The type a field is generated as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,15 +238,16 @@ impl BoundField {
     }
 
     /// A builder sized for `capacity` rows, so that it does not grow (and
-    /// copy) while a batch is made.
-    fn builder(&self, capacity: usize, config: &ModelConfig) -> FieldBuilder {
+    /// copy) while a batch is made, on vectors from the reader's pools.
+    fn builder(&self, capacity: usize, config: &ModelConfig, pools: &Pools) -> FieldBuilder {
         let values = match self.generated {
-            FieldType::BigInt => Values::Int(Vec::with_capacity(capacity)),
+            FieldType::BigInt => Values::Int(pools.numbers.take(capacity)),
             FieldType::String => Values::Str(StrValues::with_capacity(
                 capacity,
                 capacity * self.typical_len(config),
+                pools,
             )),
-            FieldType::Timestamp => Values::Timestamp(Vec::with_capacity(capacity)),
+            FieldType::Timestamp => Values::Timestamp(pools.numbers.take(capacity)),
         };
         FieldBuilder {
             values,
@@ -314,12 +316,12 @@ struct StrValues {
 }
 
 impl StrValues {
-    fn with_capacity(values: usize, bytes: usize) -> Self {
-        let mut offsets = Vec::with_capacity(values + 1);
+    fn with_capacity(values: usize, bytes: usize, pools: &Pools) -> Self {
+        let mut offsets = pools.offsets.take(values + 1);
         offsets.push(0);
         Self {
             offsets,
-            bytes: Vec::with_capacity(bytes),
+            bytes: pools.bytes.take(bytes),
             overflow: false,
         }
     }
@@ -334,7 +336,11 @@ impl StrValues {
         self.offsets.push(end);
     }
 
-    fn finish(&mut self, nulls: Option<NullBuffer>) -> Result<ArrayRef, ConnectorError> {
+    fn finish(
+        &mut self,
+        nulls: Option<NullBuffer>,
+        pools: &Pools,
+    ) -> Result<ArrayRef, ConnectorError> {
         if self.overflow {
             return Err(ConnectorError::Unsupported {
                 connector: crate::CONNECTOR.to_string(),
@@ -342,15 +348,9 @@ impl StrValues {
                     .to_string(),
             });
         }
-        let values = self.offsets.len() - 1;
-        let fresh = Self::with_capacity(values, self.bytes.len());
-        let done = std::mem::replace(self, fresh);
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(done.offsets));
-        Ok(Arc::new(StringArray::try_new(
-            offsets,
-            Buffer::from_vec(done.bytes),
-            nulls,
-        )?))
+        let offsets = OffsetBuffer::new(pools.offsets.scalars(std::mem::take(&mut self.offsets)));
+        let bytes = pools.bytes.buffer(std::mem::take(&mut self.bytes));
+        Ok(Arc::new(StringArray::try_new(offsets, bytes, nulls)?))
     }
 }
 
@@ -416,17 +416,15 @@ impl FieldBuilder {
         self.valid.push(false);
     }
 
-    fn finish(&mut self) -> Result<ArrayRef, ConnectorError> {
+    /// The builder's values as an array; it is left empty.
+    fn finish(&mut self, pools: &Pools) -> Result<ArrayRef, ConnectorError> {
         let valid = std::mem::take(&mut self.valid);
         let nulls = (!valid.is_empty()).then(|| NullBuffer::from(valid));
-        let take = |v: &mut Vec<i64>| std::mem::replace(v, Vec::with_capacity(v.len()));
+        let numbers = |v: &mut Vec<i64>| pools.numbers.scalars(std::mem::take(v));
         Ok(match &mut self.values {
-            Values::Int(v) => Arc::new(Int64Array::new(ScalarBuffer::from(take(v)), nulls)),
-            Values::Timestamp(v) => Arc::new(TimestampMillisecondArray::new(
-                ScalarBuffer::from(take(v)),
-                nulls,
-            )),
-            Values::Str(s) => s.finish(nulls)?,
+            Values::Int(v) => Arc::new(Int64Array::new(numbers(v), nulls)),
+            Values::Timestamp(v) => Arc::new(TimestampMillisecondArray::new(numbers(v), nulls)),
+            Values::Str(s) => s.finish(nulls, pools)?,
         })
     }
 }
@@ -556,6 +554,8 @@ const CHUNK: usize = 256;
 /// events at a time, the union table's event by event.
 pub(crate) struct BatchBuilder<'a> {
     model: &'a Model,
+    /// Where the columns' vectors come from and return to.
+    pools: &'a Pools,
     /// The kind of every event, when the table holds one kind.
     kind: Option<EventKind>,
     schema: SchemaRef,
@@ -574,16 +574,16 @@ struct FieldColumn {
 }
 
 impl FieldColumn {
-    fn new(field: &BoundField, capacity: usize, config: &ModelConfig) -> Self {
+    fn new(field: &BoundField, capacity: usize, config: &ModelConfig, pools: &Pools) -> Self {
         Self {
             index: field.index,
-            builder: field.builder(capacity, config),
+            builder: field.builder(capacity, config, pools),
             declared: field.declared.clone(),
         }
     }
 
-    fn finish(&mut self) -> Result<ArrayRef, ConnectorError> {
-        cast_to(self.builder.finish()?, &self.declared)
+    fn finish(&mut self, pools: &Pools) -> Result<ArrayRef, ConnectorError> {
+        cast_to(self.builder.finish(pools)?, &self.declared)
     }
 }
 
@@ -602,9 +602,9 @@ enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    fn finish(&mut self) -> Result<ArrayRef, ConnectorError> {
+    fn finish(&mut self, pools: &Pools) -> Result<ArrayRef, ConnectorError> {
         match self {
-            ColumnBuilder::Field(column) => column.finish(),
+            ColumnBuilder::Field(column) => column.finish(pools),
             ColumnBuilder::EventType { builder, declared } => {
                 cast_to(ArrayBuilder::finish(builder), declared)
             }
@@ -616,7 +616,7 @@ impl ColumnBuilder {
             } => {
                 let children = fields
                     .iter_mut()
-                    .map(FieldColumn::finish)
+                    .map(|field| field.finish(pools))
                     .collect::<Result<Vec<_>, _>>()?;
                 let nulls = NullBuffer::from(std::mem::take(valid));
                 Ok(Arc::new(StructArray::try_new(
@@ -647,11 +647,19 @@ fn cast_to(array: ArrayRef, declared: &DataType) -> Result<ArrayRef, ConnectorEr
 }
 
 impl<'a> BatchBuilder<'a> {
-    pub fn new(model: &'a Model, shape: &TableShape, schema: SchemaRef, capacity: usize) -> Self {
+    pub fn new(
+        model: &'a Model,
+        pools: &'a Pools,
+        shape: &TableShape,
+        schema: SchemaRef,
+        capacity: usize,
+    ) -> Self {
         let columns = match shape {
             TableShape::Kind { columns, .. } => columns
                 .iter()
-                .map(|field| ColumnBuilder::Field(FieldColumn::new(field, capacity, &model.config)))
+                .map(|field| {
+                    ColumnBuilder::Field(FieldColumn::new(field, capacity, &model.config, pools))
+                })
                 .collect(),
             TableShape::Union { columns } => columns
                 .iter()
@@ -668,7 +676,7 @@ impl<'a> BatchBuilder<'a> {
                         kind: *kind,
                         fields: fields
                             .iter()
-                            .map(|field| FieldColumn::new(field, capacity, &model.config))
+                            .map(|field| FieldColumn::new(field, capacity, &model.config, pools))
                             .collect(),
                         valid: Vec::with_capacity(capacity),
                         declared: declared.clone(),
@@ -678,6 +686,7 @@ impl<'a> BatchBuilder<'a> {
         };
         Self {
             model,
+            pools,
             kind: shape.kind(),
             schema,
             columns,
@@ -766,14 +775,16 @@ impl<'a> BatchBuilder<'a> {
         }
     }
 
-    /// The batch of the rows pushed so far; the builder starts over.
-    pub fn finish(&mut self) -> Result<RecordBatch, ConnectorError> {
+    /// The batch of the rows pushed. The columns' vectors become the
+    /// batch's: a builder makes one batch.
+    pub fn finish(mut self) -> Result<RecordBatch, ConnectorError> {
         self.make_chunk();
-        let rows = std::mem::take(&mut self.rows);
+        let rows = self.rows;
+        let pools = self.pools;
         let arrays = self
             .columns
             .iter_mut()
-            .map(ColumnBuilder::finish)
+            .map(|column| column.finish(pools))
             .collect::<Result<Vec<_>, _>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
         Ok(RecordBatch::try_new_with_options(

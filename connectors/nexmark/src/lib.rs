@@ -5,7 +5,8 @@
 //! binds its columns to event fields (`columns`); the source (`source`)
 //! splits the event sequence over the subtasks, and each reader turns its
 //! events (`model`, deterministic by event id and 'seed') into Arrow
-//! batches.
+//! batches, on vectors that return to the reader when downstream drops
+//! the batch (`recycle`).
 //!
 //! A table is either one kind of event, flat:
 //!
@@ -33,6 +34,7 @@
 mod columns;
 mod model;
 mod options;
+mod recycle;
 mod source;
 
 use std::sync::Arc;

@@ -26,6 +26,7 @@ use crate::CONNECTOR;
 use crate::columns::{BatchBuilder, TableShape};
 use crate::model::Model;
 use crate::options::NexmarkConfig;
+use crate::recycle::Pools;
 
 /// Epochs (of 50 events, by default) per chunk.
 const CHUNK_EPOCHS: u64 = 100;
@@ -273,6 +274,7 @@ impl SourceFactory for NexmarkSource {
                 .all(|s| s.position.is_none())
                 .then_some(self.model.config.base_time_millis),
             pending: None,
+            pools: Pools::new(),
             metrics: context.metrics,
         }))
     }
@@ -311,6 +313,8 @@ struct NexmarkReader {
     pacing_origin: Option<i64>,
     /// Kept across calls so that a cancelled call loses no rows.
     pending: Option<PendingBatch>,
+    /// The vectors of batches downstream has dropped, for the next ones.
+    pools: Pools,
     metrics: Arc<SourceMetrics>,
 }
 
@@ -323,6 +327,7 @@ impl NexmarkReader {
         let from = cursor.position();
         let mut builder = BatchBuilder::new(
             &self.model,
+            &self.pools,
             &self.shape,
             Arc::clone(&self.schema),
             MAX_BATCH_ROWS,
@@ -492,6 +497,71 @@ mod tests {
             cursor(0, 1, 4..50, None).seek("0:0:2").is_err(),
             "offset of another kind"
         );
+    }
+
+    /// Reads the next batch of a one-split reader.
+    async fn next_batch(reader: &mut Box<dyn SourceReader>) -> arrow::array::RecordBatch {
+        loop {
+            match reader.next_event().await.expect("read") {
+                Some(SourceEvent::Batch { data, .. }) => return data.into_data(),
+                Some(_) => {}
+                None => panic!("the table ended early"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_batch_lends_its_vectors_to_the_next() {
+        use arrow::array::AsArray;
+        use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+        use std::collections::BTreeMap;
+        use weir_connector::{Connector, TableOptions, TableSpec};
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("extra", DataType::Utf8, true),
+            Field::new("price", DataType::Int64, true),
+        ]));
+        let options = BTreeMap::from(
+            [
+                ("connector", "nexmark"),
+                ("table", "bid"),
+                ("events.num", "100000"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let spec = TableSpec::new("bid", schema, TableOptions::new(options));
+        let source = crate::NexmarkConnector
+            .create_source(&spec)
+            .expect("source");
+        let splits = source.plan_splits(1).await.expect("splits");
+        let mut reader = source
+            .create_reader(SourceContext::single(splits))
+            .await
+            .expect("reader");
+        let text = |batch: &arrow::array::RecordBatch| {
+            batch.column(0).as_string::<i32>().values().as_ptr()
+        };
+        let prices = |batch: &arrow::array::RecordBatch| {
+            batch
+                .column(1)
+                .as_primitive::<Int64Type>()
+                .values()
+                .as_ptr()
+        };
+        let first = next_batch(&mut reader).await;
+        let copy = first.clone();
+        drop(first);
+        // Still in use through the copy: the next batch gets other vectors.
+        let second = next_batch(&mut reader).await;
+        assert_ne!(text(&second), text(&copy));
+        let lent_text = [text(&copy), text(&second)];
+        let lent_prices = [prices(&copy), prices(&second)];
+        drop((copy, second));
+        let third = next_batch(&mut reader).await;
+        assert!(lent_text.contains(&text(&third)));
+        assert!(lent_prices.contains(&prices(&third)));
+        assert_eq!(third.num_rows(), MAX_BATCH_ROWS);
+        assert!(third.column(0).as_string::<i32>().value(0).len() > 40);
     }
 
     #[test]

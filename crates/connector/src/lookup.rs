@@ -9,13 +9,12 @@
 //! that can query single keys (JDBC) will add a per-key method beside `load`.
 
 use std::fmt::Debug;
-use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 
-use crate::{ConnectorError, SourceContext, SourceEvent, SourceFactory, SourceMetrics};
+use crate::{ConnectorError, SourceContext, SourceEvent, SourceFactory};
 
 /// A table a lookup join reads; shared by the join's subtasks.
 #[async_trait]
@@ -30,15 +29,7 @@ pub trait LookupTableFactory: Send + Sync + Debug {
 /// Reads a bounded source to its end in one reader: every split, in order.
 pub async fn read_all(source: &dyn SourceFactory) -> Result<Vec<RecordBatch>, ConnectorError> {
     let splits = source.plan_splits(1).await?;
-    let mut reader = source
-        .create_reader(SourceContext {
-            subtask: 0,
-            parallelism: 1,
-            splits,
-            projection: None,
-            metrics: Arc::new(SourceMetrics::default()),
-        })
-        .await?;
+    let mut reader = source.create_reader(SourceContext::single(splits)).await?;
     let mut batches = Vec::new();
     while let Some(event) = reader.next_event().await? {
         if let SourceEvent::Batch { data, .. } = event

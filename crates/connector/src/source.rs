@@ -61,6 +61,20 @@ pub struct SourceContext {
     pub metrics: Arc<SourceMetrics>,
 }
 
+impl SourceContext {
+    /// The one subtask of a read at parallelism 1: every split and column,
+    /// with counters of its own.
+    pub fn single(splits: Vec<SourceSplit>) -> Self {
+        Self {
+            subtask: 0,
+            parallelism: 1,
+            splits,
+            projection: None,
+            metrics: Arc::new(SourceMetrics::default()),
+        }
+    }
+}
+
 /// Counters a source reader keeps up to date.
 #[derive(Debug, Default)]
 pub struct SourceMetrics {
