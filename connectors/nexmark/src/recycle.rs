@@ -17,7 +17,7 @@ use arrow::datatypes::{ArrowNativeType, ToByteSlice};
 
 /// Vectors kept for reuse per pool. A reader's batches in flight hold the
 /// rest; past this many, a returned vector is freed.
-const MOST_KEPT: usize = 16;
+const MOST_KEPT: usize = 8;
 
 /// Spare vectors of one element type.
 #[derive(Debug)]
@@ -33,10 +33,23 @@ impl<T: ArrowNativeType> Pool<T> {
     }
 
     /// An empty vector with room for `capacity` values, reused if one is
-    /// spare.
+    /// spare: the smallest that fits, else the largest. Columns of one
+    /// batch differ in size (a channel name is a tenth of a URL), and
+    /// taking any spare would grow every vector to the largest column's.
     pub fn take(&self, capacity: usize) -> Vec<T> {
         // A poisoned lock only means no reuse.
-        let spare = self.spare.lock().ok().and_then(|mut spare| spare.pop());
+        let spare = self.spare.lock().ok().and_then(|mut spare| {
+            let fits = |v: &Vec<T>| v.capacity() >= capacity;
+            let best = (0..spare.len()).min_by_key(|&i| {
+                let size = spare[i].capacity();
+                if fits(&spare[i]) {
+                    (0, size)
+                } else {
+                    (1, usize::MAX - size)
+                }
+            })?;
+            Some(spare.swap_remove(best))
+        });
         match spare {
             Some(mut values) => {
                 values.clear();
@@ -134,6 +147,19 @@ mod tests {
         let again = pool.take(1000);
         assert_eq!(again.as_ptr(), address);
         assert!(again.is_empty() && again.capacity() >= 1000);
+    }
+
+    #[test]
+    fn the_smallest_spare_that_fits_is_taken() {
+        let pool = Pool::<u8>::new();
+        for capacity in [100, 1000, 10] {
+            drop(pool.buffer(Vec::with_capacity(capacity)));
+        }
+        assert!((100..1000).contains(&pool.take(50).capacity()));
+        assert!(pool.take(500).capacity() >= 1000);
+        // None fits: the largest left grows.
+        assert!(pool.take(5000).capacity() >= 5000);
+        assert_eq!(pool.take(1).capacity(), 1);
     }
 
     #[test]
