@@ -39,14 +39,11 @@ impl<T: ArrowNativeType> Pool<T> {
     pub fn take(&self, capacity: usize) -> Vec<T> {
         // A poisoned lock only means no reuse.
         let spare = self.spare.lock().ok().and_then(|mut spare| {
-            let fits = |v: &Vec<T>| v.capacity() >= capacity;
+            // Those that fit first, the smallest of them first; then the largest.
             let best = (0..spare.len()).min_by_key(|&i| {
                 let size = spare[i].capacity();
-                if fits(&spare[i]) {
-                    (0, size)
-                } else {
-                    (1, usize::MAX - size)
-                }
+                let short = size < capacity;
+                (short, if short { usize::MAX - size } else { size })
             })?;
             Some(spare.swap_remove(best))
         });
