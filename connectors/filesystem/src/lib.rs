@@ -65,6 +65,7 @@ impl FileSystemConnector {
             format: Self::format(table)?,
             schema: Arc::clone(&table.schema),
             split_bytes: source::SPLIT_BYTES,
+            read_sizes: source::ReadSizes::DEFAULT,
             partitioning: Self::partitioning(table)?,
         })
     }

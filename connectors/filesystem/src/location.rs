@@ -20,6 +20,8 @@ use weir_connector::ConnectorError;
 #[derive(Debug, Clone)]
 pub struct Location {
     pub store: Arc<dyn ObjectStore>,
+    /// The store again when it is the local file system (at its root).
+    pub local: Option<Arc<LocalFileSystem>>,
     /// The file or directory the path names (the part before any glob).
     pub prefix: Path,
     /// Matches whole object paths when the 'path' has glob characters.
@@ -116,7 +118,11 @@ impl Location {
             .to_string_lossy()
             .trim_start_matches('/')
             .to_string();
-        Self::in_store(Arc::new(LocalFileSystem::new()), &text, display)
+        let local = Arc::new(LocalFileSystem::new());
+        let mut location =
+            Self::in_store(Arc::clone(&local) as Arc<dyn ObjectStore>, &text, display)?;
+        location.local = Some(local);
+        Ok(location)
     }
 
     fn in_store(
@@ -144,6 +150,7 @@ impl Location {
         })?;
         Ok(Self {
             store,
+            local: None,
             prefix,
             glob,
             display: display.to_string(),

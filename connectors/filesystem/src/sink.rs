@@ -611,6 +611,7 @@ mod tests {
         FileSink {
             location: Location {
                 store: Arc::clone(store),
+                local: None,
                 prefix: Path::from("out"),
                 glob: None,
                 display: "memory:///out".to_string(),

@@ -23,6 +23,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use weir_common::StreamBatch;
@@ -38,12 +39,6 @@ use crate::partition::{Partitioning, ReadLayout};
 
 /// Line-format files larger than this are read as several splits.
 pub const SPLIT_BYTES: u64 = 64 * 1024 * 1024;
-/// How many bytes of complete lines are decoded at once.
-const DECODE_BYTES: usize = 4 * 1024 * 1024;
-/// How many bytes one read asks the store for. Large reads matter: the local
-/// store runs each read as one blocking task, so small reads leave the
-/// decoder waiting.
-const READ_BYTES: u64 = 8 * 1024 * 1024;
 
 /// A byte range of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +87,7 @@ pub struct FileSource {
     pub(crate) schema: SchemaRef,
     /// Line-format files larger than this are split ([`SPLIT_BYTES`] outside tests).
     pub(crate) split_bytes: u64,
+    pub(crate) read_sizes: ReadSizes,
     pub(crate) partitioning: Option<Arc<Partitioning>>,
 }
 
@@ -259,6 +255,9 @@ impl FileSource {
         };
         Ok(FileReader {
             store: Arc::clone(&self.location.store),
+            local: self.location.local.clone(),
+            read_sizes: self.read_sizes,
+            buffers: ReadBuffers::default(),
             ranges,
             skip,
             returned: 0,
@@ -306,6 +305,11 @@ struct AvroFiles {
 
 struct FileReader {
     store: Arc<dyn ObjectStore>,
+    /// The store again when it is the local file system, which line splits
+    /// read without it.
+    local: Option<Arc<LocalFileSystem>>,
+    read_sizes: ReadSizes,
+    buffers: ReadBuffers,
     ranges: Vec<FileRange>,
     /// Rows of each range returned before the checkpoint this reader resumes from.
     skip: Vec<u64>,
@@ -368,7 +372,9 @@ impl SourceReader for FileReader {
                     return Ok(Some(SourceEvent::Batch { split: index, data }));
                 }
                 None => {
-                    self.current = None;
+                    if let Some((_, OpenSplit::Lines(lines))) = self.current.take() {
+                        self.buffers = lines.into_buffers();
+                    }
                     self.returned = 0;
                     self.metrics
                         .splits_finished
@@ -412,7 +418,22 @@ impl FileReader {
                     })?;
                 OpenSplit::Avro { reader, display }
             }
-            (Some(_), None) => OpenSplit::Lines(LineSplit::open(&self.store, range)?),
+            (Some(_), None) => {
+                let source = match &self.local {
+                    Some(local) => ReadSource::Local {
+                        path: local.path_to_filesystem(&range.path).map_err(|e| {
+                            ConnectorError::external(format!("cannot read '/{}'", range.path), e)
+                        })?,
+                        file: None,
+                    },
+                    None => ReadSource::Store {
+                        store: Arc::clone(&self.store),
+                        path: range.path.clone(),
+                    },
+                };
+                let buffers = std::mem::take(&mut self.buffers);
+                OpenSplit::Lines(LineSplit::open(source, range, self.read_sizes, buffers))
+            }
             (None, None) => OpenSplit::Parquet(
                 ParquetFileReader::open(
                     &self.store,
@@ -451,109 +472,96 @@ impl FileReader {
     }
 }
 
+/// How a line split reads and decodes: the defaults outside tests, which
+/// shrink them to make lines cross reads and pieces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadSizes {
+    /// Bytes one read asks for. Large reads matter for remote stores, where
+    /// each is a request.
+    pub read: usize,
+    /// Bytes of whole lines decoded into one batch. A piece and the batch
+    /// decoded from it stay in a core's L2 cache, which the decoder's
+    /// several passes over the piece need: decoding 8 MB pieces instead
+    /// made reading CSV a third slower.
+    pub decode: usize,
+}
+
+impl ReadSizes {
+    pub(crate) const DEFAULT: Self = Self {
+        read: 8 * 1024 * 1024,
+        decode: 1024 * 1024,
+    };
+}
+
+/// The two buffers of a line split, which a reader hands from split to
+/// split: fresh ones would be page-faulted in for every split.
+#[derive(Default)]
+struct ReadBuffers {
+    current: Vec<u8>,
+    spare: Vec<u8>,
+}
+
 /// Reading the lines a byte range owns.
+///
+/// The bytes of a range arrive in reads that run ahead of decoding, into
+/// the spare of two buffers: while the decoder works through one buffer a
+/// piece at a time, the next read fills the other behind the first one's
+/// unfinished last line.
 struct LineSplit {
     range: FileRange,
     display: String,
-    store: Arc<dyn ObjectStore>,
-    /// File offset of the next read.
-    next_read: u64,
+    sizes: ReadSizes,
+    reads: ReadAhead,
+    /// Bytes read; `buffer[start..complete]` are whole lines owned and not
+    /// decoded yet, and the bytes after `complete` an unfinished line.
     buffer: Vec<u8>,
+    start: usize,
+    complete: usize,
+    /// The buffer the next read fills, when no read is in flight.
+    spare: Vec<u8>,
     /// File offset of `buffer[0]`.
     offset: u64,
     /// Whether the partial line the range starts in is still to be skipped.
     skip_partial: bool,
-    /// The 1-based line number of `buffer[0]`, known when reading from the file start.
+    /// Set once the range's last owned line is in the buffer: no more reads.
+    last: bool,
+    /// The 1-based line number of `buffer[start]`, known when reading from the file start.
     line: Option<u64>,
-    /// Whether the file has been read to its end.
-    stream_done: bool,
-    /// Set once the range's last owned line has been cut from the buffer.
-    done: bool,
     ready: VecDeque<RecordBatch>,
 }
 
 impl LineSplit {
-    fn open(store: &Arc<dyn ObjectStore>, range: FileRange) -> Result<Self, ConnectorError> {
+    fn open(source: ReadSource, range: FileRange, sizes: ReadSizes, buffers: ReadBuffers) -> Self {
+        let ReadBuffers {
+            current: mut buffer,
+            mut spare,
+        } = buffers;
+        buffer.clear();
+        spare.clear();
         // Starting one byte early tells whether the range starts on a line boundary.
         let read_from = range.start.saturating_sub(1);
         let display = format!("/{}", range.path);
-        Ok(Self {
+        Self {
             skip_partial: range.start > 0,
             line: (range.start == 0).then_some(1),
             offset: read_from,
-            next_read: read_from,
+            reads: ReadAhead {
+                source,
+                display: display.clone(),
+                next_read: read_from,
+                file_size: range.file_size,
+                at_end: read_from >= range.file_size,
+                in_flight: None,
+            },
             range,
             display,
-            store: Arc::clone(store),
-            buffer: Vec::new(),
-            stream_done: false,
-            done: false,
+            sizes,
+            buffer,
+            start: 0,
+            complete: 0,
+            spare,
+            last: false,
             ready: VecDeque::new(),
-        })
-    }
-
-    async fn fill(&mut self, metrics: &SourceMetrics) -> Result<(), ConnectorError> {
-        while !self.stream_done && self.buffer.len() < DECODE_BYTES {
-            if self.next_read >= self.range.file_size {
-                self.stream_done = true;
-                break;
-            }
-            let end = (self.next_read + READ_BYTES).min(self.range.file_size);
-            let chunk = self
-                .store
-                .get_range(&self.range.path, self.next_read..end)
-                .await
-                .map_err(|e| {
-                    ConnectorError::external(format!("cannot read '{}'", self.display), e)
-                })?;
-            if chunk.is_empty() {
-                self.stream_done = true;
-                break;
-            }
-            self.next_read += chunk.len() as u64;
-            metrics.add_bytes(chunk.len() as u64);
-            metrics.add_size_read(chunk.len() as u64);
-            self.buffer.extend_from_slice(&chunk);
-        }
-        Ok(())
-    }
-
-    /// Drops the bytes up to and including the first newline.
-    fn skip_partial_line(&mut self) -> bool {
-        match memchr(&self.buffer) {
-            Some(at) => {
-                self.buffer.drain(..=at);
-                self.offset += at as u64 + 1;
-                self.skip_partial = false;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// How many leading bytes of the buffer are complete lines this range owns.
-    fn owned_prefix(&mut self) -> usize {
-        let end = self.range.end;
-        let buffer_end = self.offset + self.buffer.len() as u64;
-        let last_newline = self.buffer.iter().rposition(|b| *b == b'\n');
-        // The line that holds byte `end - 1` is the range's last.
-        if end > self.offset && end - 1 < buffer_end {
-            let from = (end - 1 - self.offset) as usize;
-            if let Some(at) = self.buffer[from..].iter().position(|b| *b == b'\n') {
-                self.done = true;
-                return from + at + 1;
-            }
-        } else if end <= self.offset {
-            self.done = true;
-            return 0;
-        }
-        match last_newline {
-            Some(at) => at + 1,
-            None if self.stream_done => {
-                self.done = true;
-                self.buffer.len()
-            }
-            None => 0,
         }
     }
 
@@ -566,46 +574,261 @@ impl LineSplit {
             if let Some(batch) = self.ready.pop_front() {
                 return Ok(Some(batch));
             }
-            if self.done {
+            if self.start < self.complete {
+                self.decode_piece(decoder, metrics)?;
+                continue;
+            }
+            if self.last {
                 return Ok(None);
             }
-            self.fill(metrics).await?;
-            if self.skip_partial && !self.skip_partial_line() {
-                if self.stream_done {
-                    self.done = true;
+            if !self.reads.in_flight() {
+                if self.reads.at_end {
+                    // The file's last line has no line break.
+                    self.complete = self.buffer.len();
+                    self.last = true;
+                    continue;
                 }
-                self.buffer.clear();
-                continue;
+                self.start_read();
             }
-            let cut = self.owned_prefix();
-            if cut == 0 {
-                if self.stream_done {
-                    self.done = true;
-                }
+            // Awaiting leaves the read in flight if this future is dropped.
+            let Some(buffer) = self.reads.finish(metrics).await? else {
                 continue;
-            }
-            // Decode in place; only the unowned tail is moved to the front.
-            let chunk = &self.buffer[..cut];
-            let origin = ChunkOrigin {
-                source: &self.display,
-                byte_offset: self.offset,
-                first_line: self.line,
             };
-            let decoded = decoder.decode(chunk, &origin)?;
-            metrics.add_skipped(decoded.skipped);
-            if let Some(line) = &mut self.line {
-                *line += chunk.iter().filter(|b| **b == b'\n').count() as u64;
-            }
-            self.buffer.drain(..cut);
-            self.offset += cut as u64;
-            self.ready
-                .extend(decoded.batches.into_iter().filter(|b| b.num_rows() > 0));
+            self.offset += self.complete as u64;
+            self.spare = std::mem::replace(&mut self.buffer, buffer);
+            self.start = 0;
+            self.scan();
         }
+    }
+
+    /// Starts the next read into the spare buffer, behind the unfinished
+    /// line at the end of this one.
+    fn start_read(&mut self) {
+        let tail = &self.buffer[self.complete..];
+        let mut next = std::mem::take(&mut self.spare);
+        next.clear();
+        // A read fills the room the buffer has behind the tail, so that the
+        // buffers keep their size rather than grow (and be copied) for
+        // every longer tail.
+        let room = next.capacity().saturating_sub(tail.len());
+        let len = if room >= self.sizes.read / 2 {
+            room
+        } else {
+            self.sizes.read
+        };
+        next.reserve(tail.len() + len);
+        next.extend_from_slice(tail);
+        self.reads.start(next, len);
+    }
+
+    /// The split's buffers, for the next split to read into.
+    fn into_buffers(self) -> ReadBuffers {
+        ReadBuffers {
+            current: self.buffer,
+            spare: self.spare,
+        }
+    }
+
+    /// Finds the whole lines of a buffer just read that the range owns,
+    /// and starts the next read unless they include the range's last.
+    fn scan(&mut self) {
+        if self.skip_partial {
+            match memchr::memchr(b'\n', &self.buffer) {
+                Some(at) => {
+                    self.start = at + 1;
+                    self.skip_partial = false;
+                }
+                // The partial line goes on past this buffer.
+                None => self.start = self.buffer.len(),
+            }
+        }
+        let end = self.range.end;
+        let buffer_end = self.offset + self.buffer.len() as u64;
+        let first = self.offset + self.start as u64;
+        let last_newline = |from: usize| {
+            memchr::memrchr(b'\n', &self.buffer[from..]).map_or(from, |at| from + at + 1)
+        };
+        if first >= end {
+            // The next line starts in the next range (or the partial line
+            // this one starts in covers it all).
+            self.complete = self.start;
+            self.last = true;
+        } else if end - 1 < buffer_end {
+            // The line holding byte `end - 1` is the range's last.
+            let from = (end - 1 - self.offset) as usize;
+            match memchr::memchr(b'\n', &self.buffer[from..]) {
+                Some(at) => {
+                    self.complete = from + at + 1;
+                    self.last = true;
+                }
+                None => self.complete = last_newline(self.start),
+            }
+        } else {
+            self.complete = last_newline(self.start);
+        }
+        if !self.last && !self.reads.at_end {
+            self.start_read();
+        }
+    }
+
+    /// Decodes the next piece of whole lines: at most `sizes.decode` bytes
+    /// of them, or one line longer than that.
+    fn decode_piece(
+        &mut self,
+        decoder: &mut dyn RecordDecoder,
+        metrics: &SourceMetrics,
+    ) -> Result<(), ConnectorError> {
+        let rest = &self.buffer[self.start..self.complete];
+        let cut = match rest.get(..self.sizes.decode) {
+            Some(head) if head.len() < rest.len() => match memchr::memrchr(b'\n', head) {
+                Some(at) => at + 1,
+                None => memchr::memchr(b'\n', &rest[head.len()..])
+                    .map_or(rest.len(), |at| head.len() + at + 1),
+            },
+            _ => rest.len(),
+        };
+        let chunk = &rest[..cut];
+        let origin = ChunkOrigin {
+            source: &self.display,
+            byte_offset: self.offset + self.start as u64,
+            first_line: self.line,
+        };
+        let decoded = decoder.decode(chunk, &origin)?;
+        metrics.add_skipped(decoded.skipped);
+        if let Some(line) = &mut self.line {
+            *line += memchr::memchr_iter(b'\n', chunk).count() as u64;
+        }
+        self.start += cut;
+        self.ready
+            .extend(decoded.batches.into_iter().filter(|b| b.num_rows() > 0));
+        Ok(())
     }
 }
 
-fn memchr(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|b| *b == b'\n')
+/// Where a line split's bytes come from.
+enum ReadSource {
+    /// A local file, read straight into the buffer on the blocking pool
+    /// (the object store's reads would zero a buffer of their own and
+    /// copy it into ours).
+    Local {
+        path: std::path::PathBuf,
+        /// Opened by the first read, and carried by each read in flight.
+        file: Option<std::fs::File>,
+    },
+    Store {
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+    },
+}
+
+/// The reads of one range: at most one in flight, on another thread.
+struct ReadAhead {
+    source: ReadSource,
+    display: String,
+    next_read: u64,
+    file_size: u64,
+    /// Whether the file has been read to its end.
+    at_end: bool,
+    in_flight: Option<InFlight>,
+}
+
+/// A read's buffer, with the bytes read appended, and the local file read
+/// from.
+struct Filled {
+    buffer: Vec<u8>,
+    read: usize,
+    file: Option<std::fs::File>,
+}
+
+/// A read in flight; dropping it (the split or the job ends) cancels it.
+struct InFlight(tokio::task::JoinHandle<Result<Filled, ConnectorError>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl ReadAhead {
+    fn in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Starts reading up to `len` bytes onto the end of `buffer`.
+    fn start(&mut self, mut buffer: Vec<u8>, len: usize) {
+        let range = self.next_read..(self.next_read + len as u64).min(self.file_size);
+        let failed = {
+            let display = self.display.clone();
+            move |e: std::io::Error| ConnectorError::Io {
+                context: format!("cannot read '{display}'"),
+                source: e,
+            }
+        };
+        let task = match &mut self.source {
+            ReadSource::Local { path, file } => {
+                let (path, file) = (path.clone(), file.take());
+                tokio::task::spawn_blocking(move || {
+                    use std::io::{Read, Seek, SeekFrom};
+                    let mut file = match file {
+                        Some(file) => file,
+                        None => {
+                            let mut file = std::fs::File::open(&path).map_err(&failed)?;
+                            file.seek(SeekFrom::Start(range.start)).map_err(&failed)?;
+                            file
+                        }
+                    };
+                    // Reads into the spare capacity without zeroing it first.
+                    let read = (&mut file)
+                        .take(range.end - range.start)
+                        .read_to_end(&mut buffer)
+                        .map_err(&failed)?;
+                    Ok(Filled {
+                        buffer,
+                        read,
+                        file: Some(file),
+                    })
+                })
+            }
+            ReadSource::Store { store, path } => {
+                let (store, path, display) =
+                    (Arc::clone(store), path.clone(), self.display.clone());
+                tokio::spawn(async move {
+                    let chunk = store.get_range(&path, range).await.map_err(|e| {
+                        ConnectorError::external(format!("cannot read '{display}'"), e)
+                    })?;
+                    buffer.extend_from_slice(&chunk);
+                    Ok(Filled {
+                        buffer,
+                        read: chunk.len(),
+                        file: None,
+                    })
+                })
+            }
+        };
+        self.in_flight = Some(InFlight(task));
+    }
+
+    /// The buffer of the read in flight once it is done; `None` if no read
+    /// is in flight.
+    async fn finish(&mut self, metrics: &SourceMetrics) -> Result<Option<Vec<u8>>, ConnectorError> {
+        let Some(in_flight) = &mut self.in_flight else {
+            return Ok(None);
+        };
+        let done = (&mut in_flight.0).await;
+        self.in_flight = None;
+        let filled = done.map_err(|e| {
+            ConnectorError::external(format!("cannot read '{}'", self.display), e)
+        })??;
+        if let (ReadSource::Local { file, .. }, Some(opened)) = (&mut self.source, filled.file) {
+            *file = Some(opened);
+        }
+        self.next_read += filled.read as u64;
+        // A file that shrank since it was listed ends early.
+        self.at_end = filled.read == 0 || self.next_read >= self.file_size;
+        metrics.add_bytes(filled.read as u64);
+        metrics.add_size_read(filled.read as u64);
+        Ok(Some(filled.buffer))
+    }
 }
 
 #[cfg(test)]
@@ -648,6 +871,7 @@ mod tests {
                 Field::new("name", DataType::Utf8, true),
             ])),
             split_bytes,
+            read_sizes: ReadSizes::DEFAULT,
             partitioning: None,
         }
     }
@@ -688,8 +912,13 @@ mod tests {
             .map(|i| format!("{i},name-{}\n", "x".repeat(i % 13)))
             .collect();
         for split_bytes in [1, 7, 37, 64, 1000, 100_000] {
-            let source =
+            let mut source =
                 source_over(&format!("lines-{split_bytes}.csv"), &content, split_bytes).await;
+            // Lines cross the store's reads and the decoder's pieces, too.
+            source.read_sizes = ReadSizes {
+                read: 50,
+                decode: 20,
+            };
             let mut rows = read_all(&source).await.expect("reads");
             rows.sort();
             let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
@@ -759,6 +988,32 @@ mod tests {
         assert_eq!(reader.snapshot(1).expect("snapshot"), vec![first.clone()]);
         assert!(reader.open_next().await.expect("opens"));
         assert_eq!(reader.snapshot(1).expect("snapshot"), vec![first]);
+    }
+
+    #[tokio::test]
+    async fn lines_crossing_reads_and_pieces_are_read_once_from_local_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let content: String = (0..500)
+            .map(|i| format!("{i},name-{}\n", "x".repeat(i % 29)))
+            .collect();
+        // A last line without a line break, too.
+        let content = content + "500,end";
+        let file = dir.path().join("lines.csv");
+        std::fs::write(&file, &content).expect("write");
+        for (split_bytes, read, decode) in
+            [(1 << 20, 7, 5), (333, 64, 100), (97, 1000, 40), (5, 3, 1)]
+        {
+            let mut source = source_over("unused.csv", "", split_bytes).await;
+            source.location = Location::parse(&file.to_string_lossy()).expect("location");
+            source.read_sizes = ReadSizes { read, decode };
+            let mut rows = read_all(&source).await.expect("reads");
+            rows.sort();
+            let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+            let sizes = format!("split {split_bytes}, read {read}, decode {decode}");
+            assert_eq!(ids, (0..=500).collect::<Vec<_>>(), "{sizes}");
+            assert_eq!(rows[28].1, format!("name-{}", "x".repeat(28)), "{sizes}");
+            assert_eq!(rows[500].1, "end", "{sizes}");
+        }
     }
 
     #[tokio::test]
