@@ -20,11 +20,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatchOptions, new_null_array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, RecordBatchOptions, StringArray, new_null_array,
+};
 use arrow::compute::concat_batches;
 use arrow::csv::ReaderBuilder;
 use arrow::csv::reader::Decoder;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{ArrowNativeType, DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use csv_core::ReadRecordResult;
@@ -649,26 +651,72 @@ fn run_decoder(decoder: &mut Decoder, bytes: &[u8]) -> Result<Vec<RecordBatch>, 
 /// Encodes batches as CSV lines.
 pub(crate) struct CsvEncoder {
     options: CsvOptions,
+    /// The bytes that make a field need quotes, by value.
+    special: [bool; 256],
     scratch: String,
+}
+
+/// How the values of one column of a batch are written.
+enum ColumnText<'a> {
+    /// Strings none of which needs quotes, written as they are.
+    Plain(&'a StringArray),
+    /// Integers, when the special bytes have no digit nor `-`.
+    Int64(&'a Int64Array),
+    /// Rendered as text first, then quoted if need be.
+    Rendered,
 }
 
 impl CsvEncoder {
     pub(crate) fn new(options: CsvOptions) -> Self {
+        let mut special = [false; 256];
+        for byte in [
+            Some(options.delimiter),
+            Some(b'\n'),
+            Some(b'\r'),
+            options.quote,
+            options.escape,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            special[usize::from(byte)] = true;
+        }
         Self {
             options,
+            special,
             scratch: String::new(),
         }
     }
 
     fn needs_quotes(&self, text: &str, first_in_record: bool) -> bool {
-        let options = &self.options;
-        text.bytes().any(|b| {
-            b == options.delimiter
-                || b == b'\n'
-                || b == b'\r'
-                || Some(b) == options.quote
-                || Some(b) == options.escape
-        }) || (first_in_record && options.allow_comments && text.starts_with('#'))
+        text.bytes().any(|b| self.special[usize::from(b)])
+            || (first_in_record && self.options.allow_comments && text.starts_with('#'))
+    }
+
+    /// How column `i` of `columns` is written. Types are told apart once
+    /// per column rather than per value, and a string column's bytes are
+    /// checked for quoting in one pass: row by row, the checks and the
+    /// formatting machinery took most of writing a CSV file.
+    fn column_text<'a>(&self, columns: &'a [ArrayRef], i: usize) -> ColumnText<'a> {
+        let column = columns[i].as_ref();
+        // A lone empty field, or a `#` that starts a line, needs quotes of its own.
+        let record_rules = columns.len() == 1 || (i == 0 && self.options.allow_comments);
+        if let Some(strings) = column.as_string_opt::<i32>()
+            && !record_rules
+        {
+            let offsets = strings.value_offsets();
+            let (first, last) = (offsets[0], offsets[offsets.len() - 1]);
+            let bytes = &strings.values()[first.as_usize()..last.as_usize()];
+            if !bytes.iter().any(|b| self.special[usize::from(*b)]) {
+                return ColumnText::Plain(strings);
+            }
+        }
+        if let Some(ints) = column.as_primitive_opt::<Int64Type>()
+            && !b"0123456789-".iter().any(|b| self.special[usize::from(*b)])
+        {
+            return ColumnText::Int64(ints);
+        }
+        ColumnText::Rendered
     }
 
     fn write_field(&self, out: &mut Vec<u8>, text: &str, first_in_record: bool) {
@@ -707,21 +755,40 @@ impl RecordEncoder for CsvEncoder {
             element_delimiter: &self.options.array_element_delimiter,
         });
         let columns = batch.columns();
+        let texts: Vec<ColumnText<'_>> = (0..columns.len())
+            .map(|i| self.column_text(columns, i))
+            .collect();
         // A lone empty field would be an empty line, which readers skip; quoting
         // it keeps the row.
         let lone_column = columns.len() == 1;
+        let mut digits = itoa::Buffer::new();
         for row in 0..batch.num_rows() {
-            for (i, column) in columns.iter().enumerate() {
+            for (i, (column, text)) in columns.iter().zip(&texts).enumerate() {
                 if i > 0 {
                     out.push(self.options.delimiter);
                 }
+                let column = column.as_ref();
+                let null = is_null_at(column, row);
+                if !null {
+                    match text {
+                        ColumnText::Plain(strings) => {
+                            out.extend_from_slice(strings.value(row).as_bytes());
+                            continue;
+                        }
+                        ColumnText::Int64(ints) => {
+                            out.extend_from_slice(digits.format(ints.value(row)).as_bytes());
+                            continue;
+                        }
+                        ColumnText::Rendered => {}
+                    }
+                }
                 scratch.clear();
-                if is_null_at(column.as_ref(), row) {
+                if null {
                     if let Some(literal) = &self.options.null_literal {
                         scratch.push_str(literal);
                     }
                 } else {
-                    write_value(&mut scratch, column.as_ref(), row, &dialect);
+                    write_value(&mut scratch, column, row, &dialect);
                 }
                 match self.options.quote {
                     Some(quote) if lone_column && scratch.is_empty() => {
@@ -1145,6 +1212,49 @@ pub(crate) mod tests {
              2020-04-15,2020-04-15 08:05:00.12,2020-04-15 08:05:00Z\n\
              ,,,,,,,,,,,\n"
         );
+    }
+
+    #[test]
+    fn whole_columns_written_as_they_are_are_quoted_where_they_must_be() {
+        let batch = RecordBatch::try_new(
+            id_name(),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(-1), None, Some(20)])),
+                Arc::new(StringArray::from(vec![Some("a-b"), Some("#c"), None])),
+            ],
+        )
+        .unwrap();
+        let write = |pairs: &[(&str, &str)], batch: &RecordBatch| {
+            let mut encoder = config(pairs).create_encoder(id_name()).unwrap();
+            let mut out = Vec::new();
+            encoder.encode(batch, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(write(&[], &batch), "-1,a-b\n,#c\n20,\n");
+        // A delimiter among an integer's characters or a string column's bytes.
+        assert_eq!(
+            write(&[("csv.field-delimiter", "-")], &batch),
+            "\"-1\"-\"a-b\"\n-#c\n20-\n"
+        );
+        // Only the bytes of the rows a sliced column holds count.
+        assert_eq!(
+            write(&[("csv.field-delimiter", "-")], &batch.slice(1, 2)),
+            "-#c\n20-\n"
+        );
+        let swapped = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("name", DataType::Utf8, true),
+                Field::new("id", DataType::Int64, true),
+            ])),
+            vec![Arc::clone(batch.column(1)), Arc::clone(batch.column(0))],
+        )
+        .unwrap();
+        let mut encoder = config(&[("csv.allow-comments", "true")])
+            .create_encoder(swapped.schema())
+            .unwrap();
+        let mut out = Vec::new();
+        encoder.encode(&swapped, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "a-b,-1\n\"#c\",\n,20\n");
     }
 
     #[test]
