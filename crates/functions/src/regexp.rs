@@ -11,10 +11,10 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use regex::{NoExpand, Regex};
+use regex::{CaptureLocations, NoExpand, Regex};
 
 use crate::FunctionError;
-use crate::call::{self, Call, Compiled};
+use crate::call::{self, Call, Compiled, Kept};
 
 pub(crate) fn functions() -> Vec<ScalarUDF> {
     vec![
@@ -38,12 +38,14 @@ fn compile(pattern: &str) -> Result<Regex, FunctionError> {
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct RegexpExtract {
     signature: Signature,
+    kept: Kept<(Regex, CaptureLocations)>,
 }
 
 impl RegexpExtract {
     fn new() -> Self {
         Self {
             signature: Signature::user_defined(Volatility::Immutable),
+            kept: Kept::default(),
         }
     }
 }
@@ -77,7 +79,7 @@ impl ScalarUDFImpl for RegexpExtract {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let call = Call::new("REGEXP_EXTRACT", args.args)?;
         let (text, pattern, group) = (call.strings(0)?, call.strings(1)?, call.ints_or(2, 0)?);
-        let mut compiled = Compiled::new();
+        let mut compiled = Compiled::from_kept(&self.kept);
         let mut out = StringBuilder::with_capacity(call.rows(), 0);
         for row in 0..call.rows() {
             let (Some(text), Some(pattern), Some(group)) =
@@ -99,6 +101,7 @@ impl ScalarUDFImpl for RegexpExtract {
             });
             out.append_option(extracted);
         }
+        compiled.keep(&self.kept);
         call.finish(call::array(out.finish()))
     }
 }
@@ -112,12 +115,14 @@ impl ScalarUDFImpl for RegexpExtract {
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct RegexpReplace {
     signature: Signature,
+    kept: Kept<Regex>,
 }
 
 impl RegexpReplace {
     fn new() -> Self {
         Self {
             signature: Signature::user_defined(Volatility::Immutable),
+            kept: Kept::default(),
         }
     }
 }
@@ -148,7 +153,7 @@ impl ScalarUDFImpl for RegexpReplace {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let call = Call::new("REGEXP_REPLACE", args.args)?;
         let (text, pattern, replacement) = (call.strings(0)?, call.strings(1)?, call.strings(2)?);
-        let mut compiled = Compiled::new();
+        let mut compiled = Compiled::from_kept(&self.kept);
         let mut out = StringBuilder::with_capacity(call.rows(), 0);
         for row in 0..call.rows() {
             match (text.get(row), pattern.get(row), replacement.get(row)) {
@@ -159,6 +164,7 @@ impl ScalarUDFImpl for RegexpReplace {
                 _ => out.append_null(),
             }
         }
+        compiled.keep(&self.kept);
         call.finish(call::array(out.finish()))
     }
 }
