@@ -704,10 +704,16 @@ impl CsvEncoder {
         if let Some(strings) = column.as_string_opt::<i32>()
             && !record_rules
         {
+            // The bytes of the rows the array holds (it may be a slice).
             let offsets = strings.value_offsets();
-            let (first, last) = (offsets[0], offsets[offsets.len() - 1]);
-            let bytes = &strings.values()[first.as_usize()..last.as_usize()];
-            if !bytes.iter().any(|b| self.special[usize::from(*b)]) {
+            let held = match (offsets.first(), offsets.last()) {
+                (Some(first), Some(last)) => strings
+                    .values()
+                    .get(first.as_usize()..last.as_usize())
+                    .unwrap_or_default(),
+                _ => &[],
+            };
+            if !held.iter().any(|b| self.special[usize::from(*b)]) {
                 return ColumnText::Plain(strings);
             }
         }
