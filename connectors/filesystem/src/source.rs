@@ -6,8 +6,10 @@
 //! partial line it starts in and reads past its end to finish its last line.
 //! Parquet files are read whole, one split each.
 //!
-//! Reading: bytes stream from the object store in chunks; complete lines are
-//! cut from the buffer and decoded batch-at-a-time by the table's format.
+//! Reading: a range's bytes arrive in large reads that run ahead of the
+//! decoder on another thread (local files straight into the reader's
+//! buffer, other stores through object_store); complete lines are cut
+//! from the buffer and decoded a few MB at a time by the table's format.
 //! In a partitioned table the files hold the other columns, and the reader
 //! adds each file's partition values from its directories.
 //!
