@@ -424,7 +424,7 @@ impl FileReader {
                 let source = match &self.local {
                     Some(local) => ReadSource::Local {
                         path: local.path_to_filesystem(&range.path).map_err(|e| {
-                            ConnectorError::external(format!("cannot read '/{}'", range.path), e)
+                            ConnectorError::external(cannot_read(&format!("/{}", range.path)), e)
                         })?,
                         file: None,
                     },
@@ -511,7 +511,6 @@ struct ReadBuffers {
 /// unfinished last line.
 struct LineSplit {
     range: FileRange,
-    display: String,
     sizes: ReadSizes,
     reads: ReadAhead,
     /// Bytes read; `buffer[start..complete]` are whole lines owned and not
@@ -549,14 +548,13 @@ impl LineSplit {
             offset: read_from,
             reads: ReadAhead {
                 source,
-                display: display.clone(),
+                display,
                 next_read: read_from,
                 file_size: range.file_size,
                 at_end: read_from >= range.file_size,
                 in_flight: None,
             },
             range,
-            display,
             sizes,
             buffer,
             start: 0,
@@ -691,7 +689,7 @@ impl LineSplit {
         };
         let chunk = &rest[..cut];
         let origin = ChunkOrigin {
-            source: &self.display,
+            source: &self.reads.display,
             byte_offset: self.offset + self.start as u64,
             first_line: self.line,
         };
@@ -705,6 +703,10 @@ impl LineSplit {
             .extend(decoded.batches.into_iter().filter(|b| b.num_rows() > 0));
         Ok(())
     }
+}
+
+fn cannot_read(display: &str) -> String {
+    format!("cannot read '{display}'")
 }
 
 /// Where a line split's bytes come from.
@@ -726,6 +728,7 @@ enum ReadSource {
 /// The reads of one range: at most one in flight, on another thread.
 struct ReadAhead {
     source: ReadSource,
+    /// The file, for messages.
     display: String,
     next_read: u64,
     file_size: u64,
@@ -760,9 +763,9 @@ impl ReadAhead {
     fn start(&mut self, mut buffer: Vec<u8>, len: usize) {
         let range = self.next_read..(self.next_read + len as u64).min(self.file_size);
         let failed = {
-            let display = self.display.clone();
+            let context = cannot_read(&self.display);
             move |e: std::io::Error| ConnectorError::Io {
-                context: format!("cannot read '{display}'"),
+                context: context.clone(),
                 source: e,
             }
         };
@@ -792,12 +795,13 @@ impl ReadAhead {
                 })
             }
             ReadSource::Store { store, path } => {
-                let (store, path, display) =
-                    (Arc::clone(store), path.clone(), self.display.clone());
+                let (store, path, context) =
+                    (Arc::clone(store), path.clone(), cannot_read(&self.display));
                 tokio::spawn(async move {
-                    let chunk = store.get_range(&path, range).await.map_err(|e| {
-                        ConnectorError::external(format!("cannot read '{display}'"), e)
-                    })?;
+                    let chunk = store
+                        .get_range(&path, range)
+                        .await
+                        .map_err(|e| ConnectorError::external(context, e))?;
                     buffer.extend_from_slice(&chunk);
                     Ok(Filled {
                         buffer,
@@ -818,9 +822,8 @@ impl ReadAhead {
         };
         let done = (&mut in_flight.0).await;
         self.in_flight = None;
-        let filled = done.map_err(|e| {
-            ConnectorError::external(format!("cannot read '{}'", self.display), e)
-        })??;
+        let filled =
+            done.map_err(|e| ConnectorError::external(cannot_read(&self.display), e))??;
         if let (ReadSource::Local { file, .. }, Some(opened)) = (&mut self.source, filled.file) {
             *file = Some(opened);
         }
