@@ -7,11 +7,19 @@
 //! end - 1; rows whose own window has already fired are late, dropped and
 //! counted. Accumulators are DataFusion's row-wise ones, merged through
 //! their intermediate state when sessions merge.
+//!
+//! A batch is applied in two passes. The first places each row: it finds
+//! the sessions of its key that the row's window touches, merges them, and
+//! notes the row in the one session left. The second gives each session
+//! the batch touched all its rows in one `update_batch` call per
+//! accumulator and moves its timer once. Calling the accumulators and
+//! re-filing the timer per row cost more than the aggregation itself.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{BooleanArray, Int64Array};
+use arrow::array::{Int64Array, UInt32Array};
 use arrow::datatypes::Int64Type;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
@@ -22,8 +30,8 @@ use weir_common::window::instant;
 use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 
 use super::aggregate::{
-    AggregateCall, AggregateOutput, Grouping, KeyIndex, WindowBounds, accumulator_states,
-    merge_accumulator_states, output_batch,
+    AggregateCall, AggregateOutput, CallInput, Grouping, KeyIndex, WindowBounds,
+    accumulator_states, merge_accumulator_states, output_batch,
 };
 use super::window_assign::window_bounds;
 use crate::checkpoint::{KeyedState, restored_parts, watermark_state};
@@ -58,20 +66,104 @@ impl SessionAggregateSpec {
 struct Session {
     start: i64,
     end: i64,
+    /// The end this session's timer is filed under; `None` until the
+    /// batch that opened it has been applied.
+    timer: Option<i64>,
     accumulators: Vec<Box<dyn Accumulator>>,
+    /// Rows of the batch being applied that fall into this session.
+    pending: Vec<u32>,
+}
+
+impl Session {
+    fn new(start: i64, end: i64, accumulators: Vec<Box<dyn Accumulator>>) -> Self {
+        Self {
+            start,
+            end,
+            timer: None,
+            accumulators,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Takes `other` in: its bounds, its accumulators' states and its
+    /// pending rows.
+    fn absorb(&mut self, mut other: Session) -> Result<()> {
+        self.start = self.start.min(other.start);
+        self.end = self.end.max(other.end);
+        for (into, from) in self
+            .accumulators
+            .iter_mut()
+            .zip(other.accumulators.iter_mut())
+        {
+            let state = from
+                .state()?
+                .iter()
+                .map(|v| v.to_array_of_size(1))
+                .collect::<Result<Vec<_>>>()?;
+            into.merge_batch(&state)?;
+        }
+        self.pending.append(&mut other.pending);
+        Ok(())
+    }
+
+    /// Gives the accumulators the pending rows, in arrival order.
+    fn apply_pending(&mut self, inputs: &[CallInput]) -> Result<()> {
+        self.pending.sort_unstable();
+        let indices = UInt32Array::from(std::mem::take(&mut self.pending));
+        for (accumulator, input) in self.accumulators.iter_mut().zip(inputs) {
+            let rows = match &input.filter {
+                Some(filter) => UInt32Array::from_iter_values(
+                    indices
+                        .values()
+                        .iter()
+                        .copied()
+                        .filter(|&row| filter.value(row as usize)),
+                ),
+                None => indices.clone(),
+            };
+            if rows.is_empty() {
+                continue;
+            }
+            let args = input
+                .args
+                .iter()
+                .map(|a| arrow::compute::take(a, &rows, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            accumulator.update_batch(&args)?;
+        }
+        Ok(())
+    }
+}
+
+/// The open sessions of key id `key`.
+fn sessions_of(sessions: &mut Vec<Vec<Session>>, key: usize) -> &mut Vec<Session> {
+    if key >= sessions.len() {
+        sessions.resize_with(key + 1, Vec::new);
+    }
+    &mut sessions[key]
+}
+
+/// The sessions among `sessions` (ordered by start, disjoint and not
+/// meeting) that `[start, end)` touches: a run, as their ends are ordered too.
+fn touching(sessions: &[Session], start: i64, end: i64) -> Range<usize> {
+    let first = sessions.partition_point(|s| s.end < start);
+    let last = first + sessions[first..].partition_point(|s| s.start <= end);
+    first..last
 }
 
 pub struct SessionWindowAggregate {
     spec: Arc<SessionAggregateSpec>,
     name: String,
     keys: KeyIndex,
-    /// Open sessions per key id, by start.
-    sessions: HashMap<usize, Vec<Session>>,
+    /// Open sessions by key id (ids are dense), each key's by start.
+    sessions: Vec<Vec<Session>>,
     /// (end, key id) of every open session, to fire them in time order.
     timers: BTreeSet<(i64, usize)>,
     watermark: i64,
     /// Key groups of the snapshotted sessions.
     max_parallelism: usize,
+    /// Keys with a session the batch being applied touched (repeats allowed).
+    touched: Vec<usize>,
 }
 
 impl std::fmt::Debug for SessionWindowAggregate {
@@ -89,10 +181,11 @@ impl SessionWindowAggregate {
             name: spec.name(),
             keys: KeyIndex::try_new(&spec.grouping)?,
             spec,
-            sessions: HashMap::new(),
+            sessions: Vec::new(),
             timers: BTreeSet::new(),
             watermark: Watermark::MIN.millis(),
             max_parallelism: 1,
+            touched: Vec::new(),
         })
     }
 
@@ -104,44 +197,52 @@ impl SessionWindowAggregate {
         WindowSpec::is_fired(instant(self.spec.zone.as_ref(), end), self.watermark)
     }
 
-    /// The session of `key` that `[start, end)` joins, merging every session it touches.
-    fn session(&mut self, key: usize, start: i64, end: i64) -> Result<&mut Session> {
-        let sessions = self.sessions.entry(key).or_default();
-        let (touching, mut rest): (Vec<Session>, Vec<Session>) = std::mem::take(sessions)
-            .into_iter()
-            .partition(|s| s.start <= end && s.end >= start);
-        let mut merged = Session {
-            start,
-            end,
-            accumulators: Vec::new(),
-        };
-        for session in touching {
-            self.timers.remove(&(session.end, key));
-            merged.start = merged.start.min(session.start);
-            merged.end = merged.end.max(session.end);
-            if merged.accumulators.is_empty() {
-                merged.accumulators = session.accumulators;
-            } else {
-                for (into, mut from) in merged.accumulators.iter_mut().zip(session.accumulators) {
-                    let state = from
-                        .state()?
-                        .iter()
-                        .map(|v| v.to_array_of_size(1))
-                        .collect::<Result<Vec<_>>>()?;
-                    into.merge_batch(&state)?;
+    /// Notes `row`, whose window is `[start, end)`, in the session of `key`
+    /// it joins, merging every session the window touches into one.
+    fn place(&mut self, key: usize, row: u32, start: i64, end: i64) -> Result<()> {
+        let sessions = sessions_of(&mut self.sessions, key);
+        let touched = touching(sessions, start, end);
+        let at = touched.start;
+        if touched.is_empty() {
+            let accumulators = Self::fresh_accumulators(&self.spec)?;
+            sessions.insert(at, Session::new(start, end, accumulators));
+        } else {
+            for merged in sessions.drain(at + 1..touched.end).collect::<Vec<_>>() {
+                if let Some(timer) = merged.timer {
+                    self.timers.remove(&(timer, key));
+                }
+                sessions[at].absorb(merged)?;
+            }
+        }
+        let session = &mut sessions[at];
+        session.start = session.start.min(start);
+        session.end = session.end.max(end);
+        if session.pending.is_empty() {
+            self.touched.push(key);
+        }
+        session.pending.push(row);
+        Ok(())
+    }
+
+    /// Applies the rows noted in the sessions of the touched keys and
+    /// files their timers under their current ends.
+    fn apply_pending(&mut self, inputs: &[CallInput]) -> Result<()> {
+        for key in self.touched.drain(..) {
+            let Some(sessions) = self.sessions.get_mut(key) else {
+                continue;
+            };
+            for session in sessions.iter_mut().filter(|s| !s.pending.is_empty()) {
+                session.apply_pending(inputs)?;
+                if session.timer != Some(session.end) {
+                    if let Some(timer) = session.timer {
+                        self.timers.remove(&(timer, key));
+                    }
+                    self.timers.insert((session.end, key));
+                    session.timer = Some(session.end);
                 }
             }
         }
-        if merged.accumulators.is_empty() {
-            merged.accumulators = Self::fresh_accumulators(&self.spec)?;
-        }
-        self.timers.insert((merged.end, key));
-        let at = rest.partition_point(|s| s.start < merged.start);
-        rest.insert(at, merged);
-        *sessions = rest;
-        sessions
-            .get_mut(at)
-            .ok_or_else(|| DataFusionError::Internal("a merged session vanished".into()))
+        Ok(())
     }
 
     fn emit(&self, mut fired: Vec<(usize, Session)>, out: &mut Collector) -> Result<()> {
@@ -202,9 +303,9 @@ impl Operator for SessionWindowAggregate {
         let mut starts = Vec::with_capacity(self.timers.len());
         let mut ends = Vec::with_capacity(self.timers.len());
         let mut sets = Vec::with_capacity(self.timers.len());
-        for (id, sessions) in self.sessions.iter_mut() {
+        for (id, sessions) in self.sessions.iter_mut().enumerate() {
             for session in sessions {
-                ids.push(*id);
+                ids.push(id);
                 starts.push(session.start);
                 ends.push(session.end);
                 sets.push(&mut session.accumulators);
@@ -243,13 +344,10 @@ impl Operator for SessionWindowAggregate {
             for (row, id) in ids.iter().enumerate() {
                 let mut accumulators = Self::fresh_accumulators(&self.spec)?;
                 merge_accumulator_states(&mut accumulators, &states, row)?;
-                let session = Session {
-                    start: starts.value(row),
-                    end: ends.value(row),
-                    accumulators,
-                };
+                let mut session = Session::new(starts.value(row), ends.value(row), accumulators);
+                session.timer = Some(session.end);
                 self.timers.insert((session.end, *id));
-                let sessions = self.sessions.entry(*id).or_default();
+                let sessions = sessions_of(&mut self.sessions, *id);
                 let at = sessions.partition_point(|s| s.start < session.start);
                 sessions.insert(at, session);
             }
@@ -277,24 +375,14 @@ impl Operator for SessionWindowAggregate {
         let inputs = AggregateCall::evaluate_all(&self.spec.calls, data)?;
         let gap = self.spec.gap;
         let mut late = 0;
-        for (row, (end, key)) in ends.iter().zip(ids).enumerate() {
+        for (row, (end, key)) in (0u32..).zip(ends.iter().zip(ids)) {
             if self.fired(*end) {
                 late += 1;
                 continue;
             }
-            let session = self.session(key, end.saturating_sub(gap), *end)?;
-            for (accumulator, input) in session.accumulators.iter_mut().zip(&inputs) {
-                if input
-                    .filter
-                    .as_ref()
-                    .is_some_and(|f: &BooleanArray| !f.value(row))
-                {
-                    continue;
-                }
-                let args: Vec<_> = input.args.iter().map(|a| a.slice(row, 1)).collect();
-                accumulator.update_batch(&args)?;
-            }
+            self.place(key, row, end.saturating_sub(gap), *end)?;
         }
+        self.apply_pending(&inputs)?;
         out.add_late_rows(late);
         Ok(())
     }
@@ -311,12 +399,13 @@ impl Operator for SessionWindowAggregate {
                 break;
             }
             self.timers.pop_first();
-            if let Some(sessions) = self.sessions.get_mut(&key)
+            if let Some(sessions) = self.sessions.get_mut(key)
                 && let Some(at) = sessions.iter().position(|s| s.end == end)
             {
                 fired.push((key, sessions.remove(at)));
                 if sessions.is_empty() {
-                    self.sessions.remove(&key);
+                    // A key seen once holds no memory once its sessions fired.
+                    *sessions = Vec::new();
                 }
             }
         }
@@ -380,6 +469,42 @@ mod tests {
             zone: None,
         }))
         .expect("operator")
+    }
+
+    #[test]
+    fn a_row_that_bridges_sessions_merges_them_within_a_batch_and_across_batches() {
+        let mut op = operator();
+        let mut out = Collector::default();
+        // a: [0, 10) and [20, 30), then [10, 20) in the same batch meets
+        // both; b: [-5, 5) and [40, 50) stay apart.
+        op.process_batch(
+            0,
+            rows(
+                &["a", "b", "a", "b", "a"],
+                &[1, 2, 4, 8, 16],
+                &[10, 5, 30, 50, 20],
+            ),
+            &mut out,
+        )
+        .expect("batch");
+        assert_eq!(op.timers.len(), 3);
+        // A later batch: b's [30, 40) joins [40, 50) and [4, 14) joins [-5, 5).
+        op.process_batch(0, rows(&["b", "b"], &[32, 64], &[40, 14]), &mut out)
+            .expect("batch");
+        assert_eq!(op.timers.len(), 3);
+        op.process_watermark(Watermark(20), &mut out)
+            .expect("watermark");
+        assert_eq!(emitted(&mut out), vec![("b".to_string(), 14, 66)]);
+        // [25, 35) extends b's [30, 50); a window ending at 14 is late.
+        op.process_batch(0, rows(&["b", "b"], &[128, 256], &[35, 14]), &mut out)
+            .expect("batch");
+        op.finish(&mut out).expect("finish");
+        assert_eq!(
+            emitted(&mut out),
+            vec![("a".to_string(), 30, 21), ("b".to_string(), 50, 168)]
+        );
+        assert!(op.timers.is_empty() && op.sessions.iter().all(Vec::is_empty));
+        assert_eq!(out.late_rows(), 1);
     }
 
     #[test]
