@@ -1263,6 +1263,7 @@ impl StreamPlanner<'_> {
                 .collect::<Result<Vec<_>, _>>()?,
         };
         Ok(Calc::try_new(
+            input_schema.as_arrow(),
             predicate,
             projection,
             Arc::clone(schema.inner()),

@@ -1,14 +1,28 @@
 //! `Calc`: a filter followed by a projection, as Flink's `Calc` node. It is
 //! how every stateless row transformation (WHERE, SELECT expressions,
 //! computed columns, casts to a sink's types) runs.
+//!
+//! A function call the filter always evaluates and the projection uses
+//! again (Nexmark q21 filters on `REGEXP_EXTRACT(url, ...) IS NOT NULL` and
+//! selects the same call) is computed once per batch: it is evaluated
+//! before the filter as an extra column, which the filter passes on to the
+//! projection with the rows it keeps. Only calls the filter evaluates on
+//! every row are taken, so no row is computed that was not before.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::logical_expr::Operator as BinaryOp;
+use datafusion::physical_expr::expressions::{
+    BinaryExpr, CastExpr, Column, InListExpr, IsNotNullExpr, IsNullExpr, LikeExpr, NegativeExpr,
+    NotExpr, TryCastExpr,
+};
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
+use datafusion::physical_expr_common::physical_expr::is_volatile;
 use weir_common::StreamBatch;
 
 use crate::error::batch_error;
@@ -23,13 +37,149 @@ pub struct Calc {
     projection: Vec<Arc<dyn PhysicalExpr>>,
     /// The schema of the projected batches.
     output_schema: SchemaRef,
+    /// Calls computed once for the filter and the projection.
+    shared: Option<Shared>,
     /// Shown in plans, e.g. `Calc(select=[auction, price], where=[...])`.
     name: String,
 }
 
+/// The calls a Calc computes once, appended to its input's columns; the
+/// predicate and projection read them there.
+#[derive(Debug, Clone)]
+struct Shared {
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    fields: Vec<Arc<Field>>,
+    input_width: usize,
+}
+
+impl Shared {
+    /// The calls `predicate` evaluates on every row that `projection` uses
+    /// again, with both rewritten to read them from the columns after the
+    /// input's; `None` when there are none.
+    fn find(
+        input_schema: &Schema,
+        predicate: &mut Arc<dyn PhysicalExpr>,
+        projection: &mut [Arc<dyn PhysicalExpr>],
+    ) -> Result<Option<Self>> {
+        let mut always = Vec::new();
+        always_evaluated_calls(predicate, &mut always);
+        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
+        for call in always {
+            let again = projection
+                .iter()
+                .map(|e| e.exists(|sub| Ok(sub == &call)))
+                .collect::<Result<Vec<_>>>()?;
+            if again.contains(&true) && !exprs.contains(&call) {
+                exprs.push(call);
+            }
+        }
+        if exprs.is_empty() {
+            return Ok(None);
+        }
+        let input_width = input_schema.fields().len();
+        let fields = exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                Ok(Arc::new(Field::new(
+                    format!("__shared{i}"),
+                    e.data_type(input_schema)?,
+                    true,
+                )))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let read = |expr: Arc<dyn PhysicalExpr>| -> Result<Arc<dyn PhysicalExpr>> {
+            let rewritten = expr.transform_down(|sub| {
+                Ok(match exprs.iter().position(|e| e == &sub) {
+                    Some(i) => {
+                        Transformed::yes(Arc::new(Column::new(fields[i].name(), input_width + i))
+                            as Arc<dyn PhysicalExpr>)
+                    }
+                    None => Transformed::no(sub),
+                })
+            })?;
+            Ok(rewritten.data)
+        };
+        *predicate = read(Arc::clone(predicate))?;
+        for expr in projection.iter_mut() {
+            *expr = read(Arc::clone(expr))?;
+        }
+        Ok(Some(Self {
+            exprs,
+            fields,
+            input_width,
+        }))
+    }
+
+    /// `batch` with the shared calls' columns after its own.
+    fn extend(&self, batch: &StreamBatch) -> Result<StreamBatch> {
+        let data = batch.data();
+        if data.num_columns() != self.input_width {
+            return Err(DataFusionError::Internal(format!(
+                "Calc planned for {} input columns received {}",
+                self.input_width,
+                data.num_columns()
+            )));
+        }
+        let rows = data.num_rows();
+        let mut columns = data.columns().to_vec();
+        for expr in &self.exprs {
+            columns.push(expr.evaluate(data)?.into_array(rows)?);
+        }
+        let input_schema = data.schema();
+        let fields = input_schema.fields().iter().chain(&self.fields).cloned();
+        let schema = Arc::new(Schema::new(fields.collect::<Vec<_>>()));
+        let extended = RecordBatch::try_new_with_options(
+            schema,
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        batch.with_data(extended).map_err(batch_error)
+    }
+}
+
+/// The deterministic function calls over columns that `expr` evaluates on
+/// every row it is given, outermost first. Not those under a CASE, a
+/// short-circuiting function (COALESCE) or the right side of AND and OR,
+/// which may see only some rows: computing them for all could fail on a
+/// row they were never meant to see.
+fn always_evaluated_calls(expr: &Arc<dyn PhysicalExpr>, calls: &mut Vec<Arc<dyn PhysicalExpr>>) {
+    let any: &dyn PhysicalExpr = expr.as_ref();
+    if let Some(call) = any.downcast_ref::<ScalarFunctionExpr>() {
+        let over_columns = expr.exists(|sub| Ok(sub.is::<Column>())).unwrap_or(false);
+        if over_columns && !is_volatile(expr) {
+            calls.push(Arc::clone(expr));
+            return;
+        }
+        if call.fun().short_circuits() {
+            return;
+        }
+    } else if let Some(binary) = any.downcast_ref::<BinaryExpr>() {
+        if matches!(binary.op(), BinaryOp::And | BinaryOp::Or) {
+            always_evaluated_calls(binary.left(), calls);
+            return;
+        }
+    } else if !(any.is::<IsNullExpr>()
+        || any.is::<IsNotNullExpr>()
+        || any.is::<NotExpr>()
+        || any.is::<NegativeExpr>()
+        || any.is::<CastExpr>()
+        || any.is::<TryCastExpr>()
+        || any.is::<InListExpr>()
+        || any.is::<LikeExpr>())
+    {
+        return;
+    }
+    for child in expr.children() {
+        always_evaluated_calls(child, calls);
+    }
+}
+
 impl Calc {
+    /// `predicate` and `projection` read rows of `input_schema`;
     /// `projection` must produce the fields of `output_schema`, in order.
     pub fn try_new(
+        input_schema: &Schema,
         predicate: Option<Arc<dyn PhysicalExpr>>,
         projection: Vec<Arc<dyn PhysicalExpr>>,
         output_schema: SchemaRef,
@@ -59,10 +209,16 @@ impl Calc {
             Some(p) => format!("Calc(select=[{select}], where=[{p}])"),
             None => format!("Calc(select=[{select}])"),
         };
+        let (mut predicate, mut projection) = (predicate, projection);
+        let shared = match &mut predicate {
+            Some(predicate) => Shared::find(input_schema, predicate, &mut projection)?,
+            None => None,
+        };
         Ok(Self {
             predicate,
             projection,
             output_schema,
+            shared,
             name,
         })
     }
@@ -73,6 +229,14 @@ impl Calc {
 
     /// Applies the filter and projection to one batch.
     pub fn apply(&self, batch: &StreamBatch) -> Result<StreamBatch> {
+        let extended;
+        let batch = match &self.shared {
+            Some(shared) => {
+                extended = shared.extend(batch)?;
+                &extended
+            }
+            None => batch,
+        };
         let filtered = match &self.predicate {
             None => batch.clone(),
             Some(predicate) => {
@@ -185,19 +349,26 @@ impl Operator for Expand {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use arrow::array::{Int64Array, UInt8Array};
-    use arrow::datatypes::{Field, Schema};
-    use datafusion::logical_expr::Operator as BinaryOp;
-    use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
+    use datafusion::config::ConfigOptions;
+    use datafusion::logical_expr::{
+        ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    };
+    use datafusion::physical_expr::expressions::Literal;
     use datafusion::scalar::ScalarValue;
     use weir_common::RowKind;
 
     use super::*;
 
+    fn input_schema() -> Schema {
+        Schema::new(vec![Field::new("v", DataType::Int64, true)])
+    }
+
     fn input() -> StreamBatch {
-        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
         let data = RecordBatch::try_new(
-            schema,
+            Arc::new(input_schema()),
             vec![Arc::new(Int64Array::from(vec![
                 Some(1),
                 None,
@@ -223,7 +394,8 @@ mod tests {
             Arc::new(Literal::new(ScalarValue::Int64(Some(2)))),
         ));
         let schema = Arc::new(Schema::new(vec![Field::new("d", DataType::Int64, true)]));
-        let calc = Calc::try_new(Some(predicate), vec![doubled], schema).expect("calc");
+        let calc =
+            Calc::try_new(&input_schema(), Some(predicate), vec![doubled], schema).expect("calc");
         let out = calc.apply(&input()).expect("apply");
         let values = out
             .data()
@@ -232,6 +404,106 @@ mod tests {
         assert_eq!(values.values().to_vec(), vec![6, 8]);
         assert_eq!(out.row_kind(0), RowKind::UpdateAfter);
         assert_eq!(out.row_kind(1), RowKind::Delete);
+    }
+
+    /// A function that returns its argument and counts the rows it was given.
+    #[derive(Debug)]
+    struct Counted {
+        rows: Arc<AtomicUsize>,
+        signature: Signature,
+    }
+
+    impl PartialEq for Counted {
+        fn eq(&self, other: &Self) -> bool {
+            Arc::ptr_eq(&self.rows, &other.rows)
+        }
+    }
+
+    impl Eq for Counted {}
+
+    impl std::hash::Hash for Counted {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            Arc::as_ptr(&self.rows).hash(state);
+        }
+    }
+
+    impl ScalarUDFImpl for Counted {
+        fn name(&self) -> &str {
+            "counted"
+        }
+
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+
+        fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+            Ok(DataType::Int64)
+        }
+
+        fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+            self.rows.fetch_add(args.number_rows, Ordering::SeqCst);
+            Ok(args.args[0].clone())
+        }
+    }
+
+    #[test]
+    fn a_call_the_filter_always_makes_is_computed_once_for_the_projection_too() {
+        let rows = Arc::new(AtomicUsize::new(0));
+        let udf = Arc::new(ScalarUDF::new_from_impl(Counted {
+            rows: Arc::clone(&rows),
+            signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable),
+        }));
+        let v: Arc<dyn PhysicalExpr> = Arc::new(Column::new("v", 0));
+        let counted: Arc<dyn PhysicalExpr> = Arc::new(
+            ScalarFunctionExpr::try_new(
+                udf,
+                vec![Arc::clone(&v)],
+                &input_schema(),
+                Arc::new(ConfigOptions::default()),
+            )
+            .expect("call"),
+        );
+        let output = Arc::new(Schema::new(vec![Field::new("c", DataType::Int64, true)]));
+        let calc = |predicate: Arc<dyn PhysicalExpr>| {
+            Calc::try_new(
+                &input_schema(),
+                Some(predicate),
+                vec![Arc::clone(&counted)],
+                Arc::clone(&output),
+            )
+            .expect("calc")
+        };
+        let values = |out: StreamBatch| {
+            out.data()
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .iter()
+                .collect::<Vec<_>>()
+        };
+
+        let always = calc(Arc::new(IsNotNullExpr::new(Arc::clone(&counted))));
+        assert_eq!(
+            values(always.apply(&input()).expect("apply")),
+            vec![Some(1), Some(3), Some(4)]
+        );
+        assert_eq!(rows.swap(0, Ordering::SeqCst), 4);
+
+        // After AND the call may see only some rows: it is not moved before the filter.
+        let some: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            Arc::new(BinaryExpr::new(
+                Arc::clone(&v),
+                BinaryOp::Gt,
+                Arc::new(Literal::new(ScalarValue::Int64(Some(3)))),
+            )),
+            BinaryOp::And,
+            Arc::new(IsNotNullExpr::new(Arc::clone(&counted))),
+        ));
+        let sometimes = calc(some);
+        assert!(sometimes.shared.is_none());
+        assert_eq!(
+            values(sometimes.apply(&input()).expect("apply")),
+            vec![Some(4)]
+        );
     }
 
     #[test]
@@ -248,7 +520,8 @@ mod tests {
                 Arc::new(Literal::new(ScalarValue::Int64(None)))
             };
             let id: Arc<dyn PhysicalExpr> = Arc::new(Literal::new(ScalarValue::UInt8(Some(id))));
-            Calc::try_new(None, vec![value, id], Arc::clone(&schema)).expect("calc")
+            Calc::try_new(&input_schema(), None, vec![value, id], Arc::clone(&schema))
+                .expect("calc")
         };
         let mut expand =
             Expand::try_new(vec![projection(0, true), projection(1, false)]).expect("expand");
