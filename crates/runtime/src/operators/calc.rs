@@ -3,8 +3,8 @@
 //! computed columns, casts to a sink's types) runs.
 //!
 //! A function call the filter always evaluates and the projection uses
-//! again (Nexmark q21 filters on `REGEXP_EXTRACT(url, ...) IS NOT NULL` and
-//! selects the same call) is computed once per batch: it is evaluated
+//! again (`SELECT REGEXP_EXTRACT(url, p) ... WHERE REGEXP_EXTRACT(url, p)
+//! IS NOT NULL`) is computed once per batch: it is evaluated
 //! before the filter as an extra column, which the filter passes on to the
 //! projection with the rows it keeps. Only calls the filter evaluates on
 //! every row are taken, so no row is computed that was not before.
