@@ -1839,13 +1839,36 @@ impl JobGraphBuilder<'_, '_> {
                 schema,
             } => {
                 let input_schema = Arc::clone(input.schema());
-                let calc = self.planner.compile_calc(
+                let mut calc = self.planner.compile_calc(
                     predicate.as_ref(),
                     projection.as_deref(),
                     &schema,
                     &input_schema,
                 )?;
-                let mut open = self.build(*input)?;
+                // A Calc under a Calc is built here, so the lower one can
+                // hand the upper one the calls its filter already made.
+                let (mut open, lower) = match *input {
+                    StreamNode::Calc {
+                        input: below,
+                        predicate,
+                        projection,
+                        schema,
+                    } => {
+                        let below_schema = Arc::clone(below.schema());
+                        let mut lower = self.planner.compile_calc(
+                            predicate.as_ref(),
+                            projection.as_deref(),
+                            &schema,
+                            &below_schema,
+                        )?;
+                        lower.share_with(&mut calc)?;
+                        (self.build(*below)?, Some(lower))
+                    }
+                    other => (self.build(other)?, None),
+                };
+                if let Some(lower) = lower {
+                    open.operators.push(Arc::new(CloningFactory(lower)));
+                }
                 open.operators.push(Arc::new(CloningFactory(calc)));
                 Ok(open)
             }

@@ -8,6 +8,11 @@
 //! before the filter as an extra column, which the filter passes on to the
 //! projection with the rows it keeps. Only calls the filter evaluates on
 //! every row are taken, so no row is computed that was not before.
+//!
+//! DataFusion's common-subexpression pass often puts a projection of its
+//! own between a filter and the projection over it (Nexmark q21), so two
+//! chained Calcs do the same: the lower one passes the call's column up as
+//! an extra output column (`Calc::share_with`), which the upper one reads.
 
 use std::sync::Arc;
 
@@ -37,7 +42,11 @@ pub struct Calc {
     projection: Vec<Arc<dyn PhysicalExpr>>,
     /// The schema of the projected batches.
     output_schema: SchemaRef,
-    /// Calls computed once for the filter and the projection.
+    input_schema: SchemaRef,
+    /// The calls `predicate`, as planned, evaluates on every row.
+    always: Vec<Arc<dyn PhysicalExpr>>,
+    /// Calls computed once for the filter and the projections (this one's
+    /// and the next Calc's).
     shared: Option<Shared>,
     /// Shown in plans, e.g. `Calc(select=[auction, price], where=[...])`.
     name: String,
@@ -53,62 +62,27 @@ struct Shared {
 }
 
 impl Shared {
-    /// The calls `predicate` evaluates on every row that `projection` uses
-    /// again, with both rewritten to read them from the columns after the
-    /// input's; `None` when there are none.
-    fn find(
-        input_schema: &Schema,
-        predicate: &mut Arc<dyn PhysicalExpr>,
-        projection: &mut [Arc<dyn PhysicalExpr>],
-    ) -> Result<Option<Self>> {
-        let mut always = Vec::new();
-        always_evaluated_calls(predicate, &mut always);
-        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
-        for call in always {
-            let again = projection
-                .iter()
-                .map(|e| e.exists(|sub| Ok(sub == &call)))
-                .collect::<Result<Vec<_>>>()?;
-            if again.contains(&true) && !exprs.contains(&call) {
-                exprs.push(call);
-            }
-        }
-        if exprs.is_empty() {
-            return Ok(None);
-        }
-        let input_width = input_schema.fields().len();
-        let fields = exprs
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                Ok(Arc::new(Field::new(
-                    format!("__shared{i}"),
-                    e.data_type(input_schema)?,
-                    true,
-                )))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let read = |expr: Arc<dyn PhysicalExpr>| -> Result<Arc<dyn PhysicalExpr>> {
-            let rewritten = expr.transform_down(|sub| {
-                Ok(match exprs.iter().position(|e| e == &sub) {
-                    Some(i) => {
-                        Transformed::yes(Arc::new(Column::new(fields[i].name(), input_width + i))
-                            as Arc<dyn PhysicalExpr>)
-                    }
-                    None => Transformed::no(sub),
-                })
-            })?;
-            Ok(rewritten.data)
-        };
-        *predicate = read(Arc::clone(predicate))?;
-        for expr in projection.iter_mut() {
-            *expr = read(Arc::clone(expr))?;
-        }
-        Ok(Some(Self {
-            exprs,
-            fields,
+    fn new(input_width: usize) -> Self {
+        Self {
+            exprs: Vec::new(),
+            fields: Vec::new(),
             input_width,
-        }))
+        }
+    }
+
+    /// The column `call` is read from, computing it from now on if it was not.
+    fn column(&mut self, call: &Arc<dyn PhysicalExpr>, input_schema: &Schema) -> Result<Column> {
+        let i = match self.exprs.iter().position(|e| e == call) {
+            Some(i) => i,
+            None => {
+                let name = format!("__shared{}", self.exprs.len());
+                let field = Field::new(name, call.data_type(input_schema)?, true);
+                self.exprs.push(Arc::clone(call));
+                self.fields.push(Arc::new(field));
+                self.exprs.len() - 1
+            }
+        };
+        Ok(Column::new(self.fields[i].name(), self.input_width + i))
     }
 
     /// `batch` with the shared calls' columns after its own.
@@ -138,6 +112,32 @@ impl Shared {
     }
 }
 
+/// `expr` with every occurrence of `what` replaced by `with`.
+fn replace(
+    expr: &Arc<dyn PhysicalExpr>,
+    what: &Arc<dyn PhysicalExpr>,
+    with: &Arc<dyn PhysicalExpr>,
+) -> Result<Arc<dyn PhysicalExpr>> {
+    let replaced = Arc::clone(expr).transform_down(|sub| {
+        Ok(if &sub == what {
+            Transformed::yes(Arc::clone(with))
+        } else {
+            Transformed::no(sub)
+        })
+    })?;
+    Ok(replaced.data)
+}
+
+/// Whether any of `exprs` contains `call`.
+fn uses(exprs: &[Arc<dyn PhysicalExpr>], call: &Arc<dyn PhysicalExpr>) -> Result<bool> {
+    for expr in exprs {
+        if expr.exists(|sub| Ok(sub == call))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The deterministic function calls over columns that `expr` evaluates on
 /// every row it is given, outermost first. Not those under a CASE, a
 /// short-circuiting function (COALESCE) or the right side of AND and OR,
@@ -148,7 +148,9 @@ fn always_evaluated_calls(expr: &Arc<dyn PhysicalExpr>, calls: &mut Vec<Arc<dyn 
     if let Some(call) = any.downcast_ref::<ScalarFunctionExpr>() {
         let over_columns = expr.exists(|sub| Ok(sub.is::<Column>())).unwrap_or(false);
         if over_columns && !is_volatile(expr) {
-            calls.push(Arc::clone(expr));
+            if !calls.contains(expr) {
+                calls.push(Arc::clone(expr));
+            }
             return;
         }
         if call.fun().short_circuits() {
@@ -209,18 +211,102 @@ impl Calc {
             Some(p) => format!("Calc(select=[{select}], where=[{p}])"),
             None => format!("Calc(select=[{select}])"),
         };
-        let (mut predicate, mut projection) = (predicate, projection);
-        let shared = match &mut predicate {
-            Some(predicate) => Shared::find(input_schema, predicate, &mut projection)?,
-            None => None,
-        };
-        Ok(Self {
+        let mut always = Vec::new();
+        if let Some(predicate) = &predicate {
+            always_evaluated_calls(predicate, &mut always);
+        }
+        let mut calc = Self {
             predicate,
             projection,
             output_schema,
-            shared,
+            input_schema: Arc::new(input_schema.clone()),
+            always,
+            shared: None,
             name,
-        })
+        };
+        for call in calc.always.clone() {
+            if uses(&calc.projection, &call)? {
+                calc.share(&call)?;
+            }
+        }
+        Ok(calc)
+    }
+
+    /// Computes `call` once, before the filter, from now on; the predicate
+    /// and projection read it from the column returned.
+    fn share(&mut self, call: &Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
+        let width = self.input_schema.fields().len();
+        let shared = self.shared.get_or_insert_with(|| Shared::new(width));
+        let column: Arc<dyn PhysicalExpr> = Arc::new(shared.column(call, &self.input_schema)?);
+        if let Some(predicate) = &self.predicate {
+            self.predicate = Some(replace(predicate, call, &column)?);
+        }
+        for expr in &mut self.projection {
+            *expr = replace(expr, call, &column)?;
+        }
+        Ok(column)
+    }
+
+    /// Lets `next`, a Calc reading this one's output, take the calls this
+    /// one's filter makes on every row from this one's output instead of
+    /// making them again. DataFusion's common-subexpression pass often
+    /// splits a filter and the projection over it in two (Nexmark q21).
+    pub fn share_with(&mut self, next: &mut Calc) -> Result<()> {
+        // A filter in `next` would compute its own shared calls, after the input's columns.
+        if next.predicate.is_some() {
+            return Ok(());
+        }
+        for call in self.always.clone() {
+            let Some(above) = self.as_output(&call)? else {
+                continue;
+            };
+            if !uses(&next.projection, &above)? {
+                continue;
+            }
+            let column = self.share(&call)?;
+            let at = self.projection.len();
+            let field = Field::new(
+                format!("__shared_out{at}"),
+                call.data_type(&self.input_schema)?,
+                true,
+            );
+            let read: Arc<dyn PhysicalExpr> = Arc::new(Column::new(field.name(), at));
+            self.projection.push(column);
+            let mut fields = self.output_schema.fields().to_vec();
+            fields.push(Arc::new(field));
+            self.output_schema = Arc::new(Schema::new(fields));
+            for expr in &mut next.projection {
+                *expr = replace(expr, &above, &read)?;
+            }
+            next.input_schema = Arc::clone(&self.output_schema);
+        }
+        Ok(())
+    }
+
+    /// `call` as an expression over this Calc's output: each input column
+    /// it reads must be passed through as it is.
+    fn as_output(&self, call: &Arc<dyn PhysicalExpr>) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+        let mut missing = false;
+        let mapped = Arc::clone(call).transform_up(|sub| {
+            let Some(column) = sub.downcast_ref::<Column>() else {
+                return Ok(Transformed::no(sub));
+            };
+            let passed = self.projection.iter().position(|e| {
+                e.downcast_ref::<Column>()
+                    .is_some_and(|c| c.index() == column.index())
+            });
+            Ok(match passed {
+                Some(at) => Transformed::yes(Arc::new(Column::new(
+                    self.output_schema.field(at).name(),
+                    at,
+                )) as Arc<dyn PhysicalExpr>),
+                None => {
+                    missing = true;
+                    Transformed::no(sub)
+                }
+            })
+        })?;
+        Ok((!missing).then_some(mapped.data))
     }
 
     pub fn output_schema(&self) -> &SchemaRef {
@@ -446,23 +532,32 @@ mod tests {
         }
     }
 
+    /// `counted(arg)` calls counting their rows in `rows`.
+    fn counted(
+        rows: &Arc<AtomicUsize>,
+    ) -> impl Fn(&Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
+        let udf = Arc::new(ScalarUDF::new_from_impl(Counted {
+            rows: Arc::clone(rows),
+            signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable),
+        }));
+        move |arg| {
+            Arc::new(
+                ScalarFunctionExpr::try_new(
+                    Arc::clone(&udf),
+                    vec![Arc::clone(arg)],
+                    &input_schema(),
+                    Arc::new(ConfigOptions::default()),
+                )
+                .expect("call"),
+            )
+        }
+    }
+
     #[test]
     fn a_call_the_filter_always_makes_is_computed_once_for_the_projection_too() {
         let rows = Arc::new(AtomicUsize::new(0));
-        let udf = Arc::new(ScalarUDF::new_from_impl(Counted {
-            rows: Arc::clone(&rows),
-            signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable),
-        }));
         let v: Arc<dyn PhysicalExpr> = Arc::new(Column::new("v", 0));
-        let counted: Arc<dyn PhysicalExpr> = Arc::new(
-            ScalarFunctionExpr::try_new(
-                udf,
-                vec![Arc::clone(&v)],
-                &input_schema(),
-                Arc::new(ConfigOptions::default()),
-            )
-            .expect("call"),
-        );
+        let counted = counted(&rows)(&v);
         let output = Arc::new(Schema::new(vec![Field::new("c", DataType::Int64, true)]));
         let calc = |predicate: Arc<dyn PhysicalExpr>| {
             Calc::try_new(
@@ -504,6 +599,37 @@ mod tests {
             values(sometimes.apply(&input()).expect("apply")),
             vec![Some(4)]
         );
+    }
+
+    #[test]
+    fn a_calc_hands_the_calls_its_filter_made_to_the_calc_above() {
+        let rows = Arc::new(AtomicUsize::new(0));
+        let counted = counted(&rows);
+        let v: Arc<dyn PhysicalExpr> = Arc::new(Column::new("v", 0));
+        let schema = Arc::new(input_schema());
+        let mut lower = Calc::try_new(
+            &input_schema(),
+            Some(Arc::new(IsNotNullExpr::new(counted(&v)))),
+            vec![Arc::clone(&v)],
+            Arc::clone(&schema),
+        )
+        .expect("lower");
+        let output = Arc::new(Schema::new(vec![Field::new("c", DataType::Int64, true)]));
+        let mut upper =
+            Calc::try_new(&input_schema(), None, vec![counted(&v)], output).expect("upper");
+        lower.share_with(&mut upper).expect("share");
+        let out = upper
+            .apply(&lower.apply(&input()).expect("lower"))
+            .expect("upper");
+        let values = out
+            .data()
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(
+            values.iter().collect::<Vec<_>>(),
+            vec![Some(1), Some(3), Some(4)]
+        );
+        assert_eq!(rows.load(Ordering::SeqCst), 4);
     }
 
     #[test]
