@@ -42,6 +42,7 @@ pub struct Calc {
     projection: Vec<Arc<dyn PhysicalExpr>>,
     /// The schema of the projected batches.
     output_schema: SchemaRef,
+    /// The schema of the input batches: the types of the calls shared.
     input_schema: SchemaRef,
     /// The calls `predicate`, as planned, evaluates on every row.
     always: Vec<Arc<dyn PhysicalExpr>>,
