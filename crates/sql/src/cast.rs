@@ -16,6 +16,7 @@ use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
     Signature, Volatility,
@@ -106,12 +107,16 @@ pub fn plan_flink_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
                     acc.join(i.schema())
                 })?,
         };
+        // A window's or an aggregate's output column is named after its
+        // expression, and the nodes above refer to it by that name.
+        let names = NamePreserver::new(&node);
         node.map_expressions(|e| {
+            let name = names.save(&e);
             let rewritten = flink_casts(e.clone(), &schema)?;
             Ok(if rewritten == e {
                 Transformed::no(e)
             } else {
-                Transformed::yes(rewritten)
+                Transformed::yes(name.restore(rewritten))
             })
         })
     })

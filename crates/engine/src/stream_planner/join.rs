@@ -39,7 +39,10 @@ use weir_sql::window_tvf::{
 };
 use weir_sql::{CatalogTable, ConnectorTableSource, TemporalTableNode, temporal_table};
 
-use super::{ChangelogMode, StreamNode, StreamPlanner, table_spec, window_proctime, window_zone};
+use super::{
+    ChangelogMode, StreamNode, StreamPlanner, rowtime_order, table_spec, window_proctime,
+    window_zone,
+};
 use crate::EngineError;
 
 /// How a join runs.
@@ -553,8 +556,7 @@ fn versions_of(node: StreamNode) -> StreamNode {
             rank_number: RankNumber::Absent | RankNumber::Unused,
             ..
         } if input.changelog_mode() == ChangelogMode::InsertOnly
-            && matches!(order_by.as_slice(), [sort] if !sort.asc && matches!(&sort.expr, Expr::Column(c)
-                if input.schema().qualified_field_from_column(c).is_ok_and(|(_, f)| is_rowtime(f)))) =>
+            && rowtime_order(&order_by, input.schema()) == Some(true) =>
         {
             *input
         }

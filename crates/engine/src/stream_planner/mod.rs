@@ -516,11 +516,17 @@ impl StreamNode {
                 };
                 let dedup = (*rank_start, *rank_end) == (1, 1)
                     && input.changelog_mode() == ChangelogMode::InsertOnly;
-                match arrival {
-                    Some(last_first) if dedup => format!(
-                        "Deduplicate(keep=[{}], key=[{}], order=[PROCTIME])",
-                        if *last_first { "LastRow" } else { "FirstRow" },
-                        join_exprs(partition_by)
+                let rowtime = rowtime_order(order_by, input.schema());
+                match (*arrival, rowtime) {
+                    (Some(last), _) | (None, Some(last)) if dedup => format!(
+                        "Deduplicate(keep=[{}], key=[{}], order=[{}])",
+                        if last { "LastRow" } else { "FirstRow" },
+                        join_exprs(partition_by),
+                        if arrival.is_some() {
+                            "PROCTIME"
+                        } else {
+                            "ROWTIME"
+                        }
                     ),
                     _ => format!(
                         "Rank(rankType=[ROW_NUMBER], rankRange=[rankStart={rank_start}, rankEnd={rank_end}], partitionBy=[{}], orderBy=[{order}])",
@@ -1310,6 +1316,19 @@ fn proctime_order(order_by: &[SortExpr], schema: &DFSchema) -> Option<bool> {
         .get(weir_sql::window_tvf::TIME_ATTRIBUTE)
         .is_some_and(|v| v == weir_sql::window_tvf::PROCTIME)
         .then_some(!sort.asc)
+}
+
+/// `Some(descending)` when rows are ordered by an event-time attribute
+/// alone.
+pub(super) fn rowtime_order(order_by: &[SortExpr], schema: &DFSchema) -> Option<bool> {
+    let [sort] = order_by else {
+        return None;
+    };
+    let Expr::Column(column) = &sort.expr else {
+        return None;
+    };
+    let (_, field) = schema.qualified_field_from_column(column).ok()?;
+    weir_sql::window_tvf::is_rowtime(field).then_some(!sort.asc)
 }
 
 /// N of `rn <= N`, `rn < N + 1` or `rn = 1` (either side).
@@ -2213,6 +2232,9 @@ impl JobGraphBuilder<'_, '_> {
             } => {
                 let input_schema = Arc::clone(input.schema());
                 let updating_input = input.changelog_mode() != ChangelogMode::InsertOnly;
+                let deduplicate_by_rowtime = !updating_input
+                    && (rank_start, rank_end) == (1, 1)
+                    && rowtime_order(&order_by, &input_schema).is_some();
                 let planner = self.planner.planner;
                 let partition_by = partition_by
                     .iter()
@@ -2241,6 +2263,7 @@ impl JobGraphBuilder<'_, '_> {
                     rank_end,
                     rank_number,
                     updating_input,
+                    deduplicate_by_rowtime,
                     input_schema: Arc::clone(input_schema.inner()),
                     output_schema: Arc::clone(schema.inner()),
                 };

@@ -11,6 +11,7 @@ mod over_updating;
 mod rank;
 mod session_agg;
 mod state_ttl;
+mod top_one;
 mod values;
 pub(crate) mod watermark;
 mod window_agg;

@@ -21,6 +21,12 @@
 //! Ordering by a processing-time attribute orders by arrival: ascending
 //! keeps the first row per key, which is insert-only and needs only the set
 //! of keys seen; descending keeps the last.
+//!
+//! Keeping rank 1 alone of an insert-only input (a deduplication) keeps one
+//! row per key as Arrow columns ([`super::top_one`]) and skips the row
+//! format. By a single event-time attribute it is Flink's Deduplicate: a row
+//! that ties with the kept one on time replaces it when the last row is
+//! kept (`DESC`), where a Top-N would rank it second.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -40,6 +46,7 @@ use crate::error::batch_error;
 use crate::exchange::key_groups_of;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::aggregate::KeyIndex;
+use crate::operators::top_one::{BatchOrder, TopOne, TopOneChanges};
 
 /// What the output says about a row's rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +83,9 @@ pub struct RankSpec {
     pub rank_number: RankNumber,
     /// The input carries retractions.
     pub updating_input: bool,
+    /// Rank 1 of an insert-only input by a single event-time attribute:
+    /// Flink's Deduplicate rather than a Top-N.
+    pub deduplicate_by_rowtime: bool,
     pub input_schema: SchemaRef,
     pub output_schema: SchemaRef,
 }
@@ -99,6 +109,17 @@ impl RankSpec {
                 partition.join(", ")
             );
         }
+        if self.deduplicate_by_rowtime {
+            return format!(
+                "Deduplicate(keep=[{}], key=[{}], order=[ROWTIME])",
+                if self.latest_wins_ties() {
+                    "LastRow"
+                } else {
+                    "FirstRow"
+                },
+                partition.join(", ")
+            );
+        }
         format!(
             "Rank(rankType=[ROW_NUMBER], rankRange=[rankStart={}, rankEnd={}], partitionBy=[{}], orderBy=[{order}], select=[{}])",
             self.rank_start,
@@ -119,6 +140,25 @@ impl RankSpec {
             && self.rank_start == 1
             && self.rank_end == 1
             && !self.updating_input
+    }
+
+    /// Rank 1 alone of an insert-only input, other than [`Self::keeps_first_row`]:
+    /// one row per key, replaced by better ones.
+    pub fn keeps_one_row(&self) -> bool {
+        self.rank_start == 1
+            && self.rank_end == 1
+            && !self.updating_input
+            && !self.keeps_first_row()
+    }
+
+    /// Whether a row that ties with one before it ranks first.
+    fn latest_wins_ties(&self) -> bool {
+        match &self.order {
+            RankOrder::Arrival { last_first } => *last_first,
+            RankOrder::Values(sort) => {
+                self.deduplicate_by_rowtime && sort.first().is_some_and(|s| s.options.descending)
+            }
+        }
     }
 }
 
@@ -374,6 +414,8 @@ pub struct Rank {
     sort: Option<RowConverter>,
     rows: RowConverter,
     partitions: Vec<Partition>,
+    /// The rows kept when only rank 1 is ([`RankSpec::keeps_one_row`]).
+    one: TopOne,
     /// Arrival counter: ties and processing-time order.
     arrivals: u64,
     /// Key groups of the snapshotted rows.
@@ -424,6 +466,7 @@ impl Rank {
             sort,
             rows,
             partitions: Vec::new(),
+            one: TopOne::default(),
             arrivals: 0,
             max_parallelism: 1,
             spec,
@@ -472,6 +515,26 @@ impl Rank {
         Ok(())
     }
 
+    /// Applies a batch to the one row kept per key.
+    fn apply_top_one(&mut self, data: &RecordBatch) -> Result<Option<TopOneChanges>> {
+        let ids = self.partition_ids(data)?;
+        let sort_keys = self.sort_keys(data)?;
+        let order = BatchOrder {
+            keys: self.sort.as_ref().zip(sort_keys.as_ref()),
+            latest_wins_ties: self.spec.latest_wins_ties(),
+        };
+        self.one.apply(data.columns(), &ids, &order)
+    }
+
+    fn top_one(&mut self, data: &RecordBatch, out: &mut Collector) -> Result<()> {
+        let Some(changes) = self.apply_top_one(data)? else {
+            return Ok(());
+        };
+        let batch = self.output(changes.columns, vec![1; changes.kinds.len()])?;
+        out.emit(StreamBatch::try_new_changelog(batch, changes.kinds.into()).map_err(batch_error)?);
+        Ok(())
+    }
+
     fn output(&self, mut columns: Vec<ArrayRef>, ranks: Vec<u64>) -> Result<RecordBatch> {
         let rows = ranks.len();
         match self.spec.rank_number {
@@ -509,6 +572,14 @@ impl Rank {
             let groups = key_groups_of(&keys, ids.len(), self.max_parallelism)?;
             return KeyedState::new("keys", groups).group("key", keys).build();
         }
+        if self.spec.keeps_one_row() {
+            let (ids, columns) = self.one.rows(&self.spec.input_schema)?;
+            let keys = self.keys.keys(&ids)?;
+            let groups = key_groups_of(&keys, ids.len(), self.max_parallelism)?;
+            return KeyedState::new("rows", groups)
+                .group("row", columns)
+                .build();
+        }
         let mut ids = Vec::new();
         let mut orders = Vec::new();
         let mut rows = Vec::new();
@@ -539,6 +610,12 @@ impl Rank {
             return Ok(());
         }
         let data = state.group_batch("row", &self.spec.input_schema)?;
+        if self.spec.keeps_one_row() {
+            // Each key's one row: all of them are kept, and what they
+            // changed was emitted before the snapshot.
+            self.apply_top_one(&data)?;
+            return Ok(());
+        }
         let orders = state.primitive::<UInt64Type>("order")?;
         let ids = self.partition_ids(&data)?;
         self.add_partitions();
@@ -729,6 +806,8 @@ impl Operator for Rank {
         }
         if self.spec.keeps_first_row() {
             self.first_rows(batch.data(), out)
+        } else if self.spec.keeps_one_row() {
+            self.top_one(batch.data(), out)
         } else {
             self.process(&batch, out)
         }
@@ -784,6 +863,7 @@ mod tests {
             rank_end: limit,
             rank_number: number,
             updating_input: updating,
+            deduplicate_by_rowtime: false,
             input_schema: input,
             output_schema: Arc::new(Schema::new(fields)),
         }))
@@ -930,7 +1010,7 @@ mod tests {
             feed(&mut last, &[(1, 12)], &[0]),
             ["-U[1, 11, #0]", "+U[1, 12, #0]"]
         );
-        assert!(last.partitions[0].len() == 1);
+        assert_eq!(last.one.stored_rows(), 1, "a replaced row's batch is freed");
     }
 
     /// A copy of `r` restored from its snapshot, built by `new`.
@@ -965,6 +1045,130 @@ mod tests {
                     feed(&mut r, rows, kinds),
                     "limit {limit}, updating {updating}, order {order:?}"
                 );
+            }
+        }
+    }
+
+    /// Keeps the row with the latest `t` per `k` of `(k, t, tag)` rows: a
+    /// Top-1, or Flink's Deduplicate when `by_rowtime`.
+    fn last_by_time(by_rowtime: bool) -> Rank {
+        let input = Arc::new(Schema::new(
+            ["k", "t", "tag"]
+                .map(|name| Field::new(name, DataType::Int64, false))
+                .to_vec(),
+        ));
+        Rank::try_new(Arc::new(RankSpec {
+            partition_by: vec![Arc::new(Column::new("k", 0))],
+            partition_schema: Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)])),
+            order: RankOrder::Values(vec![PhysicalSortExpr {
+                expr: Arc::new(Column::new("t", 1)),
+                options: SortOptions {
+                    descending: true,
+                    nulls_first: false,
+                },
+            }]),
+            rank_start: 1,
+            rank_end: 1,
+            rank_number: RankNumber::Absent,
+            updating_input: false,
+            deduplicate_by_rowtime: by_rowtime,
+            input_schema: Arc::clone(&input),
+            output_schema: input,
+        }))
+        .expect("rank")
+    }
+
+    fn feed_rows(r: &mut Rank, rows: &[[i64; 3]]) -> Vec<(RowKind, [i64; 3])> {
+        let columns = (0..3)
+            .map(|c| Arc::new(rows.iter().map(|row| row[c]).collect::<Int64Array>()) as ArrayRef)
+            .collect();
+        let data = RecordBatch::try_new(Arc::clone(&r.spec.input_schema), columns).expect("batch");
+        let mut out = Collector::default();
+        r.process_batch(0, StreamBatch::inserts(data), &mut out)
+            .expect("process");
+        let mut changes = Vec::new();
+        for b in out.take() {
+            let d = b.data();
+            for row in 0..d.num_rows() {
+                let value = |c: usize| d.column(c).as_primitive::<Int64Type>().value(row);
+                changes.push((b.row_kind(row), [value(0), value(1), value(2)]));
+            }
+        }
+        changes
+    }
+
+    #[test]
+    fn a_tie_on_time_replaces_the_kept_row_only_in_a_deduplication_by_rowtime() {
+        use RowKind::{Insert, UpdateAfter, UpdateBefore};
+        for (by_rowtime, winner) in [(false, 1), (true, 2)] {
+            let mut r = last_by_time(by_rowtime);
+            // Within a batch...
+            let first = feed_rows(&mut r, &[[1, 5, 1], [1, 5, 2], [2, 3, 3]]);
+            assert_eq!(first, [(Insert, [1, 5, winner]), (Insert, [2, 3, 3])]);
+            // ... and against the row kept from an earlier batch.
+            let next = feed_rows(&mut r, &[[1, 5, 4]]);
+            if by_rowtime {
+                assert_eq!(next, [(UpdateBefore, [1, 5, 2]), (UpdateAfter, [1, 5, 4])]);
+            } else {
+                assert!(next.is_empty());
+            }
+            // An earlier time never takes the place of a later one.
+            assert!(feed_rows(&mut r, &[[1, 4, 5]]).is_empty());
+        }
+        assert_eq!(
+            last_by_time(true).name,
+            "Deduplicate(keep=[LastRow], key=[k@0], order=[ROWTIME])"
+        );
+    }
+
+    #[test]
+    fn a_top_one_keeps_each_keys_best_row_and_gives_replaced_rows_back() {
+        let mut r = last_by_time(false);
+        let mut copy = None;
+        // The changelog applied, and the rows it should leave.
+        let mut table = BTreeMap::new();
+        let mut best: BTreeMap<i64, [i64; 3]> = BTreeMap::new();
+        let mut seed = 7u64;
+        for batch in 0..300 {
+            let rows: Vec<[i64; 3]> = (0..40)
+                .map(|i| {
+                    seed = seed
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    [
+                        (seed >> 33) as i64 % 200,
+                        (seed >> 13) as i64 % 5000,
+                        batch * 40 + i,
+                    ]
+                })
+                .collect();
+            for row in &rows {
+                if best.get(&row[0]).is_none_or(|kept| row[1] > kept[1]) {
+                    best.insert(row[0], *row);
+                }
+            }
+            let changes = feed_rows(&mut r, &rows);
+            for (kind, row) in &changes {
+                match kind {
+                    RowKind::Insert | RowKind::UpdateAfter => {
+                        assert!(table.insert(row[0], *row).is_none(), "{row:?} over a row");
+                    }
+                    RowKind::UpdateBefore => assert_eq!(table.remove(&row[0]), Some(*row)),
+                    RowKind::Delete => panic!("a Top-1 of an insert-only input deletes nothing"),
+                }
+            }
+            assert_eq!(table, best, "after batch {batch}");
+            assert!(
+                r.one.stored_rows() <= 2 * best.len(),
+                "{} rows stored for {} keys",
+                r.one.stored_rows(),
+                best.len()
+            );
+            if let Some(copy) = copy.as_mut() {
+                assert_eq!(feed_rows(copy, &rows), changes, "restored, batch {batch}");
+            }
+            if batch == 150 {
+                copy = Some(restored(&mut r, || last_by_time(false)));
             }
         }
     }
