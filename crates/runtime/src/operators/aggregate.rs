@@ -9,13 +9,11 @@
 //! COUNT, SUM, AVG, MIN and MAX as their plain call over each value's first
 //! row instead ([`AggregateCall::over_first_rows`]).
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
@@ -767,127 +765,6 @@ pub(crate) fn merge_accumulator_states(
         column += width;
     }
     Ok(())
-}
-
-/// Dense ids for grouping keys, and the key of every id; for operators that
-/// keep per-key state of their own. With no key columns every row is id 0.
-pub(crate) struct KeyIndex {
-    converter: RowConverter,
-    /// The ids, found by their key's hash; a key's bytes live once, in
-    /// `keys` (no allocation per key, 4 bytes per id in the table).
-    ids: hashbrown::HashTable<u32>,
-    /// foldhash, as DataFusion's hash maps: hashing keys is on every row's path.
-    hasher: hashbrown::DefaultHashBuilder,
-    keys: Rows,
-    keyless: bool,
-}
-
-impl KeyIndex {
-    pub(crate) fn try_new(grouping: &Grouping) -> Result<Self> {
-        Self::for_keys(&grouping.key_schema)
-    }
-
-    /// An index over keys of `key_schema`; no columns means one key.
-    pub(crate) fn for_keys(key_schema: &arrow::datatypes::Schema) -> Result<Self> {
-        let fields = key_schema
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect();
-        let converter = RowConverter::new(fields)?;
-        let keys = converter.empty_rows(0, 0);
-        Ok(Self {
-            converter,
-            ids: hashbrown::HashTable::new(),
-            hasher: hashbrown::DefaultHashBuilder::default(),
-            keys,
-            keyless: key_schema.fields().is_empty(),
-        })
-    }
-
-    /// How many ids exist (always 1 for a keyless grouping).
-    pub(crate) fn len(&self) -> usize {
-        if self.keyless {
-            1
-        } else {
-            self.keys.num_rows()
-        }
-    }
-
-    /// The id of each row's key; new keys get the next ids in row order.
-    pub(crate) fn ids(&mut self, keys: &[ArrayRef], rows: usize) -> Result<Vec<usize>> {
-        if self.keyless {
-            return Ok(vec![0; rows]);
-        }
-        let encoded = self.converter.convert_columns(keys)?;
-        let mut ids = Vec::with_capacity(rows);
-        // Large batches (a restore) would otherwise grow the table many times.
-        self.reserve(rows);
-        for row in 0..rows {
-            let key = encoded.row(row);
-            let bytes = key.as_ref();
-            let hash = self.hasher.hash_one(bytes);
-            let (stored, hasher) = (&self.keys, &self.hasher);
-            let entry = self.ids.entry(
-                hash,
-                |id| stored.row(*id as usize).as_ref() == bytes,
-                |id| hasher.hash_one(stored.row(*id as usize).as_ref()),
-            );
-            let id = match entry {
-                hashbrown::hash_table::Entry::Occupied(found) => *found.get() as usize,
-                hashbrown::hash_table::Entry::Vacant(vacant) => {
-                    let id = self.keys.num_rows();
-                    let Ok(narrow) = u32::try_from(id) else {
-                        return Err(DataFusionError::ResourcesExhausted(
-                            "more than 4294967295 distinct keys in one subtask".into(),
-                        ));
-                    };
-                    vacant.insert(narrow);
-                    self.keys.push(key);
-                    id
-                }
-            };
-            ids.push(id);
-        }
-        Ok(ids)
-    }
-
-    /// Room for `additional` more keys, for an operator about to restore
-    /// that many rows.
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        let (stored, hasher) = (&self.keys, &self.hasher);
-        self.ids.reserve(additional, |id: &u32| {
-            hasher.hash_one(stored.row(*id as usize).as_ref())
-        });
-    }
-
-    /// The id of each row's key if the index holds it; adds nothing.
-    pub(crate) fn find(&self, keys: &[ArrayRef], rows: usize) -> Result<Vec<Option<usize>>> {
-        if self.keyless {
-            return Ok(vec![Some(0); rows]);
-        }
-        let encoded = self.converter.convert_columns(keys)?;
-        Ok((0..rows)
-            .map(|row| {
-                let bytes = encoded.row(row);
-                let bytes = bytes.as_ref();
-                let hash = self.hasher.hash_one(bytes);
-                self.ids
-                    .find(hash, |id| self.keys.row(*id as usize).as_ref() == bytes)
-                    .map(|id| *id as usize)
-            })
-            .collect())
-    }
-
-    /// The key columns of `ids`, in order.
-    pub(crate) fn keys(&self, ids: &[usize]) -> Result<Vec<ArrayRef>> {
-        if self.keyless {
-            return Ok(Vec::new());
-        }
-        Ok(self
-            .converter
-            .convert_rows(ids.iter().map(|id| self.keys.row(*id)))?)
-    }
 }
 
 /// The window bounds of an aggregation's output rows: `window_start` and

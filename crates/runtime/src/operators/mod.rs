@@ -5,6 +5,7 @@ mod calc;
 mod chunks;
 mod group_agg;
 mod join;
+mod key_index;
 mod limit;
 mod over_agg;
 mod over_updating;

@@ -37,9 +37,10 @@ use datafusion::physical_expr::PhysicalExpr;
 use weir_common::{StreamBatch, Watermark};
 
 use super::aggregate::{
-    AggregateCall, CallInput, KeyIndex, accumulator_states, cast_to, merge_accumulator_states,
+    AggregateCall, CallInput, accumulator_states, cast_to, merge_accumulator_states,
 };
 use super::chunks::{ChunkStore, RowRef};
+use super::key_index::KeyIndex;
 use super::window_agg::TimeDomain;
 use super::window_assign::event_times;
 use crate::checkpoint::{KeyedState, StateBatch, restored_parts, watermark_state};

@@ -30,7 +30,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use weir_common::{RowKind, StreamBatch};
 
-use super::aggregate::{AggregateCall, CallInput, KeyIndex, cast_to};
+use super::aggregate::{AggregateCall, CallInput, cast_to};
+use super::key_index::KeyIndex;
 use super::over_agg::OverFrame;
 use super::window_assign::event_times;
 use crate::checkpoint::{KeyedState, StateBatch};

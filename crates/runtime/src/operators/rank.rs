@@ -45,7 +45,7 @@ use crate::checkpoint::{KeyedState, StateBatch};
 use crate::error::batch_error;
 use crate::exchange::key_groups_of;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
-use crate::operators::aggregate::KeyIndex;
+use crate::operators::key_index::KeyIndex;
 use crate::operators::top_one::{BatchOrder, TopOne, TopOneChanges};
 
 /// What the output says about a row's rank.

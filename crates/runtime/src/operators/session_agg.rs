@@ -30,9 +30,10 @@ use weir_common::window::instant;
 use weir_common::{StreamBatch, Watermark, WindowSpec, ZoneShift};
 
 use super::aggregate::{
-    AggregateCall, AggregateOutput, CallInput, Grouping, KeyIndex, WindowBounds,
-    accumulator_states, merge_accumulator_states, output_batch,
+    AggregateCall, AggregateOutput, CallInput, Grouping, WindowBounds, accumulator_states,
+    merge_accumulator_states, output_batch,
 };
+use super::key_index::KeyIndex;
 use super::window_assign::window_bounds;
 use crate::checkpoint::{KeyedState, restored_parts, watermark_state};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
@@ -179,7 +180,7 @@ impl SessionWindowAggregate {
     pub fn try_new(spec: Arc<SessionAggregateSpec>) -> Result<Self> {
         Ok(Self {
             name: spec.name(),
-            keys: KeyIndex::try_new(&spec.grouping)?,
+            keys: KeyIndex::for_keys(&spec.grouping.key_schema)?,
             spec,
             sessions: Vec::new(),
             timers: BTreeSet::new(),

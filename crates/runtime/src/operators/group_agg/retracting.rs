@@ -16,8 +16,9 @@ use crate::checkpoint::{KeyedState, StateBatch};
 use crate::error::batch_error;
 use crate::operator::Collector;
 use crate::operators::aggregate::{
-    AggregateCall, CallInput, KeyIndex, accumulator_states, merge_accumulator_states, output_batch,
+    AggregateCall, CallInput, accumulator_states, merge_accumulator_states, output_batch,
 };
+use crate::operators::key_index::KeyIndex;
 use crate::operators::state_ttl::Expiry;
 
 /// One key's state.
@@ -108,7 +109,7 @@ struct Change {
 impl RowGroups {
     pub(super) fn try_new(spec: Arc<GroupAggregateSpec>) -> Result<Self> {
         Ok(Self {
-            index: KeyIndex::try_new(&spec.grouping)?,
+            index: KeyIndex::for_keys(&spec.grouping.key_schema)?,
             expiry: Expiry::new(spec.state_ttl, spec.final_only),
             spec,
             groups: Vec::new(),

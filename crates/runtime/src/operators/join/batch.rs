@@ -4,7 +4,7 @@ use arrow::array::RecordBatch;
 use datafusion::error::Result;
 
 use super::{JoinCondition, JoinKind, Side, gather};
-use crate::operators::aggregate::KeyIndex;
+use crate::operators::key_index::KeyIndex;
 
 /// `left` joined with `right` under `condition`, outer rows padded;
 /// `null_aware` gives an anti join NOT IN's treatment of NULL keys.

@@ -26,8 +26,8 @@ use weir_common::{StreamBatch, Watermark};
 use super::{JoinCondition, JoinKind, Side, gather, null_columns, spread};
 use crate::checkpoint::{KeyedState, StateBatch, restored_parts, watermark_state};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
-use crate::operators::aggregate::KeyIndex;
 use crate::operators::chunks::ChunkStore;
+use crate::operators::key_index::KeyIndex;
 use crate::operators::window_assign::event_times;
 
 /// What an interval join computes; shared by its subtasks.

@@ -23,8 +23,8 @@ use weir_connector::LookupTableFactory;
 
 use super::{JoinCondition, JoinKind, Side, gather};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, Preparation};
-use crate::operators::aggregate::KeyIndex;
 use crate::operators::calc::Calc;
+use crate::operators::key_index::KeyIndex;
 
 /// What a lookup join computes; shared by its subtasks.
 #[derive(Debug)]

@@ -33,7 +33,7 @@ use super::{JoinCondition, JoinKind, Side, gather, null_columns, spread};
 use crate::checkpoint::{KeyedState, StateBatch, batch_bytes};
 use crate::error::batch_error;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
-use crate::operators::aggregate::KeyIndex;
+use crate::operators::key_index::KeyIndex;
 use crate::operators::state_ttl::{Expiry, ProcessingClock};
 
 /// What a regular join computes; shared by its subtasks.

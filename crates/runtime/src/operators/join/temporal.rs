@@ -35,8 +35,8 @@ use weir_common::{RowKind, StreamBatch, Watermark};
 use super::{JoinCondition, JoinKind, Side};
 use crate::checkpoint::{KeyedState, StateBatch};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
-use crate::operators::aggregate::KeyIndex;
 use crate::operators::chunks::{ChunkStore, RowRef};
+use crate::operators::key_index::KeyIndex;
 use crate::operators::window_assign::event_times;
 
 /// What an event-time temporal join computes; shared by its subtasks.
