@@ -26,7 +26,11 @@ use arrow::array::{
 use arrow::compute::concat_batches;
 use arrow::csv::ReaderBuilder;
 use arrow::csv::reader::Decoder;
-use arrow::datatypes::{ArrowNativeType, DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{
+    ArrowNativeType, DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use csv_core::ReadRecordResult;
@@ -664,6 +668,39 @@ enum ColumnText<'a> {
     Int64(&'a Int64Array),
     /// Rendered as text first, then quoted if need be.
     Rendered,
+    /// Timestamps, rendered like that, where a row with the value of the
+    /// row before copies its field: a stream's rows come in bursts of one
+    /// time (Nexmark's ten thousand a millisecond), and formatting dates and
+    /// clocks was a seventh of writing them.
+    Timestamps {
+        values: &'a [i64],
+        last: Option<LastField>,
+    },
+}
+
+/// The value and the written bytes of the last field of a column.
+struct LastField {
+    value: i64,
+    bytes: Vec<u8>,
+}
+
+/// The raw values of a timestamp column of any unit.
+fn timestamp_values(column: &dyn Array) -> Option<&[i64]> {
+    let DataType::Timestamp(unit, _) = column.data_type() else {
+        return None;
+    };
+    Some(match unit {
+        TimeUnit::Second => column.as_primitive_opt::<TimestampSecondType>()?.values(),
+        TimeUnit::Millisecond => column
+            .as_primitive_opt::<TimestampMillisecondType>()?
+            .values(),
+        TimeUnit::Microsecond => column
+            .as_primitive_opt::<TimestampMicrosecondType>()?
+            .values(),
+        TimeUnit::Nanosecond => column
+            .as_primitive_opt::<TimestampNanosecondType>()?
+            .values(),
+    })
 }
 
 impl CsvEncoder {
@@ -722,6 +759,9 @@ impl CsvEncoder {
         {
             return ColumnText::Int64(ints);
         }
+        if let Some(values) = timestamp_values(column) {
+            return ColumnText::Timestamps { values, last: None };
+        }
         ColumnText::Rendered
     }
 
@@ -761,7 +801,7 @@ impl RecordEncoder for CsvEncoder {
             element_delimiter: &self.options.array_element_delimiter,
         });
         let columns = batch.columns();
-        let texts: Vec<ColumnText<'_>> = (0..columns.len())
+        let mut texts: Vec<ColumnText<'_>> = (0..columns.len())
             .map(|i| self.column_text(columns, i))
             .collect();
         // A lone empty field would be an empty line, which readers skip; quoting
@@ -769,7 +809,7 @@ impl RecordEncoder for CsvEncoder {
         let lone_column = columns.len() == 1;
         let mut digits = itoa::Buffer::new();
         for row in 0..batch.num_rows() {
-            for (i, (column, text)) in columns.iter().zip(&texts).enumerate() {
+            for (i, (column, text)) in columns.iter().zip(&mut texts).enumerate() {
                 if i > 0 {
                     out.push(self.options.delimiter);
                 }
@@ -785,9 +825,17 @@ impl RecordEncoder for CsvEncoder {
                             out.extend_from_slice(digits.format(ints.value(row)).as_bytes());
                             continue;
                         }
-                        ColumnText::Rendered => {}
+                        ColumnText::Timestamps {
+                            values,
+                            last: Some(last),
+                        } if values.get(row) == Some(&last.value) => {
+                            out.extend_from_slice(&last.bytes);
+                            continue;
+                        }
+                        ColumnText::Timestamps { .. } | ColumnText::Rendered => {}
                     }
                 }
+                let field_start = out.len();
                 scratch.clear();
                 if null {
                     if let Some(literal) = &self.options.null_literal {
@@ -801,6 +849,18 @@ impl RecordEncoder for CsvEncoder {
                         out.extend_from_slice(&[quote, quote]);
                     }
                     _ => self.write_field(out, &scratch, i == 0),
+                }
+                if let ColumnText::Timestamps { values, last } = text
+                    && !null
+                    && let Some(value) = values.get(row)
+                {
+                    let field = last.get_or_insert_with(|| LastField {
+                        value: *value,
+                        bytes: Vec::new(),
+                    });
+                    field.value = *value;
+                    field.bytes.clear();
+                    field.bytes.extend_from_slice(&out[field_start..]);
                 }
             }
             out.push(b'\n');
@@ -1217,6 +1277,41 @@ pub(crate) mod tests {
             "-9000000000,42,-7,3,1.5E10,0.25,-123.45,true,\"a, \"\"quoted\"\"\nline\",\
              2020-04-15,2020-04-15 08:05:00.12,2020-04-15 08:05:00Z\n\
              ,,,,,,,,,,,\n"
+        );
+    }
+
+    #[test]
+    fn a_timestamp_repeated_from_the_row_before_is_written_the_same() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        ]));
+        let (a, b) = (1_586_937_900_000, 1_586_937_900_120);
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5, 6])),
+                Arc::new(TimestampMillisecondArray::from(vec![
+                    Some(a),
+                    Some(a),
+                    Some(b),
+                    None,
+                    Some(b),
+                    Some(a),
+                ])),
+            ],
+        )
+        .unwrap();
+        // A delimiter that makes every timestamp quoted: the copy is of the field as written.
+        let mut encoder = config(&[("csv.field-delimiter", ":")])
+            .create_encoder(schema)
+            .unwrap();
+        let mut out = Vec::new();
+        encoder.encode(&batch.slice(1, 5), &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2:\"2020-04-15 08:05:00\"\n3:\"2020-04-15 08:05:00.12\"\n4:\n\
+             5:\"2020-04-15 08:05:00.12\"\n6:\"2020-04-15 08:05:00\"\n"
         );
     }
 

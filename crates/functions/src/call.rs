@@ -218,6 +218,11 @@ enum StringColumn<'a> {
 }
 
 impl<'a> Strings<'a> {
+    /// Whether every row has the same value (a literal argument).
+    pub(crate) fn constant(&self) -> bool {
+        self.constant || matches!(self.column, StringColumn::Absent(_))
+    }
+
     pub(crate) fn get(&self, row: usize) -> Option<&'a str> {
         let i = if self.constant { 0 } else { row };
         match self.column {
@@ -281,19 +286,10 @@ impl Timestamps<'_> {
 
     /// The value at `row`: the UTC date-time for a zoned column, the wall-clock time otherwise.
     pub(crate) fn get(&self, row: usize) -> Result<Option<NaiveDateTime>> {
-        let i = if self.constant { 0 } else { row };
-        if self.nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-            return Ok(None);
-        }
-        let Some(&value) = self.values.get(i) else {
+        let Some(value) = self.raw(row) else {
             return Ok(None);
         };
-        let per_second: i64 = match self.unit {
-            TimeUnit::Second => 1,
-            TimeUnit::Millisecond => 1_000,
-            TimeUnit::Microsecond => 1_000_000,
-            TimeUnit::Nanosecond => 1_000_000_000,
-        };
+        let per_second = self.per_second();
         let nanos_per_tick = 1_000_000_000 / per_second;
         let seconds = value.div_euclid(per_second);
         let nanos = u32::try_from(value.rem_euclid(per_second) * nanos_per_tick).ok();
@@ -307,6 +303,30 @@ impl Timestamps<'_> {
                 }
                 .into()
             })
+    }
+
+    /// The whole seconds of the value at `row` since the epoch (of the
+    /// wall clock, for a column that is not zoned), without making a
+    /// date-time of it.
+    pub(crate) fn seconds(&self, row: usize) -> Option<i64> {
+        Some(self.raw(row)?.div_euclid(self.per_second()))
+    }
+
+    fn raw(&self, row: usize) -> Option<i64> {
+        let i = if self.constant { 0 } else { row };
+        if self.nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+            return None;
+        }
+        self.values.get(i).copied()
+    }
+
+    fn per_second(&self) -> i64 {
+        match self.unit {
+            TimeUnit::Second => 1,
+            TimeUnit::Millisecond => 1_000,
+            TimeUnit::Microsecond => 1_000_000,
+            TimeUnit::Nanosecond => 1_000_000_000,
+        }
     }
 }
 

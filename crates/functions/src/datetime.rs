@@ -163,9 +163,24 @@ impl ScalarUDFImpl for DateFormat {
             // Rows close in time share their text when the pattern is
             // coarser than their distance ('yyyy-MM-dd', 'HH:mm'): formatting
             // through chrono was most of a partitioned Nexmark q10's time.
+            // Such a row is told from its value's seconds alone.
             let mut last: Option<Formatted> = None;
+            let one_pattern = patterns.constant();
             for row in 0..call.rows() {
-                let (Some(value), Some(pattern)) = (timestamps.get(row)?, patterns.get(row)) else {
+                let (Some(seconds), Some(pattern)) = (timestamps.seconds(row), patterns.get(row))
+                else {
+                    out.append_null();
+                    continue;
+                };
+                if let Some(done) = &last
+                    && let Some(resolution) = done.resolution
+                    && seconds.div_euclid(resolution) == done.span
+                    && (one_pattern || done.pattern == pattern)
+                {
+                    out.append_value(&done.text);
+                    continue;
+                }
+                let Some(value) = timestamps.get(row)? else {
                     out.append_null();
                     continue;
                 };
@@ -180,23 +195,14 @@ impl ScalarUDFImpl for DateFormat {
                     continue;
                 }
                 let format = compiled.get(pattern, JavaDateFormat::new)?;
-                let span = format
-                    .resolution_seconds()
-                    .map(|seconds| value.and_utc().timestamp().div_euclid(seconds));
-                if let Some(done) = &last
-                    && span.is_some()
-                    && done.span == span
-                    && done.pattern == pattern
-                {
-                    out.append_value(&done.text);
-                    continue;
-                }
+                let resolution = format.resolution_seconds();
                 let mut text = String::new();
                 format.format(&mut text, value, None)?;
                 out.append_value(&text);
                 last = Some(Formatted {
                     pattern: pattern.to_string(),
-                    span,
+                    resolution,
+                    span: resolution.map_or(0, |r| seconds.div_euclid(r)),
                     text,
                 });
             }
@@ -231,8 +237,10 @@ impl ScalarUDFImpl for DateFormat {
 /// The text `DATE_FORMAT` last wrote, and the span of time it stands for.
 struct Formatted {
     pattern: String,
-    /// The value's time divided by the pattern's resolution.
-    span: Option<i64>,
+    /// The pattern's resolution in seconds, if it shows no fraction of one.
+    resolution: Option<i64>,
+    /// The value's seconds divided by the resolution.
+    span: i64,
     text: String,
 }
 
@@ -929,6 +937,34 @@ mod tests {
                 "NULL",
                 "05.03.2024",
                 "NULL"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn date_format_reuses_text_only_within_its_patterns_resolution() {
+        let formatted = rows(
+            "SELECT DATE_FORMAT(CAST(t AS TIMESTAMP(3)), p) FROM (VALUES \
+             ('2024-03-05 14:07:09', 'yyyy-MM-dd'), ('2024-03-05 23:59:59', 'yyyy-MM-dd'), \
+             ('2024-03-06 00:00:00', 'yyyy-MM-dd'), ('2024-03-06 00:00:00', 'HH:mm'), \
+             ('2024-03-06 00:00:59.999', 'HH:mm'), ('2024-03-06 00:01:00', 'HH:mm'), \
+             ('1969-12-31 23:59:59.5', 'HH:mm:ss'), ('1970-01-01 00:00:00', 'HH:mm:ss'), \
+             (NULL, 'HH:mm'), ('1970-01-01 00:00:00', 'HH:mm:ss.SSS')) AS v(t, p)",
+        )
+        .await;
+        assert_eq!(
+            formatted.concat(),
+            [
+                "2024-03-05",
+                "2024-03-05",
+                "2024-03-06",
+                "00:00",
+                "00:00",
+                "00:01",
+                "23:59:59",
+                "00:00:00",
+                "NULL",
+                "00:00:00.000"
             ]
         );
     }
