@@ -24,6 +24,12 @@
 # target/nexmark). A query an engine cannot run shows its error instead.
 # SKIP_BUILD=1 reuses the built `weir`; FLINK_TIMEOUT (seconds, default 1200)
 # bounds each Flink run.
+#
+# WARM=N (N >= 2) also measures Flink in steady state: after the cold runs,
+# one more Flink process runs each query's INSERT N times in the same JVM
+# (flink_job.py), and the median of rounds 2..N (classes loaded, code
+# compiled by the JIT, start-up excluded) is set against Weir's median
+# whole-process wall time, whose start-up is included.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root="$PWD"
@@ -142,11 +148,28 @@ EOF
     rm -rf "$work/sink"
     measure "$q" flink timeout "${FLINK_TIMEOUT:-1200}" "$venv/bin/python" benches/nexmark/flink_job.py "$script" "$work/jvm" || break
   done
+  if [ "${WARM:-0}" -ge 2 ]; then
+    rm -rf "$work/sink" "$work/rounds"
+    if timeout "$(( ${FLINK_TIMEOUT:-1200} * WARM ))" "$venv/bin/python" benches/nexmark/flink_job.py \
+        "$script" "$work/jvm" "$WARM" "$work/rounds" > "$work/out" 2> "$work/err"; then
+      steady="$(python3 -c 'import statistics, sys
+print(round(statistics.median(float(l) for l in list(open(sys.argv[1]))[1:]), 3))' "$work/rounds")"
+      printf '%s\t%s\t%s\n' "$q" "$steady" "$(paste -sd' ' "$work/rounds")" >> "$work/warm.tsv"
+      echo "$q flink warm: ${steady}s a round (rounds: $(paste -sd' ' "$work/rounds"))" >&2
+    else
+      echo "$q flink warm failed: $(tail -1 "$work/err" | cut -c1-300)" >&2
+    fi
+  fi
 done
+touch "$work/warm.tsv"
 
-python3 - "$work/results.tsv" "$events" "$parallelism" "$out" <<'EOF'
+python3 - "$work/results.tsv" "$events" "$parallelism" "$out" "$work/warm.tsv" <<'EOF'
 import json, statistics, sys
 path, events, parallelism, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+warm = {}
+for line in open(sys.argv[5]):
+    q, steady, rounds = line.rstrip("\n").split("\t")
+    warm[q] = {"steady_wall_seconds": float(steady), "rounds": [float(r) for r in rounds.split()]}
 runs, failed, order = {}, {}, []
 for line in open(path):
     q, engine, *rest = line.rstrip("\n").split("\t")
@@ -169,6 +192,9 @@ def figures(q, engine):
 
 rows = [{"query": q, "events": events, "parallelism": parallelism,
          "weir": figures(q, "weir"), "flink": figures(q, "flink")} for q in order]
+for r in rows:
+    if r["query"] in warm:
+        r["flink_warm"] = warm[r["query"]]
 print(f"Nexmark from CSV files, {events:,} events, parallelism {parallelism}, whole-process and cold (medians)")
 print("| query | Weir events/s | Flink events/s | Weir speed-up | Weir wall s / CPU s / RSS MB | Flink wall s / CPU s / RSS MB |")
 print("|---|---:|---:|---:|---|---|")
@@ -189,6 +215,14 @@ for r in rows:
     print(f"| {r['query']} | {cell(w)} | {cell(f)} | {ratio} | {detail(w)} | {detail(f)} |")
 if ratios:
     print(f"\nWeir's speed-up over Flink: median {statistics.median(ratios):.1f}x over {len(ratios)} queries both ran")
+steady = [r for r in rows if "flink_warm" in r and "failed" not in r["weir"]]
+if steady:
+    print("\nSteady state: Flink's median warm round in one JVM against Weir's whole process (start-up included)")
+    print("| query | Weir wall s | Flink warm round s | Weir speed-up |")
+    print("|---|---:|---:|---:|")
+    for r in steady:
+        w, f = r["weir"]["wall_seconds"], r["flink_warm"]["steady_wall_seconds"]
+        print(f"| {r['query']} | {w:.1f} | {f:.1f} | {f / w:.1f}x |")
 json.dump(rows, open(f"{out}/flink.json", "w"), indent=2)
 print(f"JSON: {out}/flink.json")
 EOF

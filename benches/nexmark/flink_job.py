@@ -6,16 +6,22 @@ runs the job in a local mini-cluster inside its JVM, in streaming mode, as
 to the table configuration; an INSERT is waited for, so the process ends
 when the job does.
 
-    python flink_job.py script.sql [STATS]
+    python flink_job.py script.sql [STATS [REPEAT TIMES]]
 
 PyFlink runs Flink in a JVM it starts as a child process, which a timer of
 this process does not see; with STATS, the CPU seconds and peak RSS (kB) of
 this process's descendants (the JVM) are written there when the job ends.
+
+With REPEAT, the script's INSERT and EXECUTE statements run REPEAT times in
+the same JVM, one after the other, and the wall seconds of each round are
+written to TIMES, one line each: the later rounds measure Flink warm, its
+classes loaded and its code compiled by the JIT (steady state).
 """
 
 import os
 import re
 import sys
+import time
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -53,19 +59,30 @@ def write_stats(path):
         f.write(f"{cpu:.2f} {rss_kb}\n")
 
 
-def main(path, stats=None):
+def main(path, stats=None, repeat="1", times=None):
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    jobs = []
     for statement in statements(open(path).read()):
         option = SET.match(statement)
         if option:
             env.get_config().set(option[1], option[2])
-            continue
-        result = env.execute_sql(statement)
-        if statement.upper().startswith(("INSERT", "EXECUTE")):
-            result.wait()
+        elif statement.upper().startswith(("INSERT", "EXECUTE")):
+            # Run once the tables exist; the scripts put them last anyway.
+            jobs.append(statement)
+        else:
+            env.execute_sql(statement)
+    rounds = []
+    for _ in range(int(repeat)):
+        start = time.monotonic()
+        for job in jobs:
+            env.execute_sql(job).wait()
+        rounds.append(time.monotonic() - start)
+    if times:
+        with open(times, "w") as f:
+            f.write("".join(f"{seconds:.3f}\n" for seconds in rounds))
     if stats:
         write_stats(stats)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:5])
