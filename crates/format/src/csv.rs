@@ -679,6 +679,7 @@ enum ColumnText<'a> {
 }
 
 /// The value and the written bytes of the last field of a column.
+#[derive(Default)]
 struct LastField {
     value: i64,
     bytes: Vec<u8>,
@@ -854,10 +855,7 @@ impl RecordEncoder for CsvEncoder {
                     && !null
                     && let Some(value) = values.get(row)
                 {
-                    let field = last.get_or_insert_with(|| LastField {
-                        value: *value,
-                        bytes: Vec::new(),
-                    });
+                    let field = last.get_or_insert_with(LastField::default);
                     field.value = *value;
                     field.bytes.clear();
                     field.bytes.extend_from_slice(&out[field_start..]);

@@ -94,9 +94,9 @@ impl Packed {
         u128::from(self.low) | (u128::from(self.high) << 64)
     }
 
-    fn or_bits(&mut self, bits: u128) {
-        self.low |= bits as u64;
-        self.high |= (bits >> 64) as u64;
+    fn set_bits(&mut self, bits: u128) {
+        self.low = bits as u64;
+        self.high = (bits >> 64) as u64;
     }
 }
 
@@ -307,7 +307,7 @@ fn pack(columns: &[PackedColumn], keys: &[ArrayRef], rows: usize) -> Result<Vec<
         for (key, value) in packed.iter_mut().zip(values.chunks_exact(width)) {
             let mut bytes = [0u8; 16];
             bytes[..width].copy_from_slice(value);
-            key.or_bits(u128::from_le_bytes(bytes) << column.shift);
+            key.set_bits(key.bits() | u128::from_le_bytes(bytes) << column.shift);
         }
         if let Some(nulls) = data.nulls() {
             let mask = (u128::MAX >> (128 - 8 * width as u32)) << column.shift;
@@ -319,9 +319,7 @@ fn pack(columns: &[PackedColumn], keys: &[ArrayRef], rows: usize) -> Result<Vec<
             {
                 let key = &mut packed[row];
                 // Whatever bytes a null slot holds, every null is the same key.
-                let bits = key.bits() & !mask;
-                key.low = bits as u64;
-                key.high = (bits >> 64) as u64;
+                key.set_bits(key.bits() & !mask);
                 key.nulls |= 1 << c;
             }
         }

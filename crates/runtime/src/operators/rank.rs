@@ -523,7 +523,8 @@ impl Rank {
             keys: self.sort.as_ref().zip(sort_keys.as_ref()),
             latest_wins_ties: self.spec.latest_wins_ties(),
         };
-        self.one.apply(data.columns(), &ids, &order)
+        self.one
+            .apply(data.columns(), &ids, self.keys.len(), &order)
     }
 
     fn top_one(&mut self, data: &RecordBatch, out: &mut Collector) -> Result<()> {

@@ -109,15 +109,15 @@ pub(crate) struct TopOne {
 }
 
 impl TopOne {
-    /// Applies an input batch whose rows have the dense key ids `ids`, and
-    /// returns what it changed.
+    /// Applies an input batch whose rows have the dense key ids `ids` (of
+    /// `keys` ids in all), and returns what it changed.
     pub(crate) fn apply(
         &mut self,
         columns: &[ArrayRef],
         ids: &[usize],
+        keys: usize,
         order: &BatchOrder<'_>,
     ) -> Result<Option<TopOneChanges>> {
-        let keys = ids.iter().max().map_or(0, |max| max + 1);
         if self.slots.len() < keys {
             self.slots.resize(keys, Slot::EMPTY);
             self.winners.resize(keys, NONE);
