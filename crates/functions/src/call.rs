@@ -223,6 +223,19 @@ impl<'a> Strings<'a> {
         self.constant || matches!(self.column, StringColumn::Absent(_))
     }
 
+    /// The value of a literal argument (None outside: a column).
+    pub(crate) fn literal(&self) -> Option<Option<&'a str>> {
+        self.constant().then(|| self.get(0))
+    }
+
+    /// The column as `Utf8` when it is one and not a literal.
+    pub(crate) fn utf8(&self) -> Option<&'a StringArray> {
+        match self.column {
+            StringColumn::Utf8(array) if !self.constant => Some(array),
+            _ => None,
+        }
+    }
+
     pub(crate) fn get(&self, row: usize) -> Option<&'a str> {
         let i = if self.constant { 0 } else { row };
         match self.column {
@@ -246,6 +259,12 @@ enum IntColumn<'a> {
 }
 
 impl Ints<'_> {
+    /// The value of a literal argument (None outside: a column).
+    pub(crate) fn literal(&self) -> Option<Option<i64>> {
+        let constant = self.constant || matches!(self.column, IntColumn::Absent(_));
+        constant.then(|| self.get(0))
+    }
+
     pub(crate) fn get(&self, row: usize) -> Option<i64> {
         let i = if self.constant { 0 } else { row };
         match self.column {

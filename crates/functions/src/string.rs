@@ -4,7 +4,7 @@
 //! Flink counts characters in UTF-16 code units; these functions count Unicode scalar values,
 //! which only differs for characters outside the Basic Multilingual Plane (such as emoji).
 
-use arrow::array::StringBuilder;
+use arrow::array::{Array, ArrayRef, StringBuilder, new_null_array};
 use arrow::compute::can_cast_types;
 use arrow::datatypes::DataType;
 use datafusion::error::Result;
@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::call::{self, Call};
+use crate::call::{self, Call, Strings};
 
 pub(crate) fn functions() -> Vec<ScalarUDF> {
     vec![
@@ -144,6 +144,9 @@ impl ScalarUDFImpl for SplitIndex {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let call = Call::new("SPLIT_INDEX", args.args)?;
         let (text, separator, index) = (call.strings(0)?, call.strings(1)?, call.ints(2)?);
+        if let (Some(separator), Some(index)) = (separator.literal(), index.literal()) {
+            return call.finish(split_column(&text, separator, index, call.rows()));
+        }
         let mut out = StringBuilder::with_capacity(call.rows(), 0);
         for row in 0..call.rows() {
             let piece = match (text.get(row), separator.get(row), index.get(row)) {
@@ -154,6 +157,47 @@ impl ScalarUDFImpl for SplitIndex {
         }
         call.finish(call::array(out.finish()))
     }
+}
+
+/// SPLIT_INDEX over a column with a literal separator and index (q22's
+/// `SPLIT_INDEX(url, '/', 3)`): both are looked at once, not per row, and a
+/// one-byte separator cuts each row's bytes straight from the column.
+fn split_column(
+    text: &Strings<'_>,
+    separator: Option<&str>,
+    index: Option<i64>,
+    rows: usize,
+) -> ArrayRef {
+    let (Some(separator), Some(index)) = (separator, index.and_then(|i| usize::try_from(i).ok()))
+    else {
+        return new_null_array(&DataType::Utf8, rows);
+    };
+    let mut out = StringBuilder::with_capacity(rows, rows * 8);
+    match (separator.as_bytes(), text.utf8()) {
+        ([byte], Some(array)) if byte.is_ascii() => {
+            for row in 0..rows {
+                if array.is_null(row) {
+                    out.append_null();
+                    continue;
+                }
+                let value = array.value(row);
+                match piece_between(value.as_bytes(), *byte, index) {
+                    Some((start, end)) => out.append_value(value.get(start..end).unwrap_or("")),
+                    None => out.append_null(),
+                }
+            }
+        }
+        _ => {
+            let index = i64::try_from(index).unwrap_or(i64::MAX);
+            for row in 0..rows {
+                out.append_option(
+                    text.get(row)
+                        .and_then(|text| split_index(text, separator, index)),
+                );
+            }
+        }
+    }
+    call::array(out.finish())
 }
 
 fn split_index<'a>(text: &'a str, separator: &str, index: i64) -> Option<&'a str> {
@@ -167,17 +211,26 @@ fn split_index<'a>(text: &'a str, separator: &str, index: i64) -> Option<&'a str
         // never occurs inside a multi-byte character, so a byte search
         // finds the same pieces as `str::split`, faster.
         [byte] if byte.is_ascii() => {
-            let bytes = text.as_bytes();
-            let mut found = BytePositions::new(bytes, *byte);
-            let start = match index.checked_sub(1) {
-                Some(before) => found.nth(before)? + 1,
-                None => 0,
-            };
-            let end = found.next().unwrap_or(bytes.len());
+            let (start, end) = piece_between(text.as_bytes(), *byte, index)?;
             text.get(start..end)
         }
         _ => text.split(separator).nth(index),
     }
+}
+
+/// Where the `index`-th piece of `bytes` split on `byte` starts and ends;
+/// None when `bytes` is empty or has fewer pieces.
+fn piece_between(bytes: &[u8], byte: u8, index: usize) -> Option<(usize, usize)> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let mut found = BytePositions::new(bytes, byte);
+    let start = match index.checked_sub(1) {
+        Some(before) => found.nth(before)? + 1,
+        None => 0,
+    };
+    let end = found.next().unwrap_or(bytes.len());
+    Some((start, end))
 }
 
 /// The positions of one byte in a string, in order, found eight bytes at a
@@ -237,6 +290,26 @@ impl Iterator for BytePositions<'_> {
         let at = self.block + self.hits.trailing_zeros() as usize / 8;
         self.hits &= self.hits - 1;
         Some(at)
+    }
+
+    /// Skips whole blocks by counting their hits instead of visiting each.
+    fn nth(&mut self, mut n: usize) -> Option<usize> {
+        loop {
+            let in_block = self.hits.count_ones() as usize;
+            if n < in_block {
+                for _ in 0..n {
+                    self.hits &= self.hits - 1;
+                }
+                return self.next();
+            }
+            n -= in_block;
+            self.block += 8;
+            if self.block >= self.bytes.len() {
+                self.hits = 0;
+                return None;
+            }
+            self.hits = self.hits_at(self.block);
+        }
     }
 }
 
@@ -491,12 +564,81 @@ mod tests {
             let expected: Vec<usize> = text.match_indices('/').map(|(at, _)| at).collect();
             let found: Vec<usize> = super::BytePositions::new(text.as_bytes(), b'/').collect();
             assert_eq!(found, expected, "{text:?}");
+            for skip in 0..=expected.len() + 9 {
+                let mut found = super::BytePositions::new(text.as_bytes(), b'/');
+                let nth = found.nth(skip);
+                assert_eq!(nth, expected.get(skip).copied(), "{text:?} nth({skip})");
+                assert_eq!(
+                    found.next(),
+                    expected.get(skip + 1).copied(),
+                    "{text:?} after"
+                );
+            }
             for index in 0..=expected.len() + 1 {
                 assert_eq!(
                     super::split_index(text, "/", index as i64),
                     text.split('/').nth(index).filter(|_| !text.is_empty()),
                     "{text:?} {index}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn split_index_of_a_column_with_a_literal_separator_and_index_cuts_every_row() {
+        use std::sync::Arc;
+
+        use arrow::array::{Array, AsArray, StringArray};
+        use datafusion::common::ScalarValue;
+        use datafusion::logical_expr::ColumnarValue;
+
+        let all = StringArray::from(vec![
+            Some("https://www.nexmark.com/abc/def/item.htm?query=1"),
+            None,
+            Some(""),
+            Some("a/b"),
+            Some("////////////////////"),
+            Some("é/ü//x/1234567/1234567//y"),
+            Some("no separator"),
+            Some("a--b--c d"),
+        ]);
+        // Sliced, so that the column's offsets do not start at 0.
+        let texts = all.slice(1, 7);
+        for separator in [Some("/"), Some("--"), Some(""), None] {
+            for index in [Some(0), Some(1), Some(3), Some(8), Some(9), Some(-1), None] {
+                let call = super::Call::new(
+                    "SPLIT_INDEX",
+                    vec![
+                        ColumnarValue::Array(Arc::new(texts.clone())),
+                        ColumnarValue::Scalar(ScalarValue::Utf8(separator.map(str::to_owned))),
+                        ColumnarValue::Scalar(ScalarValue::Int64(index)),
+                    ],
+                )
+                .unwrap();
+                let (text, sep, at) = (
+                    call.strings(0).unwrap(),
+                    call.strings(1).unwrap(),
+                    call.ints(2).unwrap(),
+                );
+                let (Some(sep), Some(at)) = (sep.literal(), at.literal()) else {
+                    panic!("literal arguments are not seen as literals");
+                };
+                let result = super::split_column(&text, sep, at, call.rows());
+                let result = result.as_string::<i32>();
+                assert_eq!(result.len(), 7);
+                for row in 0..7 {
+                    let expected = match (texts.is_valid(row), separator, index) {
+                        (true, Some(separator), Some(index)) => {
+                            super::split_index(texts.value(row), separator, index)
+                        }
+                        _ => None,
+                    };
+                    assert_eq!(
+                        result.is_valid(row).then(|| result.value(row)),
+                        expected,
+                        "row {row}, separator {separator:?}, index {index:?}"
+                    );
+                }
             }
         }
     }
