@@ -5,11 +5,10 @@
 //! Each partition keeps its rows ordered by the sort key (Arrow row-format
 //! bytes, so byte order is SQL order) and then arrival, so ties rank in
 //! arrival order as in Flink. Over an insert-only input a partition keeps
-//! only its first `rank_end` rows, in a sorted vector whose keys and rows
-//! share one buffer (a Top-N is memory-bound: rows in allocations of their
-//! own cost a cache miss each time they are read); a row that cannot enter
-//! is dropped at once. Over an updating input every row is kept, in a
-//! `BTreeMap`, since a retraction can bring a lower row back into the top N.
+//! only its first `rank_end` rows, as Arrow columns ([`super::top_n`]); a
+//! row that cannot enter is dropped at once. Over an updating input every
+//! row is kept, in row format in a `BTreeMap`, since a retraction can bring
+//! a lower row back into the top N and is matched by its bytes.
 //!
 //! Output is computed per input batch, like Flink with mini-batch on: the
 //! first time a batch touches a partition its current top N is remembered;
@@ -46,6 +45,7 @@ use crate::error::batch_error;
 use crate::exchange::key_groups_of;
 use crate::operator::{Collector, Operator, OperatorContext, OperatorFactory, OperatorState};
 use crate::operators::key_index::KeyIndex;
+use crate::operators::top_n::{TopN, TopNChanges, TopNInput};
 use crate::operators::top_one::{BatchOrder, TopOne, TopOneChanges};
 
 /// What the output says about a row's rank.
@@ -166,218 +166,122 @@ impl RankSpec {
 /// arrival number alone identifies the row).
 type Place = (Box<[u8]>, u64);
 
-/// Where a row sits in a [`BoundedRows`] buffer.
+/// A partition of an updating input: every row, in rank order, since a
+/// retraction can bring a lower row back into the top N.
+type Partition = BTreeMap<Place, Box<[u8]>>;
+
+/// Removes a row equal to `row` sorting at `key`, if there is one.
+fn retract(partition: &mut Partition, key: &[u8], row: &[u8]) {
+    let from = Bound::Included((key.into(), 0));
+    let to = Bound::Included((key.into(), u64::MAX));
+    let found = partition
+        .range::<Place, _>((from, to))
+        .find(|(_, r)| r.as_ref() == row)
+        .map(|(place, _)| place.clone());
+    if let Some(place) = found {
+        partition.remove(&place);
+    }
+}
+
+/// The ranks a Top-N emits, and whether they are in its output.
 #[derive(Debug, Clone, Copy)]
-struct Slot {
-    order: u64,
-    key_start: u32,
-    row_start: u32,
-    row_end: u32,
+pub(crate) struct RankRange {
+    /// From 1.
+    pub start: usize,
+    pub end: usize,
+    /// Ranks are in the output: a row moving to another rank is an update.
+    pub numbered: bool,
 }
 
-/// The top rows of a partition over an insert-only input, sorted: at most
-/// `rank_end` of them. Their keys and rows are appended to one buffer; an
-/// evicted row leaves a hole there until [`BoundedRows::compact`].
-#[derive(Debug, Default)]
-struct BoundedRows {
-    slots: Vec<Slot>,
-    bytes: Vec<u8>,
+/// A row [`ranked_changes`] emits: the `i`-th ranked before or now.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Change {
+    Old(usize),
+    New(usize),
 }
 
-impl BoundedRows {
-    fn key(&self, slot: &Slot) -> &[u8] {
-        &self.bytes[slot.key_start as usize..slot.row_start as usize]
-    }
-
-    fn row(&self, slot: &Slot) -> &[u8] {
-        &self.bytes[slot.row_start as usize..slot.row_end as usize]
-    }
-
-    fn insert(&mut self, key: &[u8], order: u64, row: &[u8], limit: usize) -> Result<()> {
-        let at = self
-            .slots
-            .partition_point(|s| (self.key(s), s.order) < (key, order));
-        if at >= limit {
-            return Ok(());
-        }
-        let offset = |len: usize| {
-            u32::try_from(len).map_err(|_| {
-                DataFusionError::ResourcesExhausted("a Top-N partition's rows exceed 4 GiB".into())
-            })
-        };
-        let key_start = offset(self.bytes.len())?;
-        self.bytes.extend_from_slice(key);
-        let row_start = offset(self.bytes.len())?;
-        self.bytes.extend_from_slice(row);
-        let row_end = offset(self.bytes.len())?;
-        self.slots.insert(
-            at,
-            Slot {
-                order,
-                key_start,
-                row_start,
-                row_end,
-            },
-        );
-        self.slots.truncate(limit);
-        Ok(())
-    }
-
-    /// Drops the bytes of evicted rows once they outweigh the live ones.
-    /// Not while a batch may still read them.
-    fn compact(&mut self) {
-        let live: usize = self
-            .slots
-            .iter()
-            .map(|s| (s.row_end - s.key_start) as usize)
-            .sum();
-        if self.bytes.len() <= 2 * live + 256 {
-            return;
-        }
-        let mut bytes = Vec::with_capacity(2 * live);
-        for slot in &mut self.slots {
-            // The live bytes are fewer than the old buffer's, whose offsets fit in u32.
-            let start = bytes.len() as u32;
-            bytes.extend_from_slice(&self.bytes[slot.key_start as usize..slot.row_end as usize]);
-            *slot = Slot {
-                order: slot.order,
-                key_start: start,
-                row_start: start + (slot.row_start - slot.key_start),
-                row_end: start + (slot.row_end - slot.key_start),
-            };
-        }
-        self.bytes = bytes;
-    }
-}
-
-/// A partition's rows in rank order.
-#[derive(Debug)]
-enum Partition {
-    Bounded(BoundedRows),
-    All(BTreeMap<Place, Box<[u8]>>),
-}
-
-impl Partition {
-    fn new(bounded: bool) -> Self {
-        if bounded {
-            Partition::Bounded(BoundedRows::default())
-        } else {
-            Partition::All(BTreeMap::new())
-        }
-    }
-}
-
-impl Partition {
-    fn len(&self) -> usize {
-        match self {
-            Partition::Bounded(b) => b.slots.len(),
-            Partition::All(map) => map.len(),
-        }
-    }
-
-    /// Whether a row at `(key, order)` would rank after every row held.
-    fn after_last(&self, key: &[u8], order: u64) -> bool {
-        match self {
-            Partition::Bounded(b) => b
-                .slots
-                .last()
-                .is_some_and(|last| (key, order) > (b.key(last), last.order)),
-            Partition::All(map) => map
-                .last_key_value()
-                .is_some_and(|(last, _)| (key, order) > (last.0.as_ref(), last.1)),
-        }
-    }
-
-    /// Calls `f` with the order and row of each row ranked
-    /// `start..=end` (1-based), best first.
-    fn for_each_ranked<'a>(&'a self, start: usize, end: usize, mut f: impl FnMut(u64, &'a [u8])) {
-        let take = end + 1 - start;
-        match self {
-            Partition::Bounded(b) => b
-                .slots
-                .iter()
-                .skip(start - 1)
-                .take(take)
-                .for_each(|s| f(s.order, b.row(s))),
-            Partition::All(map) => map
-                .iter()
-                .skip(start - 1)
-                .take(take)
-                .for_each(|(place, row)| f(place.1, row)),
-        }
-    }
-
-    fn insert(&mut self, key: &[u8], order: u64, row: &[u8], limit: usize) -> Result<()> {
-        match self {
-            Partition::Bounded(b) => b.insert(key, order, row, limit),
-            Partition::All(map) => {
-                map.insert((key.into(), order), row.into());
-                Ok(())
+/// The changes from a partition's ranked rows before a batch (`old`, by
+/// their arrival orders, best first) to its ranked rows now (`new`), with
+/// each row's rank and kind. With the rank in the output (or a single
+/// rank), every rank whose row changed emits `-U old`/`+U new`, and `+I`/
+/// `-D` when the rank was or becomes empty; without it, rows that left
+/// emit `-D` and rows that entered `+I`, ranked 0.
+pub(crate) fn ranked_changes(
+    range: RankRange,
+    old: &[u64],
+    new: &[u64],
+    mut push: impl FnMut(Change, u64, RowKind),
+) {
+    if range.numbered || range.start == range.end {
+        let rank = |at: usize| (range.start + at) as u64;
+        for (at, order) in new.iter().enumerate() {
+            match old.get(at) {
+                Some(old_order) if old_order == order => {}
+                Some(_) => {
+                    push(Change::Old(at), rank(at), RowKind::UpdateBefore);
+                    push(Change::New(at), rank(at), RowKind::UpdateAfter);
+                }
+                None => push(Change::New(at), rank(at), RowKind::Insert),
             }
         }
+        for gone in new.len()..old.len() {
+            push(Change::Old(gone), rank(gone), RowKind::Delete);
+        }
+        return;
     }
-
-    /// Removes a row equal to `row` sorting at `key`, if there is one.
-    fn retract(&mut self, key: &[u8], row: &[u8]) {
-        if let Partition::All(map) = self {
-            let from = Bound::Included((key.into(), 0));
-            let to = Bound::Included((key.into(), u64::MAX));
-            let found = map
-                .range::<Place, _>((from, to))
-                .find(|(_, r)| r.as_ref() == row)
-                .map(|(place, _)| place.clone());
-            if let Some(place) = found {
-                map.remove(&place);
-            }
+    let mut old_sorted = old.to_vec();
+    old_sorted.sort_unstable();
+    let mut new_sorted = new.to_vec();
+    new_sorted.sort_unstable();
+    for (at, order) in new.iter().enumerate() {
+        if old_sorted.binary_search(order).is_err() {
+            push(Change::New(at), 0, RowKind::Insert);
+        }
+    }
+    for (at, order) in old.iter().enumerate() {
+        if new_sorted.binary_search(order).is_err() {
+            push(Change::Old(at), 0, RowKind::Delete);
         }
     }
 }
 
-/// A partition's top N as it was before a batch, to tell what the batch
-/// changed. A bounded partition only appends to its buffer during a batch,
-/// so its old rows are read there; the rows of an unbounded one, which a
-/// retraction can remove, are copied.
+/// A partition's ranked rows as they were before a batch, copied, to tell
+/// what the batch changed: a retraction can remove them.
 #[derive(Debug, Default)]
 struct Before {
-    /// Per row: its order (its identity in the partition) and where its
-    /// bytes are, in the partition's buffer or in `copied`.
+    /// Per row: its order (its identity in the partition) and its bytes in
+    /// `copied`.
     rows: Vec<(u64, std::ops::Range<usize>)>,
     copied: Vec<u8>,
 }
 
 impl Before {
-    fn remember(&mut self, rows: &Partition, start: usize, end: usize) {
-        match rows {
-            Partition::Bounded(b) => {
-                for slot in b.slots.iter().skip(start - 1).take(end + 1 - start) {
-                    let range = slot.row_start as usize..slot.row_end as usize;
-                    self.rows.push((slot.order, range));
-                }
-            }
-            Partition::All(_) => rows.for_each_ranked(start, end, |order, row| {
-                let from = self.copied.len();
-                self.copied.extend_from_slice(row);
-                self.rows.push((order, from..self.copied.len()));
-            }),
-        }
-    }
-
-    fn clear(&mut self) {
+    fn remember(&mut self, partition: &Partition, range: RankRange) {
         self.rows.clear();
         self.copied.clear();
+        for ((_, order), row) in ranked(partition, range) {
+            let from = self.copied.len();
+            self.copied.extend_from_slice(row);
+            self.rows.push((*order, from..self.copied.len()));
+        }
     }
 
-    /// The bytes the rows of a partition's `before` ranges are in.
-    fn bytes<'a>(&'a self, now: &'a Partition) -> &'a [u8] {
-        match now {
-            Partition::Bounded(b) => &b.bytes,
-            Partition::All(_) => &self.copied,
-        }
+    fn row(&self, i: usize) -> &[u8] {
+        &self.copied[self.rows[i].1.clone()]
     }
 }
 
-/// The changes a batch makes: rows to emit, copied out of their
-/// partitions while those are in cache, with their ranks and kinds.
+/// The rows of a partition ranked in `range`, best first.
+fn ranked(partition: &Partition, range: RankRange) -> impl Iterator<Item = (&Place, &Box<[u8]>)> {
+    partition
+        .iter()
+        .skip(range.start - 1)
+        .take(range.end + 1 - range.start)
+}
+
+/// The changes a batch of an updating input makes: rows to emit, copied
+/// out of their partitions while those are in cache, with their ranks and
+/// kinds.
 #[derive(Debug, Default)]
 struct Changes {
     bytes: Vec<u8>,
@@ -412,10 +316,13 @@ pub struct Rank {
     name: String,
     keys: KeyIndex,
     sort: Option<RowConverter>,
+    /// Rows of an updating input in row format, and its partitions.
     rows: RowConverter,
     partitions: Vec<Partition>,
     /// The rows kept when only rank 1 is ([`RankSpec::keeps_one_row`]).
     one: TopOne,
+    /// The rows kept of an insert-only input otherwise.
+    top: TopN,
     /// Arrival counter: ties and processing-time order.
     arrivals: u64,
     /// Key groups of the snapshotted rows.
@@ -467,6 +374,7 @@ impl Rank {
             rows,
             partitions: Vec::new(),
             one: TopOne::default(),
+            top: TopN::default(),
             arrivals: 0,
             max_parallelism: 1,
             spec,
@@ -581,22 +489,24 @@ impl Rank {
                 .group("row", columns)
                 .build();
         }
-        let mut ids = Vec::new();
-        let mut orders = Vec::new();
-        let mut rows = Vec::new();
-        for (id, partition) in self.partitions.iter().enumerate() {
-            let held = partition.len();
-            if held > 0 {
-                partition.for_each_ranked(1, held, |order, row| {
+        let (ids, orders, columns) = if self.spec.updating_input {
+            let mut ids = Vec::new();
+            let mut orders = Vec::new();
+            let mut rows = Vec::new();
+            for (id, partition) in self.partitions.iter().enumerate() {
+                for ((_, order), row) in partition {
                     ids.push(id);
-                    orders.push(order);
-                    rows.push(row);
-                });
+                    orders.push(*order);
+                    rows.push(row.as_ref());
+                }
             }
-        }
+            let columns = self.decode(&rows)?;
+            (ids, orders, columns)
+        } else {
+            self.top.rows(&self.spec.input_schema)?
+        };
         let keys = self.keys.keys(&ids)?;
         let groups = key_groups_of(&keys, ids.len(), self.max_parallelism)?;
-        let columns = self.decode(&rows)?;
         KeyedState::new("rows", groups)
             .column("order", Arc::new(UInt64Array::from(orders)))
             .group("row", columns)
@@ -618,46 +528,89 @@ impl Rank {
             return Ok(());
         }
         let orders = state.primitive::<UInt64Type>("order")?;
+        let last_first = matches!(self.spec.order, RankOrder::Arrival { last_first: true });
+        for order in orders.values() {
+            let arrival = if last_first { u64::MAX - order } else { *order };
+            self.arrivals = self.arrivals.max(arrival.saturating_add(1));
+        }
+        if !self.spec.updating_input {
+            // The rows kept were emitted before the snapshot: what applying
+            // them changes is not emitted again.
+            self.apply(&data, orders.values())?;
+            return Ok(());
+        }
         let ids = self.partition_ids(&data)?;
-        self.add_partitions();
+        self.partitions.resize_with(self.keys.len(), Partition::new);
         let sort_keys = self.sort_keys(&data)?;
         let encoded = self.rows.convert_columns(data.columns())?;
-        let last_first = matches!(self.spec.order, RankOrder::Arrival { last_first: true });
         for (row, id) in ids.iter().enumerate() {
-            let order = orders.value(row);
-            let arrival = if last_first { u64::MAX - order } else { order };
-            self.arrivals = self.arrivals.max(arrival.saturating_add(1));
             let sort_key: &[u8] = match &sort_keys {
                 Some(keys) => keys.row(row).data(),
                 None => &[],
             };
-            self.partitions[*id].insert(
-                sort_key,
-                order,
-                encoded.row(row).as_ref(),
-                self.spec.rank_end,
-            )?;
+            let place = (sort_key.into(), orders.value(row));
+            self.partitions[*id].insert(place, encoded.row(row).as_ref().into());
         }
         Ok(())
     }
 
-    fn add_partitions(&mut self) {
-        let bounded = !self.spec.updating_input;
-        self.partitions
-            .resize_with(self.keys.len(), || Partition::new(bounded));
+    /// The arrival order of each row of a batch of the input.
+    fn arrival_orders(&mut self, rows: usize) -> Vec<u64> {
+        let first = self.arrivals;
+        self.arrivals += rows as u64;
+        let last_first = matches!(self.spec.order, RankOrder::Arrival { last_first: true });
+        (first..first + rows as u64)
+            .map(|arrival| {
+                if last_first {
+                    u64::MAX - arrival
+                } else {
+                    arrival
+                }
+            })
+            .collect()
     }
 
+    /// Applies rows of an insert-only input with arrival orders `orders`.
+    fn apply(&mut self, data: &RecordBatch, orders: &[u64]) -> Result<Option<TopNChanges>> {
+        let ids = self.partition_ids(data)?;
+        let sort_keys = self.sort_keys(data)?;
+        let input = TopNInput {
+            columns: data.columns(),
+            ids: &ids,
+            keys: self.keys.len(),
+            sort: self.sort.as_ref().zip(sort_keys.as_ref()),
+            orders,
+        };
+        self.top.apply(&input, self.range())
+    }
+
+    fn range(&self) -> RankRange {
+        RankRange {
+            start: self.spec.rank_start,
+            end: self.spec.rank_end,
+            numbered: self.spec.rank_number == RankNumber::Emitted,
+        }
+    }
+
+    fn top_n(&mut self, data: &RecordBatch, out: &mut Collector) -> Result<()> {
+        let orders = self.arrival_orders(data.num_rows());
+        let Some(changes) = self.apply(data, &orders)? else {
+            return Ok(());
+        };
+        let batch = self.output(changes.columns, changes.ranks)?;
+        out.emit(StreamBatch::try_new_changelog(batch, changes.kinds.into()).map_err(batch_error)?);
+        Ok(())
+    }
+
+    /// Applies a batch of an updating input, whose partitions keep every row.
     fn process(&mut self, batch: &StreamBatch, out: &mut Collector) -> Result<()> {
         let data = batch.data();
         let ids = self.partition_ids(data)?;
-        self.add_partitions();
+        self.partitions.resize_with(self.keys.len(), Partition::new);
         let sort_keys = self.sort_keys(data)?;
         let encoded = self.rows.convert_columns(data.columns())?;
-        let spec = Arc::clone(&self.spec);
-        let last_first = matches!(spec.order, RankOrder::Arrival { last_first: true });
-        let bounded = !spec.updating_input;
-        let first_arrival = self.arrivals;
-        self.arrivals += data.num_rows() as u64;
+        let orders = self.arrival_orders(data.num_rows());
+        let range = self.range();
         // Each partition's rows one after another, in arrival order: a
         // partition is read, changed and diffed while it is in cache.
         let mut rows: Vec<u32> = (0..data.num_rows() as u32).collect();
@@ -666,45 +619,31 @@ impl Rank {
         let mut changes = Changes::default();
         for group in rows.chunk_by(|a, b| ids[*a as usize] == ids[*b as usize]) {
             let partition = &mut self.partitions[ids[group[0] as usize]];
-            let mut touched = false;
+            before.remember(partition, range);
             for row in group.iter().map(|r| *r as usize) {
-                let arrival = first_arrival + row as u64;
-                let order = if last_first {
-                    u64::MAX - arrival
-                } else {
-                    arrival
-                };
                 let sort_key: &[u8] = match &sort_keys {
                     Some(keys) => keys.row(row).data(),
                     None => &[],
                 };
-                let accumulate = batch.row_kind(row).is_accumulate();
-                // Over an insert-only input a row after a full top N changes nothing.
-                if bounded
-                    && accumulate
-                    && partition.len() >= spec.rank_end
-                    && partition.after_last(sort_key, order)
-                {
-                    continue;
-                }
-                if !touched {
-                    touched = true;
-                    before.remember(partition, spec.rank_start, spec.rank_end);
-                }
                 let bytes = encoded.row(row);
-                if accumulate {
-                    partition.insert(sort_key, order, bytes.as_ref(), spec.rank_end)?;
+                if batch.row_kind(row).is_accumulate() {
+                    partition.insert((sort_key.into(), orders[row]), bytes.as_ref().into());
                 } else {
-                    partition.retract(sort_key, bytes.as_ref());
+                    retract(partition, sort_key, bytes.as_ref());
                 }
             }
-            if touched {
-                diff(&spec, &before, partition, &mut changes);
-                before.clear();
-                if let Partition::Bounded(rows) = partition {
-                    rows.compact();
-                }
-            }
+            let now: Vec<(u64, &[u8])> = ranked(partition, range)
+                .map(|((_, order), row)| (*order, row.as_ref()))
+                .collect();
+            let old_orders: Vec<u64> = before.rows.iter().map(|(order, _)| *order).collect();
+            let new_orders: Vec<u64> = now.iter().map(|(order, _)| *order).collect();
+            ranked_changes(range, &old_orders, &new_orders, |change, rank, kind| {
+                let row = match change {
+                    Change::Old(i) => before.row(i),
+                    Change::New(i) => now[i].1,
+                };
+                changes.push(row, rank, kind);
+            });
         }
         self.emit(changes, out)
     }
@@ -725,48 +664,6 @@ impl Rank {
         let batch = self.output(columns, changes.ranks)?;
         out.emit(StreamBatch::try_new_changelog(batch, changes.kinds.into()).map_err(batch_error)?);
         Ok(())
-    }
-}
-
-/// Adds the changes from a partition's top N before a batch to its top N now.
-fn diff(spec: &RankSpec, before: &Before, now: &Partition, changes: &mut Changes) {
-    let (start, end) = (spec.rank_start, spec.rank_end);
-    let old = &before.rows;
-    let old_bytes = before.bytes(now);
-    let old_row = |i: usize| &old_bytes[old[i].1.clone()];
-    if spec.rank_number == RankNumber::Emitted || start == end {
-        let rank = |at: usize| (start + at) as u64;
-        let mut at = 0;
-        now.for_each_ranked(start, end, |order, row| {
-            match old.get(at) {
-                Some((old_order, _)) if *old_order == order => {}
-                Some(_) => {
-                    changes.push(old_row(at), rank(at), RowKind::UpdateBefore);
-                    changes.push(row, rank(at), RowKind::UpdateAfter);
-                }
-                None => changes.push(row, rank(at), RowKind::Insert),
-            }
-            at += 1;
-        });
-        for gone in at..old.len() {
-            changes.push(old_row(gone), rank(gone), RowKind::Delete);
-        }
-        return;
-    }
-    let mut old_orders: Vec<u64> = old.iter().map(|(order, _)| *order).collect();
-    old_orders.sort_unstable();
-    let mut new_orders = Vec::new();
-    now.for_each_ranked(start, end, |order, row| {
-        new_orders.push(order);
-        if old_orders.binary_search(&order).is_err() {
-            changes.push(row, 0, RowKind::Insert);
-        }
-    });
-    new_orders.sort_unstable();
-    for (i, (order, _)) in old.iter().enumerate() {
-        if new_orders.binary_search(order).is_err() {
-            changes.push(old_row(i), 0, RowKind::Delete);
-        }
     }
 }
 
@@ -809,8 +706,10 @@ impl Operator for Rank {
             self.first_rows(batch.data(), out)
         } else if self.spec.keeps_one_row() {
             self.top_one(batch.data(), out)
-        } else {
+        } else if self.spec.updating_input {
             self.process(&batch, out)
+        } else {
+            self.top_n(batch.data(), out)
         }
     }
 }
@@ -901,57 +800,6 @@ mod tests {
     }
 
     #[test]
-    fn bounded_rows_stay_sorted_and_give_evicted_bytes_back() {
-        let mut rows = BoundedRows::default();
-        // Each row beats the ones before it, pushing the worst out.
-        for i in 0..1000u32 {
-            let key = (u32::MAX - i).to_be_bytes();
-            rows.insert(&key, u64::from(i), &i.to_le_bytes(), 3)
-                .expect("insert");
-            rows.compact();
-        }
-        // A tie ranks after the row that came first; past the limit, nothing.
-        rows.insert(&(u32::MAX - 999).to_be_bytes(), 1000, b"tie", 3)
-            .expect("insert");
-        rows.insert(&[0xff; 8], 1001, b"last", 3).expect("insert");
-        let mut ranked = Vec::new();
-        Partition::Bounded(rows)
-            .for_each_ranked(1, 3, |order, row| ranked.push((order, row.to_vec())));
-        assert_eq!(
-            ranked,
-            [
-                (999, 999u32.to_le_bytes().to_vec()),
-                (1000, b"tie".to_vec()),
-                (998, 998u32.to_le_bytes().to_vec())
-            ]
-        );
-    }
-
-    #[test]
-    fn compaction_keeps_each_rows_key_and_bytes() {
-        let mut rows = BoundedRows::default();
-        for i in 0..200u8 {
-            // Each row beats the ones before: buffer order is the reverse of rank order.
-            let key = [255 - i, i % 7];
-            rows.insert(&key, u64::from(i), &[i; 5], 4).expect("insert");
-        }
-        let before: Vec<(Vec<u8>, Vec<u8>)> = rows
-            .slots
-            .iter()
-            .map(|s| (rows.key(s).to_vec(), rows.row(s).to_vec()))
-            .collect();
-        rows.compact();
-        assert!(rows.bytes.len() <= 4 * 7);
-        let after: Vec<(Vec<u8>, Vec<u8>)> = rows
-            .slots
-            .iter()
-            .map(|s| (rows.key(s).to_vec(), rows.row(s).to_vec()))
-            .collect();
-        assert_eq!(before, after);
-        assert_eq!(before[0], (vec![56, 199 % 7], vec![199; 5]));
-    }
-
-    #[test]
     fn top_two_with_ranks_shifts_the_rows_below() {
         let mut r = rank(2, RankNumber::Emitted, false, None);
         assert_eq!(
@@ -968,11 +816,7 @@ mod tests {
         );
         // Below the top two: nothing.
         assert!(feed(&mut r, &[(1, 1)], &[0]).is_empty());
-        assert_eq!(
-            r.partitions[0].len(),
-            2,
-            "an insert-only Top-N keeps only N rows"
-        );
+        assert_eq!(r.top.kept(0), 2, "an insert-only Top-N keeps only N rows");
     }
 
     #[test]
@@ -1120,6 +964,137 @@ mod tests {
             last_by_time(true).name,
             "Deduplicate(keep=[LastRow], key=[k@0], order=[ROWTIME])"
         );
+    }
+
+    /// The best `limit` rows of `(k, v, tag)` rows per `k` by `v`
+    /// descending, with their ranks.
+    fn top_by_value(limit: usize, number: RankNumber) -> Rank {
+        let input = Arc::new(Schema::new(
+            ["k", "v", "tag"]
+                .map(|name| Field::new(name, DataType::Int64, false))
+                .to_vec(),
+        ));
+        let mut output = input.fields().to_vec();
+        output.push(Arc::new(Field::new("rn", DataType::UInt64, false)));
+        Rank::try_new(Arc::new(RankSpec {
+            partition_by: vec![Arc::new(Column::new("k", 0))],
+            partition_schema: Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)])),
+            order: RankOrder::Values(vec![PhysicalSortExpr {
+                expr: Arc::new(Column::new("v", 1)),
+                options: SortOptions {
+                    descending: true,
+                    nulls_first: false,
+                },
+            }]),
+            rank_start: 1,
+            rank_end: limit,
+            rank_number: number,
+            updating_input: false,
+            deduplicate_by_rowtime: false,
+            input_schema: input,
+            output_schema: Arc::new(Schema::new(output)),
+        }))
+        .expect("rank")
+    }
+
+    /// Random `(k, v, tag)` rows: `keys` keys, values with ties, tags in
+    /// arrival order.
+    fn random_rows(seed: &mut u64, batch: i64, rows: i64, keys: i64) -> Vec<[i64; 3]> {
+        (0..rows)
+            .map(|i| {
+                *seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                [
+                    (*seed >> 33) as i64 % keys,
+                    (*seed >> 13) as i64 % 500,
+                    batch * rows + i,
+                ]
+            })
+            .collect()
+    }
+
+    /// Feeds `(k, v, tag)` rows; the changes with their ranks.
+    fn feed_ranked(r: &mut Rank, rows: &[[i64; 3]]) -> Vec<(RowKind, [i64; 3], u64)> {
+        let columns = (0..3)
+            .map(|c| Arc::new(rows.iter().map(|row| row[c]).collect::<Int64Array>()) as ArrayRef)
+            .collect();
+        let data = RecordBatch::try_new(Arc::clone(&r.spec.input_schema), columns).expect("batch");
+        let mut out = Collector::default();
+        r.process_batch(0, StreamBatch::inserts(data), &mut out)
+            .expect("process");
+        let mut changes = Vec::new();
+        for b in out.take() {
+            let d = b.data();
+            for row in 0..d.num_rows() {
+                let value = |c: usize| d.column(c).as_primitive::<Int64Type>().value(row);
+                let rank = d.column(3).as_primitive::<UInt64Type>().value(row);
+                changes.push((b.row_kind(row), [value(0), value(1), value(2)], rank));
+            }
+        }
+        changes
+    }
+
+    #[test]
+    fn a_top_n_keeps_each_keys_best_rows_with_their_ranks() {
+        for number in [RankNumber::Emitted, RankNumber::Unused] {
+            let new = || top_by_value(3, number);
+            let mut r = new();
+            let mut copy = None;
+            // The changelog applied, and what it should leave: per key its
+            // rows, best first, ties in arrival order. With ranks, a row is
+            // its key and rank; without, its key and unique tag.
+            let mut table: BTreeMap<(i64, i64), [i64; 3]> = BTreeMap::new();
+            let mut model: BTreeMap<i64, Vec<[i64; 3]>> = BTreeMap::new();
+            let numbered = number == RankNumber::Emitted;
+            let mut seed = 11u64;
+            for batch in 0..300 {
+                let rows = random_rows(&mut seed, batch, 40, 60);
+                for row in &rows {
+                    let kept = model.entry(row[0]).or_default();
+                    let at = kept.partition_point(|k| k[1] >= row[1]);
+                    kept.insert(at, *row);
+                    kept.truncate(3);
+                }
+                let changes = feed_ranked(&mut r, &rows);
+                for (kind, row, rank) in &changes {
+                    let id = if numbered { *rank as i64 } else { row[2] };
+                    if !numbered {
+                        assert_eq!(*rank, 0);
+                    }
+                    match kind {
+                        RowKind::Insert | RowKind::UpdateAfter => {
+                            let old = table.insert((row[0], id), *row);
+                            assert!(old.is_none(), "{row:?} #{rank} over {old:?}");
+                        }
+                        RowKind::UpdateBefore | RowKind::Delete => {
+                            assert_eq!(table.remove(&(row[0], id)), Some(*row), "{kind:?}");
+                        }
+                    }
+                }
+                let expected: BTreeMap<(i64, i64), [i64; 3]> = model
+                    .values()
+                    .flat_map(|kept| kept.iter().enumerate())
+                    .map(|(at, row)| {
+                        let id = if numbered { at as i64 + 1 } else { row[2] };
+                        ((row[0], id), *row)
+                    })
+                    .collect();
+                assert_eq!(table, expected, "{number:?}, after batch {batch}");
+                let live: usize = model.values().map(Vec::len).sum();
+                assert!(
+                    r.top.stored_rows() <= 2 * live + 8 * 40,
+                    "{} rows stored for {live} kept",
+                    r.top.stored_rows()
+                );
+                if let Some(copy) = copy.as_mut() {
+                    assert_eq!(feed_ranked(copy, &rows), changes, "restored, batch {batch}");
+                }
+                if batch == 150 {
+                    copy = Some(restored(&mut r, new));
+                }
+            }
+        }
     }
 
     #[test]
