@@ -15,10 +15,11 @@
 //! each value carries which of the calls have seen it, so a row costs one
 //! lookup however many of the calls take it.
 //!
-//! A set holds integers (an argument of an integer, date or time type) or
-//! else the arguments in Arrow's row format. One hash table per key keeps a
-//! key's values together, so that state TTL forgets a key by dropping its
-//! table, and a snapshot lists them key by key.
+//! A set holds integers (an argument of an integer, date or time type:
+//! [`super::int_sets`], which turns a key's dense ids into a bitmap) or
+//! else the arguments in Arrow's row format. One set per key keeps a key's
+//! values together, so that state TTL forgets a key by dropping its set,
+//! and a snapshot lists them key by key.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -30,34 +31,12 @@ use arrow::row::{RowConverter, SortField};
 use datafusion::error::{DataFusionError, Result};
 use hashbrown::HashTable;
 
+use super::int_sets::{IntSets, Members};
 use crate::checkpoint::{KeyedState, StateBatch};
 use crate::operators::aggregate::{AggregateCall, CallInput};
 
 /// The most calls one set is shared by: one bit each in [`Members`].
 const MAX_MEMBERS: usize = 32;
-
-/// Which of a shared set's calls have seen a value, one bit per call. A set
-/// of one call keeps nothing: a value in it has been seen by its call.
-trait Members: Copy {
-    fn of(bits: u32) -> Self;
-    fn bits(self) -> u32;
-}
-
-impl Members for () {
-    fn of(_: u32) -> Self {}
-    fn bits(self) -> u32 {
-        1
-    }
-}
-
-impl Members for u32 {
-    fn of(bits: u32) -> Self {
-        bits
-    }
-    fn bits(self) -> u32 {
-        self
-    }
-}
 
 /// One hash table of values per group id, sharing one hasher.
 struct GroupSets<K, M> {
@@ -124,15 +103,16 @@ enum Values {
 /// Values as set elements.
 enum Keys<M> {
     /// A single argument of a type that casts to BIGINT without loss.
-    Ints(GroupSets<i64, M>),
+    Ints(IntSets<M>),
     /// Any other arguments, in Arrow's row format.
     Rows(GroupSets<Box<[u8]>, M>, RowConverter),
 }
 
 impl<M: Members> Keys<M> {
-    fn new(arg_types: &[DataType]) -> Result<Self> {
+    /// The values of `calls` calls over arguments of `arg_types`.
+    fn new(arg_types: &[DataType], calls: usize) -> Result<Self> {
         Ok(match arg_types {
-            [one] if fits_i64(one) => Keys::Ints(GroupSets::new()),
+            [one] if fits_i64(one) => Keys::Ints(IntSets::new(calls)),
             _ => {
                 let fields = arg_types
                     .iter()
@@ -154,7 +134,10 @@ impl<M: Members> Keys<M> {
         match self {
             Keys::Ints(sets) => {
                 let values = int_values(args)?;
-                offer(sets, groups, rows, |r| &values.values()[r], |v| *v, first);
+                for &(row, bits) in rows {
+                    let new = sets.insert(groups[row], values.value(row), bits);
+                    report(new, row, first);
+                }
             }
             Keys::Rows(sets, converter) => {
                 let encoded = converter.convert_columns(args)?;
@@ -169,8 +152,7 @@ impl<M: Members> Keys<M> {
     fn entries(&self, bit: u32, arg_types: &[DataType]) -> Result<(Vec<usize>, Vec<ArrayRef>)> {
         match self {
             Keys::Ints(sets) => {
-                let (groups, values): (Vec<usize>, Vec<i64>) =
-                    sets.entries(bit).map(|(g, v)| (g, *v)).unzip();
+                let (groups, values) = sets.entries(bit);
                 let values: ArrayRef = Arc::new(Int64Array::from(values));
                 let arg_type = arg_types.first().unwrap_or(&DataType::Int64);
                 Ok((groups, vec![arrow::compute::cast(&values, arg_type)?]))
@@ -223,12 +205,17 @@ fn offer<'a, K, M, Q>(
     Q: Hash + Eq + ?Sized + 'a,
 {
     for &(row, bits) in rows {
-        let mut new = sets.insert(groups[row], value(row), bits, &owned);
-        while new != 0 {
-            let bit = new & new.wrapping_neg();
-            first(bit, row);
-            new &= !bit;
-        }
+        let new = sets.insert(groups[row], value(row), bits, &owned);
+        report(new, row, first);
+    }
+}
+
+/// Calls `first(call bit, row)` for each call bit in `new`.
+fn report(mut new: u32, row: usize, first: &mut impl FnMut(u32, usize)) {
+    while new != 0 {
+        let bit = new & new.wrapping_neg();
+        first(bit, row);
+        new &= !bit;
     }
 }
 
@@ -244,9 +231,9 @@ struct SharedSet {
 impl SharedSet {
     fn try_new(calls: Vec<usize>, arg_types: &[DataType]) -> Result<Self> {
         let values = if calls.len() > 1 {
-            Values::Shared(Keys::new(arg_types)?)
+            Values::Shared(Keys::new(arg_types, calls.len())?)
         } else {
-            Values::Single(Keys::new(arg_types)?)
+            Values::Single(Keys::new(arg_types, 1)?)
         };
         Ok(Self {
             calls,

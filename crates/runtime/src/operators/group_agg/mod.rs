@@ -19,6 +19,7 @@
 
 mod columnar;
 mod distinct;
+mod int_sets;
 mod retracting;
 
 use std::sync::Arc;
