@@ -13,8 +13,9 @@
 //! went. Each row copied there was paid for by a row let go, and stored
 //! rows take at most about twice the memory of the live ones.
 
-use arrow::array::{Array, ArrayRef, UInt32Array};
+use arrow::array::{Array, ArrayRef, UInt32Array, new_empty_array};
 use arrow::compute::{interleave, take};
+use arrow::datatypes::SchemaRef;
 use arrow::row::{Row, RowConverter, Rows};
 use datafusion::error::{DataFusionError, Result};
 
@@ -146,21 +147,21 @@ impl RowStore {
             .collect()
     }
 
-    /// The rows at `slots`, in that order; `None` when there are none.
-    pub(crate) fn rows(&self, slots: &[Slot]) -> Result<Option<Vec<ArrayRef>>> {
+    /// The rows at `slots`, in that order, as columns of `schema`.
+    pub(crate) fn rows(&self, slots: &[Slot], schema: &SchemaRef) -> Result<Vec<ArrayRef>> {
         let mut sources = Sources::with_batches(self.batches.len());
         let picks: Vec<(usize, usize)> = slots
             .iter()
             .map(|slot| (sources.of(slot.batch) - 1, slot.row as usize))
             .collect();
         let Some((first, rest)) = sources.batches.split_first() else {
-            return Ok(None);
+            let empty = schema
+                .fields()
+                .iter()
+                .map(|f| new_empty_array(f.data_type()));
+            return Ok(empty.collect());
         };
-        Ok(Some(self.gather(
-            &self.stored(*first)?.columns,
-            rest,
-            &picks,
-        )?))
+        self.gather(&self.stored(*first)?.columns, rest, &picks)
     }
 
     /// Frees the batches left empty since the last call and merges those

@@ -18,7 +18,7 @@
 
 use std::cmp::Ordering;
 
-use arrow::array::{ArrayRef, new_empty_array};
+use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{Row, RowConverter, Rows};
 use datafusion::error::Result;
@@ -235,15 +235,7 @@ impl TopN {
                 }
             }
         }
-        let columns = match self.store.rows(&slots)? {
-            Some(columns) => columns,
-            None => schema
-                .fields()
-                .iter()
-                .map(|f| new_empty_array(f.data_type()))
-                .collect(),
-        };
-        Ok((ids, orders, columns))
+        Ok((ids, orders, self.store.rows(&slots, schema)?))
     }
 
     /// How many rows key `id` keeps.

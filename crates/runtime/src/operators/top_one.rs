@@ -8,7 +8,7 @@
 //! its row there. The output is gathered in one `interleave` per column
 //! from the input batch and the replaced rows.
 
-use arrow::array::{ArrayRef, new_empty_array};
+use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows};
 use datafusion::error::Result;
@@ -153,15 +153,7 @@ impl TopOne {
             .filter(|(_, slot)| **slot != EMPTY)
             .map(|(id, slot)| (id, *slot))
             .unzip();
-        let columns = match self.store.rows(&slots)? {
-            Some(columns) => columns,
-            None => schema
-                .fields()
-                .iter()
-                .map(|f| new_empty_array(f.data_type()))
-                .collect(),
-        };
-        Ok((ids, columns))
+        Ok((ids, self.store.rows(&slots, schema)?))
     }
 
     /// Rows stored, live or not, to tell how much memory replaced rows hold.

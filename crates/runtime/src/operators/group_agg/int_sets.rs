@@ -82,32 +82,33 @@ impl<M: Members> IntSets<M> {
             self.sets
                 .resize_with(group + 1, || IntSet::Table(HashTable::new()));
         }
-        let width = self.width;
+        let (width, hasher) = (self.width, &self.hasher);
         let set = &mut self.sets[group];
-        if let IntSet::Dense(dense) = set {
-            if let Some(new) = dense.insert(value, bits, width) {
-                return new;
+        match set {
+            IntSet::Dense(dense) => {
+                if let Some(new) = dense.insert(value, bits, width) {
+                    return new;
+                }
+                // Too sparse for a bitmap: a table again.
+                let mut table = dense.table(width, hasher);
+                let new = table_insert(&mut table, hasher, value, bits);
+                *set = IntSet::Table(table);
+                new
             }
-            *set = IntSet::Table(dense.table(width, &self.hasher));
+            IntSet::Table(table) => {
+                let before = table.len();
+                let new = table_insert(table, hasher, value, bits);
+                // Tried once per doubling, when the value was a new one.
+                if table.len() > before
+                    && table.len() >= DENSE_FROM
+                    && table.len().is_power_of_two()
+                    && let Some(dense) = Dense::of(table, width)
+                {
+                    *set = IntSet::Dense(dense);
+                }
+                new
+            }
         }
-        let IntSet::Table(table) = set else {
-            return bits;
-        };
-        let hasher = &self.hasher;
-        let hash = hasher.hash_one(value);
-        if let Some((_, members)) = table.find_mut(hash, |(v, _)| *v == value) {
-            let new = bits & !members.bits();
-            *members = M::of(members.bits() | bits);
-            return new;
-        }
-        table.insert_unique(hash, (value, M::of(bits)), |(v, _)| hasher.hash_one(v));
-        if table.len() >= DENSE_FROM
-            && table.len().is_power_of_two()
-            && let Some(dense) = Dense::of(table, width)
-        {
-            *set = IntSet::Dense(dense);
-        }
-        bits
     }
 
     pub(super) fn forget(&mut self, group: usize) {
@@ -139,6 +140,24 @@ impl<M: Members> IntSets<M> {
         }
         (groups, values)
     }
+}
+
+/// Records that the calls `bits` saw `value` in `table`; returns those of
+/// them that had not seen it before.
+fn table_insert<M: Members>(
+    table: &mut HashTable<(i64, M)>,
+    hasher: &hashbrown::DefaultHashBuilder,
+    value: i64,
+    bits: u32,
+) -> u32 {
+    let hash = hasher.hash_one(value);
+    if let Some((_, members)) = table.find_mut(hash, |(v, _)| *v == value) {
+        let new = bits & !members.bits();
+        *members = M::of(members.bits() | bits);
+        return new;
+    }
+    table.insert_unique(hash, (value, M::of(bits)), |(v, _)| hasher.hash_one(v));
+    bits
 }
 
 impl Dense {
