@@ -894,33 +894,43 @@ mod tests {
         }
     }
 
-    /// Keeps the row with the latest `t` per `k` of `(k, t, tag)` rows: a
-    /// Top-1, or Flink's Deduplicate when `by_rowtime`.
-    fn last_by_time(by_rowtime: bool) -> Rank {
+    /// Keeps the best `limit` rows per `k` of `(k, <second>, tag)` rows, by
+    /// the second column descending; Flink's Deduplicate when `by_rowtime`.
+    fn best_by_second(second: &str, limit: usize, number: RankNumber, by_rowtime: bool) -> Rank {
         let input = Arc::new(Schema::new(
-            ["k", "t", "tag"]
+            ["k", second, "tag"]
                 .map(|name| Field::new(name, DataType::Int64, false))
                 .to_vec(),
         ));
+        let mut output = input.fields().to_vec();
+        if number != RankNumber::Absent {
+            output.push(Arc::new(Field::new("rn", DataType::UInt64, false)));
+        }
         Rank::try_new(Arc::new(RankSpec {
             partition_by: vec![Arc::new(Column::new("k", 0))],
             partition_schema: Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)])),
             order: RankOrder::Values(vec![PhysicalSortExpr {
-                expr: Arc::new(Column::new("t", 1)),
+                expr: Arc::new(Column::new(second, 1)),
                 options: SortOptions {
                     descending: true,
                     nulls_first: false,
                 },
             }]),
             rank_start: 1,
-            rank_end: 1,
-            rank_number: RankNumber::Absent,
+            rank_end: limit,
+            rank_number: number,
             updating_input: false,
             deduplicate_by_rowtime: by_rowtime,
-            input_schema: Arc::clone(&input),
-            output_schema: input,
+            input_schema: input,
+            output_schema: Arc::new(Schema::new(output)),
         }))
         .expect("rank")
+    }
+
+    /// Keeps the row with the latest `t` per `k` of `(k, t, tag)` rows: a
+    /// Top-1, or Flink's Deduplicate when `by_rowtime`.
+    fn last_by_time(by_rowtime: bool) -> Rank {
+        best_by_second("t", 1, RankNumber::Absent, by_rowtime)
     }
 
     fn feed_rows(r: &mut Rank, rows: &[[i64; 3]]) -> Vec<(RowKind, [i64; 3])> {
@@ -957,32 +967,7 @@ mod tests {
     /// The best `limit` rows of `(k, v, tag)` rows per `k` by `v`
     /// descending, with their ranks.
     fn top_by_value(limit: usize, number: RankNumber) -> Rank {
-        let input = Arc::new(Schema::new(
-            ["k", "v", "tag"]
-                .map(|name| Field::new(name, DataType::Int64, false))
-                .to_vec(),
-        ));
-        let mut output = input.fields().to_vec();
-        output.push(Arc::new(Field::new("rn", DataType::UInt64, false)));
-        Rank::try_new(Arc::new(RankSpec {
-            partition_by: vec![Arc::new(Column::new("k", 0))],
-            partition_schema: Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)])),
-            order: RankOrder::Values(vec![PhysicalSortExpr {
-                expr: Arc::new(Column::new("v", 1)),
-                options: SortOptions {
-                    descending: true,
-                    nulls_first: false,
-                },
-            }]),
-            rank_start: 1,
-            rank_end: limit,
-            rank_number: number,
-            updating_input: false,
-            deduplicate_by_rowtime: false,
-            input_schema: input,
-            output_schema: Arc::new(Schema::new(output)),
-        }))
-        .expect("rank")
+        best_by_second("v", limit, number, false)
     }
 
     /// Random `(k, v, tag)` rows: `keys` keys, values with ties, tags in
