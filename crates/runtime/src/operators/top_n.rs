@@ -201,14 +201,9 @@ impl TopN {
         if !rows.is_empty() {
             self.store.store(input.columns, input.sort, rows, owners)?;
         }
-        let keys = &self.keys;
-        let moved =
-            self.store
-                .compact(input.sort.map(|(converter, _)| converter), |id, slot| {
-                    keys[id as usize]
-                        .iter()
-                        .any(|e| e.held == Held::Stored(slot))
-                })?;
+        let moved = self
+            .store
+            .compact(input.sort.map(|(converter, _)| converter))?;
         for row in moved {
             if let Some(entry) = self.keys[row.owner as usize]
                 .iter_mut()

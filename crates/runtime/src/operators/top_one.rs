@@ -129,12 +129,9 @@ impl TopOne {
         }
         let output = self.store.gather(columns, &sources.batches, &picks)?;
         self.store.store(columns, order.keys, kept, kept_keys)?;
-        let slots = &self.slots;
         let moved = self
             .store
-            .compact(order.keys.map(|(converter, _)| converter), |key, slot| {
-                slots[key as usize] == slot
-            })?;
+            .compact(order.keys.map(|(converter, _)| converter))?;
         for row in moved {
             self.slots[row.owner as usize] = row.to;
         }
