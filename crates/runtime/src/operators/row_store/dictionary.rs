@@ -7,7 +7,9 @@
 //! A column whose values do not repeat (Nexmark's random `extra`) would
 //! only pay for the lookups and keep its values twice, so a dictionary
 //! turns itself off for good once it holds more than a quarter of the
-//! values offered to it (or 64 MB); the ids already handed out stay valid.
+//! values offered to it, more values than the store keeps rows (a Top-1
+//! replacing its rows meets ever new values but keeps few), or 64 MB; the
+//! ids already handed out stay valid.
 
 use std::hash::BuildHasher;
 
@@ -35,9 +37,15 @@ pub(super) struct Dictionary {
 }
 
 impl Dictionary {
-    /// The ids of rows `rows` of `values`, NULL where the value is; None
-    /// once values have proved not to repeat.
-    pub(super) fn encode(&mut self, values: &StringArray, rows: &[u32]) -> Option<UInt32Array> {
+    /// The ids of rows `rows` of `values`, NULL where the value is, for a
+    /// store keeping `live` rows with them; None once values have proved
+    /// not to repeat.
+    pub(super) fn encode(
+        &mut self,
+        values: &StringArray,
+        rows: &[u32],
+        live: usize,
+    ) -> Option<UInt32Array> {
         if self.off {
             return None;
         }
@@ -52,7 +60,8 @@ impl Dictionary {
         }
         self.offered += rows.len();
         let len = self.ends.len();
-        if (self.offered >= JUDGED_FROM && len * 4 > self.offered) || self.text.len() > MAX_BYTES {
+        let judged = self.offered >= JUDGED_FROM && (len * 4 > self.offered || len > live);
+        if judged || self.text.len() > MAX_BYTES {
             self.off = true;
         }
         let nulls = values

@@ -11,8 +11,9 @@
 //! released. A released row stays in its batch until that batch is less
 //! than half live; then the live rows of every such batch (and of the small
 //! batches, once there are several) are merged into one new batch and their
-//! owners told where they went. Each row copied there was paid for by a row let go, and stored
-//! rows take at most about twice the memory of the live ones.
+//! owners told where they went. Each row copied there was paid for by a row
+//! let go, and stored rows take at most about twice the memory of the live
+//! ones.
 //!
 //! A string column whose values repeat is stored as ids into a
 //! [`Dictionary`] of its distinct values, and its values are looked up
@@ -86,7 +87,9 @@ impl Stored {
     }
 
     fn is_live(&self, row: usize) -> bool {
-        self.released[row / 64] & (1 << (row % 64)) == 0
+        self.released
+            .get(row / 64)
+            .is_some_and(|bits| bits & (1 << (row % 64)) == 0)
     }
 }
 
@@ -100,6 +103,8 @@ pub(crate) struct RowStore {
     shrunk: Vec<u32>,
     /// By column: the dictionary of a string column, from the first store on.
     dictionaries: Vec<Option<Dictionary>>,
+    /// Rows stored and not released.
+    live: usize,
 }
 
 impl RowStore {
@@ -135,12 +140,14 @@ impl RowStore {
                 .collect();
         }
         let indices = UInt32Array::from(rows);
+        self.live += owners.len();
+        let live = self.live;
         let columns = columns
             .iter()
             .zip(&mut self.dictionaries)
             .map(|(column, dictionary)| {
                 if let (Some(dictionary), Some(strings)) = (dictionary, column.as_string_opt())
-                    && let Some(ids) = dictionary.encode(strings, indices.values())
+                    && let Some(ids) = dictionary.encode(strings, indices.values(), live)
                 {
                     return Ok(Column::Interned(ids));
                 }
@@ -174,6 +181,7 @@ impl RowStore {
         if stored.is_live(row) {
             stored.released[row / 64] |= 1 << (row % 64);
             stored.live -= 1;
+            self.live -= 1;
             self.shrunk.push(slot.batch);
         }
         Ok(())
@@ -486,6 +494,40 @@ mod tests {
     }
 
     #[test]
+    fn a_dictionary_with_more_values_than_rows_kept_turns_off() -> Result<()> {
+        // 100 rows kept at a time, each batch replacing the one before; the
+        // values repeat (2,000 of them) but would outgrow the rows.
+        let mut store = RowStore::default();
+        let url = |i: u32| format!("https://example.com/{}", i % 2000);
+        let mut kept = Vec::new();
+        for b in 0..700u32 {
+            let input: ArrayRef = Arc::new(StringArray::from_iter_values(
+                (0..100).map(|r| url(b * 100 + r)),
+            ));
+            let batch = store.store(&[input], None, (0..100).collect(), (0..100).collect())?;
+            for slot in kept.drain(..) {
+                store.release(slot)?;
+            }
+            kept.extend((0..100).map(|row| Slot { batch, row }));
+            store.compact(None)?;
+        }
+        let dictionary = store.dictionaries[0].as_ref().expect("a string column");
+        assert!(dictionary.is_off(), "{dictionary:?}");
+        let schema = Arc::new(Schema::new(vec![Field::new("url", DataType::Utf8, false)]));
+        let rows = store.rows(&kept, &schema)?;
+        let expected: Vec<String> = (0..100).map(|r| url(699 * 100 + r)).collect();
+        assert_eq!(
+            rows[0]
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .collect::<Vec<_>>(),
+            expected
+        );
+        Ok(())
+    }
+
+    #[test]
     fn repeated_strings_are_kept_once_and_read_back_through_merges() -> Result<()> {
         let schema: SchemaRef = Arc::new(Schema::new(vec![
             Field::new("url", DataType::Utf8, true),
@@ -512,7 +554,7 @@ mod tests {
                     },
                 );
             }
-            // Rows of this batch and of the one before, from the input and the store.
+            // Kept rows, both from the input and from their stored batch.
             let picks: Vec<(usize, usize)> = (0..10).flat_map(|r| [(0, r * 2), (1, r)]).collect();
             let gathered = store.gather(&input, &[batch], &picks)?;
             let expected: Vec<_> = (0..10)
