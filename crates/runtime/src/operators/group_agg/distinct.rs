@@ -25,7 +25,9 @@ use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Int64Array, RecordBatch,
+};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::row::{RowConverter, SortField};
 use datafusion::error::{DataFusionError, Result};
@@ -359,7 +361,9 @@ impl DistinctCalls {
                     Some(mask) => mask.values().set_indices().for_each(|r| bits[r] |= bit),
                     None => bits.iter_mut().for_each(|b| *b |= bit),
                 }
-                firsts.push(vec![false; rows]);
+                let mut first = BooleanBufferBuilder::new(rows);
+                first.append_n(rows, false);
+                firsts.push(first);
             }
             let taken = bits
                 .iter()
@@ -372,11 +376,11 @@ impl DistinctCalls {
                 None => continue,
             };
             set.record(groups, &args, taken, |bit, row| {
-                firsts[bit.trailing_zeros() as usize][row] = true;
+                firsts[bit.trailing_zeros() as usize].set_bit(row, true);
             })?;
-            for (call, first) in set.calls.iter().zip(firsts) {
+            for (call, mut first) in set.calls.iter().zip(firsts) {
                 if let Some(input) = inputs.get_mut(*call) {
-                    input.filter = Some(BooleanArray::from(first));
+                    input.filter = Some(BooleanArray::new(first.finish(), None));
                 }
             }
         }

@@ -185,14 +185,18 @@ impl Dense {
     /// Records `bits` for `value` and returns those not set before; `None`
     /// when covering `value` would make the bitmap too large for its values.
     fn insert(&mut self, value: i64, bits: u32, width: u32) -> Option<u32> {
-        let per_word = 64 / i128::from(width);
-        let mut offset = i128::from(value) - i128::from(self.base);
-        if offset < 0 || offset >= self.words.len() as i128 * per_word {
+        // `width` is a power of two, so is the number of values a word
+        // holds: a value's word and place in it are a shift and a mask of
+        // its offset, in 64 bits (a 128-bit division was 3% of Nexmark q16).
+        let per_word_log = 6 - width.trailing_zeros();
+        let covered = (self.words.len() as u64) << per_word_log;
+        let mut offset = value.wrapping_sub(self.base) as u64;
+        if value < self.base || offset >= covered {
             self.cover(value, width)?;
-            offset = i128::from(value) - i128::from(self.base);
+            offset = value.wrapping_sub(self.base) as u64;
         }
-        let word = &mut self.words[(offset / per_word) as usize];
-        let shift = (offset % per_word) as u32 * width;
+        let word = &mut self.words[(offset >> per_word_log) as usize];
+        let shift = (offset & ((1 << per_word_log) - 1)) as u32 * width;
         let mask = u64::MAX >> (64 - width);
         let old = ((*word >> shift) & mask) as u32;
         if old == 0 && bits != 0 {
