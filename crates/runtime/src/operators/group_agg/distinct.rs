@@ -136,10 +136,9 @@ impl<M: Members> Keys<M> {
         match self {
             Keys::Ints(sets) => {
                 let values = int_values(args)?;
-                for &(row, bits) in rows {
-                    let new = sets.insert(groups[row], values.value(row), bits);
-                    report(new, row, first);
-                }
+                sets.insert_rows(groups, values.values(), rows, |new, row| {
+                    report(new, row, first)
+                });
             }
             Keys::Rows(sets, converter) => {
                 let encoded = converter.convert_columns(args)?;

@@ -8,21 +8,31 @@
 //! a cache miss or two in a table of hundreds of thousands of entries (the
 //! largest part of Nexmark q16). A bitmap that would grow far larger than a
 //! table of its values (a stray value far away) turns back into a table.
+//!
+//! Most lookups miss the cache (Nexmark q16 spreads its rows over 10,000
+//! channels, each with a set of its own), so a batch's values are looked
+//! up in a pipeline: where a value further on will land (its group's set,
+//! then its table slot or bitmap word) is prefetched while the current one
+//! is recorded. The
+//! tables are open-addressed for that: a value's slot is known from its
+//! hash alone.
 
 use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
-
 /// Fewer values than this stay in a hash table.
 const DENSE_FROM: usize = 1024;
-/// Bytes a table takes per value (the entry and its control byte), roughly.
-const TABLE_BYTES_PER_VALUE: usize = 17;
+/// Bytes a table takes per value, roughly (12-byte slots, at most 3/4 full).
+const TABLE_BYTES_PER_VALUE: usize = 16;
+/// How many values ahead of the one being recorded the value's slot or
+/// word is prefetched; its group's set (which says where the slot is) is
+/// prefetched twice as far ahead.
+const PREFETCH_AHEAD: usize = 8;
 /// A bitmap may take this many times a table's bytes before it is one again.
 const DENSE_SLACK: usize = 4;
 
 /// Which calls have seen a value, one bit per call. A set of one call
 /// keeps nothing: a value in it has been seen by its call.
-pub(super) trait Members: Copy {
+pub(super) trait Members: Copy + 'static {
     fn of(bits: u32) -> Self;
     fn bits(self) -> u32;
 }
@@ -45,8 +55,30 @@ impl Members for u32 {
 
 /// A group's values.
 enum IntSet<M> {
-    Table(HashTable<(i64, M)>),
+    Table(ValueTable<M>),
     Dense(Dense),
+}
+
+/// A value and the calls that saw it, packed: 12 bytes with a `u32` of
+/// members rather than 16, so a table takes less memory than hashbrown's
+/// at its fuller load.
+#[derive(Clone, Copy)]
+#[repr(C, packed(4))]
+struct Slot<M> {
+    value: i64,
+    members: M,
+}
+
+/// A hash table of values and their members: open addressing with linear
+/// probing, at most 3/4 full. A slot holding [`ValueTable::FREE`] is free;
+/// that value itself, when seen, is kept aside.
+struct ValueTable<M> {
+    /// A power of two of slots, or none.
+    slots: Vec<Slot<M>>,
+    /// Values in `slots`.
+    len: usize,
+    /// The members of the value [`ValueTable::FREE`], once seen.
+    free_value: Option<M>,
 }
 
 /// Values `base..base + words.len() * 64 / width`, `width` bits each.
@@ -80,7 +112,7 @@ impl<M: Members> IntSets<M> {
     pub(super) fn insert(&mut self, group: usize, value: i64, bits: u32) -> u32 {
         if self.sets.len() <= group {
             self.sets
-                .resize_with(group + 1, || IntSet::Table(HashTable::new()));
+                .resize_with(group + 1, || IntSet::Table(ValueTable::new()));
         }
         let (width, hasher) = (self.width, &self.hasher);
         let set = &mut self.sets[group];
@@ -91,13 +123,13 @@ impl<M: Members> IntSets<M> {
                 }
                 // Too sparse for a bitmap: a table again.
                 let mut table = dense.table(width, hasher);
-                let new = table_insert(&mut table, hasher, value, bits);
+                let new = table.insert(hasher, value, bits);
                 *set = IntSet::Table(table);
                 new
             }
             IntSet::Table(table) => {
                 let before = table.len();
-                let new = table_insert(table, hasher, value, bits);
+                let new = table.insert(hasher, value, bits);
                 // Tried once per doubling, when the value was a new one.
                 if table.len() > before
                     && table.len() >= DENSE_FROM
@@ -111,9 +143,43 @@ impl<M: Members> IntSets<M> {
         }
     }
 
+    /// [`IntSets::insert`] for each `(row, bits)` of `rows`, whose value is
+    /// `values[row]` in group `groups[row]`; then `report(new bits, row)`.
+    pub(super) fn insert_rows(
+        &mut self,
+        groups: &[usize],
+        values: &[i64],
+        rows: &[(usize, u32)],
+        mut report: impl FnMut(u32, usize),
+    ) {
+        for (i, &(row, bits)) in rows.iter().enumerate() {
+            if let Some(set) = rows
+                .get(i + 2 * PREFETCH_AHEAD)
+                .and_then(|(ahead, _)| self.sets.get(groups[*ahead]))
+            {
+                prefetch(std::ptr::from_ref(set).cast());
+            }
+            if let Some(&(ahead, _)) = rows.get(i + PREFETCH_AHEAD) {
+                self.prefetch(groups[ahead], values[ahead]);
+            }
+            report(self.insert(groups[row], values[row], bits), row);
+        }
+    }
+
+    fn prefetch(&self, group: usize, value: i64) {
+        let address = match self.sets.get(group) {
+            Some(IntSet::Table(table)) => table.slot_of(&self.hasher, value),
+            Some(IntSet::Dense(dense)) => dense.word_of(value, self.width),
+            None => None,
+        };
+        if let Some(address) = address {
+            prefetch(address);
+        }
+    }
+
     pub(super) fn forget(&mut self, group: usize) {
         if let Some(set) = self.sets.get_mut(group) {
-            *set = IntSet::Table(HashTable::new());
+            *set = IntSet::Table(ValueTable::new());
         }
     }
 
@@ -130,7 +196,7 @@ impl<M: Members> IntSets<M> {
                 IntSet::Table(table) => table
                     .iter()
                     .filter(|(_, m)| m.bits() & bits != 0)
-                    .for_each(|(v, _)| push(*v)),
+                    .for_each(|(v, _)| push(v)),
                 IntSet::Dense(dense) => dense.for_each(self.width, |value, members| {
                     if members & bits != 0 {
                         push(value);
@@ -142,29 +208,125 @@ impl<M: Members> IntSets<M> {
     }
 }
 
-/// Records that the calls `bits` saw `value` in `table`; returns those of
-/// them that had not seen it before.
-fn table_insert<M: Members>(
-    table: &mut HashTable<(i64, M)>,
-    hasher: &hashbrown::DefaultHashBuilder,
-    value: i64,
-    bits: u32,
-) -> u32 {
-    let hash = hasher.hash_one(value);
-    if let Some((_, members)) = table.find_mut(hash, |(v, _)| *v == value) {
-        let new = bits & !members.bits();
-        *members = M::of(members.bits() | bits);
-        return new;
+impl<M: Members> ValueTable<M> {
+    /// The value that marks a free slot.
+    const FREE: i64 = i64::MIN;
+
+    fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            len: 0,
+            free_value: None,
+        }
     }
-    table.insert_unique(hash, (value, M::of(bits)), |(v, _)| hasher.hash_one(v));
-    bits
+
+    fn with_capacity(values: usize, hasher: &hashbrown::DefaultHashBuilder) -> Self {
+        let mut table = Self::new();
+        table.grow_to(slots_for(values), hasher);
+        table
+    }
+
+    /// Values held.
+    fn len(&self) -> usize {
+        self.len + usize::from(self.free_value.is_some())
+    }
+
+    fn home(&self, hasher: &hashbrown::DefaultHashBuilder, value: i64) -> usize {
+        hasher.hash_one(value) as usize & (self.slots.len() - 1)
+    }
+
+    /// Records that the calls `bits` saw `value`; returns those of them
+    /// that had not seen it before.
+    fn insert(&mut self, hasher: &hashbrown::DefaultHashBuilder, value: i64, bits: u32) -> u32 {
+        if value == Self::FREE {
+            let old = self.free_value.map_or(0, M::bits);
+            self.free_value = Some(M::of(old | bits));
+            return bits & !old;
+        }
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow_to((self.slots.len() * 2).max(8), hasher);
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(hasher, value);
+        loop {
+            let slot = &mut self.slots[at];
+            let held = slot.value;
+            if held == value {
+                let old = slot.members.bits();
+                slot.members = M::of(old | bits);
+                return bits & !old;
+            }
+            if held == Self::FREE {
+                *slot = Slot {
+                    value,
+                    members: M::of(bits),
+                };
+                self.len += 1;
+                return bits;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Rehashes into `slots` slots (a power of two that holds every value).
+    fn grow_to(&mut self, slots: usize, hasher: &hashbrown::DefaultHashBuilder) {
+        let free = Slot {
+            value: Self::FREE,
+            members: M::of(0),
+        };
+        let old = std::mem::replace(&mut self.slots, vec![free; slots]);
+        let mask = slots - 1;
+        for slot in old.into_iter().filter(|s| s.value != Self::FREE) {
+            let mut at = self.home(hasher, slot.value);
+            while self.slots[at].value != Self::FREE {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = slot;
+        }
+    }
+
+    /// Where `value` would be looked up first.
+    fn slot_of(&self, hasher: &hashbrown::DefaultHashBuilder, value: i64) -> Option<*const u8> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        Some(std::ptr::from_ref(&self.slots[self.home(hasher, value)]).cast())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (i64, M)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.value != Self::FREE)
+            .map(|s| (s.value, s.members))
+            .chain(self.free_value.map(|m| (Self::FREE, m)))
+    }
+}
+
+/// Slots for a table of `values` values: a power of two, at most 3/4 full.
+fn slots_for(values: usize) -> usize {
+    (values.saturating_mul(4) / 3 + 1)
+        .next_power_of_two()
+        .max(8)
+}
+
+/// Asks the CPU to start loading the cache line at `address`.
+fn prefetch(address: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint with no effect on memory or registers; it
+    // does not fault even for an invalid address, and SSE is part of every
+    // x86_64 CPU.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
 }
 
 impl Dense {
     /// A bitmap of `table`'s values, if it takes fewer bytes than the table.
-    fn of<M: Members>(table: &HashTable<(i64, M)>, width: u32) -> Option<Self> {
-        let low = table.iter().map(|(v, _)| *v).min()?;
-        let high = table.iter().map(|(v, _)| *v).max()?;
+    fn of<M: Members>(table: &ValueTable<M>, width: u32) -> Option<Self> {
+        let low = table.iter().map(|(v, _)| v).min()?;
+        let high = table.iter().map(|(v, _)| v).max()?;
         let bytes = bitmap_bytes(low, high, width)?;
         if bytes > table.len() * TABLE_BYTES_PER_VALUE {
             return None;
@@ -176,8 +338,8 @@ impl Dense {
             words: vec![0; words],
             len: 0,
         };
-        for (value, members) in table {
-            dense.insert(*value, members.bits(), width)?;
+        for (value, members) in table.iter() {
+            dense.insert(value, members.bits(), width)?;
         }
         Some(dense)
     }
@@ -256,13 +418,22 @@ impl Dense {
         &self,
         width: u32,
         hasher: &hashbrown::DefaultHashBuilder,
-    ) -> HashTable<(i64, M)> {
-        let mut table = HashTable::with_capacity(self.len + 1);
+    ) -> ValueTable<M> {
+        let mut table = ValueTable::with_capacity(self.len + 1, hasher);
         self.for_each(width, |value, members| {
-            let hash = hasher.hash_one(value);
-            table.insert_unique(hash, (value, M::of(members)), |(v, _)| hasher.hash_one(v));
+            table.insert(hasher, value, members);
         });
         table
+    }
+
+    /// Where `value`'s bits are, if the bitmap covers it.
+    fn word_of(&self, value: i64, width: u32) -> Option<*const u8> {
+        let per_word_log = 6 - width.trailing_zeros();
+        let offset = value.checked_sub(self.base)?;
+        let word = self
+            .words
+            .get(usize::try_from(offset).ok()? >> per_word_log)?;
+        Some(std::ptr::from_ref(word).cast())
     }
 }
 
@@ -279,20 +450,30 @@ mod tests {
 
     use super::*;
 
-    /// Offers the same values to the sets and to a model, and compares
-    /// what each says was new, and what each lists after.
+    /// Offers the same values to the sets (in batches of 37 rows, with
+    /// prefetching) and to a model, and compares what each says was new,
+    /// and what each lists after.
     fn check(calls: usize, values: impl IntoIterator<Item = (usize, i64, u32)>) -> IntSets<u32> {
         let mut sets = IntSets::<u32>::new(calls);
         let mut model: BTreeMap<(usize, i64), u32> = BTreeMap::new();
-        for (i, (group, value, bits)) in values.into_iter().enumerate() {
-            let seen = model.entry((group, value)).or_default();
-            let expected = bits & !*seen;
-            *seen |= bits;
-            assert_eq!(
-                sets.insert(group, value, bits),
-                expected,
-                "offer {i}: {value}"
-            );
+        let values: Vec<(usize, i64, u32)> = values.into_iter().collect();
+        for (batch, offers) in values.chunks(37).enumerate() {
+            let groups: Vec<usize> = offers.iter().map(|(g, _, _)| *g).collect();
+            let ints: Vec<i64> = offers.iter().map(|(_, v, _)| *v).collect();
+            let rows: Vec<(usize, u32)> = offers.iter().map(|(_, _, b)| *b).enumerate().collect();
+            let mut reported = Vec::new();
+            sets.insert_rows(&groups, &ints, &rows, |new, row| reported.push((row, new)));
+            for (row, (group, value, bits)) in offers.iter().enumerate() {
+                let seen = model.entry((*group, *value)).or_default();
+                let expected = bits & !*seen;
+                *seen |= bits;
+                assert_eq!(
+                    reported[row],
+                    (row, expected),
+                    "offer {}: {value}",
+                    batch * 37 + row
+                );
+            }
         }
         for bit in 0..calls {
             let (groups, values) = sets.entries(1 << bit);
