@@ -182,6 +182,22 @@ impl AggregateCall {
         }
     }
 
+    /// Whether the call's result is its one intermediate state field as it
+    /// is (COUNT, SUM, MIN and MAX when the state has the result's type),
+    /// so that a store of states need not keep results beside them.
+    pub(crate) fn result_is_state(&self) -> Result<bool> {
+        if self.function.is_distinct()
+            || !matches!(self.function.fun().name(), "count" | "sum" | "min" | "max")
+        {
+            return Ok(false);
+        }
+        let state = self.function.state_fields()?;
+        Ok(match state.as_slice() {
+            [field] => field.data_type() == self.function.field().data_type(),
+            _ => false,
+        })
+    }
+
     pub fn name(&self) -> &str {
         self.function
             .human_display()

@@ -5,12 +5,13 @@
 //! every key's *intermediate state* (and its last emitted result) is kept in
 //! Arrow arrays instead, in a [`ChunkedRows`] store. For each batch:
 //!
-//! 0. narrow each DISTINCT call to the first row of each value its key has
+//! 1. find each row's group id in a persistent `GroupValues`, and number
+//!    the touched groups from 0 for this batch;
+//! 2. narrow each DISTINCT call to the first row of each value its key has
 //!    not seen (see [`super::distinct`]);
-//! 1. pre-aggregate the batch into its touched keys (fresh accumulators);
-//! 2. find the keys' group ids in a persistent `GroupValues`;
-//! 3. merge their stored states with the batch's, take the new states and
-//!    evaluate the new results, all vectorized over the touched keys only;
+//! 3. into fresh accumulators over the touched groups, merge their stored
+//!    states and add the batch's rows; take the new states and evaluate the
+//!    new results, all vectorized over the touched keys only;
 //! 4. compare with the stored results and emit `+I`, or `-U`/`+U` for the
 //!    keys whose result changed.
 //!
@@ -34,9 +35,7 @@ use super::distinct::DistinctCalls;
 use crate::checkpoint::{KeyedState, StateBatch};
 use crate::error::batch_error;
 use crate::operator::Collector;
-use crate::operators::aggregate::{
-    AggregateCall, GroupedAccumulators, drain_group_values, output_batch,
-};
+use crate::operators::aggregate::{AggregateCall, drain_group_values, output_batch};
 use crate::operators::state_ttl::Expiry;
 
 /// Rows of columns per group id, appended in chunks: a group's latest row
@@ -137,11 +136,57 @@ pub(super) struct ColumnarGroups {
     ids: Option<Box<dyn GroupValues>>,
     /// Intermediate states, one column per state field of every call.
     states: ChunkedRows,
-    /// The last emitted result of every group, one column per call.
+    /// The last emitted result of every group, one column per call; empty
+    /// when every call's result is its state (`results_are_states`).
     results: ChunkedRows,
+    results_are_states: bool,
     /// State fields per call, to split a stored row back into calls.
     state_widths: Vec<usize>,
     expiry: Option<Expiry>,
+    /// The keys the batch being processed touches.
+    touched: Touched,
+}
+
+/// The groups a batch touches, numbered from 0 in the order the batch
+/// first has them; the numbers index the per-batch accumulators, so a
+/// batch's keys are hashed once (to their group ids) and not again.
+#[derive(Debug, Default)]
+struct Touched {
+    /// Group id of each touched group.
+    groups: Vec<usize>,
+    /// The first row of each touched group in the batch.
+    first_rows: Vec<u32>,
+    /// The touched group of each row of the batch.
+    of_rows: Vec<usize>,
+    /// Per group id: its touched number, or `u32::MAX`; reset after each
+    /// batch for the groups it touched.
+    number_of: Vec<u32>,
+}
+
+impl Touched {
+    /// Numbers the groups of a batch whose row `i` is in group
+    /// `row_groups[i]`; returns how many it touches.
+    fn number(&mut self, row_groups: &[usize]) -> usize {
+        for group in self.groups.drain(..) {
+            self.number_of[group] = u32::MAX;
+        }
+        self.first_rows.clear();
+        self.of_rows.clear();
+        for (row, group) in row_groups.iter().enumerate() {
+            if self.number_of.len() <= *group {
+                self.number_of.resize(group + 1, u32::MAX);
+            }
+            let mut number = self.number_of[*group];
+            if number == u32::MAX {
+                number = self.groups.len() as u32;
+                self.number_of[*group] = number;
+                self.groups.push(*group);
+                self.first_rows.push(row as u32);
+            }
+            self.of_rows.push(number as usize);
+        }
+        self.groups.len()
+    }
 }
 
 impl std::fmt::Debug for ColumnarGroups {
@@ -178,6 +223,12 @@ impl ColumnarGroups {
             .iter()
             .map(|c| c.function.state_fields().map(|f| f.len()))
             .collect::<Result<_>>()?;
+        let results_are_states = calls
+            .iter()
+            .map(AggregateCall::result_is_state)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .all(|is| is);
         Ok(Self {
             expiry: Expiry::new(spec.state_ttl, spec.final_only),
             distinct: DistinctCalls::try_new(&spec.calls)?,
@@ -187,7 +238,14 @@ impl ColumnarGroups {
             states: ChunkedRows::default(),
             results: ChunkedRows::default(),
             state_widths,
+            results_are_states,
+            touched: Touched::default(),
         })
+    }
+
+    #[cfg(test)]
+    pub(super) fn results_are_states(&self) -> bool {
+        self.results_are_states
     }
 
     fn accumulators(&self) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
@@ -220,6 +278,11 @@ impl ColumnarGroups {
         }
         let keys = self.spec.grouping.evaluate(batch)?;
         let mut inputs = AggregateCall::evaluate_all(&self.calls, batch)?;
+        let mut row_groups = Vec::with_capacity(rows);
+        match &mut self.ids {
+            Some(ids) => ids.intern(&keys, &mut row_groups)?,
+            None => row_groups.resize(rows, 0),
+        }
         if let Some(expiry) = &mut self.expiry {
             for group in expiry.expired(now) {
                 self.states.forget(group);
@@ -229,56 +292,58 @@ impl ColumnarGroups {
                 }
             }
         }
-        // 0. DISTINCT calls take only the first row of each new value.
+        // 1. The touched keys, numbered in the batch from 0.
+        let touched = self.touched.number(&row_groups);
+        // 2. DISTINCT calls take only the first row of each new value.
         if let Some(distinct) = &mut self.distinct {
-            let mut row_groups = Vec::with_capacity(rows);
-            match &mut self.ids {
-                Some(ids) => ids.intern(&keys, &mut row_groups)?,
-                None => row_groups.resize(rows, 0),
-            }
             distinct.first_rows(&row_groups, &mut inputs)?;
         }
-        // 1. The batch's own aggregate per touched key.
-        let mut local = GroupedAccumulators::new(&self.spec.grouping, &self.calls)?;
-        local.update(&keys, &inputs, rows)?;
-        let touched = local.num_groups();
-        let local = local.into_states()?;
-        // 2. Their group ids.
-        let mut groups = Vec::with_capacity(touched);
-        match &mut self.ids {
-            Some(ids) => ids.intern(&local.keys, &mut groups)?,
-            None => groups.push(0),
-        }
+        let groups = &self.touched.groups;
         if let Some(expiry) = &mut self.expiry {
-            expiry.touch(&groups, now);
+            expiry.touch(groups, now);
         }
-        // 3. Stored state + the batch's state = the new state and result.
+        // 3. Stored state + the batch's rows = the new state and result.
         let seen: Vec<usize> = (0..touched)
             .filter(|i| self.states.has(groups[*i]))
             .collect();
         let seen_groups: Vec<usize> = seen.iter().map(|i| groups[*i]).collect();
-        let stored = self.states.gather(&seen_groups)?;
-        let stored = self.per_call(&stored);
+        let stored_states = self.states.gather(&seen_groups)?;
+        let stored = self.per_call(&stored_states);
         let all: Vec<usize> = (0..touched).collect();
         let mut new_states = Vec::new();
         let mut new_results = Vec::with_capacity(self.calls.len());
-        for (call, mut merged) in self.accumulators()?.into_iter().enumerate() {
+        for (call, (mut merged, input)) in self.accumulators()?.into_iter().zip(&inputs).enumerate()
+        {
             if !seen.is_empty() {
                 merged.merge_batch(stored[call], &seen, touched)?;
             }
-            merged.merge_batch(&local.states[call], &all, touched)?;
+            merged.update_batch(
+                &input.args,
+                &self.touched.of_rows,
+                input.filter.as_ref(),
+                touched,
+            )?;
             let state = merged.state(EmitTo::All)?;
-            let mut evaluator = self.calls[call].groups_accumulator()?;
-            evaluator.merge_batch(&state, &all, touched)?;
-            new_results.push(evaluator.evaluate(EmitTo::All)?);
+            match (self.results_are_states, state.as_slice()) {
+                (true, [result]) => new_results.push(Arc::clone(result)),
+                _ => {
+                    let mut evaluator = self.calls[call].groups_accumulator()?;
+                    evaluator.merge_batch(&state, &all, touched)?;
+                    new_results.push(evaluator.evaluate(EmitTo::All)?);
+                }
+            }
             new_states.extend(state);
         }
-        self.states.append(&groups, new_states)?;
+        self.states.append(groups, new_states)?;
         if self.spec.final_only {
             return Ok(());
         }
         // 4. The changelog of the touched keys.
-        let seen_results = self.results.gather(&seen_groups)?;
+        let seen_results = if self.results_are_states {
+            stored_states
+        } else {
+            self.results.gather(&seen_groups)?
+        };
         let changed = changed_rows(&seen_results, &new_results, &seen)?;
         // Sources for interleave: 0 = previous results (rows of `seen`), 1 = new results.
         let mut picks = Vec::with_capacity(touched);
@@ -305,7 +370,9 @@ impl ColumnarGroups {
                 kinds.push(RowKind::Insert as u8);
             }
         }
-        self.results.append(&groups, new_results.clone())?;
+        if !self.results_are_states {
+            self.results.append(groups, new_results.clone())?;
+        }
         if picks.is_empty() {
             return Ok(());
         }
@@ -324,9 +391,13 @@ impl ColumnarGroups {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        let key_rows = UInt32Array::from(key_rows);
-        let keys = local
-            .keys
+        // A touched key's values, from its first row in the batch.
+        let key_rows = UInt32Array::from_iter_values(
+            key_rows
+                .iter()
+                .map(|local| self.touched.first_rows[*local as usize]),
+        );
+        let keys = keys
             .iter()
             .map(|k| arrow::compute::take(k, &key_rows, None))
             .collect::<Result<Vec<_>, _>>()?;
@@ -408,11 +479,17 @@ impl ColumnarGroups {
         };
         let keys = keys_of(&live)?;
         let key_groups = crate::exchange::key_groups_of(&keys, live.len(), max_parallelism)?;
+        let states = self.states.gather(&live)?;
+        let results = match (self.spec.final_only, self.results_are_states) {
+            (true, _) => None,
+            (false, true) => Some(states.clone()),
+            (false, false) => Some(self.results.gather(&live)?),
+        };
         let mut state = KeyedState::new("groups", key_groups)
             .group("key", keys)
-            .group("state", self.states.gather(&live)?);
-        if !self.spec.final_only {
-            state = state.group("result", self.results.gather(&live)?);
+            .group("state", states);
+        if let Some(results) = results {
+            state = state.group("result", results);
         }
         let mut batches = vec![state.build()?];
         if let Some(distinct) = &self.distinct {
@@ -448,7 +525,7 @@ impl ColumnarGroups {
         let width = self.state_widths.iter().sum();
         self.states
             .append(&groups, state.group("state", Some(width))?)?;
-        if !self.spec.final_only {
+        if !self.spec.final_only && !self.results_are_states {
             let results = state.group("result", Some(self.spec.calls.len()))?;
             self.results.append(&groups, results)?;
         }

@@ -447,6 +447,73 @@ mod tests {
         })
     }
 
+    #[test]
+    fn results_equal_to_states_are_not_stored_twice_and_others_restore_with_theirs() {
+        use datafusion::functions_aggregate::{average, count, min_max, sum};
+        let columnar = |op: &GroupAggregate| match &op.groups {
+            Groups::Columnar(g) => g.results_are_states(),
+            Groups::Rows(_) => panic!("an insert-only input is aggregated columnar"),
+        };
+        for function in [
+            count::count_udaf(),
+            sum::sum_udaf(),
+            min_max::min_udaf(),
+            min_max::max_udaf(),
+        ] {
+            let spec = one_call_spec(Arc::clone(&function), false, false, None);
+            let op = GroupAggregate::try_new(spec).expect("operator");
+            assert!(columnar(&op), "{}", function.name());
+        }
+        // AVG's state is a count and a sum: its results are kept, and
+        // restored, beside them. (Planned over a DOUBLE, as SQL's AVG is.)
+        let input = input_schema();
+        let arg = datafusion::physical_expr::expressions::col("v", &input).expect("col");
+        let arg = datafusion::physical_expr::expressions::cast(arg, &input, DataType::Float64)
+            .expect("cast");
+        let avg = datafusion::physical_expr::aggregate::AggregateExprBuilder::new(
+            average::avg_udaf(),
+            vec![arg],
+        )
+        .schema(Arc::clone(&input))
+        .alias("avg(v)")
+        .build()
+        .expect("aggregate");
+        let spec = Arc::new(GroupAggregateSpec {
+            calls: vec![AggregateCall::try_new(Arc::new(avg), None, &input).expect("call")],
+            output_schema: Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Utf8, false),
+                Field::new("m", DataType::Float64, true),
+            ])),
+            ..(*one_call_spec(average::avg_udaf(), false, false, None)).clone()
+        });
+        let mut op = GroupAggregate::try_new(Arc::clone(&spec)).expect("operator");
+        assert!(!columnar(&op));
+        let mut out = Collector::default();
+        op.process_batch(0, batch(&["a", "b", "a"], &[1, 2, 4], None), &mut out)
+            .expect("batch");
+        out.take();
+        let state = op.snapshot_state(1).expect("snapshot").expect("state");
+        let mut restored = GroupAggregate::try_new(spec).expect("operator");
+        restored.restore_state(state).expect("restore");
+        let more = || batch(&["a", "b"], &[6, 2], None);
+        restored.process_batch(0, more(), &mut out).expect("batch");
+        let after_restore = out.take();
+        op.process_batch(0, more(), &mut out).expect("batch");
+        assert_eq!(
+            after_restore
+                .iter()
+                .map(StreamBatch::data)
+                .collect::<Vec<_>>(),
+            out.take().iter().map(StreamBatch::data).collect::<Vec<_>>()
+        );
+        // a: 2.5 -> 11/3; b's average stays 2, so b emits nothing.
+        let data = after_restore[0].data();
+        let averages = data
+            .column(1)
+            .as_primitive::<arrow::datatypes::Float64Type>();
+        assert_eq!(averages.values().to_vec(), vec![2.5, 11.0 / 3.0]);
+    }
+
     /// An aggregation of `function(DISTINCT v)` by `k` over an insert-only
     /// input.
     fn distinct_operator(
