@@ -489,7 +489,8 @@ mod tests {
         for args in [strings, millis] {
             for members in [vec![0], vec![0, 1]] {
                 let data_type = args.data_type().clone();
-                let new_set = || SharedSet::try_new(members.clone(), &[data_type.clone()]);
+                let new_set =
+                    || SharedSet::try_new(members.clone(), std::slice::from_ref(&data_type));
                 let mut set = new_set().expect("set");
                 let as_rows = matches!(
                     set.values,

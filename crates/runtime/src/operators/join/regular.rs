@@ -939,7 +939,9 @@ mod tests {
         let mut restored = join(JoinKind::FullOuter, true);
         restored.restore_state(state).expect("restore");
         // Both copies of the left row match; the right padding is retracted.
-        let steps: [(usize, &[(Option<i64>, i64)], &[u8]); 3] = [
+        // (input, rows of (key, value), the expected output's row kinds)
+        type Step<'a> = (usize, &'a [(Option<i64>, i64)], &'a [u8]);
+        let steps: [Step; 3] = [
             (1, &[(Some(1), 11)], &[0]),
             (0, &[(Some(2), 7)], &[0]),
             (0, &[(Some(1), 10)], &[3]),
