@@ -17,10 +17,17 @@
 //!
 //! A string column whose values repeat is stored as ids into a
 //! [`Dictionary`] of its distinct values, and its values are looked up
-//! when rows are gathered.
+//! when rows are gathered. One whose values do not repeat but use few
+//! distinct bytes is stored [`packed`] at 4 or 5 bits a byte, as long as
+//! its stored rows are seldom read: a store that unpacks more than one row
+//! for every [`READS_PER_PACKED_ROW`] it stored (a join side that each row
+//! of the other side reads, a Top-1 that keeps replacing its rows) stops
+//! packing, since unpacking is many times slower than copying.
 
 mod dictionary;
+mod packed;
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -32,12 +39,18 @@ use arrow::row::{Row, RowConverter, Rows};
 use datafusion::error::{DataFusionError, Result};
 
 use dictionary::Dictionary;
+use packed::{Packed, Packer};
 
 /// A stored batch with fewer rows than this is merged with others like it.
 const SMALL_BATCH_ROWS: usize = 4096;
 /// How many small batches are merged at once: fewer would copy the same
 /// rows again and again while small input batches trickle in.
 const SMALL_BATCHES_TO_MERGE: usize = 8;
+
+/// Stored rows per packed row read, past which a store stops packing.
+const READS_PER_PACKED_ROW: usize = 4;
+/// Rows stored before the reads are judged.
+const READS_JUDGED_FROM: usize = 4096;
 
 /// Where a kept row is: a stored batch and a row in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,6 +73,8 @@ enum Column {
     Plain(ArrayRef),
     /// A string column's ids in its dictionary.
     Interned(UInt32Array),
+    /// A string column's bytes as codes of its alphabet.
+    Packed(Packed),
 }
 
 /// Rows stored together.
@@ -103,6 +118,12 @@ pub(crate) struct RowStore {
     shrunk: Vec<u32>,
     /// By column: the dictionary of a string column, from the first store on.
     dictionaries: Vec<Option<Dictionary>>,
+    /// By column: the alphabet of a string column's bytes, once its
+    /// dictionary is off.
+    packers: Vec<Packer>,
+    /// Rows ever stored, and packed rows read, to judge whether to pack.
+    stored_ever: usize,
+    unpacked: Cell<usize>,
     /// Rows stored and not released.
     live: usize,
 }
@@ -138,18 +159,29 @@ impl RowStore {
                 .iter()
                 .map(|c| (c.data_type() == &DataType::Utf8).then(Dictionary::default))
                 .collect();
+            self.packers = columns.iter().map(|_| Packer::default()).collect();
         }
         let indices = UInt32Array::from(rows);
+        self.stored_ever += owners.len();
+        if self.stored_ever >= READS_JUDGED_FROM
+            && self.unpacked.get() * READS_PER_PACKED_ROW > self.stored_ever
+            && self.packers.iter().any(|p| !p.is_off())
+        {
+            self.stop_packing()?;
+        }
         self.live += owners.len();
         let live = self.live;
         let columns = columns
             .iter()
-            .zip(&mut self.dictionaries)
-            .map(|(column, dictionary)| {
-                if let (Some(dictionary), Some(strings)) = (dictionary, column.as_string_opt())
-                    && let Some(ids) = dictionary.encode(strings, indices.values(), live)
-                {
-                    return Ok(Column::Interned(ids));
+            .zip(self.dictionaries.iter_mut().zip(&mut self.packers))
+            .map(|(column, (dictionary, packer))| {
+                if let (Some(dictionary), Some(strings)) = (dictionary, column.as_string_opt()) {
+                    if let Some(ids) = dictionary.encode(strings, indices.values(), live) {
+                        return Ok(Column::Interned(ids));
+                    }
+                    if let Some(packed) = packer.pack(strings, indices.values()) {
+                        return Ok(Column::Packed(packed));
+                    }
                 }
                 Ok(Column::Plain(take(column, &indices, None)?))
             })
@@ -161,6 +193,22 @@ impl RowStore {
             None => self.batches.push(Some(stored)),
         }
         Ok(batch)
+    }
+
+    /// Packs no more rows, and unpacks those packed: they are read often.
+    fn stop_packing(&mut self) -> Result<()> {
+        self.packers.iter_mut().for_each(Packer::turn_off);
+        for stored in self.batches.iter_mut().flatten() {
+            for column in &mut stored.columns {
+                if let Column::Packed(packed) = column {
+                    let plain = packed
+                        .unpack()
+                        .ok_or_else(|| internal("a packed column does not unpack"))?;
+                    *column = Column::Plain(Arc::new(plain));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The sort key of a stored row, when rows are ordered by values.
@@ -221,17 +269,18 @@ impl RowStore {
             .iter()
             .filter_map(|s| match s {
                 Column::Plain(array) => Some(array.as_ref()),
-                Column::Interned(_) => None,
+                Column::Interned(_) | Column::Packed(_) => None,
             })
             .collect();
         if plain.len() == sources.len() {
             return Ok(interleave(&plain, picks)?);
         }
-        let dictionary = self
-            .dictionaries
-            .get(c)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| internal("an interned column has no dictionary"))?;
+        let dictionary = self.dictionaries.get(c).and_then(Option::as_ref);
+        let unpacked = picks
+            .iter()
+            .filter(|(source, _)| matches!(sources.get(*source), Some(Column::Packed(_))))
+            .count();
+        self.unpacked.set(self.unpacked.get() + unpacked);
         strings(sources, dictionary, picks)
     }
 
@@ -352,7 +401,7 @@ impl RowStore {
     }
 
     /// Column `c` of the rows `picks` of the stored batches `merged`:
-    /// still ids when every batch's column is.
+    /// still ids when every batch's column is, packed again when one was.
     fn merge_column(
         &self,
         c: usize,
@@ -364,11 +413,24 @@ impl RowStore {
             .iter()
             .filter_map(|s| match s {
                 Column::Interned(ids) => Some(ids as &dyn Array),
-                Column::Plain(_) => None,
+                Column::Plain(_) | Column::Packed(_) => None,
             })
             .collect();
         if ids.len() < column.len() {
-            return Ok(Column::Plain(self.plain(c, &column, picks)?));
+            let plain = self.plain(c, &column, picks)?;
+            let was_packed = column.iter().any(|s| matches!(s, Column::Packed(_)));
+            if was_packed
+                && let (Some(alphabet), Some(strings)) = (
+                    self.packers.get(c).and_then(Packer::alphabet),
+                    plain.as_string_opt(),
+                )
+            {
+                let rows: Vec<u32> = (0..strings.len() as u32).collect();
+                if let Some(packed) = packed::pack(alphabet, strings, &rows) {
+                    return Ok(Column::Packed(packed));
+                }
+            }
+            return Ok(Column::Plain(plain));
         }
         let ids = interleave(&ids, picks)?;
         Ok(Column::Interned(ids.as_primitive::<UInt32Type>().clone()))
@@ -413,15 +475,16 @@ impl Sources {
 }
 
 /// A string column of `picks` from `sources`, some of them interned in
-/// `dictionary`.
+/// `dictionary` or packed.
 fn strings(
     sources: &[&Column],
-    dictionary: &Dictionary,
+    dictionary: Option<&Dictionary>,
     picks: &[(usize, usize)],
 ) -> Result<ArrayRef> {
     enum Source<'a> {
         Plain(&'a StringArray),
-        Ids(&'a UInt32Array),
+        Ids(&'a UInt32Array, &'a Dictionary),
+        Packed(&'a Packed),
     }
     let sources = sources
         .iter()
@@ -429,18 +492,39 @@ fn strings(
             Column::Plain(array) => array
                 .as_string_opt()
                 .map(Source::Plain)
-                .ok_or_else(|| internal("a column with interned strings holds other values")),
-            Column::Interned(ids) => Ok(Source::Ids(ids)),
+                .ok_or_else(|| internal("a column with encoded strings holds other values")),
+            Column::Interned(ids) => dictionary
+                .map(|d| Source::Ids(ids, d))
+                .ok_or_else(|| internal("an interned column has no dictionary")),
+            Column::Packed(packed) => Ok(Source::Packed(packed)),
         })
         .collect::<Result<Vec<_>>>()?;
-    let value = |(source, row): (usize, usize)| match &sources[source] {
-        Source::Plain(strings) => strings.is_valid(row).then(|| strings.value(row)),
-        Source::Ids(ids) => ids.is_valid(row).then(|| dictionary.value(ids.value(row))),
-    };
-    let bytes = picks.iter().map(|p| value(*p).map_or(0, str::len)).sum();
+    let bytes = picks
+        .iter()
+        .map(|(source, row)| match &sources[*source] {
+            Source::Plain(strings) => strings.value_length(*row) as usize,
+            Source::Ids(ids, dictionary) => dictionary.value(ids.value(*row)).len(),
+            Source::Packed(packed) => packed.value_length(*row),
+        })
+        .sum();
     let mut builder = StringBuilder::with_capacity(picks.len(), bytes);
-    for pick in picks {
-        builder.append_option(value(*pick));
+    let mut unpacked = String::new();
+    for (source, row) in picks {
+        let row = *row;
+        match &sources[*source] {
+            Source::Plain(strings) => {
+                builder.append_option(strings.is_valid(row).then(|| strings.value(row)));
+            }
+            Source::Ids(ids, dictionary) => {
+                builder.append_option(ids.is_valid(row).then(|| dictionary.value(ids.value(row))));
+            }
+            Source::Packed(packed) if packed.is_valid(row) => {
+                unpacked.clear();
+                packed.value_into(row, &mut unpacked);
+                builder.append_value(&unpacked);
+            }
+            Source::Packed(_) => builder.append_null(),
+        }
     }
     Ok(Arc::new(builder.finish()))
 }
@@ -528,6 +612,47 @@ mod tests {
     }
 
     #[test]
+    fn a_store_whose_packed_rows_are_read_often_stops_packing() -> Result<()> {
+        let mut store = RowStore::default();
+        let schema = Arc::new(Schema::new(vec![Field::new("hex", DataType::Utf8, false)]));
+        let hex = |b: u32| -> ArrayRef {
+            // Distinct values (the dictionary turns off) of 16 bytes.
+            Arc::new(StringArray::from_iter_values((0..1000u32).map(|r| {
+                format!("{:x}", u64::from(b * 1000 + r) * 2_654_435_761)
+            })))
+        };
+        let read_back = |store: &mut RowStore, b: u32, reads: usize| -> Result<()> {
+            let batch = store.store(&[hex(b)], None, (0..1000).collect(), (0..1000).collect())?;
+            let slots: Vec<Slot> = (0..1000).map(|row| Slot { batch, row }).collect();
+            for _ in 0..reads {
+                let rows = store.rows(&slots, &schema)?;
+                assert_eq!(rows[0].as_ref(), hex(b).as_ref());
+            }
+            Ok(())
+        };
+        // Read once for every 10 stored: packing goes on.
+        for b in 0..80 {
+            read_back(&mut store, b, usize::from(b % 10 == 0))?;
+        }
+        assert!(
+            store.packers[0].alphabet().is_some(),
+            "{:?}",
+            store.packers[0]
+        );
+        // Every stored row read twice: it stops.
+        for b in 80..200 {
+            read_back(&mut store, b, 2)?;
+        }
+        assert!(store.packers[0].is_off(), "{:?}", store.packers[0]);
+        // What was packed was unpacked, and reads back the same.
+        let packed = |s: &Stored| matches!(s.columns[0], Column::Packed(_));
+        assert!(!store.batches.iter().flatten().any(packed));
+        let slots: Vec<Slot> = (0..1000).map(|row| Slot { batch: 0, row }).collect();
+        assert_eq!(store.rows(&slots, &schema)?[0].as_ref(), hex(0).as_ref());
+        Ok(())
+    }
+
+    #[test]
     fn repeated_strings_are_kept_once_and_read_back_through_merges() -> Result<()> {
         let schema: SchemaRef = Arc::new(Schema::new(vec![
             Field::new("url", DataType::Utf8, true),
@@ -575,6 +700,14 @@ mod tests {
         let extras = store.dictionaries[1].as_ref().expect("a string column");
         assert!(!urls.is_off() && urls.len() == 25, "{urls:?}");
         assert!(extras.is_off(), "{extras:?}");
+        // `extra-N` uses 15 bytes: once not interned, it is packed.
+        assert!(
+            store.packers[1].alphabet().is_some(),
+            "{:?}",
+            store.packers[1]
+        );
+        let packed = |s: &&Stored| matches!(s.columns[1], Column::Packed(_));
+        assert!(store.batches.iter().flatten().any(|s| packed(&s)));
         let mut owners: Vec<u32> = slots.keys().copied().collect();
         owners.sort_unstable();
         let kept: Vec<Slot> = owners.iter().map(|o| slots[o]).collect();
