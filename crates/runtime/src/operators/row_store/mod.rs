@@ -503,7 +503,10 @@ fn strings(
         .iter()
         .map(|(source, row)| match &sources[*source] {
             Source::Plain(strings) => strings.value_length(*row) as usize,
-            Source::Ids(ids, dictionary) => dictionary.value(ids.value(*row)).len(),
+            Source::Ids(ids, dictionary) if ids.is_valid(*row) => {
+                dictionary.value(ids.value(*row)).len()
+            }
+            Source::Ids(..) => 0,
             Source::Packed(packed) => packed.value_length(*row),
         })
         .sum();
