@@ -193,6 +193,19 @@ pub(super) fn pack(alphabet: &Arc<Alphabet>, values: &StringArray, rows: &[u32])
     })
 }
 
+/// The codes of `piece`'s bytes (at most a word's worth), `bits` each,
+/// and the bits of all of them OR-ed (NO_CODE's top bit if one is missing).
+#[inline(always)]
+fn word_of(codes: &[u8; 256], piece: &[u8], bits: u32) -> (u64, u8) {
+    let (mut word, mut missing) = (0u64, 0u8);
+    for (i, byte) in piece.iter().enumerate() {
+        let code = codes[usize::from(*byte)];
+        missing |= code;
+        word |= u64::from(code) << (i as u32 * bits);
+    }
+    (word, missing)
+}
+
 /// Codes written from the lowest bit of each word up.
 struct BitStream {
     words: Vec<u64>,
@@ -210,12 +223,8 @@ impl BitStream {
         let mut pieces = value.chunks_exact(per_word);
         let mut missing = 0u8;
         for piece in &mut pieces {
-            let mut word = 0u64;
-            for (i, byte) in piece.iter().enumerate() {
-                let code = codes[usize::from(*byte)];
-                missing |= code;
-                word |= u64::from(code) << (i as u32 * BITS);
-            }
+            let (word, piece_missing) = word_of(codes, piece, BITS);
+            missing |= piece_missing;
             self.append(word, per_word as u32 * BITS);
         }
         // Codes are below 32; only NO_CODE has the top bit.
@@ -225,12 +234,7 @@ impl BitStream {
     /// [`BitStream::pack`] for any code width.
     fn pack_any(&mut self, codes: &[u8; 256], value: &[u8], bits: u32) -> bool {
         for piece in value.chunks((64 / bits) as usize) {
-            let (mut word, mut missing) = (0u64, 0u8);
-            for (i, byte) in piece.iter().enumerate() {
-                let code = codes[usize::from(*byte)];
-                missing |= code;
-                word |= u64::from(code) << (i as u32 * bits);
-            }
+            let (word, missing) = word_of(codes, piece, bits);
             if missing & 0x80 != 0 {
                 return false;
             }
