@@ -349,6 +349,8 @@ impl ColumnarGroups {
         let mut picks = Vec::with_capacity(touched);
         let mut key_rows = Vec::with_capacity(touched);
         let mut kinds = Vec::with_capacity(touched);
+        // A touched key's values are taken from its first row in the batch.
+        let first_rows = &self.touched.first_rows;
         let mut next_seen = 0;
         for local_row in 0..touched {
             let was_seen = seen.get(next_seen) == Some(&local_row);
@@ -359,14 +361,14 @@ impl ColumnarGroups {
                     continue;
                 }
                 picks.push((0, seen_row));
-                key_rows.push(local_row as u32);
+                key_rows.push(first_rows[local_row]);
                 kinds.push(RowKind::UpdateBefore as u8);
                 picks.push((1, local_row));
-                key_rows.push(local_row as u32);
+                key_rows.push(first_rows[local_row]);
                 kinds.push(RowKind::UpdateAfter as u8);
             } else {
                 picks.push((1, local_row));
-                key_rows.push(local_row as u32);
+                key_rows.push(first_rows[local_row]);
                 kinds.push(RowKind::Insert as u8);
             }
         }
@@ -391,12 +393,7 @@ impl ColumnarGroups {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        // A touched key's values, from its first row in the batch.
-        let key_rows = UInt32Array::from_iter_values(
-            key_rows
-                .iter()
-                .map(|local| self.touched.first_rows[*local as usize]),
-        );
+        let key_rows = UInt32Array::from(key_rows);
         let keys = keys
             .iter()
             .map(|k| arrow::compute::take(k, &key_rows, None))
