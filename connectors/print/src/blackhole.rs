@@ -48,6 +48,10 @@ impl SinkFactory for BlackholeSink {
         true
     }
 
+    fn needs_update_before(&self) -> bool {
+        false
+    }
+
     async fn create_writer(
         &self,
         _context: SinkContext,
@@ -97,6 +101,7 @@ mod tests {
         let table = table(&[("connector", "blackhole")]);
         let sink = BlackholeConnector.create_sink(&table).expect("sink");
         assert!(sink.accepts_updates());
+        assert!(!sink.needs_update_before());
         let mut writer = sink
             .create_writer(SinkContext {
                 subtask: 0,

@@ -27,6 +27,14 @@ pub trait SinkFactory: Send + Sync + Debug {
     /// only inserts; the planner refuses an updating query on an insert-only sink.
     fn accepts_updates(&self) -> bool;
 
+    /// Whether the sink reads `-U` rows. One that does not (Flink's
+    /// blackhole asks for `[I,UA,D]`) lets the planner have the nodes
+    /// below it emit only the new version of an updated row, and keep less
+    /// state for it.
+    fn needs_update_before(&self) -> bool {
+        true
+    }
+
     async fn create_writer(
         &self,
         context: SinkContext,

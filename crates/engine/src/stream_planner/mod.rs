@@ -21,12 +21,13 @@ use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatchOptions;
 use datafusion::common::{Column, DFSchema, DFSchemaRef, ScalarValue, TableReference};
+use datafusion::logical_expr::expr::WindowFunctionParams;
 use datafusion::logical_expr::expr::{GroupingSet, Sort as SortExpr};
 use datafusion::logical_expr::logical_plan::dml::WriteOp;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     Aggregate, Expr, ExprSchemable, FetchType, Filter, LogicalPlan, LogicalPlanBuilder, Operator,
-    SkipType, UserDefinedLogicalNodeCore,
+    Projection, SkipType, UserDefinedLogicalNodeCore, Window,
 };
 use datafusion::physical_expr::PhysicalSortExpr;
 use weir_common::{WindowFunction, ZoneShift};
@@ -159,6 +160,10 @@ pub enum StreamNode {
         rank_start: usize,
         rank_end: usize,
         rank_number: RankNumber,
+        /// Whether a replaced row is retracted (`-U`) before its successor
+        /// comes (`+U`): false under a sink that ignores `-U` rows
+        /// ([`StreamNode::drop_update_before`]).
+        update_before: bool,
         schema: DFSchemaRef,
     },
     /// Unbounded GROUP BY, producing a changelog.
@@ -178,6 +183,10 @@ pub enum StreamNode {
 pub enum ChangelogMode {
     /// `[I]`
     InsertOnly,
+    /// `[I,UA]`: updates, each only as its new row (the old one is not
+    /// retracted first), and a key once in the result stays. Only a sink
+    /// that ignores `-U` rows reads it.
+    UpdatesAfterOnly,
     /// `[I,UB,UA]`: updates, but a key once in the result stays.
     Updates,
     /// `[I,UB,UA,D]`
@@ -188,6 +197,7 @@ impl fmt::Display for ChangelogMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ChangelogMode::InsertOnly => "I",
+            ChangelogMode::UpdatesAfterOnly => "I,UA",
             ChangelogMode::Updates => "I,UB,UA",
             ChangelogMode::UpdatesAndDeletes => "I,UB,UA,D",
         })
@@ -265,6 +275,7 @@ impl StreamNode {
                 arrival,
                 rank_start,
                 rank_end,
+                update_before,
                 ..
             } => {
                 let insert_only = input.changelog_mode() == ChangelogMode::InsertOnly;
@@ -272,6 +283,7 @@ impl StreamNode {
                     // Deduplication keeping the first row by processing time.
                     (true, Some(false), 1, 1) => ChangelogMode::InsertOnly,
                     // One row per key, replaced but never removed.
+                    (true, _, 1, 1) if !update_before => ChangelogMode::UpdatesAfterOnly,
                     (true, _, 1, 1) => ChangelogMode::Updates,
                     _ => ChangelogMode::UpdatesAndDeletes,
                 }
@@ -325,6 +337,31 @@ impl StreamNode {
             | StreamNode::WindowRank { .. }
             | StreamNode::GroupAggregate { .. }
             | StreamNode::Rank { .. } => false,
+        }
+    }
+
+    /// Lets the nodes under a sink that ignores `-U` rows stop emitting
+    /// them, as Flink's planner does when a sink asks for no
+    /// `UPDATE_BEFORE` (its blackhole): a Top-1 then keeps each key's sort
+    /// key instead of its row. The request passes through projections
+    /// only: a filter over updates needs the `-U` of a row that stops
+    /// matching, to retract it (FLINK-9528), and stateful nodes read the
+    /// `-U` rows of their inputs.
+    fn drop_update_before(&mut self) {
+        match self {
+            StreamNode::Calc {
+                input,
+                predicate: None,
+                ..
+            } => input.drop_update_before(),
+            StreamNode::Rank {
+                input,
+                rank_start: 1,
+                rank_end: 1,
+                update_before,
+                ..
+            } if input.changelog_mode() == ChangelogMode::InsertOnly => *update_before = false,
+            _ => {}
         }
     }
 
@@ -683,7 +720,10 @@ impl StreamPlanner<'_> {
                     table: table.name.clone(),
                     source,
                 })?;
-            let root = self.translate(&sink_input(&spec, &dml.input)?)?;
+            let mut root = self.translate(&sink_input(&spec, &dml.input)?)?;
+            if !factory.needs_update_before() {
+                root.drop_update_before();
+            }
             if !factory.accepts_updates()
                 && let Some(producer) = root.update_producer()
             {
@@ -756,15 +796,26 @@ impl StreamPlanner<'_> {
             LogicalPlan::Projection(p) => {
                 let mut input = self.translate(&p.input)?;
                 // A rank nobody reads need not be kept up to date.
+                let mut readers: Vec<&Expr> = p.expr.iter().collect();
+                let mut below = &mut input;
+                while let StreamNode::Calc {
+                    input,
+                    predicate: Some(predicate),
+                    projection: None,
+                    ..
+                } = below
+                {
+                    readers.push(predicate);
+                    below = input;
+                }
                 if let StreamNode::Rank {
                     rank_number: rank_number @ RankNumber::Emitted,
                     schema,
                     ..
-                } = &mut input
+                } = below
                 {
                     let rank = schema.field(schema.fields().len() - 1).name().clone();
-                    if !p
-                        .expr
+                    if !readers
                         .iter()
                         .flat_map(|e| e.column_refs())
                         .any(|c| c.name == rank)
@@ -1049,8 +1100,9 @@ impl StreamPlanner<'_> {
 
     /// `WHERE rn <= N` over `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY
     /// ...) AS rn`: a Top-N, or with `= 1` a deduplication; partitioned by
-    /// window_start and window_end, a window Top-N (insert-only). `None`
-    /// when the filter is anything else.
+    /// window_start and window_end, a window Top-N (insert-only). Further
+    /// conditions (`AND v > 0`) filter the ranked rows. `None` when no
+    /// condition bounds the row number.
     fn window_rank(&self, filter: &Filter) -> Result<Option<StreamNode>, EngineError> {
         let (projection, window) = match filter.input.as_ref() {
             LogicalPlan::Window(window) => (None, window),
@@ -1084,17 +1136,48 @@ impl StreamPlanner<'_> {
         let Some(seen_as) = seen_as else {
             return Ok(None);
         };
-        let Some(limit) = row_number_limit(&filter.predicate, &seen_as) else {
+        // Other conjuncts filter the ranked rows, as a Calc above the rank.
+        let conjuncts = split_conjunction(&filter.predicate);
+        let Some(limit) = conjuncts
+            .iter()
+            .filter_map(|c| row_number_limit(c, &seen_as))
+            .min()
+        else {
             return Ok(None);
         };
+        let rest = conjuncts
+            .into_iter()
+            .filter(|c| row_number_limit(c, &seen_as).is_none())
+            .cloned()
+            .reduce(Expr::and);
+        let rank = self.rank_of(filter, projection, window, &function.params, limit)?;
+        Ok(Some(match rest {
+            None => rank,
+            Some(predicate) => {
+                let schema = Arc::clone(rank.schema());
+                StreamNode::Calc {
+                    input: Box::new(rank),
+                    predicate: Some(predicate),
+                    projection: None,
+                    schema,
+                }
+            }
+        }))
+    }
+
+    /// The rank [`Self::window_rank`] found, keeping `limit` rows.
+    fn rank_of(
+        &self,
+        filter: &Filter,
+        projection: Option<&Projection>,
+        window: &Window,
+        params: &WindowFunctionParams,
+        limit: usize,
+    ) -> Result<StreamNode, EngineError> {
         if limit == 0 {
             // `rn < 1`: no row ever qualifies.
-            return Ok(Some(values_node(
-                Vec::new(),
-                Arc::clone(filter.input.schema()),
-            )));
+            return Ok(values_node(Vec::new(), Arc::clone(filter.input.schema())));
         }
-        let params = &function.params;
         let window_end = params
             .partition_by
             .iter()
@@ -1115,9 +1198,10 @@ impl StreamPlanner<'_> {
                 rank_start: 1,
                 rank_end: limit,
                 rank_number: RankNumber::Emitted,
+                update_before: true,
                 schema: Arc::clone(&window.schema),
             };
-            return Ok(Some(match projection {
+            return Ok(match projection {
                 None => rank,
                 Some(p) => StreamNode::Calc {
                     input: Box::new(rank),
@@ -1125,7 +1209,7 @@ impl StreamPlanner<'_> {
                     projection: Some(p.expr.clone()),
                     schema: Arc::clone(&p.schema),
                 },
-            }));
+            });
         };
         if input.changelog_mode() != ChangelogMode::InsertOnly {
             return Err(EngineError::Unsupported(
@@ -1148,7 +1232,7 @@ impl StreamPlanner<'_> {
             window_end,
             schema: Arc::clone(&window.schema),
         };
-        Ok(Some(match projection {
+        Ok(match projection {
             None => rank,
             Some(p) => StreamNode::Calc {
                 input: Box::new(rank),
@@ -1156,7 +1240,7 @@ impl StreamPlanner<'_> {
                 projection: Some(p.expr.clone()),
                 schema: Arc::clone(&p.schema),
             },
-        }))
+        })
     }
 
     /// `ORDER BY ... LIMIT n OFFSET m` over a stream: a global Top-N whose
@@ -1182,6 +1266,7 @@ impl StreamPlanner<'_> {
             rank_start: skip + 1,
             rank_end,
             rank_number: RankNumber::Absent,
+            update_before: true,
             schema: Arc::clone(sort.input.schema()),
         })
     }
@@ -2228,6 +2313,7 @@ impl JobGraphBuilder<'_, '_> {
                 rank_start,
                 rank_end,
                 rank_number,
+                update_before,
                 schema,
             } => {
                 let input_schema = Arc::clone(input.schema());
@@ -2264,6 +2350,7 @@ impl JobGraphBuilder<'_, '_> {
                     rank_number,
                     updating_input,
                     deduplicate_by_rowtime,
+                    update_before,
                     input_schema: Arc::clone(input_schema.inner()),
                     output_schema: Arc::clone(schema.inner()),
                 };

@@ -25,7 +25,9 @@
 //! row per key as Arrow columns ([`super::top_one`]) and skips the row
 //! format. By a single event-time attribute it is Flink's Deduplicate: a row
 //! that ties with the kept one on time replaces it when the last row is
-//! kept (`DESC`), where a Top-N would rank it second.
+//! kept (`DESC`), where a Top-N would rank it second. Under a sink that
+//! ignores `-U` rows it emits a replacing row as `+U` alone, as Flink does,
+//! and keeps each key's sort key, not its row.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -86,6 +88,10 @@ pub struct RankSpec {
     /// Rank 1 of an insert-only input by a single event-time attribute:
     /// Flink's Deduplicate rather than a Top-N.
     pub deduplicate_by_rowtime: bool,
+    /// Whether a replaced row is retracted (`-U`) before its successor
+    /// (`+U`). Without, rank 1 of an insert-only input keeps each key's
+    /// sort key alone, not its row: nothing reads the row again.
+    pub update_before: bool,
     pub input_schema: SchemaRef,
     pub output_schema: SchemaRef,
 }
@@ -373,7 +379,7 @@ impl Rank {
             sort,
             rows,
             partitions: Vec::new(),
-            one: TopOne::default(),
+            one: TopOne::new(spec.update_before),
             top: TopN::default(),
             arrivals: 0,
             max_parallelism: 1,
@@ -481,6 +487,16 @@ impl Rank {
             let groups = key_groups_of(&keys, ids.len(), self.max_parallelism)?;
             return KeyedState::new("keys", groups).group("key", keys).build();
         }
+        if self.spec.keeps_one_row() && !self.spec.update_before {
+            let (ids, sort_keys) = self.one.sort_keys()?;
+            let keys = self.keys.keys(&ids)?;
+            let groups = key_groups_of(&keys, ids.len(), self.max_parallelism)?;
+            let mut state = KeyedState::new("sort keys", groups).group("key", keys);
+            if let Some(converter) = &self.sort {
+                state = state.group("sort", converter.convert_rows(sort_keys)?);
+            }
+            return state.build();
+        }
         if self.spec.keeps_one_row() {
             let (ids, columns) = self.one.rows(&self.spec.input_schema)?;
             let keys = self.keys.keys(&ids)?;
@@ -518,6 +534,23 @@ impl Rank {
         if self.spec.keeps_first_row() {
             let keys = state.group("key", Some(self.spec.partition_schema.fields().len()))?;
             self.keys.ids(&keys, state.rows())?;
+            return Ok(());
+        }
+        if self.spec.keeps_one_row() && !self.spec.update_before {
+            let keys = state.group("key", Some(self.spec.partition_schema.fields().len()))?;
+            let ids = self.keys.ids(&keys, state.rows())?;
+            let sort_keys = match (&self.sort, &self.spec.order) {
+                (Some(converter), RankOrder::Values(exprs)) => {
+                    let columns = state.group("sort", Some(exprs.len()))?;
+                    Some(converter.convert_columns(&columns)?)
+                }
+                _ => None,
+            };
+            let order = BatchOrder {
+                keys: self.sort.as_ref().zip(sort_keys.as_ref()),
+                latest_wins_ties: self.spec.latest_wins_ties(),
+            };
+            self.one.apply(&[], &ids, self.keys.len(), &order)?;
             return Ok(());
         }
         let data = state.group_batch("row", &self.spec.input_schema)?;
@@ -764,6 +797,7 @@ mod tests {
             rank_number: number,
             updating_input: updating,
             deduplicate_by_rowtime: false,
+            update_before: true,
             input_schema: input,
             output_schema: Arc::new(Schema::new(fields)),
         }))
@@ -858,6 +892,45 @@ mod tests {
         assert_eq!(last.one.stored_rows(), 1, "a replaced row's batch is freed");
     }
 
+    /// `r` as planned under a sink that ignores `-U` rows.
+    fn without_update_before(r: &Rank) -> Rank {
+        let mut spec = RankSpec::clone(&r.spec);
+        spec.update_before = false;
+        Rank::try_new(Arc::new(spec)).expect("rank")
+    }
+
+    #[test]
+    fn without_update_before_a_top_one_emits_what_it_would_but_the_retractions() {
+        // By value, the largest first; by arrival, the last first.
+        for order in [None, Some(true)] {
+            let new = || rank(1, RankNumber::Emitted, false, order);
+            let mut with = new();
+            let mut without = without_update_before(&with);
+            let mut random = 7_u64;
+            for step in 0..40 {
+                let rows: Vec<(i64, i64)> = (0..1 + step % 5)
+                    .map(|_| {
+                        random = random.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        ((random >> 60) as i64 % 6, (random >> 40) as i64 % 1000)
+                    })
+                    .collect();
+                let kinds = vec![0; rows.len()];
+                let mut expected = feed(&mut with, &rows, &kinds);
+                expected.retain(|line| !line.starts_with("-U"));
+                assert_eq!(
+                    feed(&mut without, &rows, &kinds),
+                    expected,
+                    "{order:?}, step {step}"
+                );
+                if step == 20 {
+                    without = restored(&mut without, || without_update_before(&with));
+                }
+            }
+            assert_eq!(without.one.stored_columns(), 0, "only sort keys are kept");
+            assert!(with.one.stored_columns() > 0);
+        }
+    }
+
     /// A copy of `r` restored from its snapshot, built by `new`.
     fn restored(r: &mut Rank, new: impl Fn() -> Rank) -> Rank {
         let state = r.snapshot_state(1).expect("snapshot").expect("state");
@@ -921,6 +994,7 @@ mod tests {
             rank_number: number,
             updating_input: false,
             deduplicate_by_rowtime: by_rowtime,
+            update_before: true,
             input_schema: input,
             output_schema: Arc::new(Schema::new(output)),
         }))

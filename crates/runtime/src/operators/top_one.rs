@@ -7,10 +7,13 @@
 //! Rows are kept as Arrow columns in a [`RowStore`]; a key's [`Slot`] names
 //! its row there. The output is gathered in one `interleave` per column
 //! from the input batch and the replaced rows.
+//!
+//! Without `-U` rows (under a sink that ignores them), a replaced row is
+//! never read again: the store keeps each key's sort key and no columns.
 
 use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
-use arrow::row::{RowConverter, Rows};
+use arrow::row::{Row, RowConverter, Rows};
 use datafusion::error::Result;
 use weir_common::RowKind;
 
@@ -36,7 +39,7 @@ pub(crate) struct BatchOrder<'a> {
 impl BatchOrder<'_> {
     /// Whether input row `row` takes the place of a row with sort key `old`
     /// that arrived before it.
-    fn beats(&self, row: usize, old: Option<arrow::row::Row<'_>>) -> bool {
+    fn beats(&self, row: usize, old: Option<Row<'_>>) -> bool {
         match (self.keys, old) {
             (Some((_, rows)), Some(old)) => match rows.row(row).cmp(&old) {
                 std::cmp::Ordering::Less => true,
@@ -47,7 +50,7 @@ impl BatchOrder<'_> {
         }
     }
 
-    fn key(&self, row: usize) -> Option<arrow::row::Row<'_>> {
+    fn key(&self, row: usize) -> Option<Row<'_>> {
         self.keys.map(|(_, rows)| rows.row(row))
     }
 }
@@ -60,7 +63,7 @@ pub(crate) struct TopOneChanges {
 }
 
 /// One row per key id, in a [`RowStore`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TopOne {
     /// By key id.
     slots: Vec<Slot>,
@@ -68,9 +71,20 @@ pub(crate) struct TopOne {
     /// Per key id, the input row that wins it in the batch being applied;
     /// `NONE` between batches.
     winners: Vec<u32>,
+    /// Whether a replaced row is emitted as `-U`, and so rows are kept.
+    update_before: bool,
 }
 
 impl TopOne {
+    pub(crate) fn new(update_before: bool) -> Self {
+        Self {
+            slots: Vec::new(),
+            store: RowStore::default(),
+            winners: Vec::new(),
+            update_before,
+        }
+    }
+
     /// Applies an input batch whose rows have the dense key ids `ids` (of
     /// `keys` ids in all), and returns what it changed.
     pub(crate) fn apply(
@@ -112,8 +126,10 @@ impl TopOne {
                     continue;
                 }
                 self.store.release(slot)?;
-                picks.push((sources.of(slot.batch), slot.row as usize));
-                kinds.push(RowKind::UpdateBefore as u8);
+                if self.update_before {
+                    picks.push((sources.of(slot.batch), slot.row as usize));
+                    kinds.push(RowKind::UpdateBefore as u8);
+                }
                 kinds.push(RowKind::UpdateAfter as u8);
             }
             picks.push((0, row));
@@ -128,7 +144,8 @@ impl TopOne {
             return Ok(None);
         }
         let output = self.store.gather(columns, &sources.batches, &picks)?;
-        self.store.store(columns, order.keys, kept, kept_keys)?;
+        let stored = if self.update_before { columns } else { &[] };
+        self.store.store(stored, order.keys, kept, kept_keys)?;
         let moved = self
             .store
             .compact(order.keys.map(|(converter, _)| converter))?;
@@ -153,9 +170,30 @@ impl TopOne {
         Ok((ids, self.store.rows(&slots, schema)?))
     }
 
+    /// Every key's sort key (none when rows rank by arrival), in key order;
+    /// what is kept without `-U` rows.
+    pub(crate) fn sort_keys(&self) -> Result<(Vec<usize>, Vec<Row<'_>>)> {
+        let mut ids = Vec::new();
+        let mut keys = Vec::new();
+        for (id, slot) in self.slots.iter().enumerate() {
+            if *slot == EMPTY {
+                continue;
+            }
+            ids.push(id);
+            keys.extend(self.store.sort_key(*slot)?);
+        }
+        Ok((ids, keys))
+    }
+
     /// Rows stored, live or not, to tell how much memory replaced rows hold.
     #[cfg(test)]
     pub(crate) fn stored_rows(&self) -> usize {
         self.store.stored_rows()
+    }
+
+    /// Columns of all stored batches together.
+    #[cfg(test)]
+    pub(crate) fn stored_columns(&self) -> usize {
+        self.store.stored_columns()
     }
 }

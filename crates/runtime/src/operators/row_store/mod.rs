@@ -400,6 +400,12 @@ impl RowStore {
         self.batches.iter().flatten().map(|s| s.owners.len()).sum()
     }
 
+    /// Columns of all stored batches together.
+    #[cfg(test)]
+    pub(crate) fn stored_columns(&self) -> usize {
+        self.batches.iter().flatten().map(|s| s.columns.len()).sum()
+    }
+
     /// Column `c` of the rows `picks` of the stored batches `merged`:
     /// still ids when every batch's column is, packed again when one was.
     fn merge_column(
