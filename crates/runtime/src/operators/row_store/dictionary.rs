@@ -62,7 +62,12 @@ impl Dictionary {
         let len = self.ends.len();
         let judged = self.offered >= JUDGED_FROM && (len * 4 > self.offered || len > live);
         if judged || self.text.len() > MAX_BYTES {
+            // Only the ids handed out are looked up from now on: the
+            // table goes, and the values keep no room to grow.
             self.off = true;
+            self.table = hashbrown::HashTable::new();
+            self.text.shrink_to_fit();
+            self.ends.shrink_to_fit();
         }
         let nulls = values
             .nulls()

@@ -22,9 +22,12 @@
 //! its stored rows are seldom read: a store that unpacks more than one row
 //! for every [`READS_PER_PACKED_ROW`] it stored (a join side that each row
 //! of the other side reads, a Top-1 that keeps replacing its rows) stops
-//! packing, since unpacking is many times slower than copying.
+//! packing, since unpacking is many times slower than copying. A column of
+//! 8-byte integers or times is kept [`narrow`] when its values in the
+//! batch span less than 2^32.
 
 mod dictionary;
+mod narrow;
 mod packed;
 
 use std::cell::Cell;
@@ -39,6 +42,7 @@ use arrow::row::{Row, RowConverter, Rows};
 use datafusion::error::{DataFusionError, Result};
 
 use dictionary::Dictionary;
+use narrow::Narrow;
 use packed::{Packed, Packer};
 
 /// A stored batch with fewer rows than this is merged with others like it.
@@ -75,6 +79,8 @@ enum Column {
     Interned(UInt32Array),
     /// A string column's bytes as codes of its alphabet.
     Packed(Packed),
+    /// An integer or time column's values as distances from the least.
+    Narrow(Narrow),
 }
 
 /// Rows stored together.
@@ -183,7 +189,8 @@ impl RowStore {
                         return Ok(Column::Packed(packed));
                     }
                 }
-                Ok(Column::Plain(take(column, &indices, None)?))
+                let taken = take(column, &indices, None)?;
+                Ok(Narrow::of(taken.as_ref()).map_or(Column::Plain(taken), Column::Narrow))
             })
             .collect::<Result<Vec<_>>>()?;
         let stored = Stored::new(columns, sort, owners);
@@ -269,11 +276,14 @@ impl RowStore {
             .iter()
             .filter_map(|s| match s {
                 Column::Plain(array) => Some(array.as_ref()),
-                Column::Interned(_) | Column::Packed(_) => None,
+                Column::Interned(_) | Column::Packed(_) | Column::Narrow(_) => None,
             })
             .collect();
         if plain.len() == sources.len() {
             return Ok(interleave(&plain, picks)?);
+        }
+        if sources.iter().any(|s| matches!(s, Column::Narrow(_))) {
+            return narrow::gather(sources, picks);
         }
         let dictionary = self.dictionaries.get(c).and_then(Option::as_ref);
         let unpacked = picks
@@ -419,11 +429,14 @@ impl RowStore {
             .iter()
             .filter_map(|s| match s {
                 Column::Interned(ids) => Some(ids as &dyn Array),
-                Column::Plain(_) | Column::Packed(_) => None,
+                Column::Plain(_) | Column::Packed(_) | Column::Narrow(_) => None,
             })
             .collect();
         if ids.len() < column.len() {
             let plain = self.plain(c, &column, picks)?;
+            if let Some(narrow) = Narrow::of(plain.as_ref()) {
+                return Ok(Column::Narrow(narrow));
+            }
             let was_packed = column.iter().any(|s| matches!(s, Column::Packed(_)));
             if was_packed
                 && let (Some(alphabet), Some(strings)) = (
@@ -503,6 +516,7 @@ fn strings(
                 .map(|d| Source::Ids(ids, d))
                 .ok_or_else(|| internal("an interned column has no dictionary")),
             Column::Packed(packed) => Ok(Source::Packed(packed)),
+            Column::Narrow(_) => Err(internal("a string column holds narrow integers")),
         })
         .collect::<Result<Vec<_>>>()?;
     let bytes = picks
