@@ -10,10 +10,16 @@
 //! cents); event time advances by `1/first-event.rate` seconds per event.
 //!
 //! Unlike nexmark-flink, whose per-event random generator is unseeded, every
-//! event draws from its own generator seeded by `(seed, event id)`: the
-//! stream is the same at any parallelism and in every run, and the three
-//! tables (person, auction, bid) agree because each computes only its own
-//! events of one shared sequence.
+//! draw is a function of `(seed, event id)`: the stream is the same at any
+//! parallelism and in every run, and the three tables (person, auction,
+//! bid) agree because each computes only its own events of one shared
+//! sequence. A person or an auction draws its fields in turn from a
+//! generator seeded by its event. A bid, 92% of the stream, draws each
+//! field from a hash of its own key and the event id ([`BidKeys`]): every
+//! field is a function of the event alone, so a batch's columns are made
+//! one at a time, and only those a query reads.
+
+use std::ops::Range;
 
 /// Person and auction ids start here, so small runs still join.
 pub(crate) const FIRST_PERSON_ID: i64 = 1000;
@@ -55,8 +61,13 @@ const LAST_NAMES: [&str; 9] = [
     "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
 ];
 
+/// The bytes of a bid's four numbers, which its `extra` pads to the
+/// average bid size.
+const BID_NUMBER_BYTES: u64 = 32;
 /// Random strings are at least this long, as in Nexmark.
 const MIN_STRING_LENGTH: u64 = 3;
+/// `extra` pieces up to this long are copied as one block of this size.
+const LETTER_BLOCK: usize = 96;
 /// Bytes of pre-drawn text that strings are cut from.
 const MIN_POOL_BYTES: usize = 1 << 16;
 
@@ -145,6 +156,18 @@ impl ModelConfig {
             .saturating_add(i64::try_from(millis).unwrap_or(i64::MAX))
     }
 
+    /// The event times of events `first`, `first + 1`, ...
+    pub fn clock(&self, first: u64) -> Clock {
+        let rate = self.events_per_second;
+        Clock {
+            millis: self.timestamp(first),
+            remainder: (u128::from(first) * 1000 % u128::from(rate)) as u64,
+            rate,
+            step: (1000 / rate) as i64,
+            step_remainder: 1000 % rate,
+        }
+    }
+
     /// An event's id, position and time, worked out from scratch.
     pub fn at(&self, event_id: u64) -> EventAt {
         EventAt {
@@ -191,19 +214,92 @@ impl ModelConfig {
         epoch * self.auction_proportion + offset
     }
 
-    /// One of the active people, or one a little ahead of the latest.
-    fn random_person(&self, at: Position, rng: &mut EventRng) -> u64 {
+    /// The people likely to bid or sell, the active ones and a few ahead
+    /// of the latest: the first and how many.
+    #[inline]
+    fn people_choice(&self, at: Position) -> (u64, u64) {
         let people = self.last_person(at) + 1;
         let active = people.min(NUM_ACTIVE_PEOPLE);
-        people - active + rng.below(active + ID_LEAD)
+        (people - active, active + ID_LEAD)
     }
 
-    /// One of the auctions likely in flight, or one a little ahead.
-    fn random_auction(&self, at: Position, rng: &mut EventRng) -> u64 {
+    /// The auctions likely in flight, and a few ahead of the latest: the
+    /// first and how many.
+    #[inline]
+    fn auction_choice(&self, at: Position) -> (u64, u64) {
         let last = self.last_auction(at);
         let first = last.saturating_sub(NUM_IN_FLIGHT_AUCTIONS);
-        first + rng.below(last - first + 1 + ID_LEAD)
+        (first, last - first + 1 + ID_LEAD)
     }
+}
+
+/// The event times of consecutive events, stepped rather than divided out.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    millis: i64,
+    /// `id * 1000 % rate` of the next event.
+    remainder: u64,
+    rate: u64,
+    /// Each event's time is `1000 / rate` ms after the last one's...
+    step: i64,
+    /// ... and `1000 % rate` more in units of `1 / rate` ms.
+    step_remainder: u64,
+}
+
+impl Iterator for Clock {
+    type Item = i64;
+
+    #[inline]
+    fn next(&mut self) -> Option<i64> {
+        let millis = self.millis;
+        self.remainder += self.step_remainder;
+        let carry = self.remainder >= self.rate;
+        if carry {
+            self.remainder -= self.rate;
+        }
+        self.millis = millis.saturating_add(self.step + i64::from(carry));
+        Some(millis)
+    }
+
+    /// Endless, so that `take(n)` knows its length.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (usize::MAX, None)
+    }
+}
+
+/// What a bid's auction and bidder are chosen from; the same for all bids
+/// of an epoch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BidChoices {
+    auction: HotOrOther,
+    bidder: HotOrOther,
+}
+
+/// An id chosen as Nexmark chooses a bid's auction or bidder: the hot one,
+/// unless a draw below `hot_ratio` is 0; then one of the `count` from
+/// `first`.
+#[derive(Debug, Clone, Copy)]
+struct HotOrOther {
+    hot: u64,
+    hot_ratio: u64,
+    first: u64,
+    count: u64,
+}
+
+impl HotOrOther {
+    #[inline]
+    fn pick(&self, key: Key, event_id: u64) -> u64 {
+        let (hot, other) = key.two_below(event_id, self.hot_ratio, self.count);
+        select(hot > 0, self.hot, self.first + other)
+    }
+}
+
+/// `if pick { a } else { b }` as arithmetic, which the compiler keeps free
+/// of branches where it turns an `if` into one.
+#[inline(always)]
+fn select(pick: bool, a: u64, b: u64) -> u64 {
+    let mask = u64::from(pick).wrapping_neg();
+    (a & mask) | (b & !mask)
 }
 
 /// An event's epoch and its offset within the epoch.
@@ -218,7 +314,7 @@ pub(crate) struct Position {
 pub(crate) struct EventAt {
     pub id: u64,
     at: Position,
-    millis: i64,
+    pub millis: i64,
 }
 
 /// Works out [`EventAt`] for ascending event ids by stepping from the last
@@ -283,12 +379,7 @@ impl EventRng {
 
     /// Uniform in `0..n` (`n` > 0), by multiply-shift.
     pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        below(self.next_u64(), n)
     }
 }
 
@@ -298,8 +389,70 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Steps of the price table.
-const PRICE_STEPS: usize = 1024;
+/// Uniform in `0..n` from 64 random bits, by multiply-shift.
+#[inline]
+fn below(bits: u64, n: u64) -> u64 {
+    ((u128::from(bits) * u128::from(n)) >> 64) as u64
+}
+
+/// One kind of draw of a bid, as a random function of the event id:
+/// wyrand's output for the counter `key + id * step`, which is one
+/// 128-bit multiply, against a dozen dependent operations per draw of
+/// [`EventRng`].
+#[derive(Debug, Clone, Copy)]
+struct Key(u64);
+
+impl Key {
+    const STEP: u64 = 0xA076_1D64_78BD_642F;
+
+    fn new(seed: u64, draw: u64) -> Self {
+        Self(splitmix(seed ^ splitmix(draw)))
+    }
+
+    #[inline]
+    fn bits(self, event_id: u64) -> u64 {
+        let s = self.0.wrapping_add(event_id.wrapping_mul(Self::STEP));
+        let t = u128::from(s) * u128::from(s ^ 0xE703_7ED1_A0B4_28DB);
+        ((t >> 64) as u64) ^ (t as u64)
+    }
+
+    /// Two draws, uniform in `0..n` and `0..m` (both > 0), from one
+    /// output: multiply-shift reads mostly the top bits of its input, so
+    /// the first draw is from the output's upper half and the second from
+    /// its lower half, turned to the top.
+    #[inline]
+    fn two_below(self, event_id: u64, n: u64, m: u64) -> (u64, u64) {
+        let bits = self.bits(event_id);
+        (below(bits, n), below(bits.rotate_left(32), m))
+    }
+}
+
+/// The keys of a bid's draws: whether the auction is a hot one and which
+/// one otherwise; the same for the bidder and the channel; the price. (The
+/// `extra` padding's is in [`ExtraDraw`].)
+#[derive(Debug)]
+pub(crate) struct BidKeys {
+    auction: Key,
+    bidder: Key,
+    price: Key,
+    channel: Key,
+}
+
+impl BidKeys {
+    fn new(seed: u64) -> Self {
+        let key = |draw| Key::new(seed, draw);
+        Self {
+            auction: key(1),
+            bidder: key(2),
+            price: key(3),
+            channel: key(4),
+        }
+    }
+}
+
+/// Steps of the price table, a power of two.
+const PRICE_STEP_BITS: u32 = 10;
+const PRICE_STEPS: usize = 1 << PRICE_STEP_BITS;
 /// The exponent each step of the price table covers.
 const PRICE_STEP: f64 = 6.0 * std::f64::consts::LN_10 / PRICE_STEPS as f64;
 
@@ -323,15 +476,28 @@ impl PriceTable {
     }
 
     fn draw(&self, rng: &mut EventRng) -> i64 {
-        let scaled = rng.unit() * PRICE_STEPS as f64;
-        let step = scaled as usize;
-        let d = (scaled - step as f64) * PRICE_STEP;
-        let e_d = 1.0 + d * (1.0 + d * (0.5 + d * (1.0 / 6.0 + d * (1.0 / 24.0))));
-        let base = self.steps.get(step).copied().unwrap_or(1e8);
-        // Adding a half and truncating rounds a positive value as `round`
-        // does, without its call into libm.
-        (base * e_d + 0.5) as i64
+        price(&self.steps, rng.next_u64())
     }
+}
+
+/// The price of 64 random bits, from the steps of a [`PriceTable`].
+#[inline]
+fn price(steps: &[f64], bits: u64) -> i64 {
+    // A unit draw's 53 bits times PRICE_STEPS: the top bits are the
+    // step and the rest the fraction of a step, taken apart as integers
+    // rather than through conversions between floats and integers.
+    let step = (bits >> (64 - PRICE_STEP_BITS)) as usize;
+    let fraction_bits = 53 - PRICE_STEP_BITS;
+    let fraction = ((bits >> 11) & ((1 << fraction_bits) - 1)) as i64 as f64;
+    let d = fraction * (PRICE_STEP / (1u64 << fraction_bits) as f64);
+    let e_d = 1.0 + d * (1.0 + d * (0.5 + d * (1.0 / 6.0 + d * (1.0 / 24.0))));
+    let base = steps.get(step).copied().unwrap_or(1e8);
+    // Rounded to the nearest integer by adding 2^52, which leaves no
+    // bits for a fraction, and read from the bits: no call into libm's
+    // `round`, nor the checks of a saturating `as` (prices are far
+    // below 2^52).
+    const ROUNDER: f64 = (1u64 << 52) as f64;
+    ((base * e_d + ROUNDER).to_bits() - ROUNDER.to_bits()) as i64
 }
 
 /// Text drawn once per table, which random strings are cut from: cheaper
@@ -341,7 +507,10 @@ pub(crate) struct TextPool {
     /// Lowercase letters, for `extra` padding. Bytes rather than a `str`,
     /// so that cutting a piece does not read the pool to check for
     /// character boundaries (those reads missed the cache on most bids).
+    /// Pieces start in the first `letter_count`; `LETTER_BLOCK` more
+    /// follow, so that a short piece is copied as one whole block.
     letters: Vec<u8>,
+    letter_count: usize,
     /// Lowercase letters with one in 13 a space, for names and descriptions.
     spaced: String,
     channels: Channels,
@@ -352,7 +521,8 @@ impl TextPool {
     pub fn new(seed: u64, longest: usize) -> Self {
         let size = MIN_POOL_BYTES.max(longest.saturating_mul(4));
         let mut rng = EventRng::new(seed, u64::MAX);
-        let letters = (0..size).map(|_| letter(&mut rng)).collect();
+        let mut letters: Vec<u8> = (0..size).map(|_| letter(&mut rng)).collect();
+        letters.extend_from_within(..LETTER_BLOCK.min(size));
         let spaced = (0..size)
             .map(|_| {
                 if rng.below(13) == 0 {
@@ -365,6 +535,7 @@ impl TextPool {
         let channels = Channels::new(seed, &mut rng);
         Self {
             letters,
+            letter_count: size,
             spaced,
             channels,
         }
@@ -382,25 +553,26 @@ impl TextPool {
         if current > average {
             return b"";
         }
-        let wanted = average - current;
-        // 20% of `wanted`, rounded half up, in integers.
-        let delta = (wanted * 2 + 5) / 10;
-        let len = wanted - delta + if delta == 0 { 0 } else { rng.below(2 * delta) };
-        cut_bytes(&self.letters, rng, len as usize)
+        let length = ExtraLength::new(current, average);
+        let spread = length.spread;
+        let len = length.least + if spread == 0 { 0 } else { rng.below(spread) };
+        let pool = self.letter_count;
+        self.letters(cut_range(pool, len as usize, |n| rng.below(n)))
     }
 
-    /// Half of the bids come through one of the hot channels.
-    fn channel(&self, rng: &mut EventRng) -> Channel {
-        let index = if rng.below(2) > 0 {
-            CHANNELS + rng.below(HOT_CHANNELS.len() as u64)
-        } else {
-            rng.below(CHANNELS)
-        };
-        Channel(index as u32)
+    /// The letters at `cut`.
+    fn letters(&self, cut: Range<usize>) -> &[u8] {
+        self.letters.get(cut).unwrap_or_default()
     }
 
     pub fn channels(&self) -> &Channels {
         &self.channels
+    }
+
+    /// Whether every piece of text a bid's columns are made of is ASCII:
+    /// the letters and the channels' names and URLs.
+    fn bid_text_is_ascii(&self) -> bool {
+        self.letters.is_ascii() && self.channels.is_ascii()
     }
 }
 
@@ -409,73 +581,158 @@ impl TextPool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Channel(u32);
 
-/// Channel names and URLs, written out when a batch's column is filled
-/// rather than kept per channel: a table of 10,000 names and URLs (about
-/// 1 MB) missed the cache on most bids, while these few base URLs stay in
-/// it. As in nexmark-flink, a numbered channel's URL carries its number's
-/// bits reversed as `channel_id` nine times in ten.
+/// Channel names and URLs. A channel's name, and the parts of its URL
+/// (one of a few base URLs, shared, and the digits of its `channel_id`),
+/// are 16 bytes each in a table of all 10,004 channels, so that writing
+/// either is a load and a copy or two, the same for hot and numbered
+/// channels: half of the bids come through a hot channel, at random, and
+/// a branch between the two would be mispredicted on half of them. As in
+/// nexmark-flink, a numbered channel's URL carries its number's bits
+/// reversed as `channel_id` nine times in ten.
 #[derive(Debug)]
 pub(crate) struct Channels {
-    seed: u64,
-    hot_urls: [String; HOT_CHANNELS.len()],
-    base_urls: Vec<String>,
+    /// Each channel's name, little-endian, its length in the last byte.
+    names: Vec<u128>,
+    /// Each channel's URL: its base URL's index in `urls` (from bit 96),
+    /// how many digits its `channel_id` has (bits 80 to 88; 0 for none),
+    /// and the digits, little-endian (from bit 0).
+    url_parts: Vec<u128>,
+    /// The base URLs numbered channels share, then the hot channels'.
+    urls: Vec<Padded<URL_BLOCK>>,
 }
 
-/// A hot channel's index in `HOT_CHANNELS`, or a numbered channel's number.
-enum Which {
-    Hot(usize),
-    Numbered(u32),
+/// Base URLs are at most 55 bytes long.
+const URL_BLOCK: usize = 64;
+
+/// A piece of text padded to `N` bytes, so that it is appended as one
+/// block (see [`TextCursor::put_block`]).
+#[derive(Debug, Clone, Copy)]
+struct Padded<const N: usize> {
+    block: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Padded<N> {
+    /// `text`, cut to `N` bytes (on a character boundary).
+    fn new(text: &str) -> Self {
+        let mut len = text.len().min(N);
+        while !text.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut block = [0; N];
+        block[..len].copy_from_slice(&text.as_bytes()[..len]);
+        Self { block, len }
+    }
+
+    #[inline(always)]
+    fn write(&self, out: &mut TextCursor<'_>) {
+        out.put_block(&self.block, self.len);
+    }
 }
 
 /// How many base URLs the numbered channels share.
 const BASE_URLS: usize = 256;
 
+/// Up to 15 bytes of text, little-endian, with its length in the last byte.
+fn short_text(text: &str) -> u128 {
+    let mut block = [0; 16];
+    let len = text.len().min(15);
+    block[..len].copy_from_slice(&text.as_bytes()[..len]);
+    block[15] = len as u8;
+    u128::from_le_bytes(block)
+}
+
 impl Channels {
     fn new(seed: u64, rng: &mut EventRng) -> Self {
+        let hot_urls: Vec<String> = HOT_CHANNELS.iter().map(|_| base_url(rng)).collect();
+        let base_urls: Vec<String> = (0..BASE_URLS).map(|_| base_url(rng)).collect();
+        let numbered = (0..CHANNELS as u32).map(|n| {
+            let draw = splitmix(seed ^ u64::from(n).wrapping_mul(0xA24B_AED4_963E_E407));
+            let base = (draw >> 32) as usize % BASE_URLS;
+            let id = if !draw.is_multiple_of(10) {
+                (n as i32).reverse_bits().unsigned_abs().to_string()
+            } else {
+                String::new()
+            };
+            let digits = short_text(&id) & ((1 << 80) - 1);
+            let name = short_text(&format!("channel-{n}"));
+            (
+                name,
+                (base as u128) << 96 | (id.len() as u128) << 80 | digits,
+            )
+        });
+        let hot = HOT_CHANNELS
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (short_text(name), ((BASE_URLS + i) as u128) << 96));
+        let (names, url_parts) = numbered.chain(hot).unzip();
         Self {
-            seed,
-            hot_urls: [(); HOT_CHANNELS.len()].map(|_| base_url(rng)),
-            base_urls: (0..BASE_URLS).map(|_| base_url(rng)).collect(),
+            names,
+            url_parts,
+            urls: base_urls
+                .iter()
+                .chain(&hot_urls)
+                .map(|url| Padded::new(url))
+                .collect(),
         }
     }
 
-    fn which(channel: Channel) -> Which {
-        match u64::from(channel.0).checked_sub(CHANNELS) {
-            Some(hot) => Which::Hot(hot as usize),
-            None => Which::Numbered(channel.0),
+    /// Whether every name and URL is ASCII.
+    fn is_ascii(&self) -> bool {
+        let names = self.names.iter().all(|name| {
+            let len = (name >> 120) as usize;
+            name.to_le_bytes().get(..len).is_some_and(<[u8]>::is_ascii)
+        });
+        let ids = self.url_parts.iter().all(|parts| {
+            let digits = (parts >> 80) as u8 as usize;
+            parts
+                .to_le_bytes()
+                .get(..digits)
+                .is_some_and(<[u8]>::is_ascii)
+        });
+        let urls = self
+            .urls
+            .iter()
+            .all(|url| url.block.get(..url.len).is_some_and(<[u8]>::is_ascii));
+        names && ids && urls
+    }
+
+    /// Starts loading the name of `channel`, if any, into the cache.
+    #[inline(always)]
+    pub fn prefetch_name(&self, channel: Option<Channel>) {
+        if let Some(entry) = channel.and_then(|c| self.names.get(c.0 as usize)) {
+            weir_common::hint::prefetch(std::ptr::from_ref(entry).cast());
+        }
+    }
+
+    /// Starts loading the URL parts of `channel`, if any, into the cache.
+    #[inline(always)]
+    pub fn prefetch_url(&self, channel: Option<Channel>) {
+        if let Some(entry) = channel.and_then(|c| self.url_parts.get(c.0 as usize)) {
+            weir_common::hint::prefetch(std::ptr::from_ref(entry).cast());
         }
     }
 
     /// Appends the channel's name to `out`.
-    pub fn write_name(&self, channel: Channel, out: &mut Vec<u8>) {
-        match Self::which(channel) {
-            Which::Hot(hot) => {
-                out.extend_from_slice(HOT_CHANNELS.get(hot).map_or("", |n| n).as_bytes())
-            }
-            Which::Numbered(n) => {
-                out.extend_from_slice(b"channel-");
-                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-            }
-        }
+    #[inline(always)]
+    pub fn write_name(&self, channel: Channel, out: &mut TextCursor<'_>) {
+        let name = self.names.get(channel.0 as usize).copied().unwrap_or(0);
+        out.put_u128(name, (name >> 120) as usize);
     }
 
     /// Appends the channel's URL to `out`.
-    pub fn write_url(&self, channel: Channel, out: &mut Vec<u8>) {
-        match Self::which(channel) {
-            Which::Hot(hot) => {
-                out.extend_from_slice(self.hot_urls.get(hot).map_or("", |u| u).as_bytes())
-            }
-            Which::Numbered(n) => {
-                let draw = splitmix(self.seed ^ u64::from(n).wrapping_mul(0xA24B_AED4_963E_E407));
-                let base = &self.base_urls[(draw >> 32) as usize % BASE_URLS];
-                out.extend_from_slice(base.as_bytes());
-                if draw % 10 > 0 {
-                    out.extend_from_slice(b"&channel_id=");
-                    let id = (n as i32).reverse_bits().unsigned_abs();
-                    out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-                }
-            }
+    #[inline(always)]
+    pub fn write_url(&self, channel: Channel, out: &mut TextCursor<'_>) {
+        let parts = self.url_parts.get(channel.0 as usize).copied().unwrap_or(0);
+        if let Some(base) = self.urls.get((parts >> 96) as usize) {
+            base.write(out);
         }
+        let digits = (parts >> 80) as u8 as usize;
+        let prefix = u128::from_le_bytes(*b"&channel_id=\0\0\0\0");
+        // Arithmetic, not `if`, which compiles to a branch here.
+        out.put_u128(prefix, 12 * digits.min(1));
+        // The bits past the digits are written into the room but not kept.
+        out.put_u128(parts, digits);
     }
 }
 
@@ -486,20 +743,105 @@ fn letter(rng: &mut EventRng) -> u8 {
 /// `len` bytes of `pool` from a random offset; the pool is ASCII, so any
 /// byte range is a string.
 fn cut<'a>(pool: &'a str, rng: &mut EventRng, len: usize) -> &'a str {
-    pool.get(cut_range(pool.len(), rng, len))
+    pool.get(cut_range(pool.len(), len, |n| rng.below(n)))
         .unwrap_or_default()
 }
 
-/// `len` bytes of `pool` from a random offset.
-fn cut_bytes<'a>(pool: &'a [u8], rng: &mut EventRng, len: usize) -> &'a [u8] {
-    pool.get(cut_range(pool.len(), rng, len))
-        .unwrap_or_default()
-}
-
-fn cut_range(pool: usize, rng: &mut EventRng, len: usize) -> std::ops::Range<usize> {
+/// `len` bytes (at most `pool`) from a random offset of a pool of `pool`
+/// bytes; `below(n)` draws uniformly in `0..n`.
+#[inline]
+fn cut_range(pool: usize, len: usize, below: impl FnOnce(u64) -> u64) -> Range<usize> {
     let len = len.min(pool);
-    let start = rng.below((pool - len + 1) as u64) as usize;
+    let start = below((pool - len + 1) as u64) as usize;
     start..start + len
+}
+
+/// Appends `letters[cut]`, as one block when it is short.
+#[inline(always)]
+fn write_letters(letters: &[u8], cut: Range<usize>, out: &mut TextCursor<'_>) {
+    let len = cut.len();
+    let block = letters
+        .get(cut.start..)
+        .and_then(|from| from.first_chunk::<LETTER_BLOCK>());
+    match block {
+        Some(block) if len <= LETTER_BLOCK => out.put_block(block, len),
+        _ => out.put(letters.get(cut).unwrap_or_default()),
+    }
+}
+
+/// Appends text to a string column: its text is `bytes[..end]`, and the
+/// bytes after it are room, zeros or text of an earlier batch.
+///
+/// Short pieces are written as whole blocks of a fixed size, a few vector
+/// moves instead of a call to `memmove`, and the cursor moves on by their
+/// length only. The cursor is a local value, kept in a register; a
+/// `Vec`'s length, stored after every piece and loaded for the next one,
+/// made one long chain of dependent memory operations of a column.
+pub(crate) struct TextCursor<'a> {
+    bytes: &'a mut Vec<u8>,
+    pub end: usize,
+}
+
+impl<'a> TextCursor<'a> {
+    pub fn new(bytes: &'a mut Vec<u8>, end: usize) -> Self {
+        Self { bytes, end }
+    }
+
+    /// The room for `len` bytes at the cursor, grown if need be.
+    #[inline(always)]
+    fn room(&mut self, len: usize) -> &mut [u8] {
+        let end = self.end + len;
+        if end > self.bytes.len() {
+            // Not a method of the cursor, so that the cursor's address is
+            // never taken and its `end` stays in a register.
+            grow(self.bytes, end);
+        }
+        self.bytes.get_mut(self.end..end).unwrap_or_default()
+    }
+
+    /// Appends the first `len` (at most `N`) bytes of `block`.
+    #[inline(always)]
+    pub fn put_block<const N: usize>(&mut self, block: &[u8; N], len: usize) {
+        let room = self.room(N);
+        if room.len() == N {
+            room.copy_from_slice(block);
+            self.end += len.min(N);
+        }
+    }
+
+    /// Appends the first `len` (at most 16) bytes of little-endian `text`
+    /// straight from registers. Text put together in a block on the stack
+    /// and copied out whole would be stored in pieces and loaded in one,
+    /// which stalls the processor's store-to-load forwarding (a tenth of a
+    /// bid's time in each URL).
+    #[inline(always)]
+    pub fn put_u128(&mut self, text: u128, len: usize) {
+        let room = self.room(16);
+        if let Some((low, high)) = room.split_at_mut_checked(8)
+            && high.len() == 8
+        {
+            low.copy_from_slice(&(text as u64).to_le_bytes());
+            high.copy_from_slice(&((text >> 64) as u64).to_le_bytes());
+            self.end += len.min(16);
+        }
+    }
+
+    /// Appends `text`, of any length.
+    #[inline]
+    pub fn put(&mut self, text: &[u8]) {
+        let room = self.room(text.len());
+        if room.len() == text.len() {
+            room.copy_from_slice(text);
+            self.end += text.len();
+        }
+    }
+}
+
+/// Grows `bytes` to at least `len`, to twice its length or more.
+#[cold]
+fn grow(bytes: &mut Vec<u8>, len: usize) {
+    let len = len.max(bytes.len() * 2);
+    bytes.resize(len, 0);
 }
 
 /// A URL such as `https://www.nexmark.com/abc_d/efghi/jk_lm/item.htm?query=1`.
@@ -565,6 +907,48 @@ pub(crate) struct Model {
     pub config: ModelConfig,
     pool: TextPool,
     prices: PriceTable,
+    bid_keys: BidKeys,
+    bid_extra: ExtraDraw,
+    bid_text_ascii: bool,
+}
+
+/// Where a bid's `extra` is cut from the text pool of `pool` letters, and
+/// how long it is (padding the bid to the average size).
+#[derive(Debug, Clone, Copy)]
+struct ExtraDraw {
+    key: Key,
+    length: ExtraLength,
+    pool: usize,
+}
+
+impl ExtraDraw {
+    #[inline]
+    fn cut(&self, event_id: u64) -> Range<usize> {
+        // As `Key::two_below`, the second bound known after the first draw.
+        let bits = self.key.bits(event_id);
+        let len = self.length.least + below(bits, self.length.spread);
+        cut_range(self.pool, len as usize, |n| below(bits.rotate_left(32), n))
+    }
+}
+
+/// How long an `extra` is: `least` plus a draw below `spread`, which pads
+/// an event of some bytes to the average size, ±20%.
+#[derive(Debug, Clone, Copy)]
+struct ExtraLength {
+    least: u64,
+    spread: u64,
+}
+
+impl ExtraLength {
+    fn new(current: u64, average: u64) -> Self {
+        let wanted = average.saturating_sub(current);
+        // 20% of `wanted`, rounded half up, in integers.
+        let delta = (wanted * 2 + 5) / 10;
+        Self {
+            least: wanted - delta,
+            spread: 2 * delta,
+        }
+    }
 }
 
 impl Model {
@@ -580,6 +964,13 @@ impl Model {
             .saturating_mul(2);
         let pool = TextPool::new(config.seed, usize::try_from(longest).unwrap_or(usize::MAX));
         Self {
+            bid_text_ascii: pool.bid_text_is_ascii(),
+            bid_keys: BidKeys::new(config.seed),
+            bid_extra: ExtraDraw {
+                key: Key::new(config.seed, 5),
+                length: ExtraLength::new(BID_NUMBER_BYTES, config.avg_bid_bytes),
+                pool: pool.letter_count,
+            },
             config,
             pool,
             prices: PriceTable::new(),
@@ -653,7 +1044,8 @@ impl Model {
         let seller = if rng.below(c.hot_sellers_ratio) > 0 {
             (c.last_person(at) / HOT_BATCH) * HOT_BATCH
         } else {
-            c.random_person(at, &mut rng)
+            let (first, count) = c.people_choice(at);
+            first + rng.below(count)
         } as i64
             + FIRST_PERSON_ID;
         let category = FIRST_CATEGORY_ID + rng.below(NUM_CATEGORIES) as i64;
@@ -693,42 +1085,109 @@ impl Model {
 
     /// The bid of event `event`, which must be a bid event.
     pub fn bid_at(&self, event: EventAt) -> Bid<'_> {
-        let c = &self.config;
-        let mut rng = self.rng(event.id);
-        let at = event.at;
-        let auction = if rng.below(c.hot_auction_ratio) > 0 {
-            (c.last_auction(at) / HOT_BATCH) * HOT_BATCH
-        } else {
-            c.random_auction(at, &mut rng)
-        } as i64
-            + FIRST_AUCTION_ID;
-        let bidder = if rng.below(c.hot_bidders_ratio) > 0 {
-            // The second of the batch, so hot bidders are not hot sellers.
-            (c.last_person(at) / HOT_BATCH) * HOT_BATCH + 1
-        } else {
-            c.random_person(at, &mut rng)
-        } as i64
-            + FIRST_PERSON_ID;
-        let price = self.prices.draw(&mut rng);
-        let channel = self.pool.channel(&mut rng);
-        let extra = self.pool.extra(&mut rng, 32, c.avg_bid_bytes);
+        let (id, choices) = (event.id, self.bid_choices(event.at));
         Bid {
-            auction,
-            bidder,
-            price,
-            channel,
+            auction: self.bid_auctions(&choices)(id),
+            bidder: self.bid_bidders(&choices)(id),
+            price: self.bid_prices()(id),
+            channel: self.bid_channel(id),
             date_time: event.millis,
-            extra,
+            extra: self.pool.letters(self.bid_extra(id)),
         }
+    }
+
+    // Each of a bid's fields below is worked out from its event id alone
+    // (and, for the auction and the bidder, what they are chosen from, the
+    // same for all bids of an epoch), so that a batch's bid columns are
+    // made one at a time. Where a draw picks between two values, both are
+    // worked out and one is selected by arithmetic: a branch would be
+    // mispredicted on half of the bids.
+
+    /// What the auction and the bidder of bids at `at` are chosen from.
+    #[inline]
+    pub fn bid_choices(&self, at: Position) -> BidChoices {
+        let c = &self.config;
+        let (first_auction, auctions) = c.auction_choice(at);
+        let (first_person, people) = c.people_choice(at);
+        BidChoices {
+            auction: HotOrOther {
+                hot: (c.last_auction(at) / HOT_BATCH) * HOT_BATCH,
+                hot_ratio: c.hot_auction_ratio,
+                first: first_auction,
+                count: auctions,
+            },
+            bidder: HotOrOther {
+                // The second of the batch, so hot bidders are not hot sellers.
+                hot: (c.last_person(at) / HOT_BATCH) * HOT_BATCH + 1,
+                hot_ratio: c.hot_bidders_ratio,
+                first: first_person,
+                count: people,
+            },
+        }
+    }
+
+    // The three below return what a column's loop calls per bid, holding
+    // its key and choices by value, so that they stay in registers: read
+    // through `self`, they are loaded again after every value stored.
+
+    /// Bids' auctions: the latest hot one, or one of those in flight.
+    #[inline]
+    pub fn bid_auctions(&self, choices: &BidChoices) -> impl Fn(u64) -> i64 + use<> {
+        let (key, choice) = (self.bid_keys.auction, choices.auction);
+        move |id| choice.pick(key, id) as i64 + FIRST_AUCTION_ID
+    }
+
+    /// Bids' bidders: the latest hot one, or one of the active people.
+    #[inline]
+    pub fn bid_bidders(&self, choices: &BidChoices) -> impl Fn(u64) -> i64 + use<> {
+        let (key, choice) = (self.bid_keys.bidder, choices.bidder);
+        move |id| choice.pick(key, id) as i64 + FIRST_PERSON_ID
+    }
+
+    /// Bids' prices.
+    #[inline]
+    pub fn bid_prices(&self) -> impl Fn(u64) -> i64 + '_ {
+        let (key, steps) = (self.bid_keys.price, &self.prices.steps[..]);
+        move |id| price(steps, key.bits(id))
+    }
+
+    /// Half of the bids come through one of the hot channels.
+    #[inline]
+    pub fn bid_channel(&self, id: u64) -> Channel {
+        // As `Key::two_below`, the count depending on the first draw.
+        let bits = self.bid_keys.channel.bits(id);
+        let hot = below(bits, 2) > 0;
+        let count = select(hot, HOT_CHANNELS.len() as u64, CHANNELS);
+        let first = select(hot, CHANNELS, 0);
+        Channel((first + below(bits.rotate_left(32), count)) as u32)
+    }
+
+    /// Where a bid's `extra` is in the text pool.
+    #[inline]
+    pub fn bid_extra(&self, id: u64) -> Range<usize> {
+        self.bid_extra.cut(id)
+    }
+
+    /// Writes bids' `extra`, holding what it reads by value (see
+    /// `bid_auctions`).
+    #[inline]
+    pub fn bid_extras(&self) -> impl Fn(u64, &mut TextCursor<'_>) + '_ {
+        let (draw, letters) = (self.bid_extra, &self.pool.letters[..]);
+        move |id, out| write_letters(letters, draw.cut(id), out)
+    }
+
+    /// Whether the text of bid columns is known to be ASCII, so that it
+    /// need not be checked (see `TextPool::bid_text_is_ascii`).
+    pub fn bid_text_is_ascii(&self) -> bool {
+        self.bid_text_ascii
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config() -> ModelConfig {
-        ModelConfig {
+impl ModelConfig {
+    /// Nexmark's defaults, at 10,000 events a second from time 0.
+    pub(crate) fn for_tests() -> Self {
+        Self {
             person_proportion: 1,
             auction_proportion: 3,
             bid_proportion: 46,
@@ -742,6 +1201,25 @@ mod tests {
             base_time_millis: 0,
             seed: 0,
         }
+    }
+}
+
+/// The text `write` appends, for tests.
+#[cfg(test)]
+pub(crate) fn written(write: impl FnOnce(&mut TextCursor<'_>)) -> String {
+    let mut bytes = Vec::new();
+    let mut out = TextCursor::new(&mut bytes, 0);
+    write(&mut out);
+    let end = out.end;
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ModelConfig {
+        ModelConfig::for_tests()
     }
 
     #[test]
@@ -779,7 +1257,8 @@ mod tests {
         let mut rng = EventRng::new(11, 0);
         for _ in 0..100_000 {
             let mut copy = EventRng(rng.0);
-            let exact = (copy.unit() * 6.0 * std::f64::consts::LN_10).exp() * 100.0;
+            let unit = (copy.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let exact = (unit * 6.0 * std::f64::consts::LN_10).exp() * 100.0;
             let drawn = table.draw(&mut rng);
             assert!(
                 (drawn as f64 - exact).abs() <= 0.5 + exact * 1e-11,
@@ -873,5 +1352,86 @@ mod tests {
         // Half go to the hot auction, and a few of the others hit it too.
         let share = hot as f64 / bids.len() as f64;
         assert!((0.45..0.6).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn a_text_cursor_keeps_only_the_length_of_each_block() {
+        let mut bytes = vec![b'#'; 8];
+        let mut out = TextCursor::new(&mut bytes, 2);
+        out.put_block(b"abcdefgh", 3);
+        out.put_u128(u128::from_le_bytes(*b"0123456789abcdef"), 4);
+        out.put(b"xyz");
+        out.put_block(b"ignored", 0);
+        // Past the vector's length: it grows.
+        out.put_block(&[b'q'; LETTER_BLOCK], 90);
+        out.put(&[b'r'; 300]);
+        let end = out.end;
+        let mut expected = b"##abc0123xyz".to_vec();
+        expected.extend([b'q'; 90]);
+        expected.extend([b'r'; 300]);
+        assert_eq!(&bytes[..end], &expected[..]);
+        assert!(bytes.len() >= end);
+    }
+
+    #[test]
+    fn channels_are_named_and_addressed_as_in_nexmark_flink() {
+        let model = Model::new(config());
+        let channels = model.channels();
+        let mut with_id = 0;
+        for n in 0..CHANNELS as u32 {
+            let channel = Channel(n);
+            assert_eq!(
+                written(|out| channels.write_name(channel, out)),
+                format!("channel-{n}")
+            );
+            let url = written(|out| channels.write_url(channel, out));
+            assert!(url.starts_with("https://www.nexmark.com/"), "{url}");
+            let id = (n as i32).reverse_bits().unsigned_abs();
+            if let Some((base, tail)) = url.split_once("&channel_id=") {
+                assert!(base.ends_with("/item.htm?query=1"), "{url}");
+                assert_eq!(tail, id.to_string());
+                with_id += 1;
+            } else {
+                assert!(url.ends_with("/item.htm?query=1"), "{url}");
+            }
+        }
+        // Nine in ten numbered channels carry their id.
+        assert!((8_800..9_200).contains(&with_id), "{with_id}");
+        for (i, name) in HOT_CHANNELS.iter().enumerate() {
+            let channel = Channel(CHANNELS as u32 + i as u32);
+            assert_eq!(written(|out| channels.write_name(channel, out)), *name);
+            let url = written(|out| channels.write_url(channel, out));
+            assert!(url.ends_with("/item.htm?query=1"), "{url}");
+        }
+        assert!(model.bid_text_is_ascii());
+    }
+
+    #[test]
+    fn half_of_the_bids_come_through_hot_channels_and_the_rest_spread() {
+        let model = Model::new(config());
+        let mut hot = 0;
+        let mut numbered = std::collections::HashSet::new();
+        for id in 0..40_000 {
+            let channel = model.bid_channel(id);
+            if u64::from(channel.0) >= CHANNELS {
+                assert!(u64::from(channel.0) < CHANNELS + HOT_CHANNELS.len() as u64);
+                hot += 1;
+            } else {
+                numbered.insert(channel.0);
+            }
+        }
+        assert!((19_000..21_000).contains(&hot), "{hot}");
+        // 20,000 draws from 10,000 channels leave about 1,350 unseen.
+        assert!(
+            (8_400..8_900).contains(&numbered.len()),
+            "{}",
+            numbered.len()
+        );
+        let lengths = ExtraLength::new(BID_NUMBER_BYTES, 100);
+        let (least, most) = (lengths.least, lengths.least + lengths.spread);
+        for id in 0..10_000 {
+            let len = model.bid_extra(id).len() as u64;
+            assert!((least..most).contains(&len), "{len}");
+        }
     }
 }

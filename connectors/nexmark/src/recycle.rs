@@ -37,17 +37,7 @@ impl<T: ArrowNativeType> Pool<T> {
     /// batch differ in size (a channel name is a tenth of a URL), and
     /// taking any spare would grow every vector to the largest column's.
     pub fn take(&self, capacity: usize) -> Vec<T> {
-        // A poisoned lock only means no reuse.
-        let spare = self.spare.lock().ok().and_then(|mut spare| {
-            // Those that fit first, the smallest of them first; then the largest.
-            let best = (0..spare.len()).min_by_key(|&i| {
-                let size = spare[i].capacity();
-                let short = size < capacity;
-                (short, if short { usize::MAX - size } else { size })
-            })?;
-            Some(spare.swap_remove(best))
-        });
-        match spare {
+        match self.spare(capacity) {
             Some(mut values) => {
                 values.clear();
                 values.reserve(capacity);
@@ -55,6 +45,30 @@ impl<T: ArrowNativeType> Pool<T> {
             }
             None => Vec::with_capacity(capacity),
         }
+    }
+
+    /// A vector of at least `len` values, for text written at a cursor
+    /// (`TextCursor`): a spare one keeps the values an earlier batch left,
+    /// so that only room it lacks is filled (with zeros).
+    pub fn take_room(&self, len: usize) -> Vec<T> {
+        let mut values = self.spare(len).unwrap_or_default();
+        if values.len() < len {
+            values.resize(len, T::default());
+        }
+        values
+    }
+
+    fn spare(&self, capacity: usize) -> Option<Vec<T>> {
+        // A poisoned lock only means no reuse.
+        self.spare.lock().ok().and_then(|mut spare| {
+            // Those that fit first, the smallest of them first; then the largest.
+            let best = (0..spare.len()).min_by_key(|&i| {
+                let size = spare[i].capacity();
+                let short = size < capacity;
+                (short, if short { usize::MAX - size } else { size })
+            })?;
+            Some(spare.swap_remove(best))
+        })
     }
 
     fn give_back(&self, values: Vec<T>) {

@@ -10,6 +10,7 @@ pub mod changelog;
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod hint;
 pub mod time;
 pub mod window;
 

@@ -19,6 +19,8 @@
 
 use std::hash::BuildHasher;
 
+use weir_common::hint::prefetch;
+
 /// Fewer values than this stay in a hash table.
 const DENSE_FROM: usize = 1024;
 /// Bytes a table takes per value, roughly (12-byte slots, at most 3/4 full).
@@ -307,19 +309,6 @@ fn slots_for(values: usize) -> usize {
     (values.saturating_mul(4) / 3 + 1)
         .next_power_of_two()
         .max(8)
-}
-
-/// Asks the CPU to start loading the cache line at `address`.
-fn prefetch(address: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint with no effect on memory or registers; it
-    // does not fault even for an invalid address, and SSE is part of every
-    // x86_64 CPU.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
 }
 
 impl Dense {
