@@ -97,6 +97,20 @@ impl NexmarkConfig {
             base_time_millis: BASE_TIME_MILLIS,
             seed: number(options, SEED, 0)?,
         };
+        let total = [model.auction_proportion, model.bid_proportion]
+            .into_iter()
+            .try_fold(model.person_proportion, u64::checked_add)
+            .filter(|total| *total <= MAX_EPOCH_EVENTS);
+        if total.is_none() {
+            return Err(invalid(
+                PERSON_PROPORTION,
+                &options.get(PERSON_PROPORTION).unwrap_or("1"),
+                &format!(
+                    "'person.proportion', 'auction.proportion' and 'bid.proportion' add up to \
+                     more than {MAX_EPOCH_EVENTS}"
+                ),
+            ));
+        }
         let events = match number(options, EVENTS_NUM, 0)? {
             0 => None,
             n => Some(n),
@@ -116,6 +130,10 @@ impl NexmarkConfig {
         })
     }
 }
+
+/// The most events in one epoch of the three proportions, so that event
+/// positions (epochs of chunks of epochs) stay far from overflowing.
+const MAX_EPOCH_EVENTS: u64 = 1_000_000;
 
 fn invalid(key: &str, value: &str, reason: &str) -> ConnectorError {
     ConnectorError::InvalidOption {
@@ -165,4 +183,33 @@ fn size(options: &TableOptions, key: &str, default: u64) -> Result<u64, Connecto
         .and_then(|n| n.checked_mul(scale))
         .filter(|n| *n <= 1 << 20)
         .ok_or_else(|| invalid(key, value, "expected a size between 0 and 1mb"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use arrow::datatypes::{DataType, Field, Schema};
+    use weir_connector::{TableOptions, TableSpec};
+
+    use super::*;
+
+    fn parse(options: &[(&str, &str)]) -> Result<NexmarkConfig, ConnectorError> {
+        let mut all = BTreeMap::from([("connector".to_string(), "nexmark".to_string())]);
+        all.extend(options.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let schema = Schema::new(vec![Field::new("price", DataType::Int64, true)]);
+        let spec = TableSpec::new("bid", Arc::new(schema), TableOptions::new(all));
+        NexmarkConfig::parse(&spec)
+    }
+
+    #[test]
+    fn proportions_that_overflow_an_epoch_are_refused() {
+        let huge = u64::MAX.to_string();
+        let refused = parse(&[("table", "bid"), ("person.proportion", &huge)]);
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("add up to more than 1000000"), "{message}");
+        assert!(parse(&[("table", "bid"), ("bid.proportion", "999996")]).is_ok());
+        assert!(parse(&[("table", "bid"), ("bid.proportion", "999997")]).is_err());
+    }
 }

@@ -48,14 +48,16 @@ impl<T: ArrowNativeType> Pool<T> {
     }
 
     /// A vector of at least `len` values, for text written at a cursor
-    /// (`TextCursor`): a spare one keeps the values an earlier batch left,
-    /// so that only room it lacks is filled (with zeros).
+    /// (`TextCursor`): a spare one keeps the values an earlier batch left.
+    /// A new one is zeroed by the allocator, whose pages are not touched
+    /// until written: a union table's ROW fields, filled on a fiftieth of
+    /// the rows, or a paced batch of a few rows, take memory only for the
+    /// text they hold.
     pub fn take_room(&self, len: usize) -> Vec<T> {
-        let mut values = self.spare(len).unwrap_or_default();
-        if values.len() < len {
-            values.resize(len, T::default());
+        match self.spare(len) {
+            Some(values) if values.len() >= len => values,
+            _ => vec![T::default(); len],
         }
-        values
     }
 
     fn spare(&self, capacity: usize) -> Option<Vec<T>> {
