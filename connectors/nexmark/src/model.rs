@@ -314,7 +314,7 @@ pub(crate) struct Position {
 pub(crate) struct EventAt {
     pub id: u64,
     at: Position,
-    pub millis: i64,
+    millis: i64,
 }
 
 /// Works out [`EventAt`] for ascending event ids by stepping from the last
